@@ -1,0 +1,4 @@
+#!/usr/bin/env node
+import { runBin } from '../cli.js';
+
+runBin('release-revert');

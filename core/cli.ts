@@ -1,0 +1,180 @@
+import { existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfig } from './config.js';
+import { createContext } from './context.js';
+import { ReleaseError, toReleaseError } from './errors.js';
+import type { Action } from './hooks.js';
+import { Output } from './output.js';
+import { PHASES_OF, type Verb } from './phases.js';
+import { applyPlugins, printError, runVerb } from './runner.js';
+
+export const TICKET_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+export function validateTicket(ticket: string | undefined): string {
+  if (ticket === undefined || ticket === '') {
+    throw new ReleaseError('BAD_INPUT', 'missing ticket id', { hint: 'pass the ticket, e.g. release-run 1234' });
+  }
+  if (!TICKET_PATTERN.test(ticket)) {
+    throw new ReleaseError('BAD_INPUT', `invalid ticket id ${JSON.stringify(ticket)}`, {
+      hint: 'a ticket id is 1-64 letters, digits, _ or -, starting with a letter or digit',
+    });
+  }
+  return ticket;
+}
+
+/** The git top level above `start`: the nearest folder with a `.git` entry (no git needed for that). */
+export function findRepo(start: string): string {
+  let dir = resolve(start);
+  for (;;) {
+    if (existsSync(resolve(dir, '.git'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) {
+      throw new ReleaseError('BAD_INPUT', `${start} is not inside a git repo`, { hint: 'cd into the platform repo, or pass --repo DIR' });
+    }
+    dir = parent;
+  }
+}
+
+const HELP: Record<Verb | 'release', string> = {
+  'release-run': `usage: release-run TICKET [--from=PHASE] [--dry-run] [--repo DIR]
+
+Releases what origin's main holds beyond this clone's HEAD, in four phases, halting on the first
+failure: ${PHASES_OF['release-run'].map((p) => p.name).join(' -> ')}.
+${PHASES_OF['release-run'].map((p) => `  ${p.name.padEnd(9)} ${p.summary}`).join('\n')}
+
+  --from=PHASE  resume at PHASE, reusing the state file of the earlier phases
+  --dry-run     preview every phase; change nothing
+  --repo DIR    the platform repo (default: the git repo of the current folder)
+
+Exit codes: 0 done, 1 a phase failed, 2 bad input or config, 3 locked, 4 nothing to release,
+5 drift or unclassified files, 6 backup failed, 7 health probe failed, 130 interrupted.`,
+  'release-revert': `usage: release-revert TICKET [--dry-run] [--repo DIR]
+
+Undoes release TICKET from its state file: checks and restores every backup, reverts the released
+commit(s) in one local commit, redeploys the released services and verifies them. Needs no network.
+${PHASES_OF['release-revert'].map((p) => `  ${p.name.padEnd(13)} ${p.summary}`).join('\n')}
+
+  --dry-run     preview every step; change nothing
+  --repo DIR    the platform repo (default: the git repo of the current folder)
+
+Exit codes: 0 reverted, 2 bad input or no state, 3 locked, 6 a backup is missing or corrupt,
+7 health probe failed, 8 revert blocked (HEAD moved past MERGE_SHA, or a conflict), 130 interrupted.`,
+  release: `usage: release --service=NAME [--repo DIR]
+
+The drift check: prints each action that would bring service NAME to what its manifest and
+compose file at HEAD ask for, then "N actions". Changes nothing.
+
+Exit codes: 0 in sync, 2 unknown service, 5 drift.`,
+};
+
+interface ParsedArgs {
+  positionals: string[];
+  from?: string;
+  dryRun: boolean;
+  repo?: string;
+  service?: string;
+  help: boolean;
+}
+
+function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        from: { type: 'string' },
+        'dry-run': { type: 'boolean', default: false },
+        repo: { type: 'string' },
+        service: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+    const allowed: Record<string, readonly string[]> = {
+      'release-run': ['from', 'dry-run', 'repo', 'help'],
+      'release-revert': ['dry-run', 'repo', 'help'],
+      release: ['service', 'repo', 'help'],
+    };
+    for (const [key, value] of Object.entries(values)) {
+      if (value !== undefined && value !== false && !allowed[verb]!.includes(key)) throw new Error(`option --${key} is not known to ${verb}`);
+    }
+    return { positionals, from: values.from, dryRun: values['dry-run'] ?? false, repo: values.repo, service: values.service, help: values.help ?? false };
+  } catch (error) {
+    const message = (error as Error).message.split('\n')[0]!.replace(/\. To specify a positional.*$/, '');
+    throw new ReleaseError('BAD_INPUT', `${message.replace(/^Unknown option '([^']*)'.*$/, "unknown option '$1'")}`, { hint: `see ${verb} --help` });
+  }
+}
+
+function resolveRepo(repo: string | undefined): string {
+  if (repo === undefined) return findRepo(process.cwd());
+  const dir = resolve(repo);
+  if (!existsSync(dir) || !statSync(dir).isDirectory() || !existsSync(resolve(dir, '.git'))) {
+    throw new ReleaseError('BAD_INPUT', `--repo ${repo} is not a git repo`, { hint: 'pass the top-level folder of the platform repo' });
+  }
+  return dir;
+}
+
+/** Interrupts stop the running step through the abort signal; the runner then exits 130. */
+function abortOnSignals(out: Output): AbortController {
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) return;
+    out.warn(`${signal} received: stopping the running step`);
+    controller.abort(new ReleaseError('INTERRUPTED', `interrupted by ${signal}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return controller;
+}
+
+async function driftCheck(args: ParsedArgs, out: Output, signal: AbortSignal): Promise<number> {
+  if (!args.service) throw new ReleaseError('BAD_INPUT', 'missing --service=NAME', { hint: 'see release --help' });
+  const repoDir = resolveRepo(args.repo);
+  const { config } = await loadConfig(repoDir);
+  const hooks = applyPlugins(config);
+  const context = createContext({ verb: 'release', ticket: 'drift-check', repoDir, dryRun: true, hooks, out, signal });
+  const actions: Action[] = [];
+  await hooks.plan.promise(args.service, context, actions);
+  for (const action of actions) out.plain(`${action.kind} ${action.service}: ${action.reason}`);
+  out.plain(`${actions.length} action${actions.length === 1 ? '' : 's'}`);
+  return actions.length === 0 ? 0 : 5;
+}
+
+export async function main(verb: Verb | 'release', argv: string[]): Promise<number> {
+  const out = new Output(verb);
+  try {
+    const args = parse(verb, argv);
+    if (args.help) {
+      out.plain(HELP[verb]);
+      return 0;
+    }
+    const controller = abortOnSignals(out);
+    if (verb === 'release') return await driftCheck(args, out, controller.signal);
+    if (args.positionals.length > 1) {
+      throw new ReleaseError('BAD_INPUT', `expected one ticket id, got ${args.positionals.length} arguments`, { hint: `see ${verb} --help` });
+    }
+    const ticket = validateTicket(args.positionals[0]);
+    if (args.from !== undefined && !PHASES_OF[verb].some((phase) => phase.name === args.from)) {
+      throw new ReleaseError('BAD_INPUT', `unknown phase --from=${args.from}`, {
+        hint: `use one of ${PHASES_OF[verb].map((phase) => phase.name).join(', ')}`,
+      });
+    }
+    const repoDir = resolveRepo(args.repo);
+    const { config } = await loadConfig(repoDir);
+    const hooks = applyPlugins(config);
+    return await runVerb({ verb, ticket, repoDir, from: args.from, dryRun: args.dryRun, hooks, out, signal: controller.signal });
+  } catch (thrown) {
+    const error = toReleaseError(thrown);
+    printError(out, error);
+    return error.exitCode;
+  }
+}
+
+/** Entry point of the bins: exit with the verb's code once output is flushed. */
+export function runBin(verb: Verb | 'release'): void {
+  main(verb, process.argv.slice(2)).then(
+    (code) => { process.exitCode = code; },
+    (error) => { process.stderr.write(`[${verb}] internal error: ${String(error)}\n`); process.exitCode = 1; },
+  );
+}

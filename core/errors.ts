@@ -1,0 +1,54 @@
+/**
+ * One error type for the whole orchestrator. Each code maps to one documented exit code
+ * (DESIGN.md §2); playbooks and operators' scripts match on those numbers.
+ */
+export const EXIT_CODES = {
+  PHASE_FAILED: 1,
+  BAD_INPUT: 2,
+  LOCKED: 3,
+  NOTHING_TO_RELEASE: 4,
+  DRIFT: 5,
+  BACKUP_FAILED: 6,
+  HEALTH_FAILED: 7,
+  REVERT_BLOCKED: 8,
+  INTERRUPTED: 130,
+} as const;
+
+export type ErrorCode = keyof typeof EXIT_CODES;
+
+export interface ReleaseErrorDetails {
+  /** What the operator can do about it, one line. */
+  hint?: string;
+  /** Extra lines (e.g. a list of files) printed under the message. */
+  lines?: string[];
+  /** The plugin that raised it, filled in by the hook interceptor. */
+  plugin?: string;
+  cause?: unknown;
+}
+
+export class ReleaseError extends Error {
+  readonly code: ErrorCode;
+  readonly hint?: string;
+  readonly lines: string[];
+  plugin?: string;
+
+  constructor(code: ErrorCode, message: string, details: ReleaseErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = 'ReleaseError';
+    this.code = code;
+    this.hint = details.hint;
+    this.lines = details.lines ?? [];
+    this.plugin = details.plugin;
+  }
+
+  get exitCode(): number {
+    return EXIT_CODES[this.code];
+  }
+}
+
+/** Any thrown value becomes a ReleaseError; unknown errors are a failed phase (exit 1). */
+export function toReleaseError(error: unknown): ReleaseError {
+  if (error instanceof ReleaseError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new ReleaseError('PHASE_FAILED', message, { cause: error });
+}

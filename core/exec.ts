@@ -1,0 +1,62 @@
+import { execa } from 'execa';
+import { redact } from './secrets.js';
+
+export interface ExecOptions {
+  cwd?: string;
+  /** Added to the inherited environment. Never put a secret here: use a file the tool reads. */
+  env?: Record<string, string | undefined>;
+  input?: string;
+  /** Called with each output line (stdout and stderr, redacted) as it arrives. */
+  onLine?: (line: string) => void;
+  /** Stops the command (SIGTERM, then SIGKILL) when aborted. */
+  signal?: AbortSignal;
+  /** Also send stdout to this file path (for large binary outputs such as dumps). */
+  stdoutFile?: string;
+}
+
+export interface ExecResult {
+  command: string;
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  /** stdout and stderr interleaved, redacted. */
+  output: string;
+}
+
+/**
+ * The one way the orchestrator starts a process: a file and an argument array (never a shell
+ * string), output captured and optionally streamed, every captured line redacted.
+ * A non-zero exit does not throw: callers decide what a failure means for their phase.
+ */
+export async function exec(file: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+  const onLine = options.onLine;
+  const lineTap = function* (line: unknown) {
+    const text = redact(String(line));
+    onLine?.(text);
+    yield text;
+  };
+  const result = await execa(file, [...args], {
+    cwd: options.cwd,
+    env: options.env,
+    extendEnv: true,
+    input: options.input,
+    stdin: options.input === undefined ? 'ignore' : 'pipe',
+    stdout: options.stdoutFile ? { file: options.stdoutFile } : [lineTap],
+    stderr: [lineTap],
+    all: options.stdoutFile ? false : true,
+    reject: false,
+    cancelSignal: options.signal,
+    forceKillAfterDelay: 3000,
+    stripFinalNewline: true,
+  });
+  const stdout = typeof result.stdout === 'string' ? result.stdout : '';
+  const stderr = typeof result.stderr === 'string' ? result.stderr : '';
+  const failedToStart = result.exitCode === undefined && !result.isCanceled && !result.signal;
+  return {
+    command: redact([file, ...args].join(' ')),
+    exitCode: result.exitCode ?? (failedToStart ? 127 : 128 + 15),
+    stdout,
+    stderr: failedToStart ? redact(result.message ?? "") : stderr,
+    output: typeof result.all === 'string' ? result.all : `${stdout}\n${stderr}`.trim(),
+  };
+}

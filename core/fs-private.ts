@@ -1,0 +1,62 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, chmodSync, writeSync, unlinkSync, existsSync } from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+
+/**
+ * Everything the orchestrator writes (state, logs, locks, backups) is private to the operator:
+ * folders 0700, files 0600, set explicitly so a permissive umask cannot widen them.
+ */
+export const PRIVATE_DIR_MODE = 0o700;
+export const PRIVATE_FILE_MODE = 0o600;
+
+export function ensurePrivateDir(dir: string): void {
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  }
+  chmodSync(dir, PRIVATE_DIR_MODE);
+}
+
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Write temp, fsync, rename, fsync the folder: a reader sees the old file or the new one, never half. */
+export function writeFileAtomic(path: string, content: string, beforeRename?: () => void): void {
+  const dir = dirname(path);
+  ensurePrivateDir(dir);
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
+  const fd = openSync(tmp, 'w', PRIVATE_FILE_MODE);
+  try {
+    writeSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(tmp, PRIVATE_FILE_MODE);
+  try {
+    beforeRename?.();
+    renameSync(tmp, path);
+  } catch (error) {
+    try { unlinkSync(tmp); } catch { /* already gone */ }
+    throw error;
+  }
+  fsyncDir(dir);
+}
+
+/** Append one record and flush it to disk before returning. */
+export function appendPrivateLine(path: string, line: string): void {
+  ensurePrivateDir(dirname(path));
+  const fd = openSync(path, 'a', PRIVATE_FILE_MODE);
+  try {
+    writeSync(fd, line.endsWith('\n') ? line : `${line}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(path, PRIVATE_FILE_MODE);
+}
+

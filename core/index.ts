@@ -1,0 +1,16 @@
+/** The core's public surface: plugins import from here and nowhere else in core/. */
+export { ReleaseError, EXIT_CODES, toReleaseError, type ErrorCode } from './errors.js';
+export type { Hooks, ChangedFile, Action, Classification, BackupRequest, BackupResult, RestoreRequest } from './hooks.js';
+export type { RunContext } from './context.js';
+export type { Plugin, Release, ReleaseConfig } from './plugin.js';
+export type { ReleaseState } from './state.js';
+export type { ExecResult, ExecOptions } from './exec.js';
+export { registerSecret, redact } from './secrets.js';
+export { writeFileAtomic, ensurePrivateDir, PRIVATE_FILE_MODE, PRIVATE_DIR_MODE } from './fs-private.js';
+export { TICKET_PATTERN } from './cli.js';
+
+import type { ReleaseConfig } from './plugin.js';
+/** Identity helper that gives a config file its types. */
+export function defineConfig(config: ReleaseConfig): ReleaseConfig {
+  return config;
+}

@@ -1,0 +1,129 @@
+import { hostname } from 'node:os';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { ensurePrivateDir, PRIVATE_FILE_MODE } from './fs-private.js';
+import { ReleaseError } from './errors.js';
+
+export interface LockHolder {
+  pid: number;
+  host: string;
+  ticket: string;
+  started: string;
+}
+
+/**
+ * The release lock: one release or revert at a time per repo. Written by hand rather than with
+ * proper-lockfile because that library calls a lock stale by its age; an hours-long backup is
+ * not stale. Ours is stale only when its pid is gone on this same host.
+ */
+export class ReleaseLock {
+  private held = false;
+
+  constructor(readonly path: string) {}
+
+  static describe(holder: LockHolder): string {
+    return `ticket ${holder.ticket} (pid ${holder.pid} on ${holder.host}, since ${holder.started})`;
+  }
+
+  /** Takes the lock, or throws LOCKED naming the holder. Returns the holder it took over from, if any. */
+  acquire(ticket: string): LockHolder | undefined {
+    ensurePrivateDir(dirname(this.path));
+    const me: LockHolder = { pid: process.pid, host: hostname(), ticket, started: new Date().toISOString() };
+    if (this.createExclusive(this.path, me)) {
+      this.held = true;
+      return undefined;
+    }
+    const holder = this.readHolder();
+    if (!holder || !isStale(holder)) {
+      throw new ReleaseError('LOCKED', `another release holds the lock: ${holder ? ReleaseLock.describe(holder) : 'unreadable lock file'}`, {
+        hint: holder ? `wait for it to finish; the lock is ${this.path}` : `check ${this.path} by hand`,
+      });
+    }
+    this.takeOver(holder, me);
+    this.held = true;
+    return holder;
+  }
+
+  /**
+   * A takeover is guarded by a second exclusive file, so of many processes that saw the same stale
+   * lock exactly one replaces it; the others then find a live holder and exit 3.
+   */
+  private takeOver(stale: LockHolder, me: LockHolder): void {
+    const guard = `${this.path}.takeover`;
+    if (!this.createExclusive(guard, me)) {
+      const guardHolder = readHolderFile(guard);
+      if (guardHolder && isStale(guardHolder)) {
+        try { unlinkSync(guard); } catch { /* someone else cleared it */ }
+      }
+      throw new ReleaseError('LOCKED', `another release is taking over a stale lock of ${ReleaseLock.describe(stale)}`, {
+        hint: 'wait and run again',
+      });
+    }
+    try {
+      const current = this.readHolder();
+      if (!current || current.pid !== stale.pid || current.host !== stale.host || !isStale(current)) {
+        throw new ReleaseError('LOCKED', `another release holds the lock: ${current ? ReleaseLock.describe(current) : 'unreadable lock file'}`);
+      }
+      const tmp = `${this.path}.${process.pid}.tmp`;
+      if (!this.createExclusive(tmp, me)) throw new ReleaseError('LOCKED', `cannot write ${tmp}`);
+      renameSync(tmp, this.path);
+    } finally {
+      unlinkSync(guard);
+    }
+  }
+
+  release(): void {
+    if (!this.held) return;
+    const holder = this.readHolder();
+    // Never remove a lock that is not ours, even if we believe we hold it.
+    if (holder && holder.pid === process.pid && holder.host === hostname()) unlinkSync(this.path);
+    this.held = false;
+  }
+
+  readHolder(): LockHolder | undefined {
+    return readHolderFile(this.path);
+  }
+
+  private createExclusive(path: string, holder: LockHolder): boolean {
+    let fd: number;
+    try {
+      fd = openSync(path, 'wx', PRIVATE_FILE_MODE);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw error;
+    }
+    try {
+      writeSync(fd, `pid=${holder.pid}\nhost=${holder.host}\nticket=${holder.ticket}\nstarted=${holder.started}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    return true;
+  }
+}
+
+function readHolderFile(path: string): LockHolder | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const fields = Object.fromEntries(text.split('\n').filter(Boolean).map((line) => {
+    const at = line.indexOf('=');
+    return [line.slice(0, at), line.slice(at + 1)];
+  }));
+  const pid = Number(fields.pid);
+  if (!Number.isInteger(pid) || pid <= 0 || !fields.host || !fields.ticket || !fields.started) return undefined;
+  return { pid, host: fields.host, ticket: fields.ticket, started: fields.started };
+}
+
+function isStale(holder: LockHolder): boolean {
+  if (holder.host !== hostname()) return false;
+  try {
+    process.kill(holder.pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}

@@ -1,0 +1,56 @@
+import { Chalk, type ChalkInstance } from 'chalk';
+import { redact } from './secrets.js';
+
+/**
+ * Operator-facing output. Every line is prefixed with the verb (`[release-run] ...`), redacted,
+ * and colored only on a terminal without NO_COLOR.
+ */
+export class Output {
+  readonly color: ChalkInstance;
+  readonly isTTY: boolean;
+
+  constructor(readonly verb: string, readonly stream: NodeJS.WriteStream = process.stdout, private readonly errStream: NodeJS.WriteStream = process.stderr) {
+    this.isTTY = Boolean(stream.isTTY);
+    const colorWanted = this.isTTY && !('NO_COLOR' in process.env && process.env.NO_COLOR !== '') && process.env.TERM !== 'dumb';
+    this.color = new Chalk({ level: colorWanted ? 1 : 0 });
+  }
+
+  private write(target: NodeJS.WriteStream, text: string): void {
+    target.write(`${redact(text)}\n`);
+  }
+
+  info(message: string): void {
+    this.write(this.stream, `${this.color.bold(`[${this.verb}]`)} ${message}`);
+  }
+
+  phase(name: string, message: string): void {
+    this.write(this.stream, `${this.color.bold(`[${this.verb}]`)} ${this.color.cyan(`${name}:`)} ${message}`);
+  }
+
+  /** A line of a subprocess's output, indented under the step that runs it. */
+  detail(line: string): void {
+    this.write(this.stream, `    ${this.color.dim(line)}`);
+  }
+
+  /** A line without prefix, for the failure block operators copy commands from. */
+  plain(line: string): void {
+    this.write(this.stream, line);
+  }
+
+  warn(message: string): void {
+    this.write(this.errStream, `${this.color.yellow(`[${this.verb}] warning:`)} ${message}`);
+  }
+
+  error(message: string): void {
+    this.write(this.errStream, `${this.color.red(`[${this.verb}] error:`)} ${message}`);
+  }
+
+  /** A progress line rewritten in place on a terminal; elsewhere printed only when final. */
+  progress(message: string, final: boolean): void {
+    if (this.isTTY) {
+      this.stream.write(`\r\x1b[2K${redact(message)}${final ? '\n' : ''}`);
+    } else if (final) {
+      this.write(this.stream, message);
+    }
+  }
+}

@@ -1,0 +1,147 @@
+import { createHooks, type Hooks } from './hooks.js';
+import { createContext, workspacePaths, type RunContext } from './context.js';
+import { ReleaseError, toReleaseError } from './errors.js';
+import { ReleaseLock } from './lock.js';
+import type { Output } from './output.js';
+import { PHASES_OF, phasesFrom, type Verb } from './phases.js';
+import type { ReleaseConfig } from './plugin.js';
+
+/** Tags every error a tap throws with the plugin (tap name) it came from. */
+function tagErrorsWithPlugin(hook: { intercept(interceptor: object): void }): void {
+  hook.intercept({
+    register(tap: { name: string; type: string; fn: (...args: unknown[]) => unknown }) {
+      const original = tap.fn;
+      const tag = (error: unknown) => {
+        const tagged = toReleaseError(error);
+        tagged.plugin ??= tap.name;
+        return tagged;
+      };
+      tap.fn = tap.type === 'promise'
+        ? (...args: unknown[]) => Promise.resolve(original(...args)).catch((error) => { throw tag(error); })
+        : (...args: unknown[]) => {
+          try { return original(...args); } catch (error) { throw tag(error); }
+        };
+      return tap;
+    },
+  });
+}
+
+/** Builds the hooks and lets every configured plugin tap them. */
+export function applyPlugins(config: ReleaseConfig): Hooks {
+  const hooks = createHooks();
+  for (const hook of Object.values(hooks)) {
+    if ('for' in hook) hook.intercept({ factory: (_key, created) => { tagErrorsWithPlugin(created as never); return created as never; } });
+    else tagErrorsWithPlugin(hook as never);
+  }
+  for (const plugin of config.plugins) {
+    try {
+      plugin.apply({ hooks });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new ReleaseError('BAD_INPUT', `plugin ${plugin.name} failed to apply: ${message}`, {
+        hint: 'fix its options in release.config.ts',
+      });
+    }
+  }
+  return hooks;
+}
+
+export interface RunVerbOptions {
+  verb: Verb;
+  ticket: string;
+  repoDir: string;
+  from?: string;
+  dryRun: boolean;
+  hooks: Hooks;
+  out: Output;
+  signal: AbortSignal;
+}
+
+function interruptedIfAborted(context: RunContext, error: ReleaseError): ReleaseError {
+  if (!context.signal.aborted) return error;
+  return new ReleaseError('INTERRUPTED', 'interrupted by a signal', { cause: error });
+}
+
+/**
+ * Runs a verb's phases in order under the release lock, halting on the first failure.
+ * Returns the exit code; every failure has been printed and logged by then.
+ */
+export async function runVerb(options: RunVerbOptions): Promise<number> {
+  const { verb, out } = options;
+  const phases = phasesFrom(verb, options.from);
+  for (const phase of PHASES_OF[verb]) {
+    if (!options.hooks.phase.get(phase.name)?.isUsed()) {
+      throw new ReleaseError('BAD_INPUT', `no plugin runs phase ${phase.name}`, { hint: 'register one in release.config.ts' });
+    }
+  }
+  const context = createContext({ ...options, from: options.from });
+  const lock = new ReleaseLock(workspacePaths(options.repoDir, options.ticket).lockFile);
+  if (!options.dryRun) {
+    const previous = lock.acquire(options.ticket);
+    if (previous) {
+      out.warn(`took over a stale lock of ${ReleaseLock.describe(previous)}`);
+      context.log.event('orchestrator', 'lock-takeover', { stale_pid: previous.pid, stale_ticket: previous.ticket });
+    }
+  }
+  let current = phases[0]!.name;
+  try {
+    if (options.dryRun) out.info(`dry run: nothing in the repo, the workspace or the services will change`);
+    context.log.event('orchestrator', 'start', { verb, from: options.from });
+    const resuming = verb === 'release-revert' || phases[0] !== PHASES_OF[verb][0];
+    if (resuming) {
+      const state = context.requireState();
+      if (state.ticket !== options.ticket) {
+        throw new ReleaseError('BAD_INPUT', `state file ${context.stateFile.path} is for ticket ${state.ticket}, not ${options.ticket}`);
+      }
+      await options.hooks.resume.promise(context);
+    }
+    for (const phase of phases) {
+      current = phase.name;
+      if (context.signal.aborted) throw new ReleaseError('INTERRUPTED', 'interrupted by a signal');
+      out.phase(phase.name, options.dryRun ? `preview: ${phase.summary}` : phase.summary);
+      await options.hooks.phase.for(phase.name).promise(context);
+      context.log.event(phase.name, 'done', { rc: 0 });
+    }
+    context.log.event('orchestrator', 'done', { rc: 0 });
+    await options.hooks.done.promise(context);
+    const outcome = verb === 'release-run' ? 'complete' : 'reverted';
+    out.plain(options.dryRun
+      ? `[${verb}] dry run of release ${options.ticket} finished: nothing was changed`
+      : `[${verb}] release ${options.ticket} ${outcome}`);
+    return 0;
+  } catch (thrown) {
+    const error = interruptedIfAborted(context, toReleaseError(thrown));
+    const event = error.code === 'INTERRUPTED' ? 'interrupted' : 'failed';
+    context.log.event(current, event, { rc: error.exitCode, plugin: error.plugin });
+    context.log.event('orchestrator', event, { rc: error.exitCode, phase_failed: current });
+    reportFailure(out, verb, options.ticket, current, error);
+    try {
+      await options.hooks.failed.promise(context, error);
+    } catch (hookError) {
+      out.warn(`a failure handler failed too: ${toReleaseError(hookError).message}`);
+    }
+    return error.exitCode;
+  } finally {
+    lock.release();
+  }
+}
+
+export function printError(out: Output, error: ReleaseError): void {
+  out.error(`${error.message}${error.plugin ? ` (plugin ${error.plugin})` : ''}`);
+  for (const line of error.lines) out.plain(`  ${line}`);
+  if (error.hint) out.plain(`  fix: ${error.hint}`);
+}
+
+function reportFailure(out: Output, verb: Verb, ticket: string, phase: string, error: ReleaseError): void {
+  printError(out, error);
+  if (verb === 'release-run') {
+    out.plain(`release-run failed in phase ${phase}. To roll back:`);
+    out.plain(`  just release-revert ${ticket}`);
+    out.plain(`To resume once the cause is fixed:`);
+    out.plain(`  just release-run ${ticket} --from=${phase}`);
+  } else {
+    out.plain(`release-revert failed in phase ${phase}. Nothing after it ran.`);
+    out.plain(`Once the cause is fixed, run it again; finished steps are not repeated:`);
+    out.plain(`  just release-revert ${ticket}`);
+  }
+}

@@ -1,0 +1,67 @@
+import { ReleaseError, type ChangedFile, type ExecResult, type RunContext } from '../../core/index.js';
+
+/**
+ * The git commands the plugins share. Arguments are arrays; any ref that came from input or
+ * config goes after `--end-of-options` so it can never be read as an option.
+ */
+export async function gitTry(context: RunContext, args: readonly string[]): Promise<ExecResult> {
+  return context.exec('git', args, { env: { GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' } });
+}
+
+export async function git(context: RunContext, args: readonly string[], failure = 'PHASE_FAILED' as const): Promise<string> {
+  const result = await gitTry(context, args);
+  if (result.exitCode !== 0) {
+    const why = result.stderr.split('\n').filter(Boolean).slice(-1)[0] ?? `exit ${result.exitCode}`;
+    throw new ReleaseError(failure, `git ${args.join(' ')} failed: ${why}`);
+  }
+  return result.stdout.trim();
+}
+
+export const headSha = (context: RunContext) => git(context, ['rev-parse', '--verify', 'HEAD']);
+
+export const resolveSha = (context: RunContext, ref: string) =>
+  git(context, ['rev-parse', '--verify', '--end-of-options', `${ref}^{commit}`]);
+
+export async function currentBranch(context: RunContext): Promise<string> {
+  const result = await gitTry(context, ['symbolic-ref', '--short', '-q', 'HEAD']);
+  return result.exitCode === 0 ? result.stdout.trim() : '';
+}
+
+/** Changes to tracked files, and untracked files; the orchestrator's own workspace does not count. */
+export async function dirtyPaths(context: RunContext): Promise<string[]> {
+  const out = await git(context, ['status', '--porcelain', '--untracked-files=all', '--', '.', ':(exclude).asd/workspace']);
+  return out.split('\n').filter(Boolean);
+}
+
+export async function parents(context: RunContext, sha: string): Promise<string[]> {
+  const line = await git(context, ['rev-list', '--parents', '-n', '1', '--end-of-options', sha]);
+  return line.split(' ').slice(1);
+}
+
+export async function isAncestor(context: RunContext, ancestor: string, descendant: string): Promise<boolean> {
+  const result = await gitTry(context, ['merge-base', '--is-ancestor', '--end-of-options', ancestor, descendant]);
+  return result.exitCode === 0;
+}
+
+/** The files of the BASE..MERGE diff, renames detected. */
+export async function diffFiles(context: RunContext, base: string, merge: string): Promise<ChangedFile[]> {
+  const out = await git(context, ['diff', '--name-status', '-z', '-M', '--end-of-options', base, merge]);
+  const fields = out.split('\0').filter((field) => field !== '');
+  const files: ChangedFile[] = [];
+  for (let i = 0; i < fields.length;) {
+    const status = fields[i++]!;
+    if (status.startsWith('R') || status.startsWith('C')) {
+      const from = fields[i++]!;
+      files.push({ status: status[0]!, from, path: fields[i++]! });
+    } else {
+      files.push({ status: status[0]!, path: fields[i++]! });
+    }
+  }
+  return files;
+}
+
+/** A file's content at a commit, or undefined when it does not exist there. */
+export async function showFile(context: RunContext, sha: string, path: string): Promise<string | undefined> {
+  const result = await context.exec('git', ['show', `${sha}:${path}`], {});
+  return result.exitCode === 0 ? result.stdout : undefined;
+}

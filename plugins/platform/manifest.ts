@@ -1,0 +1,81 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ReleaseError } from '../../core/index.js';
+
+/** `60s`, `2m`, `500ms` -> milliseconds. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+)(ms|s|m)$/.exec(text);
+  if (!match) throw new Error(`"${text}" is not a duration like 60s, 2m or 500ms`);
+  const scale = { ms: 1, s: 1000, m: 60_000 }[match[2] as 'ms' | 's' | 'm'];
+  return Number(match[1]) * scale;
+}
+
+const duration = z.string().refine((text) => /^(\d+)(ms|s|m)$/.test(text), 'expected a duration like 60s, 2m or 500ms');
+
+export const manifestSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'expected a lower-case service name (a-z, 0-9, _ and -)'),
+  image: z.string().min(1),
+  env: z.record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/), z.string()).optional(),
+  health: z.strictObject({
+    url: z.url(),
+    endpoint: z.string().startsWith('/'),
+    timeout: duration.default('60s'),
+  }).optional(),
+  backup: z.array(z.looseObject({ type: z.string().min(1) })).default([]),
+});
+
+export type Manifest = z.infer<typeof manifestSchema>;
+
+export const SERVICES_DIR = 'packages';
+export const manifestPath = (service: string) => `${SERVICES_DIR}/${service}/manifest.yaml`;
+
+/** Parses and validates a manifest's text; errors name the file and the key. */
+export function parseManifest(text: string, file: string, folder: string): Manifest {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (error) {
+    const first = (error as Error).message.split('\n')[0];
+    throw new ReleaseError('BAD_INPUT', `${file}: not valid YAML: ${first}`, { hint: 'fix the YAML syntax' });
+  }
+  const parsed = manifestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? '' : '(top level)');
+    const unknown = issue.code === 'unrecognized_keys' ? `unknown key ${issue.keys.join(', ')}` : issue.message;
+    throw new ReleaseError('BAD_INPUT', `${file}: ${key ? `${key}: ` : ''}${unknown}`, { hint: 'fix that key in the manifest' });
+  }
+  if (parsed.data.name !== folder) {
+    throw new ReleaseError('BAD_INPUT', `${file}: name: "${parsed.data.name}" must equal its folder "${folder}"`, { hint: 'rename one of the two' });
+  }
+  return parsed.data;
+}
+
+/** The manifest in the work tree (what HEAD holds). */
+export function readManifest(repoDir: string, service: string): Manifest {
+  const file = manifestPath(service);
+  const full = join(repoDir, file);
+  if (!existsSync(full)) {
+    throw new ReleaseError('BAD_INPUT', `unknown service ${service}: ${file} does not exist`, {
+      hint: `services are the folders of ${SERVICES_DIR}/ with a manifest.yaml: ${listServices(repoDir).join(', ') || 'none'}`,
+    });
+  }
+  return parseManifest(readFileSync(full, 'utf8'), file, service);
+}
+
+export function listServices(repoDir: string): string[] {
+  const dir = join(repoDir, SERVICES_DIR);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && existsSync(join(dir, entry.name, 'manifest.yaml')))
+    .map((entry) => entry.name)
+    .sort();
+}
+
+/** `packages/<svc>/...` -> `<svc>`. */
+export function serviceOfPath(path: string): string | undefined {
+  const match = /^packages\/([^/]+)\//.exec(path);
+  return match?.[1];
+}

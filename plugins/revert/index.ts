@@ -1,0 +1,157 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ReleaseError, writeFileAtomic, type Action, type Plugin, type RestoreRequest, type RunContext, type ReleaseState } from '../../core/index.js';
+import { dirtyPaths, git, gitTry, headSha, parents, showFile } from '../git/git.js';
+import { gitOptionsSchema, parseOptions, type GitOptions } from '../git/options.js';
+import { manifestPath, parseManifest } from '../platform/manifest.js';
+import { requireHealthy, requireNoDrift } from '../verify/checks.js';
+
+export const PLUGIN_NAME = 'revert';
+const RESTORED_MARKER = '.restored';
+
+/** The backup entries of a release, from the manifest as it was when they were taken. */
+async function restoreRequests(context: RunContext, state: ReleaseState): Promise<RestoreRequest[]> {
+  const requests: RestoreRequest[] = [];
+  for (const [service, stamp] of Object.entries(state.backups)) {
+    const text = (await showFile(context, state.mergeSha, manifestPath(service))) ?? (await showFile(context, state.baseSha, manifestPath(service)));
+    if (text === undefined) throw new ReleaseError('BACKUP_FAILED', `no manifest for ${service} at MERGE_SHA or BASE_SHA: cannot tell how its backup was taken`);
+    const manifest = parseManifest(text, manifestPath(service), service);
+    const dir = join(context.workspaceDir, 'backups', service, stamp);
+    manifest.backup.forEach((entry, index) => requests.push({ service, entry, dir, index }));
+  }
+  return requests;
+}
+
+async function restoreAll(context: RunContext): Promise<void> {
+  const requests = await restoreRequests(context, context.requireState());
+  if (requests.length === 0) {
+    context.out.phase('restore', 'no backups recorded: nothing to restore');
+    return;
+  }
+  // Check every backup before restoring any, so a bad one never leaves data half restored.
+  for (const request of requests) {
+    const check = context.hooks.checkBackup.get(request.entry.type);
+    const restore = context.hooks.restore.get(request.entry.type);
+    if (!check?.isUsed() || !restore?.isUsed()) {
+      throw new ReleaseError('BAD_INPUT', `no backup plugin restores type "${request.entry.type}" (service ${request.service})`, {
+        hint: 'register it in release.config.ts',
+      });
+    }
+    if (!existsSync(request.dir)) {
+      throw new ReleaseError('BACKUP_FAILED', `backup folder ${request.dir} is missing; nothing was restored`);
+    }
+    await check.promise(request, context);
+    context.out.phase('restore', `backup ${request.entry.type} of ${request.service} checked`);
+  }
+  for (const request of requests) {
+    const marker = join(request.dir, `${RESTORED_MARKER}.${request.index}`);
+    if (existsSync(marker)) {
+      context.out.phase('restore', `${request.entry.type} of ${request.service} already restored`);
+      continue;
+    }
+    if (context.dryRun) {
+      context.out.phase('restore', `would restore ${request.entry.type} of ${request.service} from ${request.dir}`);
+      continue;
+    }
+    await context.hooks.restore.get(request.entry.type)!.promise(request, context);
+    writeFileAtomic(marker, `${new Date().toISOString()}\n`);
+    context.log.event('restore', 'restored', { service: request.service, type: request.entry.type });
+  }
+}
+
+/** Git identity for the revert commit when the prod clone has none configured. */
+async function identityArgs(context: RunContext): Promise<string[]> {
+  const email = await gitTry(context, ['config', 'user.email']);
+  return email.exitCode === 0 ? [] : ['-c', 'user.name=release-orchestrator', '-c', 'user.email=release-orchestrator@localhost'];
+}
+
+async function revertInGit(context: RunContext, options: GitOptions): Promise<void> {
+  const state = context.requireState();
+  if (state.mergeSha === '') {
+    context.out.phase('git-revert', 'the release never pulled: nothing to revert in git');
+    return;
+  }
+  const head = await headSha(context);
+  const baseTree = await git(context, ['rev-parse', `${state.baseSha}^{tree}`]);
+  if (head !== state.mergeSha) {
+    const headParents = await parents(context, head);
+    const headTree = await git(context, ['rev-parse', `${head}^{tree}`]);
+    if (headParents[0] === state.mergeSha && headTree === baseTree) {
+      context.out.phase('git-revert', `already reverted by ${head.slice(0, 12)}`);
+      return;
+    }
+    throw new ReleaseError('REVERT_BLOCKED', `HEAD (${head.slice(0, 12)}) has moved past MERGE_SHA (${state.mergeSha.slice(0, 12)}); nothing was changed`, {
+      hint: 'later commits sit on top of this release: revert them first (newest first), or revert by hand with a PR',
+    });
+  }
+  const dirty = await dirtyPaths(context);
+  if (dirty.length > 0) {
+    throw new ReleaseError('REVERT_BLOCKED', `the work tree has ${dirty.length} uncommitted change(s); nothing was changed`, {
+      lines: dirty.slice(0, 20), hint: 'git stash them, then run release-revert again',
+    });
+  }
+  const mergeParents = await parents(context, state.mergeSha);
+  const isMerge = mergeParents.length === 2 && mergeParents[0] === state.baseSha;
+  const identity = await identityArgs(context);
+  const message = `Revert release ${context.ticket}\n\nThis reverts ${state.baseSha.slice(0, 12)}..${state.mergeSha.slice(0, 12)}${isMerge ? ' (the merge, -m 1)' : ''}.`;
+  if (context.dryRun) {
+    context.out.phase('git-revert', isMerge
+      ? `would run git revert -m 1 ${state.mergeSha}`
+      : `would commit one revert of ${state.baseSha.slice(0, 12)}..${state.mergeSha.slice(0, 12)}`);
+    return;
+  }
+  if (isMerge) {
+    const result = await gitTry(context, [...identity, 'revert', '--no-edit', '-m', '1', '--end-of-options', state.mergeSha]);
+    if (result.exitCode !== 0) {
+      await gitTry(context, ['revert', '--abort']);
+      throw new ReleaseError('REVERT_BLOCKED', `git revert -m 1 ${state.mergeSha.slice(0, 12)} failed; the tree was left clean`, {
+        lines: result.output.split('\n').slice(-5), hint: 'resolve it by hand with a PR that reverts the release',
+      });
+    }
+  } else {
+    // A fast-forwarded range becomes one commit whose tree is BASE_SHA's, whatever the range holds.
+    const revert = await git(context, [...identity, 'commit-tree', baseTree, '-p', state.mergeSha, '-m', message]);
+    context.failpoint('mid-git-revert');
+    await git(context, ['merge', '--ff-only', '--quiet', '--end-of-options', revert]);
+  }
+  const reverted = await headSha(context);
+  context.log.event('git-revert', 'reverted', { sha: reverted });
+  context.out.phase('git-revert', `revert commit ${reverted} (tree == BASE_SHA ${state.baseSha.slice(0, 12)})`);
+  context.out.phase('git-revert', `this commit exists only in this clone; publish it with: git push ${options.remote} ${options.branch}`);
+}
+
+async function redeploy(context: RunContext): Promise<void> {
+  for (const service of context.requireState().services) {
+    const actions: Action[] = [];
+    await context.hooks.plan.promise(service, context, actions);
+    if (actions.length === 0) context.out.phase('redeploy', `${service}: 0 actions`);
+    for (const action of actions) {
+      context.out.phase('redeploy', `${context.dryRun ? 'would ' : ''}${action.kind} ${service}: ${action.reason}`);
+      if (context.dryRun) continue;
+      if (!(await context.hooks.apply.promise(action, context))) {
+        context.out.warn(`no runtime plugin handles "${action.kind}"; ${service} was left as it is`);
+      }
+    }
+  }
+}
+
+export function revertPlugin(rawOptions: Partial<GitOptions> = {}): Plugin {
+  const options = parseOptions(PLUGIN_NAME, gitOptionsSchema, rawOptions);
+  return {
+    name: PLUGIN_NAME,
+    apply({ hooks }) {
+      hooks.phase.for('restore').tapPromise(PLUGIN_NAME, restoreAll);
+      hooks.phase.for('git-revert').tapPromise(PLUGIN_NAME, (context) => revertInGit(context, options));
+      hooks.phase.for('redeploy').tapPromise(PLUGIN_NAME, redeploy);
+      hooks.phase.for('revert-verify').tapPromise(PLUGIN_NAME, async (context) => {
+        const services = context.requireState().services;
+        if (context.dryRun) {
+          context.out.phase('revert-verify', `would check 0 actions and health for: ${services.join(' ') || 'no service'}`);
+          return;
+        }
+        await requireNoDrift(context, services);
+        await requireHealthy(context, services);
+      });
+    },
+  };
+}
