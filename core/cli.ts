@@ -1,13 +1,19 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig } from './config.js';
-import { createContext } from './context.js';
 import { ReleaseError, toReleaseError } from './errors.js';
 import type { Action } from './hooks.js';
 import { Output } from './output.js';
 import { PHASES_OF, type Verb } from './phases.js';
-import { applyPlugins, printError, runVerb } from './runner.js';
+
+/**
+ * The engine (zod, execa, tapable, the plugins) is imported only once the arguments are valid,
+ * so --help and bad input answer at node's own start-up speed.
+ */
+async function loadEngine() {
+  const [config, context, runner] = await Promise.all([import('./config.js'), import('./context.js'), import('./runner.js')]);
+  return { ...config, ...context, ...runner };
+}
 
 export const TICKET_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
@@ -131,6 +137,7 @@ function abortOnSignals(out: Output): AbortController {
 async function driftCheck(args: ParsedArgs, out: Output, signal: AbortSignal): Promise<number> {
   if (!args.service) throw new ReleaseError('BAD_INPUT', 'missing --service=NAME', { hint: 'see release --help' });
   const repoDir = resolveRepo(args.repo);
+  const { loadConfig, applyPlugins, createContext } = await loadEngine();
   const { config } = await loadConfig(repoDir);
   const hooks = applyPlugins(config);
   const context = createContext({ verb: 'release', ticket: 'drift-check', repoDir, dryRun: true, hooks, out, signal });
@@ -161,12 +168,13 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
       });
     }
     const repoDir = resolveRepo(args.repo);
+    const { loadConfig, applyPlugins, runVerb } = await loadEngine();
     const { config } = await loadConfig(repoDir);
     const hooks = applyPlugins(config);
     return await runVerb({ verb, ticket, repoDir, from: args.from, dryRun: args.dryRun, hooks, out, signal: controller.signal });
   } catch (thrown) {
     const error = toReleaseError(thrown);
-    printError(out, error);
+    out.reportError(error);
     return error.exitCode;
   }
 }

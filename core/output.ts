@@ -1,5 +1,6 @@
 import { Chalk, type ChalkInstance } from 'chalk';
 import { redact } from './secrets.js';
+import type { ReleaseError } from './errors.js';
 
 /**
  * Operator-facing output. Every line is prefixed with the verb (`[release-run] ...`), redacted,
@@ -43,6 +44,13 @@ export class Output {
 
   error(message: string): void {
     this.write(this.errStream, `${this.color.red(`[${this.verb}] error:`)} ${message}`);
+  }
+
+  /** The one-line error, then its details and the fix, as every failure is shown. */
+  reportError(error: ReleaseError): void {
+    this.error(`${error.message}${error.plugin ? ` (plugin ${error.plugin})` : ''}`);
+    for (const line of error.lines) this.plain(`  ${line}`);
+    if (error.hint) this.plain(`  fix: ${error.hint}`);
   }
 
   /** A progress line rewritten in place on a terminal; elsewhere printed only when final. */

@@ -126,14 +126,8 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
   }
 }
 
-export function printError(out: Output, error: ReleaseError): void {
-  out.error(`${error.message}${error.plugin ? ` (plugin ${error.plugin})` : ''}`);
-  for (const line of error.lines) out.plain(`  ${line}`);
-  if (error.hint) out.plain(`  fix: ${error.hint}`);
-}
-
 function reportFailure(out: Output, verb: Verb, ticket: string, phase: string, error: ReleaseError): void {
-  printError(out, error);
+  out.reportError(error);
   if (verb === 'release-run') {
     out.plain(`release-run failed in phase ${phase}. To roll back:`);
     out.plain(`  just release-revert ${ticket}`);

@@ -29,7 +29,7 @@ export async function currentBranch(context: RunContext): Promise<string> {
 
 /** Changes to tracked files, and untracked files; the orchestrator's own workspace does not count. */
 export async function dirtyPaths(context: RunContext): Promise<string[]> {
-  const out = await git(context, ['status', '--porcelain', '--untracked-files=all', '--', '.', ':(exclude).asd/workspace']);
+  const out = await git(context, ['--no-optional-locks', 'status', '--porcelain', '--untracked-files=all', '--', '.', ':(exclude).asd/workspace']);
   return out.split('\n').filter(Boolean);
 }
 

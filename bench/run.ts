@@ -1,0 +1,53 @@
+/**
+ * `npm run bench`: the orchestrator's cost beside the raw tools it wraps, measured in one run on
+ * this machine. Each row is the median of several runs; the table is printed as markdown.
+ */
+import { execa } from 'execa';
+import { join } from 'node:path';
+import { Platform, ORCHESTRATOR_ROOT } from '../test/platform.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 15);
+const bin = (verb: string) => join(ORCHESTRATOR_ROOT, 'dist', 'core', 'bin', `${verb}.js`);
+
+async function median(runs: number, once: () => Promise<unknown>): Promise<number> {
+  const times: number[] = [];
+  await once(); // warm the page cache
+  for (let i = 0; i < runs; i++) {
+    const start = process.hrtime.bigint();
+    await once();
+    times.push(Number(process.hrtime.bigint() - start) / 1e6);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)]!;
+}
+
+interface Row { what: string; ours: number; rawName: string; raw: number }
+
+async function main(): Promise<void> {
+  const rows: Row[] = [];
+  const platform = await Platform.create();
+  try {
+    const run = (file: string, args: string[]) => execa(file, args, { cwd: platform.prod, reject: false });
+    rows.push({
+      what: 'CLI start-up (`release-run --help`)',
+      ours: await median(RUNS, () => run('node', [bin('release-run'), '--help'])),
+      rawName: '`node -e 0`',
+      raw: await median(RUNS, () => run('node', ['-e', '0'])),
+    });
+    rows.push({
+      what: '`release-run T --dry-run`, nothing to release',
+      ours: await median(RUNS, () => run('node', [bin('release-run'), 'T', '--dry-run'])),
+      rawName: '`git fetch origin` + `git rev-parse HEAD`',
+      raw: await median(RUNS, async () => { await run('git', ['fetch', 'origin']); await run('git', ['rev-parse', 'HEAD']); }),
+    });
+  } finally {
+    platform.remove();
+  }
+  const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
+  console.log(`\nrelease-orchestrator benchmarks (median of ${RUNS} runs, ${new Date().toISOString().slice(0, 10)})\n`);
+  console.log('| what | ours | raw tool | raw | ours / raw |');
+  console.log('|---|---:|---|---:|---:|');
+  for (const row of rows) console.log(`| ${row.what} | ${fmt(row.ours)} | ${row.rawName} | ${fmt(row.raw)} | ${(row.ours / row.raw).toFixed(2)}x |`);
+}
+
+await main();

@@ -1,0 +1,62 @@
+import { mkdtempSync, readFileSync, statSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseState, serializeState, StateFile, type ReleaseState } from './state.js';
+import { formatLogLine } from './audit-log.js';
+import { ReleaseError } from './errors.js';
+
+const state: ReleaseState = {
+  ticket: '1234', branch: 'main', baseSha: 'a'.repeat(40), mergeSha: 'b'.repeat(40),
+  services: ['redmine', 'web'], skippedMetadata: [], backups: { redmine: '20260518_153012' },
+};
+
+describe('the state file', () => {
+  test('serializes in the runbook format and parses back', () => {
+    const text = serializeState(state);
+    expect(text).toBe(`TICKET=1234\nBRANCH=main\nBASE_SHA=${'a'.repeat(40)}\nMERGE_SHA=${'b'.repeat(40)}\nSERVICES="redmine web"\nSKIPPED_METADATA=""\nBACKUPS="redmine=20260518_153012"\n`);
+    expect(parseState(text, 'x.env')).toEqual(state);
+  });
+
+  test.each([
+    ['a truncated file', (t: string) => t.slice(0, t.length - 10), /the last line is cut off|expected 7 lines/],
+    ['a file cut at a line end', (t: string) => t.split('\n').slice(0, 4).join('\n') + '\n', /expected 7 lines, found 4/],
+    ['garbage', () => 'hello world\n', /expected 7 lines/],
+    ['a shell expansion', (t: string) => t.replace('SERVICES="redmine web"', 'SERVICES="$(rm -rf /)"'), /line 5 should be SERVICES/],
+    ['keys out of order', (t: string) => t.replace('TICKET=1234\nBRANCH=main', 'BRANCH=main\nTICKET=1234'), /line 1 should be TICKET/],
+    ['a bad sha', (t: string) => t.replace(`BASE_SHA=${'a'.repeat(40)}`, 'BASE_SHA=HEAD'), /BASE_SHA is not a commit id/],
+    ['a bad backup entry', (t: string) => t.replace('redmine=20260518_153012', 'redmine=yesterday'), /BACKUPS entry "redmine=yesterday"/],
+  ])('rejects %s with exit 2 naming the file', (_name, damage, why) => {
+    const parse = () => parseState(damage(serializeState(state)), '/w/releases/1234.env');
+    expect(parse).toThrow(ReleaseError);
+    expect(parse).toThrow(why);
+    expect(parse).toThrow(/state file \/w\/releases\/1234.env is damaged/);
+  });
+
+  test('is written atomically with mode 0600 in a 0700 folder, even under umask 000', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ro-state-'));
+    const previous = process.umask(0);
+    try {
+      const file = new StateFile(join(dir, 'releases', '1234.env'));
+      file.write(state);
+      expect(statSync(file.path).mode & 0o777).toBe(0o600);
+      expect(statSync(join(dir, 'releases')).mode & 0o777).toBe(0o700);
+      expect(readdirSync(join(dir, 'releases'))).toEqual(['1234.env']);
+      expect(file.read()).toEqual(state);
+      expect(readFileSync(file.path, 'utf8').endsWith('\n')).toBe(true);
+    } finally {
+      process.umask(previous);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the audit log line', () => {
+  test('matches the runbook format', () => {
+    expect(formatLogLine('1234', 'prepare', 'done', { rc: 0 }, new Date('2026-05-18T15:30:12.345Z')))
+      .toBe('2026-05-18T15:30:12+00:00 ticket=1234 phase=prepare event=done rc=0');
+  });
+  test('quotes a value with spaces so a line stays one event', () => {
+    expect(formatLogLine('1', 'ticket', 'script', { note: 'two words\nand a newline' }, new Date(0)))
+      .toBe('1970-01-01T00:00:00+00:00 ticket=1 phase=ticket event=script note="two words\\nand a newline"');
+  });
+});
