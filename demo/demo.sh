@@ -8,7 +8,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 export RELEASE_ORCHESTRATOR_HOME=$(cd "$here/.." && pwd)
-just="$RELEASE_ORCHESTRATOR_HOME/node_modules/.bin/just"
+# just ships in the npm package rust-just-linux-x64 (the only platform package the registry here serves).
+just="$RELEASE_ORCHESTRATOR_HOME/node_modules/rust-just-linux-x64/bin/just"
 work=$(mktemp -d "${TMPDIR:-/tmp}/release-demo.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export GIT_AUTHOR_NAME=demo GIT_AUTHOR_EMAIL=demo@example.test GIT_COMMITTER_NAME=demo GIT_COMMITTER_EMAIL=demo@example.test

@@ -64,8 +64,9 @@ emit() {
   printf 'PGPASSFILE=%s\nDATABASE_URL=%s\nPG_BINDIR=%s\n' "$PGPASS" "$URL" "$PGBIN"
   log "$1 in $(elapsed): $URL (password only in $PGPASS)"
 }
-# Commands run as postgres; fd 9 (our flock) must never be inherited by a daemon.
-as_pg() { runuser -u postgres -- "$@" 9>&-; }
+# Commands run as postgres. They keep fd 9 (our flock): an initdb orphaned by a kill -9 of this
+# script keeps the lock until it ends, so the next run cannot race it.
+as_pg() { runuser -u postgres -- "$@"; }
 # Run "$@" with only fds 0-2 open: whatever may leave a daemon behind (pg_ctl start, apt-get
 # starting services) must not hold our lock or a caller's pipe open (a caller waiting for EOF).
 detached() {
@@ -154,7 +155,7 @@ install -d -m 0700 -o postgres -g postgres "$SOCKDIR"
 is_ours() {
   local stat cwd
   [[ $1 =~ ^[0-9]+$ ]] || return 1
-  stat=$(cat 2>/dev/null "/proc/$1/stat") || return 1
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
   [[ $stat == "$1 (postgres) "[^Z]* ]] || return 1
   cwd=$(readlink "/proc/$1/cwd" 2>/dev/null) || return 1
   [[ $cwd == "$DATADIR" || $cwd == "$DATADIR (deleted)" ]]
