@@ -163,8 +163,8 @@ for flags in "${attempts[@]}"; do
     echo "=== $(date -u +%FT%TZ) ensure-docker: dockerd $* ==="
   } >>"$LOG"
   say "starting dockerd ${flags:-(default flags)} (log $LOG)"
-  # setsid: the daemon survives the caller's shell/session ending
-  setsid nohup dockerd "$@" >>"$LOG" 2>&1 </dev/null &
+  # setsid: the daemon survives the caller's session; 9>&-: it must not hold the lock
+  setsid nohup dockerd "$@" >>"$LOG" 2>&1 </dev/null 9>&- &
   pid=$!
   if wait_engine "$pid"; then
     echo "dockerd $flags" >/var/run/dockerd-test.flags

@@ -1,0 +1,79 @@
+import { z } from 'zod';
+import { ReleaseError, type Plugin, type RunContext } from '../../core/index.js';
+import { parseOptions } from '../git/options.js';
+import { parseDuration, readManifest } from '../platform/manifest.js';
+
+export const PLUGIN_NAME = 'health-http';
+
+const optionsSchema = z.strictObject({
+  /** Pause between two attempts. */
+  intervalMs: z.number().int().positive().default(500),
+  /** How many 2xx answers in a row count as healthy: one lucky answer during a restart is not. */
+  successesInARow: z.number().int().positive().default(2),
+  /** One request's own limit. */
+  requestTimeoutMs: z.number().int().positive().default(5000),
+});
+
+export interface ProbeOutcome {
+  healthy: boolean;
+  /** The last HTTP status, or what went wrong when there was none. */
+  last: string;
+  waitedMs: number;
+}
+
+/**
+ * GETs `url` until it answers 2xx `successesInARow` times in a row or `deadlineMs` passes.
+ * Refused connections and 5xx while a container starts are waited out, not failures.
+ */
+export async function probeUntilHealthy(url: string, deadlineMs: number, options: z.infer<typeof optionsSchema>, signal?: AbortSignal): Promise<ProbeOutcome> {
+  const started = Date.now();
+  let inARow = 0;
+  let last = 'no answer yet';
+  for (;;) {
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(options.requestTimeoutMs), redirect: 'manual' });
+      await response.arrayBuffer();
+      last = `HTTP ${response.status}`;
+      inARow = response.status >= 200 && response.status < 300 ? inARow + 1 : 0;
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause;
+      last = cause?.code ?? (error as Error).name;
+      inARow = 0;
+    }
+    const waitedMs = Date.now() - started;
+    if (inARow >= options.successesInARow) return { healthy: true, last, waitedMs };
+    if (waitedMs + options.intervalMs > deadlineMs || signal?.aborted) return { healthy: false, last, waitedMs };
+    await new Promise((resolve) => setTimeout(resolve, options.intervalMs));
+  }
+}
+
+async function probeService(service: string, context: RunContext, options: z.infer<typeof optionsSchema>): Promise<void> {
+  let manifest;
+  try {
+    manifest = readManifest(context.repoDir, service);
+  } catch {
+    return; // a service the release removed has nothing to probe
+  }
+  if (!manifest.health) return;
+  const url = new URL(manifest.health.endpoint, manifest.health.url).href;
+  const deadlineMs = parseDuration(manifest.health.timeout);
+  const outcome = await probeUntilHealthy(url, deadlineMs, options, context.signal);
+  const seconds = (outcome.waitedMs / 1000).toFixed(1);
+  context.log.event('probe', outcome.healthy ? 'healthy' : 'unhealthy', { service, url, last: outcome.last.replace(/ /g, '_'), waited_s: seconds });
+  if (!outcome.healthy) {
+    throw new ReleaseError('HEALTH_FAILED', `health probe of ${service} failed: GET ${url} last answered ${outcome.last} after ${seconds}s of trying (timeout ${manifest.health.timeout})`, {
+      hint: `check the service's logs; if it only needs longer to start, raise health.timeout in packages/${service}/manifest.yaml`,
+    });
+  }
+  context.out.phase(context.verb === 'release-revert' ? 'revert-verify' : 'verify', `${service} healthy: GET ${url} answered ${outcome.last} (${seconds}s)`);
+}
+
+export function healthHttpPlugin(rawOptions: Partial<z.input<typeof optionsSchema>> = {}): Plugin {
+  const options = parseOptions(PLUGIN_NAME, optionsSchema, rawOptions);
+  return {
+    name: PLUGIN_NAME,
+    apply({ hooks }) {
+      hooks.probe.tapPromise(PLUGIN_NAME, (service, context) => probeService(service, context, options));
+    },
+  };
+}
