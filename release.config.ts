@@ -11,25 +11,34 @@ import { migratePlugin } from './plugins/migrate/index.js';
 import { ticketPlugin } from './plugins/ticket/index.js';
 import { verifyPlugin } from './plugins/verify/index.js';
 import { revertPlugin } from './plugins/revert/index.js';
+import { composeRuntimePlugin } from './plugins/runtime-compose/index.js';
+import { healthHttpPlugin } from './plugins/health-http/index.js';
+import { selfUpdatePlugin } from './plugins/self-update/index.js';
 
 export const builtins = {
   platformPlugin, preparePlugin, defaultRules, globRule, serviceFilesRule, migratePlugin, ticketPlugin, verifyPlugin, revertPlugin,
+  composeRuntimePlugin, healthHttpPlugin, selfUpdatePlugin,
 };
 
 export interface DefaultOptions {
   remote?: string;
   branch?: string;
+  /** The compose command, e.g. ['docker-compose']; found at start when absent. */
+  composeCommand?: string[];
 }
 
 export function defaultPlugins(options: DefaultOptions = {}): Plugin[] {
   return [
     platformPlugin(),
-    preparePlugin(options),
+    preparePlugin({ remote: options.remote, branch: options.branch }),
+    selfUpdatePlugin(),
     ...defaultRules(),
     migratePlugin(),
     ticketPlugin(),
     verifyPlugin(),
-    revertPlugin(options),
+    revertPlugin({ remote: options.remote, branch: options.branch }),
+    composeRuntimePlugin({ command: options.composeCommand }),
+    healthHttpPlugin(),
   ];
 }
 

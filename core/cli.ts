@@ -179,6 +179,41 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
   }
 }
 
+/**
+ * `release-step --repo DIR --ticket T KIND SERVICE`: one action through the `apply` hook, for
+ * migrate.sh. It runs inside release-run, which holds the lock and the state.
+ */
+export async function step(argv: string[]): Promise<number> {
+  const out = new Output('release-step');
+  try {
+    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { repo: { type: 'string' }, ticket: { type: 'string' } } });
+    const ticket = validateTicket(values.ticket);
+    const [kind, service] = positionals;
+    if (positionals.length !== 2 || !/^[a-z][a-z0-9-]*$/.test(kind!) || !/^[a-z0-9][a-z0-9_-]*$/.test(service!)) {
+      throw new ReleaseError('BAD_INPUT', 'usage: release-step --repo DIR --ticket T ACTION SERVICE');
+    }
+    const repoDir = resolveRepo(values.repo);
+    const { loadConfig, applyPlugins, createContext } = await loadEngine();
+    const hooks = applyPlugins((await loadConfig(repoDir)).config);
+    const controller = abortOnSignals(out);
+    const context = createContext({ verb: 'release-run', ticket, repoDir, dryRun: false, hooks, out, signal: controller.signal });
+    const handled = await hooks.apply.promise({ service: service!, kind: kind!, reason: 'migrate.sh' }, context);
+    if (!handled) {
+      out.warn(`no plugin handles "${kind}" for ${service}; it was left as it is`);
+      context.log.event('migrate', 'unhandled-action', { service, action: kind });
+    }
+    return 0;
+  } catch (thrown) {
+    const error = toReleaseError(thrown);
+    out.reportError(error);
+    return error.exitCode;
+  }
+}
+
+export function runStep(): void {
+  step(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+}
+
 /** Entry point of the bins: exit with the verb's code once output is flushed. */
 export function runBin(verb: Verb | 'release'): void {
   main(verb, process.argv.slice(2)).then(

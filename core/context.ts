@@ -33,6 +33,12 @@ export interface RunContext {
   failpoint(step: string): void;
   /** Options a plugin shares with others of the same run, by key. */
   readonly shared: Map<string, unknown>;
+  /**
+   * Asks the core to run the remaining phases in a new process once this phase is done, e.g.
+   * because the pull brought new orchestrator code or config.
+   */
+  requestHandoff(reason: string): void;
+  handoffReason?: string;
 }
 
 export interface ContextInit {
@@ -79,6 +85,9 @@ export function createContext(init: ContextInit): RunContext {
     },
     exec(file, args, options = {}) {
       return exec(file, args, { cwd: init.repoDir, signal: init.signal, ...options });
+    },
+    requestHandoff(reason) {
+      context.handoffReason ??= reason;
     },
     failpoint(step) {
       if (failpointName && failpointName === step) {

@@ -52,3 +52,9 @@ export function toReleaseError(error: unknown): ReleaseError {
   const message = error instanceof Error ? error.message : String(error);
   return new ReleaseError('PHASE_FAILED', message, { cause: error });
 }
+
+/** The error code a child orchestrator process meant by its exit code; anything else is a failed phase. */
+export function codeOfExit(exitCode: number): ErrorCode {
+  const entry = Object.entries(EXIT_CODES).find(([, code]) => code === exitCode);
+  return (entry?.[0] as ErrorCode | undefined) ?? 'PHASE_FAILED';
+}

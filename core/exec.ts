@@ -12,6 +12,8 @@ export interface ExecOptions {
   signal?: AbortSignal;
   /** Also send stdout to this file path (for large binary outputs such as dumps). */
   stdoutFile?: string;
+  /** Let the child write to our own stdout and stderr (a re-run of ourselves); nothing is captured. */
+  inheritOutput?: boolean;
 }
 
 export interface ExecResult {
@@ -41,9 +43,9 @@ export async function exec(file: string, args: readonly string[], options: ExecO
     extendEnv: true,
     input: options.input,
     stdin: options.input === undefined ? 'ignore' : 'pipe',
-    stdout: options.stdoutFile ? { file: options.stdoutFile } : [lineTap],
-    stderr: [lineTap],
-    all: options.stdoutFile ? false : true,
+    stdout: options.inheritOutput ? 'inherit' : options.stdoutFile ? { file: options.stdoutFile } : [lineTap],
+    stderr: options.inheritOutput ? 'inherit' : [lineTap],
+    all: !options.stdoutFile && !options.inheritOutput,
     reject: false,
     cancelSignal: options.signal,
     forceKillAfterDelay: 3000,

@@ -34,6 +34,7 @@ export class ReleaseLock {
       return undefined;
     }
     const holder = this.readHolder();
+    if (holder && isInheritedFromParent(holder)) return undefined;
     if (!holder || !isStale(holder)) {
       throw new ReleaseError('LOCKED', `another release holds the lock: ${holder ? ReleaseLock.describe(holder) : 'unreadable lock file'}`, {
         hint: holder ? `wait for it to finish; the lock is ${this.path}` : `check ${this.path} by hand`,
@@ -116,6 +117,14 @@ function readHolderFile(path: string): LockHolder | undefined {
   const pid = Number(fields.pid);
   if (!Number.isInteger(pid) || pid <= 0 || !fields.host || !fields.ticket || !fields.started) return undefined;
   return { pid, host: fields.host, ticket: fields.ticket, started: fields.started };
+}
+
+/** Env var naming the pid that handed its lock to this process (a re-run of the remaining phases). */
+export const INHERITED_LOCK_ENV = 'RELEASE_INHERITED_LOCK';
+
+/** A lock our parent holds and handed to us; we use it but never release it. */
+function isInheritedFromParent(holder: LockHolder): boolean {
+  return process.env[INHERITED_LOCK_ENV] === String(holder.pid) && holder.pid === process.ppid && holder.host === hostname();
 }
 
 function isStale(holder: LockHolder): boolean {

@@ -1,7 +1,8 @@
 import { createHooks, type Hooks } from './hooks.js';
 import { createContext, workspacePaths, type RunContext } from './context.js';
 import { ReleaseError, toReleaseError } from './errors.js';
-import { ReleaseLock } from './lock.js';
+import { INHERITED_LOCK_ENV, ReleaseLock } from './lock.js';
+import { exec } from './exec.js';
 import type { Output } from './output.js';
 import { PHASES_OF, phasesFrom, type Verb } from './phases.js';
 import type { ReleaseConfig } from './plugin.js';
@@ -95,12 +96,16 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
       }
       await options.hooks.resume.promise(context);
     }
-    for (const phase of phases) {
+    for (const [index, phase] of phases.entries()) {
       current = phase.name;
       if (context.signal.aborted) throw new ReleaseError('INTERRUPTED', 'interrupted by a signal');
       out.phase(phase.name, options.dryRun ? `preview: ${phase.summary}` : phase.summary);
       await options.hooks.phase.for(phase.name).promise(context);
       context.log.event(phase.name, 'done', { rc: 0 });
+      const next = phases[index + 1];
+      if (context.handoffReason && next && !options.dryRun && !process.env[INHERITED_LOCK_ENV]) {
+        return await handOff(context, options, next.name, context.handoffReason);
+      }
     }
     context.log.event('orchestrator', 'done', { rc: 0 });
     await options.hooks.done.promise(context);
@@ -124,6 +129,21 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
   } finally {
     lock.release();
   }
+}
+
+/**
+ * Runs the remaining phases in a new process of ourselves, which loads the config and code the
+ * pull brought; it inherits the lock and reuses the state file. Its exit code is ours.
+ */
+async function handOff(context: RunContext, options: RunVerbOptions, from: string, reason: string): Promise<number> {
+  context.log.event('orchestrator', 'handoff', { from, reason });
+  options.out.info(`${reason}: re-running the remaining phases from the pulled code (--from=${from})`);
+  const result = await exec(process.execPath, [process.argv[1]!, options.ticket, `--from=${from}`, '--repo', options.repoDir], {
+    env: { [INHERITED_LOCK_ENV]: String(process.pid) },
+    inheritOutput: true,
+    signal: options.signal,
+  });
+  return result.exitCode;
 }
 
 function reportFailure(out: Output, verb: Verb, ticket: string, phase: string, error: ReleaseError): void {

@@ -29,9 +29,7 @@ export function globRule(rawOptions: z.input<typeof globRuleSchema>): Plugin {
 
 /** What a change to one file of a service folder asks for. */
 function serviceAction(file: ChangedFile, service: string): Action {
-  if (file.status === 'D' && /\/manifest\.yaml$/.test(file.path)) {
-    return { service, kind: 'remove', reason: `${file.path} was deleted` };
-  }
+  if (file.status === 'D') return { service, kind: 'remove', reason: `${file.path} was deleted` };
   return { service, kind: 'redeploy', reason: `${file.path} changed` };
 }
 

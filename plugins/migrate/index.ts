@@ -1,5 +1,7 @@
-import { ReleaseError, type Action, type Classification, type ChangedFile, type Plugin, type RunContext } from '../../core/index.js';
+import { join } from 'node:path';
+import { ReleaseError, STEP_BIN, codeOfExit, writeFileAtomic, type Action, type Classification, type ChangedFile, type Plugin, type RunContext } from '../../core/index.js';
 import { diffFiles } from '../git/git.js';
+import { renderMigrateScript } from './script.js';
 
 export const PLUGIN_NAME = 'migrate';
 
@@ -27,7 +29,7 @@ export function classifyAll(context: RunContext, files: ChangedFile[]): Classifi
   return classified;
 }
 
-/** One action per service and kind, in the order they first appear. */
+/** One action per service and kind, in the order they first appear; removing a service supersedes redeploying it. */
 export function planActions(classified: ClassifiedFile[]): Action[] {
   const seen = new Map<string, Action>();
   for (const { classification } of classified) {
@@ -36,34 +38,50 @@ export function planActions(classified: ClassifiedFile[]): Action[] {
       if (!seen.has(key)) seen.set(key, action);
     }
   }
-  return [...seen.values()];
+  const removed = new Set([...seen.values()].filter((a) => a.kind === 'remove').map((a) => a.service));
+  return [...seen.values()].filter((a) => a.kind === 'remove' || !removed.has(a.service));
+}
+
+export const scriptPath = (context: RunContext) => join(context.workspaceDir, 'release', 'migrate.sh');
+
+async function migrate(context: RunContext): Promise<void> {
+  const state = context.requireState();
+  const classified = classifyAll(context, await diffFiles(context, state.baseSha, state.mergeSha));
+  const actions = planActions(classified);
+  const script = renderMigrateScript({
+    ticket: context.ticket,
+    state,
+    classified,
+    actions,
+    stepCommand: [process.execPath, STEP_BIN, '--repo', context.repoDir, '--ticket', context.ticket],
+  });
+  const path = scriptPath(context);
+  if (context.dryRun) {
+    context.out.phase(PLUGIN_NAME, `would write ${path} and run it with: all --no-backup`);
+    for (const line of script.split('\n')) context.out.detail(line);
+    for (const action of actions) context.out.phase(PLUGIN_NAME, `would ${action.kind} ${action.service}: ${action.reason}`);
+    return;
+  }
+  writeFileAtomic(path, script);
+  context.out.phase(PLUGIN_NAME, `${path}: ${classified.length} file(s), ${actions.length} action(s)`);
+  for (const action of actions) context.out.phase(PLUGIN_NAME, `${action.kind} ${action.service}: ${action.reason}`);
+  const result = await context.exec('bash', [path, 'all', '--no-backup'], {
+    env: { RELEASE_ORCHESTRATOR: '1' },
+    onLine: (line) => context.out.detail(line),
+  });
+  if (result.exitCode !== 0) {
+    throw new ReleaseError(codeOfExit(result.exitCode), `migrate.sh exited ${result.exitCode}`, {
+      lines: result.output.split('\n').slice(-5),
+      hint: `read ${path}; resume with --from=migrate once the cause is fixed`,
+    });
+  }
 }
 
 export function migratePlugin(): Plugin {
   return {
     name: PLUGIN_NAME,
     apply({ hooks }) {
-      hooks.phase.for('migrate').tapPromise(PLUGIN_NAME, async (context) => {
-        const state = context.requireState();
-        const classified = classifyAll(context, await diffFiles(context, state.baseSha, state.mergeSha));
-        for (const { file, classification } of classified) {
-          context.out.detail(`${file.path}: ${classification.kind} (${classification.rule})`);
-        }
-        const actions = planActions(classified);
-        context.out.phase(PLUGIN_NAME, `${actions.length} action(s)`);
-        for (const action of actions) {
-          if (context.dryRun) {
-            context.out.phase(PLUGIN_NAME, `would ${action.kind} ${action.service}: ${action.reason}`);
-            continue;
-          }
-          context.out.phase(PLUGIN_NAME, `${action.kind} ${action.service}: ${action.reason}`);
-          const handled = await hooks.apply.promise(action, context);
-          if (!handled) {
-            context.out.warn(`no runtime plugin handles "${action.kind}"; ${action.service} was left as it is`);
-            context.log.event(PLUGIN_NAME, 'unhandled-action', { service: action.service, action: action.kind });
-          }
-        }
-      });
+      hooks.phase.for('migrate').tapPromise(PLUGIN_NAME, migrate);
     },
   };
 }

@@ -54,42 +54,43 @@ async function changedServices(context: RunContext, base: string, merge: string)
   return { files, services: [...services].sort(), skipped: [...skipped].sort() };
 }
 
-async function backUp(context: RunContext, state: ReleaseState): Promise<void> {
-  for (const service of state.services) {
-    if (state.backups[service]) {
-      context.out.phase(PLUGIN_NAME, `backup of ${service} already taken (${state.backups[service]})`);
+/** Backs up one service's `backup:` entries into one timestamped folder, and records it in BACKUPS. */
+async function backUpService(context: RunContext, state: ReleaseState, service: string): Promise<void> {
+  if (state.backups[service]) {
+    context.out.phase(PLUGIN_NAME, `backup of ${service} already taken (${state.backups[service]})`);
+    return;
+  }
+  const text = (await showFile(context, state.mergeSha, manifestPath(service))) ?? (await showFile(context, state.baseSha, manifestPath(service)));
+  if (text === undefined) return;
+  const manifest = parseManifest(text, manifestPath(service), service);
+  if (manifest.backup.length === 0) return;
+  const stamp = backupTimestamp();
+  const dir = join(context.workspaceDir, 'backups', service, stamp);
+  for (const [index, entry] of manifest.backup.entries()) {
+    const request: BackupRequest = { service, entry, dir, index };
+    const hook = context.hooks.backup.get(entry.type);
+    if (!hook?.isUsed()) {
+      throw new ReleaseError('BAD_INPUT', `${manifestPath(service)}: backup[${index}].type: no backup plugin handles "${entry.type}"`, {
+        hint: `register a backup plugin for "${entry.type}" in release.config.ts, or fix the type`,
+      });
+    }
+    if (context.dryRun) {
+      context.out.phase(PLUGIN_NAME, `would back up ${service}: ${entry.type} into ${dir}`);
       continue;
     }
-    const text = await showFile(context, state.mergeSha, manifestPath(service));
-    const manifest = text === undefined
-      ? parseManifest((await showFile(context, state.baseSha, manifestPath(service)))!, manifestPath(service), service)
-      : parseManifest(text, manifestPath(service), service);
-    if (manifest.backup.length === 0) continue;
-    const stamp = backupTimestamp();
-    const dir = join(context.workspaceDir, 'backups', service, stamp);
-    for (const [index, entry] of manifest.backup.entries()) {
-      const request: BackupRequest = { service, entry, dir, index };
-      const hook = context.hooks.backup.get(entry.type);
-      if (!hook?.isUsed()) {
-        throw new ReleaseError('BAD_INPUT', `${manifestPath(service)}: backup[${index}].type: no backup plugin handles "${entry.type}"`, {
-          hint: `register a backup plugin for "${entry.type}" in release.config.ts, or fix the type`,
-        });
-      }
-      if (context.dryRun) {
-        context.out.phase(PLUGIN_NAME, `would back up ${service}: ${entry.type} into ${dir}`);
-        continue;
-      }
-      context.failpoint(`before-backup-${service}`);
-      const result = await hook.promise(request, context);
-      if (!result) throw new ReleaseError('BACKUP_FAILED', `backup ${entry.type} of ${service} produced nothing`);
-      context.failpoint(`after-backup-${service}`);
-    }
-    if (!context.dryRun) {
-      state.backups[service] = stamp;
-      context.saveState();
-      context.log.event(PLUGIN_NAME, 'backup', { service, at: stamp });
-    }
+    context.failpoint(`before-backup-${service}`);
+    const result = await hook.promise(request, context);
+    if (!result) throw new ReleaseError('BACKUP_FAILED', `backup ${entry.type} of ${service} produced nothing`);
+    context.failpoint(`after-backup-${service}`);
   }
+  if (context.dryRun) return;
+  state.backups[service] = stamp;
+  context.saveState();
+  context.log.event(PLUGIN_NAME, 'backup', { service, at: stamp });
+}
+
+async function backUp(context: RunContext, state: ReleaseState): Promise<void> {
+  for (const service of state.services) await backUpService(context, state, service);
 }
 
 export function preparePlugin(rawOptions: Partial<GitOptions> = {}): Plugin {
@@ -157,6 +158,13 @@ export function preparePlugin(rawOptions: Partial<GitOptions> = {}): Plugin {
         for (const file of changed.files) context.out.detail(`${file.status} ${file.from ? `${file.from} -> ` : ''}${file.path}`);
         context.saveState();
         await backUp(context, state);
+      });
+
+      // migrate.sh without --no-backup asks for a service's backup through this action.
+      hooks.apply.tapPromise(PLUGIN_NAME, async (action, context) => {
+        if (action.kind !== 'backup') return undefined;
+        await backUpService(context, context.requireState(), action.service);
+        return true;
       });
 
       hooks.resume.tapPromise(PLUGIN_NAME, async (context) => {

@@ -86,7 +86,7 @@ describe('release-run on real git: prepare and the full phase chain', () => {
 
   test('changed services are the package folders with a manifest', async () => {
     await platform.mergeFeature('60', {
-      'packages/db/compose.yaml': 'services: {}\n',
+      'packages/db/manifest.yaml': 'name: db\nimage: local/db:2\n',
       'packages/web/README.md': 'docs\n',
       'docs/notes.md': 'x\n',
     });

@@ -1,0 +1,4 @@
+#!/usr/bin/env node
+import { runStep } from '../cli.js';
+
+runStep();

@@ -1,0 +1,62 @@
+import { ReleaseError, type RunContext } from '../../core/index.js';
+
+/** One container of a compose project, as `docker ps` shows it. */
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  image: string;
+  state: string;
+}
+
+/**
+ * The docker and compose commands the runtime needs. Compose v2 (`docker compose`) and v1
+ * (`docker-compose`) are both supported: the first that answers is used, unless the config names one.
+ */
+export class ComposeCli {
+  private detected?: Promise<string[]>;
+
+  constructor(private readonly configured?: string[]) {}
+
+  command(context: RunContext): Promise<string[]> {
+    if (this.configured) return Promise.resolve(this.configured);
+    this.detected ??= (async () => {
+      for (const candidate of [['docker', 'compose'], ['docker-compose']]) {
+        const result = await context.exec(candidate[0]!, [...candidate.slice(1), 'version'], {});
+        if (result.exitCode === 0) return candidate;
+      }
+      throw new ReleaseError('BAD_INPUT', 'neither `docker compose` nor `docker-compose` answers', {
+        hint: 'install one (apt-get install docker-compose), or set the command in the runtime-compose options',
+      });
+    })();
+    return this.detected;
+  }
+
+  /** `compose -p PROJECT -f FILE ARGS...` with `env` exported for interpolation. */
+  async compose(context: RunContext, project: string, file: string, args: string[], env: Record<string, string>) {
+    const [bin, ...prefix] = await this.command(context);
+    return context.exec(bin!, [...prefix, '--project-name', project, '--file', file, ...args], {
+      env,
+      onLine: (line) => context.out.detail(line),
+    });
+  }
+
+  async docker(context: RunContext, args: string[]) {
+    const result = await context.exec('docker', args, {});
+    if (result.exitCode !== 0) {
+      throw new ReleaseError('PHASE_FAILED', `docker ${args[0]} failed: ${result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`}`, {
+        hint: 'is the Docker engine running? (docker info)',
+      });
+    }
+    return result.stdout;
+  }
+
+  /** Every container of the project, running or not; found by compose's own project label. */
+  async containers(context: RunContext, project: string): Promise<ContainerInfo[]> {
+    const out = await this.docker(context, ['ps', '--all', '--no-trunc', '--filter', `label=com.docker.compose.project=${project}`,
+      '--format', '{{.ID}}\t{{.Names}}\t{{.Image}}\t{{.State}}']);
+    return out.split('\n').filter(Boolean).map((line) => {
+      const [id, name, image, state] = line.split('\t') as [string, string, string, string];
+      return { id, name, image, state };
+    }).sort((a, b) => a.name.localeCompare(b.name));
+  }
+}

@@ -1,0 +1,136 @@
+import { execa } from 'execa';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Platform } from '../../test/platform.js';
+import { containersOf, dockerServiceFiles, freePort, httpGet, removeProjects, uniqueName } from '../../test/docker.js';
+
+/** A platform whose first release (ticket 100) deployed `web` (and `other`) on the test image :1. */
+async function deployedPlatform() {
+  const web = uniqueName('web');
+  const other = uniqueName('other');
+  const webPort = await freePort();
+  const otherPort = await freePort();
+  const platform = await Platform.create([]);
+  await platform.mergeFeature('100', { ...dockerServiceFiles(web, webPort), ...dockerServiceFiles(other, otherPort) });
+  const first = await platform.run('release-run', ['100']);
+  if (first.exitCode !== 0) throw new Error(`initial deploy failed:\n${first.all}`);
+  return { platform, web, other, webUrl: `http://127.0.0.1:${webPort}`, webPort };
+}
+
+describe('the compose runtime on a real Docker engine', () => {
+  let ctx: Awaited<ReturnType<typeof deployedPlatform>>;
+  beforeEach(async () => { ctx = await deployedPlatform(); });
+  afterEach(async () => {
+    await removeProjects([ctx.web, ctx.other]);
+    ctx.platform.remove();
+  });
+
+  test("the runbook's release: ticket 1234 bumps web's image tag; only web is redeployed", async () => {
+    const { platform, web, other, webUrl, webPort } = ctx;
+    expect((await httpGet(`${webUrl}/version`)).body).toBe('1');
+    const otherBefore = await containersOf(other);
+    const base = await platform.head();
+    const merge = await platform.mergeFeature('1234', { [`packages/${web}/manifest.yaml`]: dockerServiceFiles(web, webPort, { tag: '2' })[`packages/${web}/manifest.yaml`]! });
+
+    const result = await platform.run('release-run', ['1234']);
+
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout.trim().split('\n').pop()).toBe('[release-run] release 1234 complete');
+    expect((await httpGet(`${webUrl}/version`)).body).toBe('2');
+    expect(await containersOf(other)).toEqual(otherBefore);
+    const drift = await platform.run('release', [`--service=${web}`]);
+    expect(drift.exitCode).toBe(0);
+    expect(drift.stdout.trim()).toBe('0 actions');
+    expect(platform.readState('1234')).toEqual({
+      TICKET: '1234', BRANCH: 'main', BASE_SHA: base, MERGE_SHA: merge, SERVICES: web, SKIPPED_METADATA: '', BACKUPS: '',
+    });
+    const events = platform.logEvents('1234');
+    expect(events).toEqual(expect.arrayContaining([
+      'ticket=1234 phase=prepare event=done rc=0',
+      `ticket=1234 phase=apply event=redeployed service=${web} image=local/testsvc:2`,
+      'ticket=1234 phase=migrate event=done rc=0',
+      'ticket=1234 phase=ticket event=skipped-no-script',
+      expect.stringMatching(new RegExp(`^ticket=1234 phase=probe event=healthy service=${web} `)),
+      'ticket=1234 phase=verify event=done rc=0',
+    ]));
+    expect(events[events.length - 1]).toBe('ticket=1234 phase=orchestrator event=done rc=0');
+    const script = readFileSync(join(platform.prod, '.asd/workspace/release/migrate.sh'), 'utf8');
+    expect(script).toContain(`migrate_${web}() {`);
+    expect(script).not.toContain(`migrate_${other}() {`);
+  });
+
+  test("the runbook's failure drill: /nonexistent fails verify with exit 7; release-revert puts the old image back", async () => {
+    const { platform, web, webUrl, webPort } = ctx;
+    await platform.mergeFeature('9999', {
+      [`packages/${web}/manifest.yaml`]: dockerServiceFiles(web, webPort, { tag: '2', endpoint: '/nonexistent', timeout: '3s' })[`packages/${web}/manifest.yaml`]!,
+    });
+
+    const failed = await platform.run('release-run', ['9999']);
+
+    expect(failed.exitCode).toBe(7);
+    expect(failed.stderr).toMatch(new RegExp(`health probe of ${web} failed: GET ${webUrl}/nonexistent last answered HTTP 404 after \\d+\\.\\ds of trying`));
+    expect(failed.stdout).toContain('release-run failed in phase verify. To roll back:');
+    expect(failed.stdout).toContain('  just release-revert 9999');
+
+    const reverted = await platform.run('release-revert', ['9999']);
+
+    expect(reverted.exitCode).toBe(0);
+    expect((await httpGet(`${webUrl}/version`)).body).toBe('1');
+    expect((await httpGet(`${webUrl}/health`)).status).toBe(200);
+    expect((await platform.run('release', [`--service=${web}`])).stdout.trim()).toBe('0 actions');
+  });
+
+  test('a container stopped by hand is drift; release-revert-free recovery is a redeploy', async () => {
+    const { platform, web } = ctx;
+    const [container] = await containersOf(web);
+    await execa('docker', ['stop', container!.id]);
+
+    const drift = await platform.run('release', [`--service=${web}`]);
+
+    expect(drift.exitCode).toBe(5);
+    expect(drift.stdout).toMatch(new RegExp(`^redeploy ${web}: not running: .* is exited`, 'm'));
+    expect(drift.stdout.trim().split('\n').pop()).toBe('1 action');
+  });
+
+  test('a compose file edited by hand since the last apply is drift', async () => {
+    const { platform, web } = ctx;
+    platform.write(platform.prod, { [`packages/${web}/compose.yaml`]: readFileSync(join(platform.prod, `packages/${web}/compose.yaml`), 'utf8') + '# edited\n' });
+    const drift = await platform.run('release', [`--service=${web}`]);
+    expect(drift.exitCode).toBe(5);
+    expect(drift.stdout).toContain(`changed since the last apply`);
+  });
+
+  test('an unclassified file fails migrate with exit 5 and touches no service', async () => {
+    const { platform, web, webPort } = ctx;
+    const before = await containersOf(web);
+    await platform.mergeFeature('5000', {
+      [`packages/${web}/src/app.js`]: 'console.log(1)\n',
+      'tools/helper.py': 'print(1)\n',
+      [`packages/${web}/manifest.yaml`]: dockerServiceFiles(web, webPort, { tag: '2' })[`packages/${web}/manifest.yaml`]!,
+    });
+
+    const result = await platform.run('release-run', ['5000']);
+
+    expect(result.exitCode).toBe(5);
+    expect(result.stderr).toMatch(/2 changed file\(s\) match no classifier rule; no service was touched/);
+    expect(result.stdout).toContain(`packages/${web}/src/app.js`);
+    expect(result.stdout).toContain('tools/helper.py');
+    expect(result.stdout).toMatch(/rules in force: service-files, ticket-scripts, playbooks, docs, orchestrator-source/);
+    expect(await containersOf(web)).toEqual(before);
+  });
+
+  test('a deleted service is stopped and removed, not redeployed; its drift check is clean', async () => {
+    const { platform, other } = ctx;
+    await platform.mergeFeature('6000', {
+      [`packages/${other}/manifest.yaml`]: null,
+      [`packages/${other}/compose.yaml`]: null,
+    });
+
+    const result = await platform.run('release-run', ['6000']);
+
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toContain(`remove ${other}`);
+    expect(await containersOf(other)).toEqual([]);
+    expect(existsSync(join(platform.prod, `.asd/workspace/runtime/${other}.applied`))).toBe(false);
+  });
+});
