@@ -4,7 +4,12 @@
  */
 import { execa } from 'execa';
 import { join } from 'node:path';
+import picomatch from 'picomatch';
 import { Platform, ORCHESTRATOR_ROOT } from '../test/platform.js';
+import { applyPlugins } from '../core/runner.js';
+import { defaultPlugins } from '../release.config.js';
+import { classifyAll } from '../plugins/migrate/index.js';
+import type { ChangedFile, RunContext } from '../core/index.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 const bin = (verb: string) => join(ORCHESTRATOR_ROOT, 'dist', 'core', 'bin', `${verb}.js`);
@@ -22,6 +27,37 @@ async function median(runs: number, once: () => Promise<unknown>): Promise<numbe
 }
 
 interface Row { what: string; ours: number; rawName: string; raw: number }
+
+/** A diff of `count` paths of the kinds a platform repo has, all classified by the default rules. */
+function syntheticDiff(count: number): ChangedFile[] {
+  const kinds = [
+    (i: number) => `packages/svc${i % 500}/manifest.yaml`,
+    (i: number) => `packages/svc${i % 500}/compose.yaml`,
+    (i: number) => `docs/area${i % 50}/page${i}.md`,
+    (i: number) => `releases/${i}-change.sh`,
+    (i: number) => `plugins/p${i % 20}/file${i}.ts`,
+  ];
+  return Array.from({ length: count }, (_, i) => ({ path: kinds[i % kinds.length]!(i), status: 'M' }));
+}
+
+/** Classification through the hooks and the default rules, beside bare picomatch over the same globs. */
+async function classificationRows(): Promise<Row[]> {
+  const hooks = applyPlugins({ plugins: defaultPlugins() });
+  const context = { hooks } as unknown as RunContext;
+  const globs = [['releases/**'], ['recovery/**'], ['docs/**', '**/*.md'], ['core/**', 'plugins/**', 'release.config.ts', 'package.json', 'package-lock.json', 'justfile']]
+    .map((patterns) => picomatch(patterns, { dot: true }));
+  const rows: Row[] = [];
+  for (const count of [10_000, 100_000]) {
+    const files = syntheticDiff(count);
+    rows.push({
+      what: `classify a diff of ${count.toLocaleString('en')} paths (default rules, through the classify hook)`,
+      ours: await median(5, async () => classifyAll(context, files)),
+      rawName: 'picomatch alone, same globs',
+      raw: await median(5, async () => files.map((f) => /^packages\/[^/]+\/(manifest|compose)\.yaml$/.test(f.path) || globs.some((m) => m(f.path)))),
+    });
+  }
+  return rows;
+}
 
 async function main(): Promise<void> {
   const rows: Row[] = [];
@@ -43,6 +79,7 @@ async function main(): Promise<void> {
   } finally {
     platform.remove();
   }
+  rows.push(...(await classificationRows()));
   const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
   console.log(`\nrelease-orchestrator benchmarks (median of ${RUNS} runs, ${new Date().toISOString().slice(0, 10)})\n`);
   console.log('| what | ours | raw tool | raw | ours / raw |');

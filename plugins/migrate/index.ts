@@ -47,6 +47,7 @@ export const scriptPath = (context: RunContext) => join(context.workspaceDir, 'r
 async function migrate(context: RunContext): Promise<void> {
   const state = context.requireState();
   const classified = classifyAll(context, await diffFiles(context, state.baseSha, state.mergeSha));
+  for (const { file, classification } of classified) context.out.detail(`${file.path}: ${classification.kind} (${classification.rule})`);
   const actions = planActions(classified);
   const script = renderMigrateScript({
     ticket: context.ticket,

@@ -1,0 +1,103 @@
+import { execa } from 'execa';
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Platform } from '../../test/platform.js';
+import { renderMigrateScript } from './script.js';
+import type { ClassifiedFile } from './index.js';
+
+const sha = (c: string) => c.repeat(40);
+
+function input(services: string[]) {
+  const classified: ClassifiedFile[] = services.map((service) => ({
+    file: { path: `packages/${service}/manifest.yaml`, status: 'M' },
+    classification: { kind: 'manifest', rule: 'service-files', service, actions: [{ service, kind: 'redeploy', reason: `packages/${service}/manifest.yaml changed` }] },
+  }));
+  classified.push({ file: { path: 'docs/it\'s.md', status: 'A' }, classification: { kind: 'docs', rule: 'docs', actions: [] } });
+  return {
+    ticket: '1234',
+    state: { baseSha: sha('a'), mergeSha: sha('b') },
+    classified,
+    actions: classified.flatMap((c) => c.classification.actions),
+    stepCommand: ['/usr/bin/node', '/opt/ro/dist/core/bin/release-step.js', '--repo', '/srv/platform repo', '--ticket', '1234'],
+  };
+}
+
+describe('migrate.sh', () => {
+  let dir: string;
+  beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'ro-migrate-')); });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('for a diff of three services: a header, three functions, and it passes shellcheck', async () => {
+    const script = renderMigrateScript(input(['web', 'api', 'redis-cache']));
+    expect(script).toMatch(/^#!\/usr\/bin\/env bash\n# migrate.sh for release 1234/);
+    expect(script).toContain(`#   BASE_SHA:  ${sha('a')}`);
+    expect(script).toContain(`#   MERGE_SHA: ${sha('b')}`);
+    expect(script).toMatch(/#   M packages\/web\/manifest.yaml\s+manifest \(service-files\) -> redeploy web/);
+    expect(script).toMatch(/#   A docs\/it's.md\s+docs \(docs\)\n/);
+    expect(script.match(/^migrate_[a-z-]+\(\) \{$/gm)).toEqual(['migrate_api() {', 'migrate_redis-cache() {', 'migrate_web() {']);
+    const file = join(dir, 'migrate.sh');
+    writeFileSync(file, script);
+    const lint = await execa('shellcheck', ['--shell=bash', file], { reject: false });
+    expect(lint.stdout).toBe('');
+    expect(lint.exitCode).toBe(0);
+  });
+
+  test('the same diff always gives the same script', () => {
+    expect(renderMigrateScript(input(['b', 'a']))).toBe(renderMigrateScript(input(['b', 'a'])));
+  });
+
+  test('refuses to run outside the orchestrator unless given --debug; --debug runs one service', async () => {
+    const script = renderMigrateScript({ ...input(['web', 'api']), stepCommand: ['echo', 'step'] });
+    const file = join(dir, 'guarded.sh');
+    writeFileSync(file, script);
+    const env = { RELEASE_ORCHESTRATOR: '' };
+    const refused = await execa('bash', [file, 'all'], { reject: false, env });
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toBe('migrate.sh is run by release-run; to run it by hand for debugging, add --debug');
+    const debug = await execa('bash', [file, 'web', '--debug'], { reject: false, env });
+    expect(debug.stdout.split('\n')).toEqual(['step backup web', 'step redeploy web']);
+    const all = await execa('bash', [file, 'all', '--no-backup', '--debug'], { reject: false, env });
+    expect(all.stdout.split('\n')).toEqual(['step redeploy api', 'step redeploy web']);
+    const unknown = await execa('bash', [file, 'nope', '--debug'], { reject: false, env });
+    expect(unknown.exitCode).toBe(2);
+    expect(unknown.stderr).toBe('migrate.sh: give all or one of: api web');
+  });
+});
+
+describe('the migrate phase on real git', () => {
+  let platform: Platform;
+  beforeEach(async () => { platform = await Platform.create([{ name: 'web' }, { name: 'api' }, { name: 'db' }]); });
+  afterEach(() => platform.remove());
+
+  test('a release of three services regenerates migrate.sh with three functions', async () => {
+    await platform.mergeFeature('300', {
+      'packages/web/manifest.yaml': 'name: web\nimage: local/web:2\n',
+      'packages/api/manifest.yaml': 'name: api\nimage: local/api:2\n',
+      'packages/db/manifest.yaml': 'name: db\nimage: local/db:2\n',
+    });
+    const result = await platform.run('release-run', ['300']);
+    expect(result.exitCode).toBe(0);
+    const script = readFileSync(join(platform.prod, '.asd/workspace/release/migrate.sh'), 'utf8');
+    expect(script.match(/^migrate_\w+\(\) \{$/gm)).toEqual(['migrate_api() {', 'migrate_db() {', 'migrate_web() {']);
+  });
+
+  test('a repo config that swaps a rule changes the classification', async () => {
+    await platform.pushCommits([{
+      'release.config.ts': `export default ({ defaultPlugins, builtins }: any) => ({
+  plugins: [
+    ...defaultPlugins().filter((plugin: any) => plugin.name !== 'docs'),
+    builtins.globRule({ name: 'handbook', patterns: ['docs/**'], kind: 'handbook' }),
+  ],
+});
+`,
+    }]);
+    await platform.git(['pull', '-q', '--ff-only', 'origin', 'main']);
+    await platform.mergeFeature('301', { 'docs/runbook.md': 'x\n' });
+    const result = await platform.run('release-run', ['301']);
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toContain('docs/runbook.md: handbook (handbook)');
+    const script = readFileSync(join(platform.prod, '.asd/workspace/release/migrate.sh'), 'utf8');
+    expect(script).toMatch(/#   A docs\/runbook.md\s+handbook \(handbook\)/);
+  });
+});
