@@ -5,6 +5,7 @@ import { AuditLog } from './audit-log.js';
 import { StateFile, type ReleaseState } from './state.js';
 import { exec, type ExecOptions, type ExecResult } from './exec.js';
 import type { Verb } from './phases.js';
+import { Transfers } from './progress.js';
 
 /** What one run of a verb knows; passed to every hook. */
 export interface RunContext {
@@ -31,6 +32,8 @@ export interface RunContext {
   readonly signal: AbortSignal;
   /** Failpoints for crash tests: a no-op unless RELEASE_FAILPOINT names this step. */
   failpoint(step: string): void;
+  /** Progress lines (bytes and rate) for long transfers such as backups. */
+  readonly transfers: Transfers;
   /** Options a plugin shares with others of the same run, by key. */
   readonly shared: Map<string, unknown>;
   /**
@@ -75,6 +78,7 @@ export function createContext(init: ContextInit): RunContext {
     stateFile,
     state: undefined,
     shared: new Map(),
+    transfers: new Transfers(init.out),
     saveState() {
       if (init.dryRun || !context.state) return;
       stateFile.write(context.state, () => context.failpoint('state-before-rename'));

@@ -1,4 +1,5 @@
 import { execa } from 'execa';
+import { pipeline } from 'node:stream/promises';
 import { redact } from './secrets.js';
 
 export interface ExecOptions {
@@ -14,6 +15,10 @@ export interface ExecOptions {
   stdoutFile?: string;
   /** Let the child write to our own stdout and stderr (a re-run of ourselves); nothing is captured. */
   inheritOutput?: boolean;
+  /** Feed the child's stdin from this stream (e.g. a backup being restored). */
+  stdinFrom?: NodeJS.ReadableStream;
+  /** Send the child's stdout, unbuffered, through this stream (e.g. a dump being written). */
+  stdoutTo?: NodeJS.WritableStream;
 }
 
 export interface ExecResult {
@@ -37,20 +42,42 @@ export async function exec(file: string, args: readonly string[], options: ExecO
     onLine?.(text);
     yield text;
   };
-  const result = await execa(file, [...args], {
+  const piped = Boolean(options.stdoutTo);
+  const subprocess = execa(file, [...args], {
     cwd: options.cwd,
     env: options.env,
     extendEnv: true,
     input: options.input,
-    stdin: options.input === undefined ? 'ignore' : 'pipe',
-    stdout: options.inheritOutput ? 'inherit' : options.stdoutFile ? { file: options.stdoutFile } : [lineTap],
+    stdin: options.input === undefined && !options.stdinFrom ? 'ignore' : 'pipe',
+    stdout: options.inheritOutput ? 'inherit' : piped ? 'pipe' : options.stdoutFile ? { file: options.stdoutFile } : [lineTap],
     stderr: options.inheritOutput ? 'inherit' : [lineTap],
-    all: !options.stdoutFile && !options.inheritOutput,
+    all: !options.stdoutFile && !options.inheritOutput && !piped,
+    buffer: piped ? { stdout: false, stderr: true } : true,
     reject: false,
     cancelSignal: options.signal,
     forceKillAfterDelay: 3000,
     stripFinalNewline: true,
   });
+  // A stream that fails (a full disk, a corrupt archive) stops the process, and the failure is reported as its result.
+  let streamError: Error | undefined;
+  const streams: Promise<void>[] = [];
+  if (options.stdinFrom) streams.push(pipeline(options.stdinFrom, subprocess.stdin!));
+  if (options.stdoutTo) streams.push(pipeline(subprocess.stdout!, options.stdoutTo));
+  const streamsDone = Promise.all(streams).catch((error: Error) => {
+    streamError = error;
+    subprocess.kill('SIGTERM');
+  });
+  const result = await subprocess;
+  await streamsDone;
+  if (streamError) {
+    return {
+      command: redact([file, ...args].join(' ')),
+      exitCode: result.exitCode && result.exitCode !== 0 ? result.exitCode : 1,
+      stdout: '',
+      stderr: redact(`${streamError.message}${typeof result.stderr === 'string' && result.stderr ? `\n${result.stderr}` : ''}`),
+      output: redact(streamError.message),
+    };
+  }
   const stdout = typeof result.stdout === 'string' ? result.stdout : '';
   const stderr = typeof result.stderr === 'string' ? result.stderr : '';
   const failedToStart = result.exitCode === undefined && !result.isCanceled && !result.signal;

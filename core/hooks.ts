@@ -62,6 +62,10 @@ export function createHooks() {
     backup: new HookMap<AsyncSeriesBailHook<[BackupRequest, RunContext], BackupResult | undefined>>(
       () => new AsyncSeriesBailHook(['request', 'context']),
     ),
+    /** A dry run's estimate of a backup's size in bytes, keyed by backup type. */
+    sizeBackup: new HookMap<AsyncSeriesBailHook<[BackupRequest, RunContext], number | undefined>>(
+      () => new AsyncSeriesBailHook(['request', 'context']),
+    ),
     /** Checks a backup is whole (checksums) before any restore starts; throws naming the bad file. */
     checkBackup: new HookMap<AsyncSeriesBailHook<[RestoreRequest, RunContext], true | undefined>>(
       () => new AsyncSeriesBailHook(['request', 'context']),

@@ -1,4 +1,4 @@
-import { ReleaseError, type BackupRequest, type Plugin, type ReleaseState, type RunContext } from '../../core/index.js';
+import { ReleaseError, formatBytes, type BackupRequest, type Plugin, type ReleaseState, type RunContext } from '../../core/index.js';
 import { currentBranch, diffFiles, dirtyPaths, git, headSha, isAncestor, resolveSha } from '../git/git.js';
 import { gitOptionsSchema, parseOptions, type GitOptions } from '../git/options.js';
 import { parseManifest, manifestPath, serviceOfPath } from '../platform/manifest.js';
@@ -75,7 +75,8 @@ async function backUpService(context: RunContext, state: ReleaseState, service: 
       });
     }
     if (context.dryRun) {
-      context.out.phase(PLUGIN_NAME, `would back up ${service}: ${entry.type} into ${dir}`);
+      const size = await context.hooks.sizeBackup.get(entry.type)?.promise(request, context);
+      context.out.phase(PLUGIN_NAME, `would back up ${service}: ${entry.type}${size === undefined ? '' : ` (about ${formatBytes(size)} before compression)`} into ${dir}`);
       continue;
     }
     context.failpoint(`before-backup-${service}`);
