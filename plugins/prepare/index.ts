@@ -1,19 +1,14 @@
-import { ReleaseError, formatBytes, type BackupRequest, type Plugin, type ReleaseState, type RunContext } from '../../core/index.js';
-import { currentBranch, diffFiles, dirtyPaths, git, headSha, isAncestor, resolveSha } from '../git/git.js';
-import { gitOptionsSchema, parseOptions, type GitOptions } from '../git/options.js';
-import { parseManifest, manifestPath, serviceOfPath } from '../platform/manifest.js';
-import { showFile } from '../git/git.js';
-import { join } from 'node:path';
+import { ReleaseError, type Plugin, type ReleaseState, type RunContext } from '../../core/index.js';
+import { currentBranch, diffFiles, dirtyPaths, git, headSha, isAncestor, resolveSha, showFile } from '../git/git.js';
+import { parseOptions } from '../git/options.js';
+import { manifestPath, serviceOfPath } from '../platform/manifest.js';
+import { backUpAll, backUpService } from './backups.js';
+import { prepareOptionsSchema, type PrepareOptions } from './options.js';
 
 export const PLUGIN_NAME = 'prepare';
+export { backupTimestamp } from './backups.js';
 
-/** YYYYMMDD_HHMMSS in UTC: the backup folder name recorded in BACKUPS. */
-export function backupTimestamp(date = new Date()): string {
-  const iso = date.toISOString();
-  return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}_${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;
-}
-
-async function refuseUnlessClean(context: RunContext, options: GitOptions): Promise<void> {
+async function refuseUnlessClean(context: RunContext, options: PrepareOptions): Promise<void> {
   const branch = await currentBranch(context);
   if (branch !== options.branch) {
     throw new ReleaseError('PHASE_FAILED', `the prod clone is on ${branch ? `branch ${branch}` : 'a detached HEAD'}, not ${options.branch}`, {
@@ -29,24 +24,16 @@ async function refuseUnlessClean(context: RunContext, options: GitOptions): Prom
   }
 }
 
-/** The state of an earlier attempt at this ticket that this prepare can finish, if any. */
-function resumable(previous: ReleaseState | undefined, head: string, headIsAfterBase: boolean): ReleaseState | undefined {
-  if (!previous) return undefined;
-  if (previous.mergeSha !== '' && previous.mergeSha === head) return previous;
-  if (previous.mergeSha === '' && headIsAfterBase) return previous;
-  return undefined;
-}
-
 /** The services a diff touches: `packages/<svc>/` folders with a manifest at either end. */
-async function changedServices(context: RunContext, base: string, merge: string) {
-  const files = await diffFiles(context, base, merge);
+async function changedServices(context: RunContext, base: string, target: string) {
+  const files = await diffFiles(context, base, target);
   const services = new Set<string>();
   const skipped = new Set<string>();
   for (const file of files) {
     for (const path of [file.path, file.from]) {
       const service = path ? serviceOfPath(path) : undefined;
-      if (!service || services.has(service)) continue;
-      const hasManifest = (await showFile(context, merge, manifestPath(service))) !== undefined
+      if (!service || services.has(service) || skipped.has(service)) continue;
+      const hasManifest = (await showFile(context, target, manifestPath(service))) !== undefined
         || (await showFile(context, base, manifestPath(service))) !== undefined;
       (hasManifest ? services : skipped).add(service);
     }
@@ -54,117 +41,96 @@ async function changedServices(context: RunContext, base: string, merge: string)
   return { files, services: [...services].sort(), skipped: [...skipped].sort() };
 }
 
-/** Backs up one service's `backup:` entries into one timestamped folder, and records it in BACKUPS. */
-async function backUpService(context: RunContext, state: ReleaseState, service: string): Promise<void> {
-  if (state.backups[service]) {
-    context.out.phase(PLUGIN_NAME, `backup of ${service} already taken (${state.backups[service]})`);
+/**
+ * Where an earlier, interrupted attempt at this ticket left off, so prepare finishes it instead of
+ * losing its BASE_SHA: 'pulled' (HEAD is its MERGE_SHA), 'before-pull' (HEAD is still its BASE_SHA,
+ * or the pull happened but was not recorded), or none.
+ */
+async function earlierAttempt(context: RunContext, head: string, target: string): Promise<{ kind: 'pulled' | 'before-pull'; state: ReleaseState } | undefined> {
+  if (!context.stateFile.exists()) return undefined;
+  const state = context.stateFile.read();
+  if (state.mergeSha !== '') return state.mergeSha === head ? { kind: 'pulled', state } : undefined;
+  if (state.baseSha === head) return { kind: 'before-pull', state };
+  if (head === target && (await isAncestor(context, state.baseSha, head))) return { kind: 'before-pull', state };
+  return undefined;
+}
+
+async function prepare(context: RunContext, options: PrepareOptions): Promise<void> {
+  const upstream = `refs/remotes/${options.remote}/${options.branch}`;
+  await refuseUnlessClean(context, options);
+  const head = await headSha(context);
+  const pulledEarlier = await earlierAttempt(context, head, head);
+  if (pulledEarlier?.kind === 'pulled' && !context.dryRun) {
+    const state = pulledEarlier.state;
+    context.out.phase(PLUGIN_NAME, `resuming: HEAD is already at this ticket's MERGE_SHA ${state.mergeSha.slice(0, 12)}`);
+    context.log.event(PLUGIN_NAME, 'resumed', { merge: state.mergeSha });
+    context.state = state;
+    await backUpAll(context, state, state.mergeSha, options.backupConcurrency);
     return;
   }
-  const text = (await showFile(context, state.mergeSha, manifestPath(service))) ?? (await showFile(context, state.baseSha, manifestPath(service)));
-  if (text === undefined) return;
-  const manifest = parseManifest(text, manifestPath(service), service);
-  if (manifest.backup.length === 0) return;
-  const stamp = backupTimestamp();
-  const dir = join(context.workspaceDir, 'backups', service, stamp);
-  for (const [index, entry] of manifest.backup.entries()) {
-    const request: BackupRequest = { service, entry, dir, index };
-    const hook = context.hooks.backup.get(entry.type);
-    if (!hook?.isUsed()) {
-      throw new ReleaseError('BAD_INPUT', `${manifestPath(service)}: backup[${index}].type: no backup plugin handles "${entry.type}"`, {
-        hint: `register a backup plugin for "${entry.type}" in release.config.ts, or fix the type`,
-      });
-    }
-    if (context.dryRun) {
-      const size = await context.hooks.sizeBackup.get(entry.type)?.promise(request, context);
-      context.out.phase(PLUGIN_NAME, `would back up ${service}: ${entry.type}${size === undefined ? '' : ` (about ${formatBytes(size)} before compression)`} into ${dir}`);
-      continue;
-    }
-    context.failpoint(`before-backup-${service}`);
-    const result = await hook.promise(request, context);
-    if (!result) throw new ReleaseError('BACKUP_FAILED', `backup ${entry.type} of ${service} produced nothing`);
-    context.failpoint(`after-backup-${service}`);
+
+  context.out.phase(PLUGIN_NAME, `git fetch ${options.remote}`);
+  await git(context, ['fetch', '--quiet', '--end-of-options', options.remote]);
+  context.failpoint('after-fetch');
+  const target = await resolveSha(context, upstream);
+  const earlier = context.dryRun ? undefined : await earlierAttempt(context, head, target);
+  const base = earlier ? earlier.state.baseSha : head;
+  if (target === base) {
+    throw new ReleaseError('NOTHING_TO_RELEASE', `nothing to release: HEAD (${base.slice(0, 12)}) already equals ${options.remote}/${options.branch}`, {
+      hint: 'someone pulled on this host by hand, so BASE_SHA would equal MERGE_SHA; never pull here, the orchestrator pulls itself. See docs/operations.md',
+    });
   }
-  if (context.dryRun) return;
-  state.backups[service] = stamp;
+  if (!(await isAncestor(context, head, target))) {
+    const ahead = await isAncestor(context, target, head);
+    throw new ReleaseError('PHASE_FAILED', ahead
+      ? `this clone has local commits that ${options.remote}/${options.branch} lacks; nothing was changed`
+      : `this clone and ${options.remote}/${options.branch} have diverged: the pull would not be a fast-forward; nothing was changed`, {
+      hint: `inspect with: git log --oneline ${options.remote}/${options.branch}...HEAD; a prod clone must only ever fast-forward`,
+    });
+  }
+  const changed = await changedServices(context, base, target);
+  const state: ReleaseState = {
+    ticket: context.ticket, branch: options.branch, baseSha: base, mergeSha: '',
+    services: changed.services, skippedMetadata: changed.skipped,
+    backups: earlier ? earlier.state.backups : {},
+  };
+  context.state = state;
+  context.out.phase(PLUGIN_NAME, `BASE_SHA=${base}`);
+  context.out.phase(PLUGIN_NAME, `${changed.files.length} changed file(s) up to ${options.remote}/${options.branch} ${target.slice(0, 12)}; services: ${state.services.join(' ') || 'none'}`);
+  for (const file of changed.files) context.out.detail(`${file.status} ${file.from ? `${file.from} -> ` : ''}${file.path}`);
   context.saveState();
-  context.log.event(PLUGIN_NAME, 'backup', { service, at: stamp });
+
+  // Backups come before the pull: a backup that fails leaves the clone and every service as they were.
+  await backUpAll(context, state, target, options.backupConcurrency);
+
+  if (context.dryRun) {
+    state.mergeSha = target;
+    context.out.phase(PLUGIN_NAME, `would pull --ff-only ${options.remote} ${options.branch}: MERGE_SHA would be ${target}`);
+    return;
+  }
+  if (head !== target) {
+    // Fast-forward to exactly what was fetched and backed up for, even if origin moved since.
+    context.out.phase(PLUGIN_NAME, `git pull --ff-only ${options.remote} ${options.branch} (as fetched: ${target.slice(0, 12)})`);
+    await git(context, ['merge', '--ff-only', '--quiet', '--end-of-options', target]);
+  }
+  context.failpoint('after-pull');
+  state.mergeSha = await headSha(context);
+  context.out.phase(PLUGIN_NAME, `MERGE_SHA=${state.mergeSha}`);
+  context.saveState();
 }
 
-async function backUp(context: RunContext, state: ReleaseState): Promise<void> {
-  for (const service of state.services) await backUpService(context, state, service);
-}
-
-export function preparePlugin(rawOptions: Partial<GitOptions> = {}): Plugin {
-  const options = parseOptions(PLUGIN_NAME, gitOptionsSchema, rawOptions);
-  const upstream = `refs/remotes/${options.remote}/${options.branch}`;
+export function preparePlugin(rawOptions: Partial<PrepareOptions> = {}): Plugin {
+  const options = parseOptions(PLUGIN_NAME, prepareOptionsSchema, rawOptions);
   return {
     name: PLUGIN_NAME,
     apply({ hooks }) {
-      hooks.phase.for('prepare').tapPromise(PLUGIN_NAME, async (context) => {
-        await refuseUnlessClean(context, options);
-        const head = await headSha(context);
-        let previous: ReleaseState | undefined;
-        if (context.stateFile.exists()) previous = context.stateFile.read();
-        const earlier = resumable(previous, head, previous ? await isAncestor(context, previous.baseSha, head) : false);
-
-        if (earlier && earlier.mergeSha !== '') {
-          context.out.phase(PLUGIN_NAME, `resuming: HEAD is already at MERGE_SHA ${earlier.mergeSha.slice(0, 12)} of this ticket`);
-          context.log.event(PLUGIN_NAME, 'resumed', { merge: earlier.mergeSha });
-          context.state = earlier;
-          await backUp(context, earlier);
-          return;
-        }
-
-        context.out.phase(PLUGIN_NAME, `git fetch ${options.remote}`);
-        await git(context, ['fetch', '--quiet', '--end-of-options', options.remote]);
-        context.failpoint('after-fetch');
-        const base = earlier ? earlier.baseSha : head;
-        const target = await resolveSha(context, upstream);
-        if (target === base) {
-          throw new ReleaseError('NOTHING_TO_RELEASE', `nothing to release: HEAD (${base.slice(0, 12)}) already equals ${options.remote}/${options.branch}`, {
-            hint: 'someone pulled on this host by hand, so BASE_SHA == MERGE_SHA; never pull here, the orchestrator pulls itself. If the code is not live yet, ask who pulled and see docs/operations.md',
-          });
-        }
-        if (!(await isAncestor(context, head, target))) {
-          const ahead = await isAncestor(context, target, head);
-          throw new ReleaseError('PHASE_FAILED', ahead
-            ? `this clone has local commits that ${options.remote}/${options.branch} lacks; nothing was changed`
-            : `this clone and ${options.remote}/${options.branch} have diverged: the pull would not be a fast-forward; nothing was changed`, {
-            hint: `inspect with: git log --oneline ${options.remote}/${options.branch}...HEAD; a prod clone must only ever fast-forward`,
-          });
-        }
-        const state: ReleaseState = {
-          ticket: context.ticket, branch: options.branch, baseSha: base, mergeSha: '',
-          services: [], skippedMetadata: [], backups: {},
-        };
-        context.state = state;
-        context.out.phase(PLUGIN_NAME, `BASE_SHA=${base}`);
-        if (context.dryRun) {
-          state.mergeSha = target;
-          context.out.phase(PLUGIN_NAME, `would pull --ff-only ${options.remote} ${options.branch}: MERGE_SHA would be ${target}`);
-        } else {
-          context.saveState();
-          if (head !== target) {
-            context.out.phase(PLUGIN_NAME, `git pull --ff-only ${options.remote} ${options.branch}`);
-            await git(context, ['pull', '--ff-only', '--quiet', options.remote, options.branch]);
-          }
-          context.failpoint('after-pull');
-          state.mergeSha = await headSha(context);
-          context.out.phase(PLUGIN_NAME, `MERGE_SHA=${state.mergeSha}`);
-        }
-        const changed = await changedServices(context, state.baseSha, state.mergeSha);
-        state.services = changed.services;
-        state.skippedMetadata = changed.skipped;
-        context.out.phase(PLUGIN_NAME, `${changed.files.length} changed file(s); services: ${state.services.join(' ') || 'none'}`);
-        for (const file of changed.files) context.out.detail(`${file.status} ${file.from ? `${file.from} -> ` : ''}${file.path}`);
-        context.saveState();
-        await backUp(context, state);
-      });
+      hooks.phase.for('prepare').tapPromise(PLUGIN_NAME, (context) => prepare(context, options));
 
       // migrate.sh without --no-backup asks for a service's backup through this action.
       hooks.apply.tapPromise(PLUGIN_NAME, async (action, context) => {
         if (action.kind !== 'backup') return undefined;
-        await backUpService(context, context.requireState(), action.service);
+        const state = context.requireState();
+        await backUpService(context, state, state.mergeSha || 'HEAD', action.service);
         return true;
       });
 
@@ -181,4 +147,3 @@ export function preparePlugin(rawOptions: Partial<GitOptions> = {}): Plugin {
     },
   };
 }
-

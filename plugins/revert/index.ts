@@ -43,6 +43,13 @@ async function restoreAll(context: RunContext): Promise<void> {
     await check.promise(request, context);
     context.out.phase('restore', `backup ${request.entry.type} of ${request.service} checked`);
   }
+  const pending = requests.filter((request) => !existsSync(join(request.dir, `${RESTORED_MARKER}.${request.index}`)));
+  if (!context.dryRun) {
+    // The released code must not write while its data is put back; redeploy starts the old code.
+    for (const service of new Set(pending.map((request) => request.service))) {
+      await context.hooks.apply.promise({ service, kind: 'stop', reason: 'its data is being restored' }, context);
+    }
+  }
   for (const request of requests) {
     const marker = join(request.dir, `${RESTORED_MARKER}.${request.index}`);
     if (existsSync(marker)) {

@@ -1,0 +1,90 @@
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import pMap from 'p-map';
+import { ReleaseError, formatBytes, toReleaseError, type BackupRequest, type ReleaseState, type RunContext } from '../../core/index.js';
+import { showFile } from '../git/git.js';
+import { manifestPath, parseManifest } from '../platform/manifest.js';
+
+export const PHASE = 'prepare';
+
+/** YYYYMMDD_HHMMSS in UTC: the backup folder name recorded in BACKUPS. */
+export function backupTimestamp(date = new Date()): string {
+  const iso = date.toISOString();
+  return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}_${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;
+}
+
+/** The `backup:` entries of a service's manifest at `sha` (or at BASE_SHA when the release deletes it). */
+async function backupEntries(context: RunContext, state: ReleaseState, sha: string, service: string) {
+  const text = (await showFile(context, sha, manifestPath(service))) ?? (await showFile(context, state.baseSha, manifestPath(service)));
+  return text === undefined ? [] : parseManifest(text, manifestPath(service), service).backup;
+}
+
+/**
+ * Backs up one service's `backup:` entries into one timestamped folder and records it in BACKUPS.
+ * A failure removes that folder whole: no partial backup is ever left to be mistaken for a good one.
+ */
+export async function backUpService(context: RunContext, state: ReleaseState, sha: string, service: string): Promise<void> {
+  if (state.backups[service]) {
+    context.out.phase(PHASE, `backup of ${service} already taken (${state.backups[service]})`);
+    return;
+  }
+  const entries = await backupEntries(context, state, sha, service);
+  if (entries.length === 0) return;
+  const stamp = backupTimestamp();
+  const dir = join(context.workspaceDir, 'backups', service, stamp);
+  const requests: BackupRequest[] = entries.map((entry, index) => ({ service, entry, dir, index }));
+  for (const request of requests) {
+    if (!context.hooks.backup.get(request.entry.type)?.isUsed()) {
+      throw new ReleaseError('BAD_INPUT', `${manifestPath(service)}: backup[${request.index}].type: no backup plugin handles "${request.entry.type}"`, {
+        hint: `register a backup plugin for "${request.entry.type}" in release.config.ts, or fix the type`,
+      });
+    }
+  }
+  if (context.dryRun) {
+    for (const request of requests) {
+      const size = await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, context);
+      context.out.phase(PHASE, `would back up ${service}: ${request.entry.type}${size === undefined ? '' : ` (about ${formatBytes(size)} before compression)`} into ${dir}`);
+    }
+    return;
+  }
+  context.log.event(PHASE, 'backup-start', { service, at: stamp });
+  let bytes = 0;
+  try {
+    for (const request of requests) {
+      context.failpoint(`before-backup-${service}`);
+      const result = await context.hooks.backup.get(request.entry.type)!.promise(request, context);
+      if (!result) throw new ReleaseError('BACKUP_FAILED', `backup ${request.entry.type} of ${service} produced nothing`);
+      bytes += result.bytes;
+      context.failpoint(`after-backup-${service}`);
+    }
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    context.log.event(PHASE, 'backup-failed', { service, at: stamp });
+    throw error;
+  }
+  state.backups[service] = stamp;
+  context.saveState();
+  context.log.event(PHASE, 'backup', { service, at: stamp, bytes });
+}
+
+/**
+ * Backs up every changed service, `concurrency` at a time. All are let finish; if any failed, the
+ * release stops with the first failure (exit 6) and the others are named.
+ */
+export async function backUpAll(context: RunContext, state: ReleaseState, sha: string, concurrency: number): Promise<void> {
+  const failures: ReleaseError[] = [];
+  await pMap(state.services, async (service) => {
+    try {
+      await backUpService(context, state, sha, service);
+    } catch (error) {
+      failures.push(toReleaseError(error));
+    }
+  }, { concurrency });
+  if (failures.length === 0) return;
+  const [first, ...others] = failures;
+  if (first!.code === 'PHASE_FAILED') {
+    throw new ReleaseError('BACKUP_FAILED', first!.message, { hint: first!.hint, lines: first!.lines, plugin: first!.plugin });
+  }
+  first!.lines.push(...others.map((other) => `also failed: ${other.message}`));
+  throw first!;
+}
