@@ -18,6 +18,8 @@ export interface RunContext {
   readonly dryRun: boolean;
   /** The phase the run started from (`--from`), if not the first. */
   readonly from?: string;
+  /** The phase running now; `orchestrator` before the first and after the last. */
+  phase: string;
   readonly hooks: Hooks;
   readonly out: Output;
   readonly log: AuditLog;
@@ -77,6 +79,7 @@ export function createContext(init: ContextInit): RunContext {
     log: new AuditLog(paths.logFile, init.ticket, !init.dryRun),
     stateFile,
     state: undefined,
+    phase: 'orchestrator',
     shared: new Map(),
     transfers: new Transfers(init.out),
     saveState() {

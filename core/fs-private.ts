@@ -1,5 +1,6 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, chmodSync, writeSync, unlinkSync, existsSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, chmodSync, writeSync, unlinkSync, existsSync, readdirSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
+import { isProcessAlive } from './pid.js';
 
 /**
  * Everything the orchestrator writes (state, logs, locks, backups) is private to the operator:
@@ -60,3 +61,16 @@ export function appendPrivateLine(path: string, line: string): void {
   chmodSync(path, PRIVATE_FILE_MODE);
 }
 
+
+/** Temp files of writeFileAtomic whose writer is gone (killed between write and rename). */
+export function removeStaleTempFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const removed: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const match = /^\..+\.(\d+)\.tmp$/.exec(name) ?? /^release\.lock\.(\d+)\.tmp$/.exec(name);
+    if (!match || isProcessAlive(Number(match[1]))) continue;
+    unlinkSync(join(dir, name));
+    removed.push(name);
+  }
+  return removed;
+}

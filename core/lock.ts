@@ -3,6 +3,7 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, w
 import { dirname } from 'node:path';
 import { ensurePrivateDir, PRIVATE_FILE_MODE } from './fs-private.js';
 import { ReleaseError } from './errors.js';
+import { isProcessAlive } from './pid.js';
 
 export interface LockHolder {
   pid: number;
@@ -128,11 +129,5 @@ function isInheritedFromParent(holder: LockHolder): boolean {
 }
 
 function isStale(holder: LockHolder): boolean {
-  if (holder.host !== hostname()) return false;
-  try {
-    process.kill(holder.pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  return holder.host === hostname() && !isProcessAlive(holder.pid);
 }

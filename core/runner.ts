@@ -3,6 +3,7 @@ import { createContext, workspacePaths, type RunContext } from './context.js';
 import { ReleaseError, toReleaseError } from './errors.js';
 import { INHERITED_LOCK_ENV, ReleaseLock } from './lock.js';
 import { exec } from './exec.js';
+import { removeStaleTempFiles } from './fs-private.js';
 import type { Output } from './output.js';
 import { PHASES_OF, phasesFrom, type Verb } from './phases.js';
 import type { ReleaseConfig } from './plugin.js';
@@ -76,17 +77,24 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
     }
   }
   const context = createContext({ ...options, from: options.from });
-  const lock = new ReleaseLock(workspacePaths(options.repoDir, options.ticket).lockFile);
-  if (!options.dryRun) {
-    const previous = lock.acquire(options.ticket);
-    if (previous) {
-      out.warn(`took over a stale lock of ${ReleaseLock.describe(previous)}`);
-      context.log.event('orchestrator', 'lock-takeover', { stale_pid: previous.pid, stale_ticket: previous.ticket });
-    }
-  }
-  let current = phases[0]!.name;
+  const paths = workspacePaths(options.repoDir, options.ticket);
+  const lock = new ReleaseLock(paths.lockFile);
   try {
-    if (options.dryRun) out.info(`dry run: nothing in the repo, the workspace or the services will change`);
+    if (options.dryRun) {
+      out.info(`dry run: nothing in the repo, the workspace or the services will change`);
+    } else {
+      const previous = lock.acquire(options.ticket);
+      const repaired = context.log.repair();
+      if (repaired) {
+        out.warn(`the audit log's last line was cut off (a crash); it was moved to ${repaired} and the log repaired`);
+        context.log.event('orchestrator', 'log-repaired', { moved_to: repaired });
+      }
+      if (previous) {
+        out.warn(`took over a stale lock of ${ReleaseLock.describe(previous)}`);
+        context.log.event('orchestrator', 'lock-takeover', { stale_pid: previous.pid, stale_ticket: previous.ticket });
+      }
+      for (const dir of [paths.releasesDir, paths.workspaceDir]) removeStaleTempFiles(dir);
+    }
     context.log.event('orchestrator', 'start', { verb, from: options.from });
     const resuming = verb === 'release-revert' || phases[0] !== PHASES_OF[verb][0];
     if (resuming) {
@@ -97,7 +105,7 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
       await options.hooks.resume.promise(context);
     }
     for (const [index, phase] of phases.entries()) {
-      current = phase.name;
+      context.phase = phase.name;
       if (context.signal.aborted) throw new ReleaseError('INTERRUPTED', 'interrupted by a signal');
       out.phase(phase.name, options.dryRun ? `preview: ${phase.summary}` : phase.summary);
       await options.hooks.phase.for(phase.name).promise(context);
@@ -107,6 +115,7 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
         return await handOff(context, options, next.name, context.handoffReason);
       }
     }
+    context.phase = 'orchestrator';
     context.log.event('orchestrator', 'done', { rc: 0 });
     await options.hooks.done.promise(context);
     const outcome = verb === 'release-run' ? 'complete' : 'reverted';
@@ -116,9 +125,17 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
     return 0;
   } catch (thrown) {
     const error = interruptedIfAborted(context, toReleaseError(thrown));
-    const event = error.code === 'INTERRUPTED' ? 'interrupted' : 'failed';
-    context.log.event(current, event, { rc: error.exitCode, plugin: error.plugin });
-    context.log.event('orchestrator', event, { rc: error.exitCode, phase_failed: current });
+    const current = context.phase;
+    // A refused lock is not our release: its log belongs to the holder's run.
+    if (error.code !== 'LOCKED') {
+      const event = error.code === 'INTERRUPTED' ? 'interrupted' : 'failed';
+      try {
+        if (current !== 'orchestrator') context.log.event(current, event, { rc: error.exitCode, plugin: error.plugin });
+        context.log.event('orchestrator', event, { rc: error.exitCode, phase_failed: current });
+      } catch (logError) {
+        out.warn(`the audit log could not record the failure: ${String(logError)}`);
+      }
+    }
     reportFailure(out, verb, options.ticket, current, error);
     try {
       await options.hooks.failed.promise(context, error);
@@ -148,6 +165,8 @@ async function handOff(context: RunContext, options: RunVerbOptions, from: strin
 
 function reportFailure(out: Output, verb: Verb, ticket: string, phase: string, error: ReleaseError): void {
   out.reportError(error);
+  // Before the first phase (lock, state file) nothing ran: there is nothing to roll back or resume.
+  if (phase === 'orchestrator') return;
   if (verb === 'release-run') {
     out.plain(`release-run failed in phase ${phase}. To roll back:`);
     out.plain(`  just release-revert ${ticket}`);

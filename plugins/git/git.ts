@@ -1,4 +1,4 @@
-import { ReleaseError, type ChangedFile, type ExecResult, type RunContext } from '../../core/index.js';
+import { ReleaseError, type ChangedFile, type ExecResult, type ReleaseState, type RunContext } from '../../core/index.js';
 
 /**
  * The git commands the plugins share. Arguments are arrays; any ref that came from input or
@@ -64,4 +64,17 @@ export async function diffFiles(context: RunContext, base: string, merge: string
 export async function showFile(context: RunContext, sha: string, path: string): Promise<string | undefined> {
   const result = await context.exec('git', ['show', `${sha}:${path}`], {});
   return result.exitCode === 0 ? result.stdout : undefined;
+}
+
+/** The state's commits must exist here: a state file copied from another repo is refused (exit 2). */
+export async function requireKnownCommits(context: RunContext, state: ReleaseState): Promise<void> {
+  for (const [key, sha] of [['BASE_SHA', state.baseSha], ['MERGE_SHA', state.mergeSha]] as const) {
+    if (sha === '') continue;
+    const found = await gitTry(context, ['cat-file', '-e', `${sha}^{commit}`]);
+    if (found.exitCode !== 0) {
+      throw new ReleaseError('BAD_INPUT', `state file ${context.stateFile.path}: ${key} ${sha.slice(0, 12)} is not a commit of this repo (${context.repoDir}); the file belongs to another repo`, {
+        hint: 'run the verb in the repo the release was made in, or move this state file aside',
+      });
+    }
+  }
 }

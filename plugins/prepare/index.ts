@@ -1,5 +1,5 @@
 import { ReleaseError, type Plugin, type ReleaseState, type RunContext } from '../../core/index.js';
-import { currentBranch, diffFiles, dirtyPaths, git, headSha, isAncestor, resolveSha, showFile } from '../git/git.js';
+import { currentBranch, diffFiles, dirtyPaths, git, headSha, isAncestor, requireKnownCommits, resolveSha, showFile } from '../git/git.js';
 import { parseOptions } from '../git/options.js';
 import { manifestPath, serviceOfPath } from '../platform/manifest.js';
 import { backUpAll, backUpService } from './backups.js';
@@ -135,8 +135,9 @@ export function preparePlugin(rawOptions: Partial<PrepareOptions> = {}): Plugin 
       });
 
       hooks.resume.tapPromise(PLUGIN_NAME, async (context) => {
-        if (context.verb !== 'release-run') return;
         const state = context.requireState();
+        await requireKnownCommits(context, state);
+        if (context.verb !== 'release-run') return;
         const head = await headSha(context);
         if (state.mergeSha === '' || head !== state.mergeSha) {
           throw new ReleaseError('BAD_INPUT', `cannot resume: HEAD is ${head.slice(0, 12)} but the state file's MERGE_SHA is ${state.mergeSha.slice(0, 12) || 'not recorded yet'}`, {
