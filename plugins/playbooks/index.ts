@@ -1,0 +1,77 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import type { Plugin, ReleaseError, RunContext } from '../../core/index.js';
+import { fillIn, playbookMatches, playbookSchema, type Playbook } from './schema.js';
+
+export const PLUGIN_NAME = 'recovery-playbooks';
+export const PLAYBOOK_DIR = join('recovery', 'playbooks');
+/** The playbooks this orchestrator ships, beside those of the platform repo. */
+export const SHIPPED_PLAYBOOKS = fileURLToPath(new URL(`../../../${PLAYBOOK_DIR}`, import.meta.url));
+
+interface Loaded {
+  playbooks: Playbook[];
+  problems: string[];
+}
+
+/** Every valid `release-*.yaml` of the folders; an invalid one is reported, not fatal: a failure is being handled. */
+export function loadPlaybooks(dirs: string[]): Loaded {
+  const byId = new Map<string, Playbook>();
+  const problems: string[] = [];
+  for (const dir of dirs) {
+    if (!existsSync(dir)) continue;
+    for (const name of readdirSync(dir).filter((n) => /^release-.*\.ya?ml$/.test(n)).sort()) {
+      const file = join(dir, name);
+      try {
+        const parsed = playbookSchema.safeParse(parseYaml(readFileSync(file, 'utf8')));
+        if (!parsed.success) {
+          const issue = parsed.error.issues[0]!;
+          problems.push(`${file}: ${issue.path.join('.') || '(top level)'}: ${issue.message}`);
+          continue;
+        }
+        byId.set(parsed.data.id, parsed.data); // the platform repo's own version of an id wins
+      } catch (error) {
+        problems.push(`${file}: not valid YAML: ${(error as Error).message.split('\n')[0]}`);
+      }
+    }
+  }
+  return { playbooks: [...byId.values()], problems };
+}
+
+function show(context: RunContext, error: ReleaseError): void {
+  const { playbooks, problems } = loadPlaybooks([SHIPPED_PLAYBOOKS, join(context.repoDir, PLAYBOOK_DIR)]);
+  for (const problem of problems) context.out.warn(`playbook skipped: ${problem}`);
+  const failure = {
+    verb: context.verb,
+    phase: context.phase,
+    exitCode: error.exitCode,
+    output: [error.message, ...error.lines, error.hint ?? ''].join('\n'),
+  };
+  const matching = playbooks.filter((playbook) => playbookMatches(playbook, failure));
+  const values = { ticket: context.ticket, phase: context.phase };
+  if (matching.length === 0) {
+    context.out.plain(`No recovery playbook matches this failure (phase ${failure.phase}, exit ${failure.exitCode}).`);
+    context.out.plain(`Once it is understood, add one as ${relative(context.repoDir, join(context.repoDir, PLAYBOOK_DIR))}/release-<name>.yaml (see docs/operations.md).`);
+    if (error.code !== 'LOCKED') context.log.event('orchestrator', 'playbook', { id: 'none' });
+    return;
+  }
+  for (const playbook of matching) {
+    context.out.plain(`Recovery playbook ${playbook.id}: ${playbook.title}`);
+    context.out.plain(`  cause: ${playbook.cause.trim().replace(/\s*\n\s*/g, ' ')}`);
+    playbook.steps.forEach((step, index) => context.out.plain(`  ${index + 1}. ${fillIn(step, values)}`));
+    context.out.plain(`  next: ${fillIn(playbook.next, values)}`);
+    if (playbook.fixed_in) context.out.plain(`  fixed in: ${playbook.fixed_in}`);
+    if (error.code !== 'LOCKED') context.log.event('orchestrator', 'playbook', { id: playbook.id }); // the holder owns the log
+  }
+}
+
+/** On any failure of a verb, prints every matching recovery playbook and logs which matched. */
+export function playbooksPlugin(): Plugin {
+  return {
+    name: PLUGIN_NAME,
+    apply({ hooks }) {
+      hooks.failed.tapPromise(PLUGIN_NAME, async (context, error) => show(context, error));
+    },
+  };
+}

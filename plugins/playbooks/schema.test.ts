@@ -1,0 +1,41 @@
+import { readdirSync } from 'node:fs';
+import { loadPlaybooks, SHIPPED_PLAYBOOKS } from './index.js';
+import { fillIn, playbookMatches, playbookSchema } from './schema.js';
+
+describe('recovery playbooks', () => {
+  test('every shipped playbook is valid and its id is its file name', () => {
+    const files = readdirSync(SHIPPED_PLAYBOOKS).filter((name) => name.endsWith('.yaml'));
+    const { playbooks, problems } = loadPlaybooks([SHIPPED_PLAYBOOKS]);
+    expect(problems).toEqual([]);
+    expect(playbooks.map((p) => `${p.id}.yaml`).sort()).toEqual(files.sort());
+    expect(playbooks.map((p) => p.id)).toEqual(expect.arrayContaining([
+      'release-verify-race', 'release-run-exit-5-with-drift', 'release-orchestrator-source-drift',
+    ]));
+  });
+
+  test('matching needs every given condition', () => {
+    const playbook = playbookSchema.parse({
+      id: 'release-x', title: 't', matches: { phase: 'verify', exit: [5, 7], output: 'probe of \\w+ failed' },
+      cause: 'c', steps: ['s'], next: 'just release-run {ticket} --from={phase}',
+    });
+    const failure = { verb: 'release-run', phase: 'verify', exitCode: 7, output: 'health probe of web failed' };
+    expect(playbookMatches(playbook, failure)).toBe(true);
+    expect(playbookMatches(playbook, { ...failure, phase: 'migrate' })).toBe(false);
+    expect(playbookMatches(playbook, { ...failure, exitCode: 1 })).toBe(false);
+    expect(playbookMatches(playbook, { ...failure, output: 'other' })).toBe(false);
+    expect(fillIn(playbook.next, { ticket: '12', phase: 'verify' })).toBe('just release-run 12 --from=verify');
+  });
+
+  test.each([
+    [{ id: 'bad id' }, /id: expected release-<words>/],
+    [{ matches: { output: '(' } }, /matches.output: not a valid regular expression/],
+    [{ steps: [] }, /steps/],
+    [{ extra: 1 }, /Unrecognized key/],
+  ])('an invalid playbook names the key: %j', (change, message) => {
+    const valid = { id: 'release-x', title: 't', matches: {}, cause: 'c', steps: ['s'], next: 'n' };
+    const parsed = playbookSchema.safeParse({ ...valid, ...change });
+    expect(parsed.success).toBe(false);
+    const issue = parsed.error!.issues[0]!;
+    expect(`${issue.path.join('.')}: ${issue.message}`).toMatch(message);
+  });
+});

@@ -1,0 +1,44 @@
+import { z } from 'zod';
+
+/** `recovery/playbooks/release-*.yaml`: what failure it is for, why it happens, what to type. */
+export const playbookSchema = z.strictObject({
+  id: z.string().regex(/^release-[a-z0-9-]+$/, 'expected release-<words>, the file name without .yaml'),
+  title: z.string().min(1),
+  /** All given conditions must hold; an absent one matches anything. */
+  matches: z.strictObject({
+    verb: z.enum(['release-run', 'release-revert']).optional(),
+    phase: z.string().min(1).optional(),
+    exit: z.union([z.number().int(), z.array(z.number().int()).min(1)]).optional(),
+    /** A regular expression searched in the failure's message, detail lines and hint. */
+    output: z.string().min(1).refine((source) => {
+      try { new RegExp(source); return true; } catch { return false; }
+    }, 'not a valid regular expression').optional(),
+  }),
+  cause: z.string().min(1),
+  steps: z.array(z.string().min(1)).min(1),
+  /** The exact next command; {ticket} and {phase} are filled in. */
+  next: z.string().min(1),
+  fixed_in: z.string().min(1).optional(),
+});
+
+export type Playbook = z.infer<typeof playbookSchema>;
+
+export interface Failure {
+  verb: string;
+  phase: string;
+  exitCode: number;
+  output: string;
+}
+
+export function playbookMatches(playbook: Playbook, failure: Failure): boolean {
+  const { verb, phase, exit, output } = playbook.matches;
+  if (verb !== undefined && verb !== failure.verb) return false;
+  if (phase !== undefined && phase !== failure.phase) return false;
+  if (exit !== undefined && !(Array.isArray(exit) ? exit : [exit]).includes(failure.exitCode)) return false;
+  if (output !== undefined && !new RegExp(output, 'm').test(failure.output)) return false;
+  return true;
+}
+
+export function fillIn(template: string, values: { ticket: string; phase: string }): string {
+  return template.replace(/\{ticket\}/g, values.ticket).replace(/\{phase\}/g, values.phase);
+}
