@@ -54,10 +54,20 @@ export async function exec(file: string, args: readonly string[], options: ExecO
     all: !options.stdoutFile && !options.inheritOutput && !piped,
     buffer: piped ? { stdout: false, stderr: true } : true,
     reject: false,
-    cancelSignal: options.signal,
-    forceKillAfterDelay: 3000,
+    // Its own process group, so an interrupt stops what it started too (a script's `sleep`),
+    // not only the process itself, and the pipes close.
+    detached: true,
     stripFinalNewline: true,
   });
+  const killGroup = (signal: NodeJS.Signals) => {
+    try { process.kill(-subprocess.pid!, signal); } catch { /* already gone */ }
+  };
+  const onAbort = () => {
+    killGroup('SIGTERM');
+    setTimeout(() => killGroup('SIGKILL'), 3000).unref();
+  };
+  if (options.signal?.aborted) onAbort();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
   // A stream that fails (a full disk, a corrupt archive) stops the process, and the failure is reported as its result.
   let streamError: Error | undefined;
   const streams: Promise<void>[] = [];
@@ -68,6 +78,7 @@ export async function exec(file: string, args: readonly string[], options: ExecO
     subprocess.kill('SIGTERM');
   });
   const result = await subprocess;
+  options.signal?.removeEventListener('abort', onAbort);
   await streamsDone;
   if (streamError) {
     return {
@@ -80,7 +91,7 @@ export async function exec(file: string, args: readonly string[], options: ExecO
   }
   const stdout = typeof result.stdout === 'string' ? result.stdout : '';
   const stderr = typeof result.stderr === 'string' ? result.stderr : '';
-  const failedToStart = result.exitCode === undefined && !result.isCanceled && !result.signal;
+  const failedToStart = result.exitCode === undefined && !result.signal;
   return {
     command: redact([file, ...args].join(' ')),
     exitCode: result.exitCode ?? (failedToStart ? 127 : 128 + 15),
