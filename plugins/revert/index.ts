@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseError, writeFileAtomic, type Action, type Plugin, type RestoreRequest, type RunContext, type ReleaseState } from '../../core/index.js';
-import { dirtyPaths, git, gitTry, headSha, parents, showFile } from '../git/git.js';
+import { dirtyPaths, git, gitTry, headSha, isAncestor, parents, showFile } from '../git/git.js';
 import { gitOptionsSchema, parseOptions, type GitOptions } from '../git/options.js';
 import { manifestPath, parseManifest } from '../platform/manifest.js';
 import { requireHealthy, requireNoDrift } from '../verify/checks.js';
@@ -13,7 +13,7 @@ const RESTORED_MARKER = '.restored';
 async function restoreRequests(context: RunContext, state: ReleaseState): Promise<RestoreRequest[]> {
   const requests: RestoreRequest[] = [];
   for (const [service, stamp] of Object.entries(state.backups)) {
-    const text = (await showFile(context, state.mergeSha, manifestPath(service))) ?? (await showFile(context, state.baseSha, manifestPath(service)));
+    const text = (await showFile(context, state.mergeSha || 'HEAD', manifestPath(service))) ?? (await showFile(context, state.baseSha, manifestPath(service)));
     if (text === undefined) throw new ReleaseError('BACKUP_FAILED', `no manifest for ${service} at MERGE_SHA or BASE_SHA: cannot tell how its backup was taken`);
     const manifest = parseManifest(text, manifestPath(service), service);
     const dir = join(context.workspaceDir, 'backups', service, stamp);
@@ -61,6 +61,7 @@ async function restoreAll(context: RunContext): Promise<void> {
       continue;
     }
     await context.hooks.restore.get(request.entry.type)!.promise(request, context);
+    context.failpoint('mid-restore');
     writeFileAtomic(marker, `${new Date().toISOString()}\n`);
     context.log.event('restore', 'restored', { service: request.service, type: request.entry.type });
   }
@@ -74,11 +75,18 @@ async function identityArgs(context: RunContext): Promise<string[]> {
 
 async function revertInGit(context: RunContext, options: GitOptions): Promise<void> {
   const state = context.requireState();
-  if (state.mergeSha === '') {
-    context.out.phase('git-revert', 'the release never pulled: nothing to revert in git');
-    return;
-  }
   const head = await headSha(context);
+  if (state.mergeSha === '') {
+    // Prepare stopped before recording MERGE_SHA: the pull happened only if HEAD moved on from BASE_SHA.
+    if (head === state.baseSha || !(await isAncestor(context, state.baseSha, head))) {
+      context.out.phase('git-revert', 'the release never pulled: nothing to revert in git');
+      return;
+    }
+    context.out.phase('git-revert', `MERGE_SHA was never recorded (prepare was interrupted after the pull); taking HEAD ${head.slice(0, 12)}`);
+    context.log.event('git-revert', 'merge-inferred', { merge: head });
+    state.mergeSha = head;
+    context.saveState();
+  }
   const baseTree = await git(context, ['rev-parse', `${state.baseSha}^{tree}`]);
   if (head !== state.mergeSha) {
     const headParents = await parents(context, head);

@@ -62,6 +62,7 @@ export function ticketPlugin(): Plugin {
             onLine: (line) => {
               context.out.detail(line);
               writeSync(fd, `${line}\n`);
+              context.failpoint('ticket-script');
             },
           });
           context.log.event(PLUGIN_NAME, 'script', { script: script.path, rc: result.exitCode });

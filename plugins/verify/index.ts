@@ -21,6 +21,7 @@ export function verifyPlugin(): Plugin {
           });
         }
         context.out.phase(PLUGIN_NAME, `HEAD == MERGE_SHA ${head.slice(0, 12)}`);
+        context.failpoint('verify');
         await requireNoDrift(context, state.services);
         await requireHealthy(context, state.services);
       });
