@@ -67,7 +67,7 @@ export function removeStaleTempFiles(dir: string): string[] {
   if (!existsSync(dir)) return [];
   const removed: string[] = [];
   for (const name of readdirSync(dir)) {
-    const match = /^\..+\.(\d+)\.tmp$/.exec(name) ?? /^release\.lock\.(\d+)\.tmp$/.exec(name);
+    const match = /^(?:\..+|release\.lock.*)\.(\d+)\.tmp$/.exec(name);
     if (!match || isProcessAlive(Number(match[1]))) continue;
     unlinkSync(join(dir, name));
     removed.push(name);

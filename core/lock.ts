@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ensurePrivateDir, PRIVATE_FILE_MODE } from './fs-private.js';
 import { ReleaseError } from './errors.js';
@@ -66,9 +66,8 @@ export class ReleaseLock {
       if (!current || current.pid !== stale.pid || current.host !== stale.host || !isStale(current)) {
         throw new ReleaseError('LOCKED', `another release holds the lock: ${current ? ReleaseLock.describe(current) : 'unreadable lock file'}`);
       }
-      const tmp = `${this.path}.${process.pid}.tmp`;
-      if (!this.createExclusive(tmp, me)) throw new ReleaseError('LOCKED', `cannot write ${tmp}`);
-      renameSync(tmp, this.path);
+      unlinkSync(this.path);
+      if (!this.createExclusive(this.path, me)) throw new ReleaseError('LOCKED', 'another release took the lock over first');
     } finally {
       unlinkSync(guard);
     }
@@ -86,21 +85,28 @@ export class ReleaseLock {
     return readHolderFile(this.path);
   }
 
+  /**
+   * Creates `path` holding the holder's fields, or returns false if it exists. The content is
+   * written to a temp file first and hard-linked into place, so no reader ever sees it empty.
+   */
   private createExclusive(path: string, holder: LockHolder): boolean {
-    let fd: number;
-    try {
-      fd = openSync(path, 'wx', PRIVATE_FILE_MODE);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      throw error;
-    }
+    const tmp = `${path}.${process.pid}.tmp`;
+    const fd = openSync(tmp, 'w', PRIVATE_FILE_MODE);
     try {
       writeSync(fd, `pid=${holder.pid}\nhost=${holder.host}\nticket=${holder.ticket}\nstarted=${holder.started}\n`);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
-    return true;
+    try {
+      linkSync(tmp, path);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw error;
+    } finally {
+      unlinkSync(tmp);
+    }
   }
 }
 
