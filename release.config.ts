@@ -15,10 +15,12 @@ import { composeRuntimePlugin } from './plugins/runtime-compose/index.js';
 import { healthHttpPlugin } from './plugins/health-http/index.js';
 import { selfUpdatePlugin } from './plugins/self-update/index.js';
 import { playbooksPlugin } from './plugins/playbooks/index.js';
+import { sqliteBackupPlugin } from './plugins/backup-sqlite/index.js';
 
 export const builtins = {
   platformPlugin, preparePlugin, defaultRules, globRule, serviceFilesRule, migratePlugin, ticketPlugin, verifyPlugin, revertPlugin,
   composeRuntimePlugin, healthHttpPlugin, selfUpdatePlugin, playbooksPlugin,
+  sqliteBackupPlugin,
 };
 
 export interface DefaultOptions {
@@ -41,6 +43,7 @@ export function defaultPlugins(options: DefaultOptions = {}): Plugin[] {
     composeRuntimePlugin({ command: options.composeCommand }),
     healthHttpPlugin(),
     playbooksPlugin(),
+    sqliteBackupPlugin(),
   ];
 }
 

@@ -1,0 +1,352 @@
+/**
+ * Backup strategy `sqlite`: one SQLite database file, copied with sqlite3's online backup API
+ * (`.backup`), so a running writer never yields a torn copy. The copy is integrity-checked,
+ * streamed (gzip by default) through archive.ts, and read back before the backup counts.
+ * A restore rebuilds the database beside the target, checks it, and renames it into place.
+ *
+ *   backup:
+ *     - type: sqlite
+ *       path: /srv/notes/notes.sqlite   # absolute; no single quote or line break
+ *       consistency: stop               # optional: stop the service around the copy (default online)
+ *       compress: false                 # optional: store the database as is (default gzip)
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, closeSync, createReadStream, createWriteStream, existsSync, fsyncSync, openSync, realpathSync, renameSync, rmSync, statSync, type Stats } from 'node:fs';
+import { basename, dirname, isAbsolute, join } from 'node:path';
+import { PassThrough, Writable, type Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip } from 'node:zlib';
+import { z } from 'zod';
+import {
+  ReleaseError, ensurePrivateDir, formatBytes, PRIVATE_FILE_MODE,
+  type BackupRequest, type BackupResult, type Plugin, type RestoreRequest, type RunContext,
+} from '../../core/index.js';
+import { createArchiveStream, hashingCounter, readArchive, removeArchive, sealArchive, verifyArchive } from '../backup-archive/archive.js';
+import { parseOptions } from '../git/options.js';
+import { manifestPath } from '../platform/manifest.js';
+
+export const PLUGIN_NAME = 'backup-sqlite';
+export const TYPE = 'sqlite';
+
+const optionsSchema = z.strictObject({
+  /** The sqlite3 command-line shell. */
+  sqlite3: z.string().min(1).default('sqlite3'),
+  gzipLevel: z.number().int().min(1).max(9).default(6),
+  /** How long sqlite3 waits for a writer's lock before it gives up. */
+  busyTimeoutMs: z.number().int().nonnegative().default(10_000),
+});
+
+export type SqliteBackupOptions = z.infer<typeof optionsSchema>;
+
+const databasePath = z.string()
+  .min(1, 'must be the absolute path of the database file')
+  .refine((path) => isAbsolute(path), 'must be an absolute path, e.g. /srv/notes/notes.sqlite')
+  .refine((path) => !/['\n\r\0]/.test(path), "must not contain a single quote or a line break (sqlite3's dot-commands cannot quote them): move the file or give it a plain path")
+  .refine((path) => !path.endsWith('/'), 'must name a file, not a folder');
+
+const entrySchema = z.strictObject({
+  type: z.literal(TYPE),
+  path: databasePath,
+  /** `stop`: stop the service while the copy is taken and while the restored file is swapped in. */
+  consistency: z.enum(['online', 'stop']).default('online'),
+  compress: z.boolean().default(true),
+});
+
+export type SqliteEntry = z.infer<typeof entrySchema>;
+
+/** The manifest entry, validated; an error names the manifest file and the key (exit 2). */
+export function parseEntry(request: BackupRequest): SqliteEntry {
+  const parsed = entrySchema.safeParse(request.entry);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const at = `backup[${request.index}]`;
+  const key = issue.path.length > 0 ? `${at}.${issue.path.join('.')}` : at;
+  const why = issue.code === 'unrecognized_keys' ? `unknown key ${issue.keys.join(', ')}` : issue.message;
+  throw new ReleaseError('BAD_INPUT', `${manifestPath(request.service)}: ${key}: ${why}`, {
+    hint: 'a sqlite entry is { type: sqlite, path: /abs/path/to/db.sqlite } with optional consistency: online|stop and compress: true|false',
+  });
+}
+
+const archiveName = (index: number, compress: boolean) => `${index}-${TYPE}.db${compress ? '.gz' : ''}`;
+
+/** The archive a backup wrote: the one the entry asks for, else the other form if only it exists. */
+function archiveOf(request: RestoreRequest, entry: SqliteEntry): string {
+  const wanted = join(request.dir, archiveName(request.index, entry.compress));
+  const other = join(request.dir, archiveName(request.index, !entry.compress));
+  return !existsSync(wanted) && existsSync(other) ? other : wanted;
+}
+
+/** `file:` URI that opens an existing database read-write and never creates one. */
+function openExistingUri(path: string): string {
+  let encoded = '';
+  for (const byte of Buffer.from(path, 'utf8')) {
+    const char = String.fromCharCode(byte);
+    encoded += /[A-Za-z0-9/._~-]/.test(char) ? char : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return `file:${encoded}?mode=rw`;
+}
+
+const uniqueSuffix = () => `${process.pid}-${randomBytes(4).toString('hex')}`;
+
+/** SQLite's side files of a database: they belong to that file and to no other. */
+const SIDE_FILES = ['-wal', '-shm', '-journal'];
+const removeWithSideFiles = (path: string) => {
+  for (const file of [path, ...SIDE_FILES.map((suffix) => `${path}${suffix}`)]) rmSync(file, { force: true });
+};
+
+function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A sink that only drains, for reading an archive back. */
+const discard = () => new Writable({ write(_chunk, _encoding, done) { done(); } });
+
+class Sqlite {
+  constructor(private readonly options: SqliteBackupOptions) {}
+
+  async run(context: RunContext, args: string[], cwd?: string) {
+    const result = await context.exec(this.options.sqlite3, ['-bail', '-batch', '-cmd', `.timeout ${this.options.busyTimeoutMs}`, ...args], cwd ? { cwd } : {});
+    if (result.exitCode === 127) {
+      throw new ReleaseError('BACKUP_FAILED', `${this.options.sqlite3} was not found: the sqlite strategy needs the sqlite3 shell`, {
+        hint: 'install it (apt-get install sqlite3), or set the option sqlite3 of backup-sqlite in release.config.ts',
+      });
+    }
+    return result;
+  }
+
+  /** `PRAGMA integrity_check` on a file of ours, opened read-only; returns the problems, none if ok. */
+  async problems(context: RunContext, path: string): Promise<string[]> {
+    try {
+      const result = await this.run(context, ['-readonly', path, 'PRAGMA integrity_check;']);
+      const lines = result.output.split('\n').map((line) => line.trim()).filter(Boolean);
+      return result.exitCode === 0 && lines.length === 1 && lines[0] === 'ok' ? [] : lines.length > 0 ? lines : [`sqlite3 exited ${result.exitCode}`];
+    } finally {
+      // A read-only connection to a WAL database cannot delete the -wal and -shm it made.
+      for (const suffix of ['-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
+    }
+  }
+}
+
+/**
+ * Runs `body` with the service stopped when the entry asks for `consistency: stop`, through the
+ * runtime's `stop`/`start` actions; the service is started again whatever `body` does.
+ */
+async function withServiceStopped<T>(context: RunContext, request: BackupRequest, entry: SqliteEntry, what: string, body: () => Promise<T>): Promise<T> {
+  if (entry.consistency !== 'stop') return body();
+  const { service } = request;
+  const stopped = await context.hooks.apply.promise({ service, kind: 'stop', reason: `${what} of ${entry.path}` }, context);
+  if (!stopped) {
+    throw new ReleaseError('BACKUP_FAILED', `${manifestPath(service)}: backup[${request.index}].consistency is stop, but no runtime plugin can stop ${service}`, {
+      hint: `give ${service} a runtime (e.g. a compose.yaml), or drop consistency: stop (the online copy is consistent by itself)`,
+    });
+  }
+  context.out.info(`${service} stopped for the ${what} of ${entry.path}`);
+  const start = async () => {
+    await context.hooks.apply.promise({ service, kind: 'start', reason: `${what} of ${entry.path} finished` }, context);
+    context.out.info(`${service} started again`);
+  };
+  let result: T;
+  try {
+    result = await body();
+  } catch (error) {
+    await start().catch((startError: unknown) => {
+      context.out.warn(`${service} could not be started again: ${startError instanceof Error ? startError.message : String(startError)}`);
+    });
+    throw error;
+  }
+  try {
+    await start();
+  } catch (error) {
+    throw new ReleaseError('BACKUP_FAILED', `${service} was stopped for the ${what} of ${entry.path} and did not start again: ${error instanceof Error ? error.message : String(error)}`, {
+      hint: `start it by hand and check it (just release --service=${service})`, cause: error,
+    });
+  }
+  return result;
+}
+
+function asBackupError(error: unknown, message: string, hint: string): ReleaseError {
+  if (error instanceof ReleaseError) return error;
+  return new ReleaseError('BACKUP_FAILED', `${message}: ${error instanceof Error ? error.message : String(error)}`, { hint, cause: error });
+}
+
+function requireDatabaseFile(request: BackupRequest, entry: SqliteEntry): Stats {
+  const stats = existsSync(entry.path) ? statSync(entry.path) : undefined;
+  if (!stats?.isFile()) {
+    throw new ReleaseError('BACKUP_FAILED', `sqlite backup of ${request.service}: ${entry.path} ${stats ? 'is not a file' : 'does not exist'}`, {
+      hint: `fix backup[${request.index}].path in ${manifestPath(request.service)}`,
+    });
+  }
+  return stats;
+}
+
+async function backUp(sqlite: Sqlite, options: SqliteBackupOptions, request: BackupRequest, context: RunContext): Promise<BackupResult> {
+  const entry = parseEntry(request);
+  const { service } = request;
+  const source = entry.path;
+  requireDatabaseFile(request, entry);
+  ensurePrivateDir(request.dir);
+  // The copy's name is ours and plain, and sqlite3 runs in the backup folder, so the dot-command
+  // never has to quote a path: the source travels as an argument of its own (a file: URI).
+  const copyName = `.${request.index}-${TYPE}.${uniqueSuffix()}.copy.db`;
+  if (!/^[A-Za-z0-9._-]+$/.test(copyName)) throw new Error(`unsafe temporary name ${copyName}`);
+  const copy = join(request.dir, copyName);
+  const name = archiveName(request.index, entry.compress);
+  let archivePath: string | undefined;
+  try {
+    // sqlite3 writes into this empty 0600 file and keeps its mode, whatever the umask.
+    closeSync(openSync(copy, 'wx', PRIVATE_FILE_MODE));
+    chmodSync(copy, PRIVATE_FILE_MODE);
+    await withServiceStopped(context, request, entry, 'sqlite backup', async () => {
+      const result = await sqlite.run(context, [openExistingUri(source), `.backup '${copyName}'`], request.dir);
+      if (result.exitCode !== 0) {
+        throw new ReleaseError('BACKUP_FAILED', `sqlite backup of ${service}: sqlite3 .backup of ${source} failed (exit ${result.exitCode}): ${result.output.split('\n').pop() ?? ''}`, {
+          hint: 'check that the file is a SQLite database this user can read and that the disk has room',
+        });
+      }
+    });
+    const problems = await sqlite.problems(context, copy);
+    if (problems.length > 0) {
+      throw new ReleaseError('BACKUP_FAILED', `sqlite backup of ${service}: the copy of ${source} fails PRAGMA integrity_check: ${problems[0]}`, {
+        lines: problems.slice(1, 5), hint: `the live database may be damaged: check it with sqlite3 ${source} 'PRAGMA integrity_check'`,
+      });
+    }
+
+    const progress = context.transfers.start(`backup ${TYPE} ${service} ${source}`);
+    const raw = hashingCounter();
+    const stored = hashingCounter(progress);
+    const archive = createArchiveStream(request.dir, name);
+    archivePath = archive.path;
+    let rawTotals: { bytes: number; sha256: string };
+    try {
+      await pipeline(createReadStream(copy), raw.stream, entry.compress ? createGzip({ level: options.gzipLevel }) : new PassThrough(), stored.stream, archive.stream);
+      rawTotals = raw.totals();
+      await sealArchive(archive.path, stored.totals());
+    } catch (error) {
+      progress.finish('failed');
+      throw error;
+    }
+    const { bytes } = progress.finish(`${formatBytes(rawTotals.bytes)} database ${entry.compress ? 'gzipped' : 'stored'}`);
+
+    // The proof: the archive, as it lies on disk, gives back exactly the copy that passed the check.
+    const back = hashingCounter();
+    await pipeline(readArchive(archive.path), entry.compress ? createGunzip() : new PassThrough(), back.stream, discard());
+    const backTotals = back.totals();
+    if (backTotals.sha256 !== rawTotals.sha256 || backTotals.bytes !== rawTotals.bytes) {
+      throw new ReleaseError('BACKUP_FAILED', `sqlite backup of ${service}: ${archive.path} does not read back as the database it was written from`, {
+        hint: 'check the disk holding .asd/workspace (space, errors), then run again',
+      });
+    }
+    context.out.info(`${service}: ${source} -> ${archive.path} (integrity_check ok, read back ok)`);
+    return { files: [name], bytes };
+  } catch (error) {
+    if (archivePath) removeArchive(archivePath);
+    throw asBackupError(error, `sqlite backup of ${service} (${source}) failed`, 'see the message; nothing of this backup was kept');
+  } finally {
+    removeWithSideFiles(copy);
+  }
+}
+
+/**
+ * Moves the target's side files aside, renames the restored file over the target, then drops the
+ * side files. A stale -wal or -journal left beside the restored file would be replayed into it.
+ * If the rename fails, the side files go back: the target is as it was.
+ */
+function swapIn(restored: string, target: string): string[] {
+  const aside: [string, string][] = [];
+  try {
+    for (const suffix of SIDE_FILES) {
+      const file = `${target}${suffix}`;
+      if (!existsSync(file)) continue;
+      const parked = `${restored}${suffix}.stale`;
+      renameSync(file, parked);
+      aside.push([file, parked]);
+    }
+    renameSync(restored, target);
+  } catch (error) {
+    for (const [file, parked] of aside.reverse()) renameSync(parked, file);
+    throw error;
+  }
+  fsyncPath(dirname(target));
+  for (const [, parked] of aside) rmSync(parked, { force: true });
+  return aside.map(([file]) => basename(file));
+}
+
+async function restore(sqlite: Sqlite, request: RestoreRequest, context: RunContext): Promise<true> {
+  const entry = parseEntry(request);
+  const { service } = request;
+  // SQLite follows a symlinked database to its file, and names the -wal and -journal after it: so do we.
+  const target = existsSync(entry.path) ? realpathSync(entry.path) : entry.path;
+  const archive = await verifyArchive(archiveOf(request, entry));
+  const folder = dirname(target);
+  if (!existsSync(folder) || !statSync(folder).isDirectory()) {
+    throw new ReleaseError('BACKUP_FAILED', `cannot restore ${target} for ${service}: its folder ${folder} does not exist; nothing was restored`, {
+      hint: `create ${folder} with the owner and mode the service expects, then run release-revert again`,
+    });
+  }
+  const current = existsSync(target) ? statSync(target) : undefined;
+  // Beside the target, so the final rename stays on one file system and is atomic.
+  const restored = join(folder, `.${basename(target)}.restore-${uniqueSuffix()}`);
+  try {
+    const mode = current ? current.mode & 0o7777 : PRIVATE_FILE_MODE;
+    closeSync(openSync(restored, 'wx', mode));
+    chmodSync(restored, mode);
+    if (current && process.getuid?.() === 0) chownSync(restored, current.uid, current.gid);
+
+    const progress = context.transfers.start(`restore ${TYPE} ${service} ${target}`);
+    const counter = hashingCounter(progress);
+    try {
+      const compressed = archive.path.endsWith('.gz');
+      await pipeline(readArchive(archive.path), compressed ? createGunzip() : new PassThrough() as Transform, counter.stream, createWriteStream(restored, { flags: 'r+' }));
+      fsyncPath(restored);
+    } catch (error) {
+      progress.finish('failed');
+      throw error;
+    }
+    progress.finish();
+
+    const problems = await sqlite.problems(context, restored);
+    if (problems.length > 0) {
+      throw new ReleaseError('BACKUP_FAILED', `restore of ${target} for ${service}: the database in ${archive.path} fails PRAGMA integrity_check: ${problems[0]}; nothing was restored`, {
+        lines: problems.slice(1, 5), hint: 'restore by hand from another copy',
+      });
+    }
+    await withServiceStopped(context, request, entry, 'sqlite restore', async () => {
+      const dropped = swapIn(restored, target);
+      if (dropped.length > 0) {
+        context.out.info(`${service}: dropped the stale ${dropped.join(', ')} of ${basename(target)}`);
+        if (entry.consistency !== 'stop') {
+          context.out.warn(`${target} had ${dropped.join(', ')}: a process may still hold the old database open; restart it (or use consistency: stop)`);
+        }
+      }
+    });
+    context.out.info(`${service}: restored ${target} from ${archive.path} (integrity_check ok)`);
+    return true;
+  } catch (error) {
+    throw asBackupError(error, `restore of ${target} for ${service} failed; the database was left as it was`, 'fix the cause, then run release-revert again');
+  } finally {
+    removeWithSideFiles(restored);
+  }
+}
+
+/** The `sqlite` backup strategy. */
+export function sqliteBackupPlugin(rawOptions: z.input<typeof optionsSchema> = {}): Plugin {
+  const options = parseOptions(PLUGIN_NAME, optionsSchema, rawOptions);
+  const sqlite = new Sqlite(options);
+  return {
+    name: PLUGIN_NAME,
+    apply({ hooks }) {
+      hooks.backup.for(TYPE).tapPromise(PLUGIN_NAME, (request, context) => backUp(sqlite, options, request, context));
+      hooks.sizeBackup.for(TYPE).tapPromise(PLUGIN_NAME, async (request) => requireDatabaseFile(request, parseEntry(request)).size);
+      hooks.checkBackup.for(TYPE).tapPromise(PLUGIN_NAME, async (request) => {
+        await verifyArchive(archiveOf(request, parseEntry(request)));
+        return true;
+      });
+      hooks.restore.for(TYPE).tapPromise(PLUGIN_NAME, (request, context) => restore(sqlite, request, context));
+    },
+  };
+}
