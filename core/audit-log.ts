@@ -14,7 +14,7 @@ export function utcTimestamp(date = new Date()): string {
 }
 
 /** One whole event line, as formatLogLine writes it. */
-const LOG_LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00 ticket=\S+ phase=\S+ event=\S+( [a-z_]+=("(?:[^"\\]|\\.)*"|\S+))*$/;
+export const LOG_LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00 ticket=\S+ phase=\S+ event=\S+( [a-z_]+=("(?:[^"\\]|\\.)*"|\S+))*$/;
 
 export function formatLogLine(ticket: string, phase: string, event: string, fields: LogFields = {}, date = new Date()): string {
   const parts = [utcTimestamp(date), `ticket=${ticket}`, `phase=${phase}`, `event=${event}`];
@@ -59,6 +59,13 @@ export class AuditLog {
       });
     }
     return movedTo;
+  }
+
+  /** The events this log holds, as `key=value` maps, oldest first (for resuming interrupted work). */
+  events(): Record<string, string>[] {
+    if (!existsSync(this.path)) return [];
+    return readFileSync(this.path, 'utf8').split('\n').filter(Boolean).map((line) =>
+      Object.fromEntries([...line.matchAll(/ ([a-z_]+)=("(?:[^"\\]|\\.)*"|\S+)/g)].map((m) => [m[1]!, m[2]!.startsWith('"') ? JSON.parse(m[2]!) as string : m[2]!])));
   }
 
   event(phase: string, event: string, fields: LogFields = {}): void {

@@ -1,4 +1,4 @@
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pMap from 'p-map';
 import { ReleaseError, formatBytes, toReleaseError, type BackupRequest, type ReleaseState, type RunContext } from '../../core/index.js';
@@ -17,6 +17,21 @@ export function backupTimestamp(date = new Date()): string {
 async function backupEntries(context: RunContext, state: ReleaseState, sha: string, service: string) {
   const text = (await showFile(context, sha, manifestPath(service))) ?? (await showFile(context, state.baseSha, manifestPath(service)));
   return text === undefined ? [] : parseManifest(text, manifestPath(service), service).backup;
+}
+
+/**
+ * Folders of backups of `service` that this release started but never recorded (the run was
+ * killed in between): they may be partial, so they are removed before a new backup is taken.
+ */
+function discardInterruptedBackups(context: RunContext, service: string): void {
+  const events = context.log.events();
+  const finished = new Set(events.filter((e) => e.event === 'backup' && e.service === service).map((e) => e.at));
+  for (const started of events.filter((e) => e.event === 'backup-start' && e.service === service && !finished.has(e.at))) {
+    const dir = join(context.workspaceDir, 'backups', service, started.at!);
+    if (!existsSync(dir)) continue;
+    rmSync(dir, { recursive: true, force: true });
+    context.log.event(PHASE, 'backup-discarded', { service, at: started.at, why: 'interrupted' });
+  }
 }
 
 /**
@@ -47,6 +62,7 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
     }
     return;
   }
+  discardInterruptedBackups(context, service);
   context.log.event(PHASE, 'backup-start', { service, at: stamp });
   let bytes = 0;
   try {
