@@ -16,8 +16,9 @@ export function ensurePrivateDir(dir: string): void {
   chmodSync(dir, PRIVATE_DIR_MODE);
 }
 
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
+/** Flushes a file or a folder (a rename is durable only once its folder is flushed). */
+export function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
   try {
     fsyncSync(fd);
   } finally {
@@ -45,7 +46,7 @@ export function writeFileAtomic(path: string, content: string, beforeRename?: ()
     try { unlinkSync(tmp); } catch { /* already gone */ }
     throw error;
   }
-  fsyncDir(dir);
+  fsyncPath(dir);
 }
 
 /** Append one record and flush it to disk before returning. */

@@ -8,7 +8,7 @@ export type { Plugin, Release, ReleaseConfig } from './plugin.js';
 export type { ReleaseState } from './state.js';
 export type { ExecResult, ExecOptions } from './exec.js';
 export { registerSecret, redact } from './secrets.js';
-export { writeFileAtomic, ensurePrivateDir, PRIVATE_FILE_MODE, PRIVATE_DIR_MODE } from './fs-private.js';
+export { writeFileAtomic, ensurePrivateDir, fsyncPath, PRIVATE_FILE_MODE, PRIVATE_DIR_MODE } from './fs-private.js';
 export { TICKET_PATTERN } from './cli.js';
 
 import type { ReleaseConfig } from './plugin.js';

@@ -11,14 +11,14 @@
  *       compress: false                 # optional: store the database as is (default gzip)
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, createReadStream, createWriteStream, existsSync, fsyncSync, openSync, realpathSync, renameSync, rmSync, statSync, type Stats } from 'node:fs';
+import { chmodSync, chownSync, closeSync, createReadStream, createWriteStream, existsSync, openSync, realpathSync, renameSync, rmSync, statSync, type Stats } from 'node:fs';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { PassThrough, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { z } from 'zod';
 import {
-  ReleaseError, ensurePrivateDir, formatBytes, PRIVATE_FILE_MODE,
+  ReleaseError, ensurePrivateDir, formatBytes, fsyncPath, PRIVATE_FILE_MODE,
   type BackupRequest, type BackupResult, type Plugin, type RestoreRequest, type RunContext,
 } from '../../core/index.js';
 import { createArchiveStream, hashingCounter, readArchive, removeArchive, sealArchive, verifyArchive } from '../backup-archive/archive.js';
@@ -93,15 +93,6 @@ const SIDE_FILES = ['-wal', '-shm', '-journal'];
 const removeWithSideFiles = (path: string) => {
   for (const file of [path, ...SIDE_FILES.map((suffix) => `${path}${suffix}`)]) rmSync(file, { force: true });
 };
-
-function fsyncPath(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** A sink that only drains, for reading an archive back. */
 const discard = () => new Writable({ write(_chunk, _encoding, done) { done(); } });
