@@ -14,10 +14,12 @@ import { revertPlugin } from './plugins/revert/index.js';
 import { composeRuntimePlugin } from './plugins/runtime-compose/index.js';
 import { healthHttpPlugin } from './plugins/health-http/index.js';
 import { selfUpdatePlugin } from './plugins/self-update/index.js';
+import { postgresBackupPlugin } from './plugins/backup-postgres/index.js';
 
 export const builtins = {
   platformPlugin, preparePlugin, defaultRules, globRule, serviceFilesRule, migratePlugin, ticketPlugin, verifyPlugin, revertPlugin,
   composeRuntimePlugin, healthHttpPlugin, selfUpdatePlugin,
+  postgresBackupPlugin,
 };
 
 export interface DefaultOptions {
@@ -39,6 +41,7 @@ export function defaultPlugins(options: DefaultOptions = {}): Plugin[] {
     revertPlugin({ remote: options.remote, branch: options.branch }),
     composeRuntimePlugin({ command: options.composeCommand }),
     healthHttpPlugin(),
+    postgresBackupPlugin(),
   ];
 }
 
