@@ -16,11 +16,12 @@ import { healthHttpPlugin } from './plugins/health-http/index.js';
 import { selfUpdatePlugin } from './plugins/self-update/index.js';
 import { playbooksPlugin } from './plugins/playbooks/index.js';
 import { sqliteBackupPlugin } from './plugins/backup-sqlite/index.js';
+import { postgresBackupPlugin } from './plugins/backup-postgres/index.js';
 
 export const builtins = {
   platformPlugin, preparePlugin, defaultRules, globRule, serviceFilesRule, migratePlugin, ticketPlugin, verifyPlugin, revertPlugin,
   composeRuntimePlugin, healthHttpPlugin, selfUpdatePlugin, playbooksPlugin,
-  sqliteBackupPlugin,
+  sqliteBackupPlugin, postgresBackupPlugin,
 };
 
 export interface DefaultOptions {
@@ -44,6 +45,7 @@ export function defaultPlugins(options: DefaultOptions = {}): Plugin[] {
     healthHttpPlugin(),
     playbooksPlugin(),
     sqliteBackupPlugin(),
+    postgresBackupPlugin(),
   ];
 }
 
