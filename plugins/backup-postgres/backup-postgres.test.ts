@@ -419,7 +419,7 @@ exit 1
     expect(await databasesLike(server, db)).toEqual([db]);
     const events = platform.logEvents('9999');
     expect(events).toEqual(expect.arrayContaining([
-      `ticket=9999 phase=prepare event=backup service=${SERVICE} at=${platform.readState('9999').BACKUPS!.replace(`${SERVICE}=`, '')}`,
+      expect.stringMatching(new RegExp(`^ticket=9999 phase=prepare event=backup service=${SERVICE} at=${platform.readState('9999').BACKUPS!.replace(`${SERVICE}=`, '')} bytes=\\d+$`)),
       'ticket=9999 phase=ticket event=script script=releases/9999-x.sh rc=1',
       `ticket=9999 phase=restore event=restored service=${SERVICE} type=postgres`,
       'ticket=9999 phase=restore event=done rc=0',
