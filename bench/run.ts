@@ -10,6 +10,7 @@ import { applyPlugins } from '../core/runner.js';
 import { defaultPlugins } from '../release.config.js';
 import { classifyAll } from '../plugins/migrate/index.js';
 import type { ChangedFile, RunContext } from '../core/index.js';
+import { postgresRows } from './backups.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 const bin = (verb: string) => join(ORCHESTRATOR_ROOT, 'dist', 'core', 'bin', `${verb}.js`);
@@ -26,7 +27,7 @@ async function median(runs: number, once: () => Promise<unknown>): Promise<numbe
   return times[Math.floor(times.length / 2)]!;
 }
 
-interface Row { what: string; ours: number; rawName: string; raw: number }
+import type { Row } from './backups.js';
 
 /** A diff of `count` paths of the kinds a platform repo has, all classified by the default rules. */
 function syntheticDiff(count: number): ChangedFile[] {
@@ -80,6 +81,7 @@ async function main(): Promise<void> {
     platform.remove();
   }
   rows.push(...(await classificationRows()));
+  rows.push(...(await postgresRows(Number(process.env.BENCH_PG_SCALE ?? 20))));
   const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
   console.log(`\nrelease-orchestrator benchmarks (median of ${RUNS} runs, ${new Date().toISOString().slice(0, 10)})\n`);
   console.log('| what | ours | raw tool | raw | ours / raw |');
