@@ -14,10 +14,11 @@ import { revertPlugin } from './plugins/revert/index.js';
 import { composeRuntimePlugin } from './plugins/runtime-compose/index.js';
 import { healthHttpPlugin } from './plugins/health-http/index.js';
 import { selfUpdatePlugin } from './plugins/self-update/index.js';
+import { backupVolumePlugin } from './plugins/backup-volume/index.js';
 
 export const builtins = {
   platformPlugin, preparePlugin, defaultRules, globRule, serviceFilesRule, migratePlugin, ticketPlugin, verifyPlugin, revertPlugin,
-  composeRuntimePlugin, healthHttpPlugin, selfUpdatePlugin,
+  composeRuntimePlugin, healthHttpPlugin, selfUpdatePlugin, backupVolumePlugin,
 };
 
 export interface DefaultOptions {
@@ -39,6 +40,7 @@ export function defaultPlugins(options: DefaultOptions = {}): Plugin[] {
     revertPlugin({ remote: options.remote, branch: options.branch }),
     composeRuntimePlugin({ command: options.composeCommand }),
     healthHttpPlugin(),
+    backupVolumePlugin(),
   ];
 }
 
