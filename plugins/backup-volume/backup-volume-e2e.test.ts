@@ -37,7 +37,7 @@ describe('a volume backup through release-run and release-revert (real git, real
 
     const manifest = dockerServiceFiles(service, port, {
       tag: '2',
-      backup: ['backup:', '  - type: volume', `    volume: ${volume}`, '    consistency: stop'].join('\n'),
+      backup: ['backup:', '  - type: volume', `    volume: ${volume}`].join('\n'),
     })[`packages/${service}/manifest.yaml`]!;
     await platform.mergeFeature('9999', {
       [`packages/${service}/manifest.yaml`]: manifest,

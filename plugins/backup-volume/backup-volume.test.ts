@@ -8,9 +8,15 @@ import { uniqueName, containersOf } from '../../test/docker.js';
 import { backupVolumePlugin, parseEntry, type BackupVolumeOptions } from './index.js';
 import { createVolume, filesUnder, listing, mutate, populate, removeVolume, run, testContext } from './fixtures.js';
 
+const repos: string[] = [];
+afterEach(() => {
+  for (const repo of repos.splice(0)) rmSync(repo, { recursive: true, force: true });
+});
+
 /** The four hooks of the plugin on a fresh context; the compose runtime answers stop/start. */
 function setup(options: BackupVolumeOptions = {}) {
   const test = testContext([composeRuntimePlugin({ command: ['docker-compose'] }), backupVolumePlugin(options)]);
+  repos.push(test.repoDir);
   const { hooks } = test.context;
   const call = {
     backup: (request: BackupRequest) => hooks.backup.get('volume')!.promise(request, test.context),
@@ -62,8 +68,7 @@ describe('backup-volume on real docker volumes and host folders', () => {
 
   /** Backup, mutate, check, restore: the tree must come back exactly. */
   async function roundTrip(entry: Record<string, unknown>, dir: string, options: BackupVolumeOptions = {}, leftover?: () => void) {
-    const { call, printed, context } = setup(options);
-    cleanups.push(() => rmSync(context.repoDir, { recursive: true, force: true }));
+    const { call, printed } = setup(options);
     const request: BackupRequest = { service: 'svc', entry: { type: 'volume', ...entry }, dir: join(scratch, 'backups', 'svc', '20260518_153012'), index: 0 };
     await populate(dir, outside);
     const before = await listing(dir);
