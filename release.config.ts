@@ -17,11 +17,12 @@ import { selfUpdatePlugin } from './plugins/self-update/index.js';
 import { playbooksPlugin } from './plugins/playbooks/index.js';
 import { sqliteBackupPlugin } from './plugins/backup-sqlite/index.js';
 import { postgresBackupPlugin } from './plugins/backup-postgres/index.js';
+import { backupVolumePlugin } from './plugins/backup-volume/index.js';
 
 export const builtins = {
   platformPlugin, preparePlugin, defaultRules, globRule, serviceFilesRule, migratePlugin, ticketPlugin, verifyPlugin, revertPlugin,
   composeRuntimePlugin, healthHttpPlugin, selfUpdatePlugin, playbooksPlugin,
-  sqliteBackupPlugin, postgresBackupPlugin,
+  backupVolumePlugin, postgresBackupPlugin, sqliteBackupPlugin,
 };
 
 export interface DefaultOptions {
@@ -46,6 +47,7 @@ export function defaultPlugins(options: DefaultOptions = {}): Plugin[] {
     playbooksPlugin(),
     sqliteBackupPlugin(),
     postgresBackupPlugin(),
+    backupVolumePlugin(),
   ];
 }
 

@@ -43,6 +43,11 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
     context.out.phase(PHASE, `backup of ${service} already taken (${state.backups[service]})`);
     return;
   }
+  // A service this release adds has no data yet: its volumes and databases appear on its first deploy.
+  if ((await showFile(context, state.baseSha, manifestPath(service))) === undefined) {
+    context.out.phase(PHASE, `${service} is new in this release: nothing to back up`);
+    return;
+  }
   const entries = await backupEntries(context, state, sha, service);
   if (entries.length === 0) return;
   const stamp = backupTimestamp();

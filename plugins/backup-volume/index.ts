@@ -1,0 +1,226 @@
+/**
+ * backup-volume: backs up and restores a folder of files, a docker volume or a host path, as one
+ * compressed tar archive per manifest entry. See README.md beside this file.
+ */
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { isAbsolute, join, posix, relative } from 'node:path';
+import { z } from 'zod';
+import { ReleaseError, formatBytes, type BackupRequest, type BackupResult, type Plugin, type RunContext } from '../../core/index.js';
+import { verifyArchive } from '../backup-archive/archive.js';
+import { parseOptions } from '../git/options.js';
+import { manifestPath } from '../platform/manifest.js';
+import { makeStagingDir, removeLeftovers, replaceContents, ReplaceError, stagingFor } from './replace.js';
+import { describeEntry, mountsInside, sourceFolder, targetFolder, type VolumeEntry } from './source.js';
+import { EXTENSIONS, extractArgs, requireCompressor, runTarOnArchive, writeTarArchive, type Compressor } from './tar-stream.js';
+
+export const PLUGIN_NAME = 'backup-volume';
+export const TYPE = 'volume';
+
+const optionsSchema = z.strictObject({
+  /**
+   * gzip (node's zlib: nothing to install, readable anywhere), zstd (the host's zstd binary: about
+   * ten times faster at a better ratio, but the host needs it to back up and to restore), or none.
+   */
+  compressor: z.enum(['gzip', 'zstd', 'none']).default('gzip'),
+  /** gzip 1-9, zstd 1-19; default 1, the fastest: a backup is taken while a release waits. */
+  level: z.number().int().min(1).max(19).default(1),
+}).refine((options) => options.compressor !== 'gzip' || options.level <= 9, { message: 'gzip levels are 1 to 9', path: ['level'] });
+
+export type BackupVolumeOptions = z.input<typeof optionsSchema>;
+
+/** Docker's own rule for volume names. */
+const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]+$/;
+
+const entrySchema = z.strictObject({
+  type: z.literal(TYPE),
+  volume: z.string().regex(VOLUME_NAME, 'expected a docker volume name as `docker volume ls` shows it, e.g. web_data (compose names volumes <project>_<name>)').optional(),
+  path: z.string()
+    .refine((path) => isAbsolute(path), 'expected an absolute host path such as /srv/web/files')
+    .refine((path) => path === '/' || (posix.normalize(path) === path && !path.endsWith('/')), 'expected a normalised path: no trailing /, no . or .. parts, no //')
+    .refine((path) => path !== '/', 'the root folder cannot be backed up or restored as a volume')
+    .optional(),
+  /** `stop`: the service's containers are stopped while the files are read; `live` (default): they keep running. */
+  consistency: z.enum(['live', 'stop']).default('live'),
+});
+
+/** Validates a manifest `backup:` entry; errors name the manifest file and the key (exit 2). */
+export function parseEntry(request: BackupRequest): VolumeEntry {
+  const where = `${manifestPath(request.service)}: backup[${request.index}]`;
+  const parsed = entrySchema.safeParse(request.entry);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key = issue.path.join('.');
+    const message = issue.code === 'unrecognized_keys' ? `unknown key ${issue.keys.join(', ')} (a volume entry takes volume or path, and consistency)` : issue.message;
+    throw new ReleaseError('BAD_INPUT', `${where}${key ? `.${key}` : ''}: ${message}`, { hint: 'fix that key in the manifest' });
+  }
+  const entry = parsed.data;
+  if ((entry.volume === undefined) === (entry.path === undefined)) {
+    throw new ReleaseError('BAD_INPUT', `${where}: give exactly one of volume (a docker volume name) or path (an absolute host folder)`, {
+      hint: 'e.g. `- { type: volume, volume: web_data }` or `- { type: volume, path: /srv/web/files }`',
+    });
+  }
+  return entry;
+}
+
+const fileName = (index: number, compressor: Compressor) => `${index}-${TYPE}.${EXTENSIONS[compressor]}`;
+
+/** The archive an earlier backup wrote, whatever compressor was configured then. */
+function existingArchive(request: BackupRequest, fallback: Compressor): { path: string; compressor: Compressor } {
+  for (const compressor of ['gzip', 'zstd', 'none'] as Compressor[]) {
+    const path = join(request.dir, fileName(request.index, compressor));
+    if (existsSync(path)) return { path, compressor };
+  }
+  return { path: join(request.dir, fileName(request.index, fallback)), compressor: fallback };
+}
+
+function refuseNestedMounts(folder: string, what: string, doing: string): void {
+  const inside = mountsInside(folder);
+  if (inside.length > 0) {
+    throw new ReleaseError('BACKUP_FAILED', `${what}: ${folder} has ${inside.length} filesystem(s) mounted inside it; ${doing}`, {
+      lines: inside.slice(0, 10),
+      hint: 'give each filesystem its own backup entry (path: the mount point), or unmount what does not belong there',
+    });
+  }
+}
+
+/** A folder that holds the backups themselves (e.g. a parent of the platform repo) is refused. */
+function refuseHoldingBackups(request: BackupRequest, folder: string): void {
+  const inside = relative(folder, request.dir);
+  if (!inside.startsWith('..') && !isAbsolute(inside)) {
+    throw new ReleaseError('BAD_INPUT', `${manifestPath(request.service)}: backup[${request.index}].path: ${folder} holds the backup folder ${request.dir} itself`, {
+      hint: 'back up a folder that does not contain the platform repo and its .asd/workspace',
+    });
+  }
+}
+
+/** Asks the runtime to stop or start the service; false when no runtime plugin handles it. */
+async function setService(context: RunContext, service: string, kind: 'stop' | 'start', reason: string): Promise<boolean> {
+  return (await context.hooks.apply.promise({ service, kind, reason }, context)) === true;
+}
+
+async function backup(request: BackupRequest, context: RunContext, options: z.infer<typeof optionsSchema>): Promise<BackupResult> {
+  const entry = parseEntry(request);
+  const what = describeEntry(request.service, entry);
+  await requireCompressor(context, options.compressor, `backup of ${what}`);
+  const source = await sourceFolder(context, request.service, entry);
+  refuseHoldingBackups(request, source);
+  refuseNestedMounts(source, what, 'the backup would mix them in and a restore would wipe them');
+  let stopped = false;
+  if (entry.consistency === 'stop') {
+    context.out.detail(`stopping ${request.service} while ${what} is read (consistency: stop)`);
+    try {
+      stopped = await setService(context, request.service, 'stop', `consistent backup of ${what}`);
+    } catch (error) {
+      // Some containers may have stopped: bring them back before reporting the failure.
+      await setService(context, request.service, 'start', `backup of ${what} not taken`).catch(() => undefined);
+      throw error;
+    }
+    if (!stopped) {
+      throw new ReleaseError('BACKUP_FAILED', `backup of ${what} asks for consistency: stop, but no runtime plugin stops ${request.service}`, {
+        hint: 'register a runtime plugin (runtime-compose) or set consistency: live',
+      });
+    }
+  }
+  const written = await writeTarArchive({
+    context, source, dir: request.dir, name: fileName(request.index, options.compressor),
+    compressor: options.compressor, level: options.level, what,
+    // A folder that is a mount point holds a restore's staging folders while it runs: never data.
+    exclude: stagingFor(source).inside ? [`./${stagingFor(source).prefix}*`] : [],
+    afterRead: async () => {
+      if (!stopped) return;
+      await setService(context, request.service, 'start', `backup of ${what} taken`);
+      context.out.detail(`${request.service} started again`);
+    },
+  });
+  for (const warning of written.warnings) context.out.warn(`${what}: ${warning}`);
+  if (written.warnings.length > 0) {
+    context.out.warn(`${what} changed while it was read; the files named above may be inconsistent in the backup (consistency: stop avoids this)`);
+  }
+  context.out.detail(`${written.path}: ${written.entries} entries read back, ${formatBytes(written.tarBytes)} of tar, sha256 ${written.sha256.slice(0, 12)}…`);
+  const name = fileName(request.index, options.compressor);
+  return { files: [name, `${name}.sha256`, `${name}.size`], bytes: written.bytes };
+}
+
+async function sizeBackup(request: BackupRequest, context: RunContext): Promise<number> {
+  const entry = parseEntry(request);
+  const source = await sourceFolder(context, request.service, entry);
+  const du = await context.exec('du', ['-s', '-b', source], {});
+  const bytes = Number(du.stdout.split(/\s/)[0]);
+  if (du.exitCode !== 0 || !Number.isFinite(bytes)) {
+    throw new ReleaseError('BACKUP_FAILED', `${describeEntry(request.service, entry)}: du -sb ${source} failed: ${du.stderr.split('\n').filter(Boolean).pop() ?? `exit ${du.exitCode}`}`);
+  }
+  return bytes;
+}
+
+async function checkBackup(request: BackupRequest, options: z.infer<typeof optionsSchema>): Promise<true> {
+  parseEntry(request);
+  await verifyArchive(existingArchive(request, options.compressor).path);
+  return true;
+}
+
+async function restore(request: BackupRequest, context: RunContext, options: z.infer<typeof optionsSchema>): Promise<true> {
+  const entry = parseEntry(request);
+  const what = describeEntry(request.service, entry);
+  const archive = existingArchive(request, options.compressor);
+  const artifact = await verifyArchive(archive.path);
+  await requireCompressor(context, archive.compressor, `restore of ${what}`);
+  const target = await targetFolder(context, request.service, entry);
+  if (target.created && entry.path !== undefined) mkdirSync(target.path, { recursive: true, mode: 0o700 });
+  refuseHoldingBackups(request, target.path);
+  refuseNestedMounts(target.path, what, 'replacing its contents would wipe them; nothing was restored');
+  const staging = stagingFor(target.path);
+  const stale = removeLeftovers(staging);
+  if (stale.length > 0) context.out.detail(`removed ${stale.length} staging folder(s) an interrupted restore left in ${staging.parent}`);
+
+  // 1. Extract everything beside the target; the target and the service are untouched until it all worked.
+  const staged = makeStagingDir(staging, 'new');
+  const progress = context.transfers.start(`restore ${what}`);
+  const extracted = await runTarOnArchive(context, archive.path, archive.compressor, extractArgs(staged), { expectSha256: artifact.sha256, progress });
+  if (!extracted.ok) {
+    progress.finish('failed');
+    rmSync(staged, { recursive: true, force: true });
+    throw new ReleaseError('BACKUP_FAILED', `restore of ${what} from ${archive.path} failed: ${extracted.why}; ${target.path} was not touched`, {
+      lines: extracted.lines,
+      hint: /space|quota/i.test(extracted.lines.join(' ') + extracted.why)
+        ? `free space on the filesystem of ${target.path} (df -h ${staging.parent}): a restore needs room for a second copy, then run release-revert again`
+        : 'see the lines above, then run release-revert again',
+    });
+  }
+  progress.finish(`extracted into ${staged}`);
+
+  // 2. Stop the service and swap the contents in; the revert's redeploy starts it again.
+  if (!(await setService(context, request.service, 'stop', `restore of ${what}`))) {
+    context.out.warn(`no runtime plugin stops ${request.service}: ${what} is replaced while it may be in use`);
+  }
+  try {
+    replaceContents(target.path, staged, staging);
+  } catch (error) {
+    if (!(error instanceof ReplaceError)) {
+      throw new ReleaseError('BACKUP_FAILED', `restore of ${what}: the backup's files are in ${target.path}, but finishing failed: ${(error as Error).message}`, {
+        hint: `compare the owner and mode of ${target.path} with the backup (tar -tvf), and remove leftover ${staging.prefix}* folders in ${staging.parent}`,
+      });
+    }
+    const failure = error;
+    if (failure.rolledBack) rmSync(staged, { recursive: true, force: true });
+    throw new ReleaseError('BACKUP_FAILED', `restore of ${what} failed while replacing the contents of ${target.path}: ${failure.message}`, {
+      hint: !failure.rolledBack
+        ? `the old contents are in ${failure.keptIn} and the backup's in ${staged}: move them back by hand`
+        : `${target.path} was put back as it was; fix the cause, then run release-revert again`,
+    });
+  }
+  context.out.detail(`${target.path} now holds exactly the backup ${archive.path}`);
+  return true;
+}
+
+export function backupVolumePlugin(rawOptions: BackupVolumeOptions = {}): Plugin {
+  const options = parseOptions(PLUGIN_NAME, optionsSchema, rawOptions);
+  return {
+    name: PLUGIN_NAME,
+    apply({ hooks }) {
+      hooks.backup.for(TYPE).tapPromise(PLUGIN_NAME, (request, context) => backup(request, context, options));
+      hooks.sizeBackup.for(TYPE).tapPromise(PLUGIN_NAME, (request, context) => sizeBackup(request, context));
+      hooks.checkBackup.for(TYPE).tapPromise(PLUGIN_NAME, (request) => checkBackup(request, options));
+      hooks.restore.for(TYPE).tapPromise(PLUGIN_NAME, (request, context) => restore(request, context, options));
+    },
+  };
+}
