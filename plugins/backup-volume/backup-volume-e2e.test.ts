@@ -77,7 +77,7 @@ describe('a volume backup through release-run and release-revert (real git, real
     expect((await httpGet(`${url}/health`)).status).toBe(200);
     expect((await httpGet(`${url}/version`)).body).toBe('1');
     expect(platform.logEvents('9999')).toEqual(expect.arrayContaining([
-      `ticket=9999 phase=prepare event=backup service=${service} at=${stamp}`,
+      expect.stringMatching(new RegExp(`^ticket=9999 phase=prepare event=backup service=${service} at=${stamp} bytes=\\d+$`)),
       `ticket=9999 phase=restore event=restored service=${service} type=volume`,
       'ticket=9999 phase=revert-verify event=done rc=0',
     ]));
