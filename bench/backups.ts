@@ -70,3 +70,61 @@ export async function postgresRows(scale: number): Promise<Row[]> {
     rmSync(repoDir, { recursive: true, force: true });
   }
 }
+
+/** `count` files of mixed kinds (compressible text, incompressible bytes) adding up to about `bytes`. */
+export async function mixedFiles(dir: string, bytes: number): Promise<void> {
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  const { randomBytes } = await import('node:crypto');
+  const chunk = 1024 * 1024;
+  for (let written = 0, i = 0; written < bytes; i++) {
+    const sub = join(dir, `d${i % 16}`);
+    mkdirSync(sub, { recursive: true });
+    const size = i % 3 === 0 ? chunk * 4 : i % 3 === 1 ? 64 * 1024 : chunk;
+    const data = i % 2 === 0
+      ? randomBytes(size)
+      : Buffer.from(`${new Date(i * 1000).toISOString()} INFO request ${i} served in ${i % 97} ms\n`.repeat(Math.ceil(size / 60))).subarray(0, size);
+    writeFileSync(join(sub, `f${i}.${i % 2 === 0 ? 'bin' : 'log'}`), data);
+    written += size;
+  }
+}
+
+/** Our volume backup (tar, gzip -1, sha256, read back) beside `tar | gzip -1` alone, on the same files. */
+export async function volumeRows(gib: number): Promise<Row[]> {
+  const { repoDir, hooks, context } = benchContext();
+  const source = join(repoDir, 'data');
+  try {
+    await mixedFiles(source, gib * 1024 ** 3);
+    const request: BackupRequest = { service: 'bench', index: 0, dir: join(repoDir, 'backups', 'one'), entry: { type: 'volume', path: source } };
+    const ours = await timed(() => hooks.backup.for('volume').promise(request, context));
+    const raw = await timed(() => execa('sh', ['-c', `tar -C "${source}" -cf - . | gzip -1 > "${join(repoDir, 'raw.tar.gz')}"`]));
+    return [{ what: `volume backup of ${gib} GiB of mixed files: tar, gzip -1, sha256, read back`, ours, rawName: '`tar -cf - . | gzip -1` alone', raw }];
+  } finally {
+    rmSync(repoDir, { recursive: true, force: true });
+  }
+}
+
+/** Three services' backups through prepare's pool: three at once beside one after another. */
+export async function parallelRows(mibEach: number): Promise<Row[]> {
+  const { backUpAll } = await import('../plugins/prepare/backups.js');
+  const { repoDir, context } = benchContext();
+  try {
+    const services = ['one', 'two', 'three'];
+    for (const service of services) await mixedFiles(join(repoDir, 'data', service), mibEach * 1024 ** 2);
+    // backUpAll reads each service's manifest from git: a throwaway repo holds them.
+    await execa('git', ['init', '-q', repoDir]);
+    for (const service of services) {
+      const { mkdirSync, writeFileSync } = await import('node:fs');
+      mkdirSync(join(repoDir, 'packages', service), { recursive: true });
+      writeFileSync(join(repoDir, 'packages', service, 'manifest.yaml'), `name: ${service}\nimage: x\nbackup:\n  - type: volume\n    path: ${join(repoDir, 'data', service)}\n`);
+    }
+    await execa('git', ['add', 'packages'], { cwd: repoDir });
+    await execa('git', ['-c', 'user.name=b', '-c', 'user.email=b@b', 'commit', '-q', '-m', 'services'], { cwd: repoDir });
+    const sha = (await execa('git', ['rev-parse', 'HEAD'], { cwd: repoDir })).stdout;
+    const state = () => ({ ticket: 'bench', branch: 'main', baseSha: sha, mergeSha: sha, services, skippedMetadata: [], backups: {} });
+    const sequential = await timed(() => backUpAll(context, state(), sha, 1));
+    const parallel = await timed(() => backUpAll(context, state(), sha, 3));
+    return [{ what: `three ${mibEach} MiB volume backups, three at once (backupConcurrency 3)`, ours: parallel, rawName: 'the same, one after another', raw: sequential }];
+  } finally {
+    rmSync(repoDir, { recursive: true, force: true });
+  }
+}

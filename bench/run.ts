@@ -10,7 +10,7 @@ import { applyPlugins } from '../core/runner.js';
 import { defaultPlugins } from '../release.config.js';
 import { classifyAll } from '../plugins/migrate/index.js';
 import type { ChangedFile, RunContext } from '../core/index.js';
-import { postgresRows } from './backups.js';
+import { parallelRows, postgresRows, volumeRows } from './backups.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 const bin = (verb: string) => join(ORCHESTRATOR_ROOT, 'dist', 'core', 'bin', `${verb}.js`);
@@ -82,6 +82,8 @@ async function main(): Promise<void> {
   }
   rows.push(...(await classificationRows()));
   rows.push(...(await postgresRows(Number(process.env.BENCH_PG_SCALE ?? 20))));
+  rows.push(...(await volumeRows(Number(process.env.BENCH_VOLUME_GIB ?? 1))));
+  rows.push(...(await parallelRows(Number(process.env.BENCH_PARALLEL_MIB ?? 200))));
   const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
   console.log(`\nrelease-orchestrator benchmarks (median of ${RUNS} runs, ${new Date().toISOString().slice(0, 10)})\n`);
   console.log('| what | ours | raw tool | raw | ours / raw |');
