@@ -1,5 +1,6 @@
 import { execa } from 'execa';
 import { pipeline } from 'node:stream/promises';
+import { constants } from 'node:os';
 import { redact } from './secrets.js';
 
 export interface ExecOptions {
@@ -75,7 +76,7 @@ export async function exec(file: string, args: readonly string[], options: ExecO
   if (options.stdoutTo) streams.push(pipeline(subprocess.stdout!, options.stdoutTo));
   const streamsDone = Promise.all(streams).catch((error: Error) => {
     streamError = error;
-    subprocess.kill('SIGTERM');
+    killGroup('SIGTERM');
   });
   const result = await subprocess;
   options.signal?.removeEventListener('abort', onAbort);
@@ -94,7 +95,8 @@ export async function exec(file: string, args: readonly string[], options: ExecO
   const failedToStart = result.exitCode === undefined && !result.signal;
   return {
     command: redact([file, ...args].join(' ')),
-    exitCode: result.exitCode ?? (failedToStart ? 127 : 128 + 15),
+    // Killed by a signal: the shell's convention, 128 + its number (SIGKILL 137, SIGTERM 143).
+    exitCode: result.exitCode ?? (failedToStart ? 127 : 128 + (constants.signals[result.signal as NodeJS.Signals] ?? 15)),
     stdout,
     stderr: failedToStart ? redact(result.message ?? "") : stderr,
     output: typeof result.all === 'string' ? result.all : `${stdout}\n${stderr}`.trim(),

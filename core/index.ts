@@ -9,7 +9,6 @@ export type { ReleaseState } from './state.js';
 export type { ExecResult, ExecOptions } from './exec.js';
 export { registerSecret, redact } from './secrets.js';
 export { writeFileAtomic, ensurePrivateDir, fsyncPath, PRIVATE_FILE_MODE, PRIVATE_DIR_MODE } from './fs-private.js';
-export { TICKET_PATTERN } from './cli.js';
 
 import type { ReleaseConfig } from './plugin.js';
 /** Identity helper that gives a config file its types. */

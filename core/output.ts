@@ -52,13 +52,4 @@ export class Output {
     for (const line of error.lines) this.plain(`  ${line}`);
     if (error.hint) this.plain(`  fix: ${error.hint}`);
   }
-
-  /** A progress line rewritten in place on a terminal; elsewhere printed only when final. */
-  progress(message: string, final: boolean): void {
-    if (this.isTTY) {
-      this.stream.write(`\r\x1b[2K${redact(message)}${final ? '\n' : ''}`);
-    } else if (final) {
-      this.write(this.stream, message);
-    }
-  }
 }

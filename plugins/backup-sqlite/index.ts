@@ -306,15 +306,14 @@ async function restore(sqlite: Sqlite, request: RestoreRequest, context: RunCont
         lines: problems.slice(1, 5), hint: 'restore by hand from another copy',
       });
     }
-    await withServiceStopped(context, request, entry, 'sqlite restore', async () => {
-      const dropped = swapIn(restored, target);
-      if (dropped.length > 0) {
-        context.out.info(`${service}: dropped the stale ${dropped.join(', ')} of ${basename(target)}`);
-        if (entry.consistency !== 'stop') {
-          context.out.warn(`${target} had ${dropped.join(', ')}: a process may still hold the old database open; restart it (or use consistency: stop)`);
-        }
+    // release-revert has stopped the service already; redeploy starts it once code and data match.
+    const dropped = swapIn(restored, target);
+    if (dropped.length > 0) {
+      context.out.info(`${service}: dropped the stale ${dropped.join(', ')} of ${basename(target)}`);
+      if (entry.consistency !== 'stop') {
+        context.out.warn(`${target} had ${dropped.join(', ')}: a process may still hold the old database open; restart it (or use consistency: stop)`);
       }
-    });
+    }
     context.out.info(`${service}: restored ${target} from ${archive.path} (integrity_check ok)`);
     return true;
   } catch (error) {

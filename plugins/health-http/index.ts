@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { ReleaseError, type Plugin, type RunContext } from '../../core/index.js';
 import { parseOptions } from '../git/options.js';
-import { parseDuration, readManifest } from '../platform/manifest.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { manifestPath, parseDuration, readManifest } from '../platform/manifest.js';
 
 export const PLUGIN_NAME = 'health-http';
 
@@ -48,12 +50,9 @@ export async function probeUntilHealthy(url: string, deadlineMs: number, options
 }
 
 async function probeService(service: string, context: RunContext, options: z.infer<typeof optionsSchema>): Promise<void> {
-  let manifest;
-  try {
-    manifest = readManifest(context.repoDir, service);
-  } catch {
-    return; // a service the release removed has nothing to probe
-  }
+  // A service the release removed has nothing to probe; a manifest that does not parse is an error.
+  if (!existsSync(join(context.repoDir, manifestPath(service)))) return;
+  const manifest = readManifest(context.repoDir, service);
   if (!manifest.health) return;
   const url = new URL(manifest.health.endpoint, manifest.health.url).href;
   const deadlineMs = parseDuration(manifest.health.timeout);

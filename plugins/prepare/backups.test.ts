@@ -60,6 +60,13 @@ describe('prepare takes the backups', () => {
     expect(platform.logEvents('121')).toEqual(expect.arrayContaining([expect.stringMatching(/event=backup-failed service=large /)]));
     expect(existsSync(join(platform.prod, '.asd/workspace/release/migrate.sh'))).toBe(false);
 
+    // Rolling back as the failure message offers restores nothing: no service had changed.
+    await sqlite(good, "INSERT INTO t VALUES (999999, x'00')");
+    const revert = await platform.run('release-revert', ['121']);
+    expect(revert.exitCode).toBe(0);
+    expect(revert.stdout).toContain('the release never pulled, so no service changed: nothing to restore');
+    expect((await sqlite(good, 'SELECT count(*) FROM t')).stdout).toBe('101');
+
     // Once the cause is fixed, --from=prepare finishes the release and keeps the good backup.
     await database(join(platform.root, 'missing.sqlite'), 10);
     const smallStamp = platform.readState('121').BACKUPS;

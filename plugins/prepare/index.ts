@@ -6,7 +6,6 @@ import { backUpAll, backUpService } from './backups.js';
 import { prepareOptionsSchema, type PrepareOptions } from './options.js';
 
 export const PLUGIN_NAME = 'prepare';
-export { backupTimestamp } from './backups.js';
 
 async function refuseUnlessClean(context: RunContext, options: PrepareOptions): Promise<void> {
   const branch = await currentBranch(context);
@@ -60,6 +59,11 @@ async function prepare(context: RunContext, options: PrepareOptions): Promise<vo
   await refuseUnlessClean(context, options);
   const head = await headSha(context);
   const pulledEarlier = await earlierAttempt(context, head, head);
+  if (pulledEarlier?.kind === 'pulled' && context.log.events().some((e) => e.phase === 'verify' && e.event === 'done')) {
+    throw new ReleaseError('NOTHING_TO_RELEASE', `nothing to release: ticket ${context.ticket} was already released (HEAD is its MERGE_SHA ${head.slice(0, 12)})`, {
+      hint: `to run a phase again, use --from (e.g. just release-run ${context.ticket} --from=verify)`,
+    });
+  }
   if (pulledEarlier?.kind === 'pulled' && !context.dryRun) {
     const state = pulledEarlier.state;
     context.out.phase(PLUGIN_NAME, `resuming: HEAD is already at this ticket's MERGE_SHA ${state.mergeSha.slice(0, 12)}`);

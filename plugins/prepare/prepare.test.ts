@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Platform, snapshot } from '../../test/platform.js';
 
 describe('release-run on real git: prepare and the full phase chain', () => {
@@ -30,6 +32,15 @@ describe('release-run on real git: prepare and the full phase chain', () => {
     ]) expect(events).toContain(expected);
     expect(events[events.length - 1]).toBe('ticket=1234 phase=orchestrator event=done rc=0');
     expect(platform.readLog('1234')[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00 ticket=1234 /);
+  });
+
+  test('running a completed release again exits 4 and runs nothing', async () => {
+    await platform.mergeFeature('54', { 'releases/54-once.sh': '#!/bin/sh\necho ran >> "$(git rev-parse --show-toplevel)/../ran-54"\n' });
+    expect((await platform.run('release-run', ['54'])).exitCode).toBe(0);
+    const again = await platform.run('release-run', ['54']);
+    expect(again.exitCode).toBe(4);
+    expect(again.stderr).toMatch(/nothing to release: ticket 54 was already released/);
+    expect(readFileSync(join(platform.root, 'ran-54'), 'utf8')).toBe('ran\n');
   });
 
   test('a clone pulled by hand exits 4: nothing to release, and says why', async () => {

@@ -23,6 +23,11 @@ async function restoreRequests(context: RunContext, state: ReleaseState): Promis
 }
 
 async function restoreAll(context: RunContext): Promise<void> {
+  if (positionOf(context) === 'never-pulled') {
+    // Nothing of the release reached the services: restoring would only throw away newer data.
+    context.out.phase('restore', 'the release never pulled, so no service changed: nothing to restore (its backups are kept)');
+    return;
+  }
   const requests = await restoreRequests(context, context.requireState());
   if (requests.length === 0) {
     context.out.phase('restore', 'no backups recorded: nothing to restore');
@@ -73,28 +78,35 @@ async function identityArgs(context: RunContext): Promise<string[]> {
   return email.exitCode === 0 ? [] : ['-c', 'user.name=release-orchestrator', '-c', 'user.email=release-orchestrator@localhost'];
 }
 
-async function revertInGit(context: RunContext, options: GitOptions): Promise<void> {
+/** Where the clone stands relative to the release, decided before anything is restored. */
+type GitPosition = 'never-pulled' | 'to-revert' | 'reverted';
+const POSITION = 'revert:git-position';
+
+/**
+ * Checks, before any data is touched, that the release can be reverted in git: HEAD is its
+ * MERGE_SHA (or already our revert of it) and the tree is clean. Anything else is exit 8 with
+ * nothing changed, backups included.
+ */
+async function gitPosition(context: RunContext): Promise<GitPosition> {
   const state = context.requireState();
+  // A revert -m 1 killed half way leaves REVERT_HEAD and a dirty index: undo that first.
+  if (!context.dryRun && (await gitTry(context, ['rev-parse', '-q', '--verify', 'REVERT_HEAD'])).exitCode === 0) {
+    await git(context, ['revert', '--abort']);
+    context.log.event('git-revert', 'aborted-leftover');
+  }
   const head = await headSha(context);
   if (state.mergeSha === '') {
     // Prepare stopped before recording MERGE_SHA: the pull happened only if HEAD moved on from BASE_SHA.
-    if (head === state.baseSha || !(await isAncestor(context, state.baseSha, head))) {
-      context.out.phase('git-revert', 'the release never pulled: nothing to revert in git');
-      return;
-    }
-    context.out.phase('git-revert', `MERGE_SHA was never recorded (prepare was interrupted after the pull); taking HEAD ${head.slice(0, 12)}`);
+    if (head === state.baseSha || !(await isAncestor(context, state.baseSha, head))) return 'never-pulled';
+    context.out.phase('restore', `MERGE_SHA was never recorded (prepare was interrupted after the pull); taking HEAD ${head.slice(0, 12)}`);
     context.log.event('git-revert', 'merge-inferred', { merge: head });
     state.mergeSha = head;
     context.saveState();
   }
-  const baseTree = await git(context, ['rev-parse', `${state.baseSha}^{tree}`]);
   if (head !== state.mergeSha) {
     const headParents = await parents(context, head);
-    const headTree = await git(context, ['rev-parse', `${head}^{tree}`]);
-    if (headParents[0] === state.mergeSha && headTree === baseTree) {
-      context.out.phase('git-revert', `already reverted by ${head.slice(0, 12)}`);
-      return;
-    }
+    const [headTree, baseTree] = await Promise.all([head, state.baseSha].map((sha) => git(context, ['rev-parse', `${sha}^{tree}`])));
+    if (headParents[0] === state.mergeSha && headTree === baseTree) return 'reverted';
     throw new ReleaseError('REVERT_BLOCKED', `HEAD (${head.slice(0, 12)}) has moved past MERGE_SHA (${state.mergeSha.slice(0, 12)}); nothing was changed`, {
       hint: 'later commits sit on top of this release: revert them first (newest first), or revert by hand with a PR',
     });
@@ -105,6 +117,23 @@ async function revertInGit(context: RunContext, options: GitOptions): Promise<vo
       lines: dirty.slice(0, 20), hint: 'git stash them, then run release-revert again',
     });
   }
+  return 'to-revert';
+}
+
+const positionOf = (context: RunContext) => context.shared.get(POSITION) as GitPosition;
+
+async function revertInGit(context: RunContext, options: GitOptions): Promise<void> {
+  const state = context.requireState();
+  const position = positionOf(context);
+  if (position === 'never-pulled') {
+    context.out.phase('git-revert', 'the release never pulled: nothing to revert in git');
+    return;
+  }
+  if (position === 'reverted') {
+    context.out.phase('git-revert', `already reverted by ${(await headSha(context)).slice(0, 12)}`);
+    return;
+  }
+  const baseTree = await git(context, ['rev-parse', `${state.baseSha}^{tree}`]);
   const mergeParents = await parents(context, state.mergeSha);
   const isMerge = mergeParents.length === 2 && mergeParents[0] === state.baseSha;
   const identity = await identityArgs(context);
@@ -155,6 +184,9 @@ export function revertPlugin(rawOptions: Partial<GitOptions> = {}): Plugin {
   return {
     name: PLUGIN_NAME,
     apply({ hooks }) {
+      hooks.resume.tapPromise(PLUGIN_NAME, async (context) => {
+        if (context.verb === 'release-revert') context.shared.set(POSITION, await gitPosition(context));
+      });
       hooks.phase.for('restore').tapPromise(PLUGIN_NAME, restoreAll);
       hooks.phase.for('git-revert').tapPromise(PLUGIN_NAME, (context) => revertInGit(context, options));
       hooks.phase.for('redeploy').tapPromise(PLUGIN_NAME, redeploy);

@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+import { execa } from 'execa';
 import { Platform } from '../../test/platform.js';
 
 describe('release-revert on real git', () => {
@@ -74,7 +76,25 @@ describe('release-revert on real git', () => {
     expect(result.stderr).toMatch(/HEAD \(\w+\) has moved past MERGE_SHA/);
     expect(await platform.head()).toBe(head);
     expect(await platform.git(['status', '--porcelain'])).toBe('');
-    expect(platform.logEvents('44')).toContain('ticket=44 phase=git-revert event=failed rc=8 plugin=revert');
+    expect(platform.logEvents('44')).toContain('ticket=44 phase=orchestrator event=failed rc=8 phase_failed=orchestrator');
+  });
+
+  test('HEAD moved past MERGE_SHA: exit 8 before any backup is restored, so newer data stays', async () => {
+    const db = join(platform.root, 'web.sqlite');
+    await execa('sqlite3', [db, "CREATE TABLE t(v TEXT); INSERT INTO t VALUES ('before 600')"]);
+    const withBackup = (tag: string) => ({ 'packages/web/manifest.yaml': `name: web\nimage: local/web:${tag}\nbackup:\n  - type: sqlite\n    path: ${db}\n` });
+    await platform.pushCommits([withBackup('1')]);
+    await platform.git(['pull', '-q', '--ff-only', 'origin', 'main']);
+    await platform.mergeFeature('600', withBackup('2'));
+    expect((await platform.run('release-run', ['600'])).exitCode).toBe(0);
+    await execa('sqlite3', [db, "INSERT INTO t VALUES ('written after 600')"]);
+    await platform.mergeFeature('601', withBackup('3'));
+    expect((await platform.run('release-run', ['601'])).exitCode).toBe(0);
+
+    const result = await platform.run('release-revert', ['600']);
+
+    expect(result.exitCode).toBe(8);
+    expect((await execa('sqlite3', [db, 'SELECT v FROM t'])).stdout).toBe('before 600\nwritten after 600');
   });
 
   test('--dry-run previews the revert and changes nothing', async () => {
