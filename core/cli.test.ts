@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { Platform, snapshot, runCli } from '../test/platform.js';
+import { Platform, snapshot, runCli, ORCHESTRATOR_ROOT } from '../test/platform.js';
 
 describe('the operator verbs', () => {
   let platform: Platform;
@@ -65,9 +65,15 @@ describe('the operator verbs', () => {
     expect(known.stdout.trim()).toBe('0 actions');
   });
 
-  test('NO_COLOR and a pipe: no escape codes in the output', async () => {
-    const result = await platform.run('release-run', ['1', '--from=deploy']);
-    expect(result.all).not.toMatch(/\x1b\[/);
+  test('colour on a terminal, none with NO_COLOR or through a pipe', async () => {
+    const onTerminal = (env: Record<string, string>) => execa('script', ['-qec', `node ${join(ORCHESTRATOR_ROOT, 'dist/core/bin/release-run.js')} 1 --from=deploy`, '/dev/null'], {
+      cwd: platform.prod, reject: false, env: { TERM: 'xterm', ...env }, extendEnv: false,
+    }).then((r) => String(r.stdout));
+    expect(await onTerminal({ PATH: process.env.PATH! })).toMatch(/\x1b\[31m\[release-run\] error:/);
+    expect(await onTerminal({ PATH: process.env.PATH!, NO_COLOR: '1' })).not.toMatch(/\x1b\[/);
+    const piped = await execa('node', [join(ORCHESTRATOR_ROOT, 'dist/core/bin/release-run.js'), '1', '--from=deploy'], { cwd: platform.prod, reject: false, all: true });
+    expect(String(piped.all)).toContain('[release-run] error: unknown phase');
+    expect(String(piped.all)).not.toMatch(/\x1b\[/);
   });
 });
 

@@ -149,12 +149,12 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
 }
 
 /**
- * Runs the remaining phases in a new process of ourselves, which loads the config and code the
- * pull brought; it inherits the lock and reuses the state file. Its exit code is ours.
+ * Runs the remaining phases in a new process of ourselves, which loads the repo's config as the
+ * pull left it; it inherits the lock and reuses the state file. Its exit code is ours.
  */
 async function handOff(context: RunContext, options: RunVerbOptions, from: string, reason: string): Promise<number> {
   context.log.event('orchestrator', 'handoff', { from, reason });
-  options.out.info(`${reason}: re-running the remaining phases from the pulled code (--from=${from})`);
+  options.out.info(`${reason}: re-running the remaining phases in a new process with the pulled config (--from=${from})`);
   const result = await exec(process.execPath, [process.argv[1]!, options.ticket, `--from=${from}`, '--repo', options.repoDir], {
     env: { [INHERITED_LOCK_ENV]: String(process.pid) },
     inheritOutput: true,

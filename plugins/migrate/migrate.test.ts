@@ -43,8 +43,11 @@ describe('migrate.sh', () => {
     expect(lint.exitCode).toBe(0);
   });
 
-  test('the same diff always gives the same script', () => {
-    expect(renderMigrateScript(input(['b', 'a']))).toBe(renderMigrateScript(input(['b', 'a'])));
+  test('the same diff always gives the same script, whatever order its actions come in', () => {
+    const one = input(['web', 'api', 'db']);
+    const other = { ...one, actions: [...one.actions].reverse() };
+    expect(renderMigrateScript(other)).toBe(renderMigrateScript(one));
+    expect(renderMigrateScript(input(['web', 'api']))).not.toBe(renderMigrateScript(one));
   });
 
   test('refuses to run outside the orchestrator unless given --debug; --debug runs one service', async () => {

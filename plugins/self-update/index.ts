@@ -19,7 +19,7 @@ export function selfUpdatePlugin(): Plugin {
         const own = files.filter((file) => hooks.classify.call(file, context)?.kind === ORCHESTRATOR_SOURCE).map((file) => file.path);
         if (own.length === 0) return;
         if (context.dryRun) {
-          context.out.phase('prepare', `would re-run the later phases from the pulled code: ${own.join(', ')} changed`);
+          context.out.phase('prepare', `would re-run the later phases with the pulled config: ${own.join(', ')} changed`);
           return;
         }
         context.requestHandoff(`orchestrator source changed (${own.join(' ')})`);
