@@ -36,7 +36,10 @@ merge_ticket() { # merge_ticket TICKET MESSAGE: what dev holds goes on a branch,
 
 manifest() { # manifest TAG ENDPOINT
   printf 'name: %s\nimage: local/testsvc:%s\nhealth:\n  url: http://127.0.0.1:%s\n  endpoint: %s\n  timeout: 5s\n' "$service" "$1" "$port" "$2"
+  printf 'backup:\n  - type: volume\n    volume: %s_data\n' "$service"
 }
+# The service's data: its docker volume, seen through a throwaway container of the same image.
+data() { printf '$ (the files in volume %s_data)\n' "$service"; docker run --rm -v "${service}_data:/data" local/testsvc:1 sh -c 'cd /data && for f in $(find . -type f | sort); do echo "$f: $(cat "$f")"; done'; }
 
 bold "A throwaway platform in $work, service $service on 127.0.0.1:$port"
 git init -q --bare -b main "$work/origin.git"
@@ -65,6 +68,8 @@ YAML
 merge_ticket 100 "add $service"
 operator "$just" release-run 100
 version
+docker run --rm -v "${service}_data:/data" local/testsvc:1 sh -c 'mkdir -p /data/files && echo "issue 1: printer jam" > /data/files/issues.txt'
+data
 
 bold "Drill 1: release 1234 bumps $service's image tag"
 manifest 2 /health > "packages/$service/manifest.yaml"
@@ -75,13 +80,20 @@ operator "$just" release --service="$service"
 operator cat .asd/workspace/releases/1234.env
 operator tail -n 6 .asd/workspace/releases/1234.log
 
-bold "Drill 2: release 9999 breaks the health endpoint; verify fails; release-revert 9999 puts it back"
+bold "Drill 2: release 9999 changes the data and breaks the health endpoint; verify fails; release-revert 9999 puts data, code and service back"
 manifest 1 /nonexistent > "packages/$service/manifest.yaml"
+cat > releases/9999-migrate-issues.sh <<SCRIPT
+#!/bin/sh
+docker run --rm -v "${service}_data:/data" local/testsvc:1 sh -c 'echo "MIGRATED" > /data/files/issues.txt && echo new > /data/files/added-by-9999.txt'
+SCRIPT
+chmod +x releases/9999-migrate-issues.sh
 merge_ticket 9999 "deliberate fail for the revert drill"
 if operator "$just" release-run 9999; then echo "drill 2 should have failed" >&2; exit 1; fi
 version
+data
 operator "$just" release-revert 9999
 version
+data
 operator "$just" release --service="$service"
 operator git log --oneline -3
 # The revert commit exists only on prod until it is published, as release-revert says.
@@ -89,6 +101,7 @@ operator git push -q origin main
 (cd "$work/dev" && git pull -q --ff-only origin main)
 
 bold "Drill 3: release 777's ticket script fails on a passing cause; resume with --from=ticket"
+mkdir -p releases
 printf '#!/bin/sh\n[ -f "%s/api-up" ] || { echo "the API is not reachable yet" >&2; exit 1; }\necho "data migrated"\n' "$work" > releases/777-migrate-data.sh
 chmod +x releases/777-migrate-data.sh
 merge_ticket 777 "ticket 777 data migration"
