@@ -1,6 +1,7 @@
 /** The core's public surface: plugins import from here and nowhere else in core/. */
 export { ReleaseError, EXIT_CODES, toReleaseError, codeOfExit, type ErrorCode } from './errors.js';
 export { STEP_BIN } from './step.js';
+export { parseOptions } from './options.js';
 export { formatBytes, type TransferProgress } from './progress.js';
 export type { Hooks, ChangedFile, Action, Classification, BackupRequest, BackupResult, RestoreRequest } from './hooks.js';
 export type { RunContext } from './context.js';

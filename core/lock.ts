@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { closeSync, fsyncSync, linkSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ensurePrivateDir, PRIVATE_FILE_MODE } from './fs-private.js';
 import { ReleaseError } from './errors.js';
@@ -35,7 +35,14 @@ export class ReleaseLock {
       return undefined;
     }
     const holder = this.readHolder();
-    if (holder && isInheritedFromParent(holder)) return undefined;
+    if (holder && isInheritedFromParent(holder)) {
+      // Put our own pid in it, so the lock stays live even if the parent is killed meanwhile.
+      const tmp = `${this.path}.${process.pid}.tmp`;
+      writeFileSync(tmp, holderText(me), { mode: PRIVATE_FILE_MODE });
+      renameSync(tmp, this.path);
+      this.held = true;
+      return undefined;
+    }
     if (!holder || !isStale(holder)) {
       throw new ReleaseError('LOCKED', `another release holds the lock: ${holder ? ReleaseLock.describe(holder) : 'unreadable lock file'}`, {
         hint: holder ? `wait for it to finish; the lock is ${this.path}` : `check ${this.path} by hand`,
@@ -93,7 +100,7 @@ export class ReleaseLock {
     const tmp = `${path}.${process.pid}.tmp`;
     const fd = openSync(tmp, 'w', PRIVATE_FILE_MODE);
     try {
-      writeSync(fd, `pid=${holder.pid}\nhost=${holder.host}\nticket=${holder.ticket}\nstarted=${holder.started}\n`);
+      writeSync(fd, holderText(holder));
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -108,6 +115,10 @@ export class ReleaseLock {
       unlinkSync(tmp);
     }
   }
+}
+
+function holderText(holder: LockHolder): string {
+  return `pid=${holder.pid}\nhost=${holder.host}\nticket=${holder.ticket}\nstarted=${holder.started}\n`;
 }
 
 function readHolderFile(path: string): LockHolder | undefined {

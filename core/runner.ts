@@ -3,6 +3,7 @@ import { createContext, workspacePaths, type RunContext } from './context.js';
 import { ReleaseError, toReleaseError } from './errors.js';
 import { INHERITED_LOCK_ENV, ReleaseLock } from './lock.js';
 import { exec } from './exec.js';
+import { join } from 'node:path';
 import { removeStaleTempFiles } from './fs-private.js';
 import type { Output } from './output.js';
 import { PHASES_OF, phasesFrom, type Verb } from './phases.js';
@@ -93,7 +94,7 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
         out.warn(`took over a stale lock of ${ReleaseLock.describe(previous)}`);
         context.log.event('orchestrator', 'lock-takeover', { stale_pid: previous.pid, stale_ticket: previous.ticket });
       }
-      for (const dir of [paths.releasesDir, paths.workspaceDir]) removeStaleTempFiles(dir);
+      for (const dir of [paths.releasesDir, paths.workspaceDir, join(paths.workspaceDir, 'runtime'), join(paths.workspaceDir, 'release')]) removeStaleTempFiles(dir);
     }
     context.log.event('orchestrator', 'start', { verb, from: options.from });
     const resuming = verb === 'release-revert' || phases[0] !== PHASES_OF[verb][0];

@@ -7,8 +7,7 @@ import { readdirSync, rmdirSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
-import { ReleaseError, registerSecret, type BackupRequest, type BackupResult, type Plugin, type RunContext } from '../../core/index.js';
-import { parseOptions } from '../git/options.js';
+import { ReleaseError, registerSecret, type BackupRequest, type BackupResult, type Plugin, type RunContext, parseOptions } from '../../core/index.js';
 import { manifestPath } from '../platform/manifest.js';
 import { createArchiveStream, hashingCounter, removeArchive, sealArchive, verifyArchive } from '../backup-archive/archive.js';
 import {

@@ -19,10 +19,8 @@ import { createGunzip, createGzip } from 'node:zlib';
 import { z } from 'zod';
 import {
   ReleaseError, ensurePrivateDir, formatBytes, fsyncPath, PRIVATE_FILE_MODE,
-  type BackupRequest, type BackupResult, type Plugin, type RestoreRequest, type RunContext,
-} from '../../core/index.js';
+  type BackupRequest, type BackupResult, type Plugin, type RestoreRequest, type RunContext, parseOptions } from '../../core/index.js';
 import { createArchiveStream, hashingCounter, readArchive, removeArchive, sealArchive, verifyArchive } from '../backup-archive/archive.js';
-import { parseOptions } from '../git/options.js';
 import { manifestPath } from '../platform/manifest.js';
 
 export const PLUGIN_NAME = 'backup-sqlite';

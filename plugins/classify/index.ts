@@ -1,7 +1,7 @@
+import { parseOptions } from '../../core/index.js';
 import picomatch from 'picomatch';
 import { z } from 'zod';
 import type { Action, ChangedFile, Classification, Plugin } from '../../core/index.js';
-import { parseOptions } from '../git/options.js';
 import { serviceOfPath } from '../platform/manifest.js';
 
 /**

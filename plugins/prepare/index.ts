@@ -1,6 +1,5 @@
-import { ReleaseError, type Plugin, type ReleaseState, type RunContext } from '../../core/index.js';
+import { ReleaseError, type Plugin, type ReleaseState, type RunContext, parseOptions } from '../../core/index.js';
 import { currentBranch, diffFiles, dirtyPaths, git, headSha, isAncestor, requireKnownCommits, resolveSha, showFile } from '../git/git.js';
-import { parseOptions } from '../git/options.js';
 import { manifestPath, serviceOfPath } from '../platform/manifest.js';
 import { backUpAll, backUpService } from './backups.js';
 import { prepareOptionsSchema, type PrepareOptions } from './options.js';

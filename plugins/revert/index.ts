@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ReleaseError, writeFileAtomic, type Action, type Plugin, type RestoreRequest, type RunContext, type ReleaseState } from '../../core/index.js';
+import { ReleaseError, writeFileAtomic, type Action, type Plugin, type RestoreRequest, type RunContext, type ReleaseState, parseOptions } from '../../core/index.js';
 import { dirtyPaths, git, gitTry, headSha, isAncestor, parents, showFile } from '../git/git.js';
-import { gitOptionsSchema, parseOptions, type GitOptions } from '../git/options.js';
+import { gitOptionsSchema, type GitOptions } from '../git/options.js';
 import { manifestPath, parseManifest } from '../platform/manifest.js';
 import { requireHealthy, requireNoDrift } from '../verify/checks.js';
 

@@ -2,8 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ReleaseError, writeFileAtomic, type Action, type Plugin, type RunContext } from '../../core/index.js';
-import { parseOptions } from '../git/options.js';
+import { ReleaseError, writeFileAtomic, type Action, type Plugin, type RunContext, parseOptions } from '../../core/index.js';
 import { manifestPath, readManifest, SERVICES_DIR, type Manifest } from '../platform/manifest.js';
 import { ComposeCli } from './compose.js';
 
@@ -96,9 +95,16 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     context.log.event('apply', 'removed', { service, containers: ids.length });
   }
 
+  /** Stops the running containers, and later starts exactly those: a one-shot job that had exited stays so. */
   async function setRunning(context: RunContext, service: string, running: boolean): Promise<void> {
-    const ids = (await cli.containers(context, service)).filter((c) => (c.state === 'running') !== running).map((c) => c.id);
+    const key = `${PLUGIN_NAME}:stopped:${service}`;
+    const containers = await cli.containers(context, service);
+    const ids = running
+      ? ((context.shared.get(key) as string[] | undefined) ?? containers.filter((c) => c.state !== 'running').map((c) => c.id))
+      : containers.filter((c) => c.state === 'running').map((c) => c.id);
     if (ids.length > 0) await cli.docker(context, [running ? 'start' : 'stop', ...ids]);
+    if (running) context.shared.delete(key);
+    else context.shared.set(key, ids);
   }
 
   return {
