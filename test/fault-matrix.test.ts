@@ -5,7 +5,8 @@
  * The matrix is printed at the end of the run.
  */
 import { execa } from 'execa';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Platform, ORCHESTRATOR_ROOT } from './platform.js';
 import { parseState } from '../core/state.js';
@@ -42,9 +43,11 @@ const matrix: string[] = [];
 const sqlite = async (db: string, sql: string) => (await execa('sqlite3', ['-bail', db, sql])).stdout;
 
 async function setUp(scenario: Scenario) {
-  const platform = await Platform.create([{ name: 'api' }]);
-  const db = join(platform.root, 'web.sqlite');
+  const dataDir = mkdtempSync(join(tmpdir(), 'ro-fault-data-'));
+  const db = join(dataDir, 'web.sqlite');
   await sqlite(db, "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes VALUES (1, 'before');");
+  const backup = `backup:\n  - type: sqlite\n    path: ${db}\n`;
+  const platform = await Platform.create([{ name: 'api' }, { name: 'web', extra: backup }]);
   const release = {
     'packages/web/manifest.yaml': `name: web\nimage: local/web:2\nbackup:\n  - type: sqlite\n    path: ${db}\n`,
     'packages/api/manifest.yaml': 'name: api\nimage: local/api:2\n',
@@ -54,7 +57,7 @@ async function setUp(scenario: Scenario) {
   const base = await platform.head();
   if (scenario.fastForward) await platform.pushCommits([{ 'packages/api/manifest.yaml': 'name: api\nimage: local/api:3\n' }, release]);
   else await platform.mergeFeature(T, release);
-  return { platform, db, base, before: await sqlite(db, '.dump') };
+  return { platform, db, dataDir, base, before: await sqlite(db, '.dump') };
 }
 
 async function run(platform: Platform, args: string[], env: Record<string, string> = {}) {
@@ -79,7 +82,7 @@ describe('kill -9 at every failpoint, then the recovery the operator is told to 
   });
 
   test.each(scenarios.map((s) => [`${s.failpoint} -> ${s.recovery[0]}${s.recovery[2] ? ` ${s.recovery[2]}` : ''}`, s] as const))('%s', async (_name, scenario) => {
-    const { platform, db, base, before } = await setUp(scenario);
+    const { platform, db, dataDir, base, before } = await setUp(scenario);
     try {
       if (scenario.killed === 'release-revert') {
         const released = await run(platform, ['release-run', T, '--from=prepare']);
@@ -116,6 +119,7 @@ describe('kill -9 at every failpoint, then the recovery the operator is told to 
       throw error;
     } finally {
       platform.remove();
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });
