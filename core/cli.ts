@@ -11,8 +11,8 @@ import { PHASES_OF, type Verb } from './phases.js';
  * so --help and bad input answer at node's own start-up speed.
  */
 async function loadEngine() {
-  const [config, context, runner] = await Promise.all([import('./config.js'), import('./context.js'), import('./runner.js')]);
-  return { ...config, ...context, ...runner };
+  const [config, context, runner, lock] = await Promise.all([import('./config.js'), import('./context.js'), import('./runner.js'), import('./lock.js')]);
+  return { ...config, ...context, ...runner, ...lock };
 }
 
 export const TICKET_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
@@ -193,14 +193,21 @@ export async function step(argv: string[]): Promise<number> {
       throw new ReleaseError('BAD_INPUT', 'usage: release-step --repo DIR --ticket T ACTION SERVICE');
     }
     const repoDir = resolveRepo(values.repo);
-    const { loadConfig, applyPlugins, createContext } = await loadEngine();
+    const { loadConfig, applyPlugins, createContext, workspacePaths, ReleaseLock } = await loadEngine();
     const hooks = applyPlugins((await loadConfig(repoDir)).config);
     const controller = abortOnSignals(out);
     const context = createContext({ verb: 'release-run', ticket, repoDir, dryRun: false, hooks, out, signal: controller.signal });
-    const handled = await hooks.apply.promise({ service: service!, kind: kind!, reason: 'migrate.sh' }, context);
-    if (!handled) {
-      out.warn(`no plugin handles "${kind}" for ${service}; it was left as it is`);
-      context.log.event('migrate', 'unhandled-action', { service, action: kind });
+    // Inside release-run the run holds the lock; run by hand (migrate.sh --debug) the step takes it.
+    const lock = process.env.RELEASE_ORCHESTRATOR === '1' ? undefined : new ReleaseLock(workspacePaths(repoDir, ticket).lockFile);
+    lock?.acquire(ticket);
+    try {
+      const handled = await hooks.apply.promise({ service: service!, kind: kind!, reason: 'migrate.sh' }, context);
+      if (!handled) {
+        out.warn(`no plugin handles "${kind}" for ${service}; it was left as it is`);
+        context.log.event('migrate', 'unhandled-action', { service, action: kind });
+      }
+    } finally {
+      lock?.release();
     }
     return 0;
   } catch (thrown) {

@@ -36,6 +36,7 @@ const scenarios: Scenario[] = [
   { failpoint: 'verify', killed: 'release-run', recovery: ['release-run', T, '--from=verify'], outcome: 'released' },
   { failpoint: 'verify', killed: 'release-run', recovery: ['release-revert', T], outcome: 'reverted' },
   { failpoint: 'mid-restore', killed: 'release-revert', recovery: ['release-revert', T], outcome: 'reverted' },
+  { failpoint: 'mid-git-revert', killed: 'release-revert', recovery: ['release-revert', T], outcome: 'reverted' },
   { failpoint: 'mid-git-revert', killed: 'release-revert', recovery: ['release-revert', T], outcome: 'reverted', fastForward: true },
 ];
 
@@ -81,7 +82,7 @@ describe('kill -9 at every failpoint, then the recovery the operator is told to 
     process.stdout.write(`\nFault matrix (SIGKILL at the failpoint, then the recovery):\n${[...header, ...matrix].join('\n')}\n\n`);
   });
 
-  test.each(scenarios.map((s) => [`${s.failpoint} -> ${s.recovery[0]}${s.recovery[2] ? ` ${s.recovery[2]}` : ''}`, s] as const))('%s', async (_name, scenario) => {
+  test.each(scenarios.map((s) => [`${s.failpoint}${s.fastForward ? ' (fast-forward range)' : ''} -> ${s.recovery[0]}${s.recovery[2] ? ` ${s.recovery[2]}` : ''}`, s] as const))('%s', async (_name, scenario) => {
     const { platform, db, dataDir, base, before } = await setUp(scenario);
     try {
       if (scenario.killed === 'release-revert') {
@@ -111,11 +112,15 @@ describe('kill -9 at every failpoint, then the recovery the operator is told to 
         expect(readdirSync(join(workspace, 'backups', 'web'))).toEqual([state.backups.web]);
       } else {
         expect(await tree('HEAD')).toBe(await tree(base));
+        if (scenario.failpoint === 'mid-git-revert' && !scenario.fastForward) {
+          // The half-applied `git revert -m 1` was undone before the revert ran again.
+          expect(platform.logEvents(T)).toContain(`ticket=${T} phase=git-revert event=aborted-leftover`);
+        }
         expect(await sqlite(db, '.dump')).toBe(before);
       }
-      matrix.push(`| ${scenario.failpoint} | ${scenario.killed} | \`${scenario.recovery.join(' ')}\` | ${scenario.outcome}: state parses, log whole, data ${scenario.outcome === 'released' ? 'migrated' : 'restored'}, no lock or temp file |`);
+      matrix.push(`| ${scenario.failpoint}${scenario.fastForward ? ' (ff range)' : ' (merge)'.repeat(scenario.failpoint === 'mid-git-revert' ? 1 : 0)} | ${scenario.killed} | \`${scenario.recovery.join(' ')}\` | ${scenario.outcome}: state parses, log whole, data ${scenario.outcome === 'released' ? 'migrated' : 'restored'}, no lock or temp file |`);
     } catch (error) {
-      matrix.push(`| ${scenario.failpoint} | ${scenario.killed} | \`${scenario.recovery.join(' ')}\` | FAILED |`);
+      matrix.push(`| ${scenario.failpoint}${scenario.fastForward ? ' (ff range)' : ' (merge)'.repeat(scenario.failpoint === 'mid-git-revert' ? 1 : 0)} | ${scenario.killed} | \`${scenario.recovery.join(' ')}\` | FAILED |`);
       throw error;
     } finally {
       platform.remove();

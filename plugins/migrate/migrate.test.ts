@@ -83,6 +83,13 @@ describe('the migrate phase on real git', () => {
     expect(result.exitCode).toBe(0);
     const script = readFileSync(join(platform.prod, '.asd/workspace/release/migrate.sh'), 'utf8');
     expect(script.match(/^migrate_\w+\(\) \{$/gm)).toEqual(['migrate_api() {', 'migrate_db() {', 'migrate_web() {']);
+
+    // Run by hand with --debug, its steps take the release lock: never beside a running release.
+    const holder = `pid=${process.pid}\nhost=${(await execa('hostname')).stdout}\nticket=301\nstarted=now\n`;
+    writeFileSync(join(platform.prod, '.asd/workspace/release.lock'), holder);
+    const debug = await execa('bash', ['.asd/workspace/release/migrate.sh', 'web', '--no-backup', '--debug'], { cwd: platform.prod, reject: false, env: { RELEASE_ORCHESTRATOR: '', NO_COLOR: '1' } });
+    expect(debug.exitCode).toBe(3);
+    expect(debug.stderr).toMatch(/another release holds the lock: ticket 301/);
   });
 
   test('a repo config that swaps a rule changes the classification', async () => {

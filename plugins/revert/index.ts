@@ -145,13 +145,16 @@ async function revertInGit(context: RunContext, options: GitOptions): Promise<vo
     return;
   }
   if (isMerge) {
-    const result = await gitTry(context, [...identity, 'revert', '--no-edit', '-m', '1', '--end-of-options', state.mergeSha]);
+    // Applied first, committed second: a crash in between leaves REVERT_HEAD, which the next run aborts.
+    const result = await gitTry(context, [...identity, 'revert', '--no-commit', '-m', '1', '--end-of-options', state.mergeSha]);
     if (result.exitCode !== 0) {
       await gitTry(context, ['revert', '--abort']);
       throw new ReleaseError('REVERT_BLOCKED', `git revert -m 1 ${state.mergeSha.slice(0, 12)} failed; the tree was left clean`, {
         lines: result.output.split('\n').slice(-5), hint: 'resolve it by hand with a PR that reverts the release',
       });
     }
+    context.failpoint('mid-git-revert');
+    await git(context, [...identity, 'commit', '--quiet', '--no-edit']);
   } else {
     // A fast-forwarded range becomes one commit whose tree is BASE_SHA's, whatever the range holds.
     const revert = await git(context, [...identity, 'commit-tree', baseTree, '-p', state.mergeSha, '-m', message]);
