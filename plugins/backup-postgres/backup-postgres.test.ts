@@ -295,8 +295,8 @@ describe('backup strategy postgres, on a real PostgreSQL server', () => {
       await watcher;
     }
 
-    expect(run.exitCode).toBe(0);
-    expect(revert.exitCode).toBe(0);
+    expect(`${run.exitCode}\n${run.all}`).toMatch(/^0\n/);
+    expect(`${revert.exitCode}\n${revert.all}`).toMatch(/^0\n/);
     expect(leaks).toEqual([]);
     const dumps = [...seen.entries()].filter(([command]) => command.startsWith('pg_dump '));
     expect(dumps.length).toBeGreaterThan(0); // the watcher did see the backup running
