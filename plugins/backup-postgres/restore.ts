@@ -163,22 +163,34 @@ export async function restoreDatabase(pg: PgTools, request: RestoreRequest, file
     if (targetExists) {
       allowedConnections = (await maintenance(`SELECT datallowconn FROM pg_database WHERE datname = ${quoteLiteral(db)};`)) !== 'f';
       await maintenance(`ALTER DATABASE ${quoteIdent(db)} WITH ALLOW_CONNECTIONS false;`);
-      const ended = Number(await maintenance(
-        `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ${quoteLiteral(db)} AND pid <> pg_backend_pid();`,
-      ));
-      if (ended > 0) {
-        say(`ended ${ended} other session(s) of database ${db} (pg_terminate_backend) to swap in the restored copy`);
-        context.log.event('restore', 'sessions-ended', { service, database: db, count: ended });
-      }
-      await waitForNoSessions(pg, options, db);
     }
-    await maintenance([
-      'BEGIN;',
-      ...(targetExists ? [`ALTER DATABASE ${quoteIdent(db)} RENAME TO ${quoteIdent(replaced)};`] : []),
-      `ALTER DATABASE ${quoteIdent(restoring)} RENAME TO ${quoteIdent(db)};`,
-      plan.properties,
-      'COMMIT;',
-    ].join('\n'));
+    // Autovacuum may still open a session on the target between the last check and the rename
+    // (ALLOW_CONNECTIONS does not stop it): the swap is one transaction, so it is safe to retry.
+    for (let attempt = 1; ; attempt++) {
+      if (targetExists) {
+        const ended = Number(await maintenance(
+          `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ${quoteLiteral(db)} AND pid <> pg_backend_pid();`,
+        ));
+        if (ended > 0) {
+          say(`ended ${ended} other session(s) of database ${db} (pg_terminate_backend) to swap in the restored copy`);
+          context.log.event('restore', 'sessions-ended', { service, database: db, count: ended });
+        }
+        await waitForNoSessions(pg, options, db);
+      }
+      try {
+        await maintenance([
+          'BEGIN;',
+          ...(targetExists ? [`ALTER DATABASE ${quoteIdent(db)} RENAME TO ${quoteIdent(replaced)};`] : []),
+          `ALTER DATABASE ${quoteIdent(restoring)} RENAME TO ${quoteIdent(db)};`,
+          plan.properties,
+          'COMMIT;',
+        ].join('\n'));
+        break;
+      } catch (error) {
+        if (attempt >= 5 || !/is being accessed by other users/.test(toolWhy(error))) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+      }
+    }
   } catch (error) {
     // The transaction rolled back: `db` still holds the data it had. Let it be used again.
     if (targetExists && allowedConnections) {
