@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   rows.push(...(await volumeRows(Number(process.env.BENCH_VOLUME_GIB ?? 1))));
   rows.push(...(await parallelRows(Number(process.env.BENCH_PARALLEL_MIB ?? 200))));
   const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
-  console.log(`\nrelease-orchestrator benchmarks (median of ${RUNS} runs, ${new Date().toISOString().slice(0, 10)})\n`);
+  console.log(`\nrelease-orchestrator benchmarks, ${new Date().toISOString().slice(0, 10)}: start-up and dry run the median of ${RUNS} runs, classification of 5, backups and restores one run each\n`);
   console.log('| what | ours | raw tool | raw | ours / raw |');
   console.log('|---|---:|---|---:|---:|');
   for (const row of rows) console.log(`| ${row.what} | ${fmt(row.ours)} | ${row.rawName} | ${fmt(row.raw)} | ${(row.ours / row.raw).toFixed(2)}x |`);
