@@ -6,12 +6,13 @@
 import { defineConfig, type Plugin } from './core/index.js';
 import { platformPlugin } from './plugins/platform/index.js';
 import { preparePlugin } from './plugins/prepare/index.js';
-import { defaultRules, globRule, serviceFilesRule } from './plugins/classify/index.js';
+import { defaultRules, globRule, orchestratorSourceRule, serviceFilesRule } from './plugins/classify/index.js';
 import { migratePlugin } from './plugins/migrate/index.js';
 import { ticketPlugin } from './plugins/ticket/index.js';
 import { verifyPlugin } from './plugins/verify/index.js';
 import { revertPlugin } from './plugins/revert/index.js';
 import { composeRuntimePlugin } from './plugins/runtime-compose/index.js';
+import { noneRuntimePlugin } from './plugins/runtime-none/index.js';
 import { healthHttpPlugin } from './plugins/health-http/index.js';
 import { selfUpdatePlugin } from './plugins/self-update/index.js';
 import { playbooksPlugin } from './plugins/playbooks/index.js';
@@ -20,8 +21,8 @@ import { postgresBackupPlugin } from './plugins/backup-postgres/index.js';
 import { backupVolumePlugin } from './plugins/backup-volume/index.js';
 
 export const builtins = {
-  platformPlugin, preparePlugin, defaultRules, globRule, serviceFilesRule, migratePlugin, ticketPlugin, verifyPlugin, revertPlugin,
-  composeRuntimePlugin, healthHttpPlugin, selfUpdatePlugin, playbooksPlugin,
+  platformPlugin, preparePlugin, defaultRules, globRule, serviceFilesRule, orchestratorSourceRule, migratePlugin, ticketPlugin, verifyPlugin, revertPlugin,
+  composeRuntimePlugin, noneRuntimePlugin, healthHttpPlugin, selfUpdatePlugin, playbooksPlugin,
   backupVolumePlugin, postgresBackupPlugin, sqliteBackupPlugin,
 };
 
@@ -43,6 +44,7 @@ export function defaultPlugins(options: DefaultOptions = {}): Plugin[] {
     verifyPlugin(),
     revertPlugin({ remote: options.remote, branch: options.branch }),
     composeRuntimePlugin({ command: options.composeCommand }),
+    noneRuntimePlugin(),
     healthHttpPlugin(),
     playbooksPlugin(),
     sqliteBackupPlugin(),

@@ -115,7 +115,7 @@ export async function parallelRows(mibEach: number): Promise<Row[]> {
     for (const service of services) {
       const { mkdirSync, writeFileSync } = await import('node:fs');
       mkdirSync(join(repoDir, 'packages', service), { recursive: true });
-      writeFileSync(join(repoDir, 'packages', service, 'manifest.yaml'), `name: ${service}\nimage: x\nbackup:\n  - type: volume\n    path: ${join(repoDir, 'data', service)}\n`);
+      writeFileSync(join(repoDir, 'packages', service, 'manifest.yaml'), `name: ${service}\nruntime: none\nimage: x\nbackup:\n  - type: volume\n    path: ${join(repoDir, 'data', service)}\n`);
     }
     await execa('git', ['add', 'packages'], { cwd: repoDir });
     await execa('git', ['-c', 'user.name=b', '-c', 'user.email=b@b', 'commit', '-q', '-m', 'services'], { cwd: repoDir });

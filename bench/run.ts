@@ -8,8 +8,10 @@ import picomatch from 'picomatch';
 import { Platform, ORCHESTRATOR_ROOT } from '../test/platform.js';
 import { applyPlugins } from '../core/runner.js';
 import { defaultPlugins } from '../release.config.js';
-import { classifyAll } from '../plugins/migrate/index.js';
-import type { ChangedFile, RunContext } from '../core/index.js';
+import { classifyAll } from '../plugins/classify/classify-all.js';
+import { createDiffView } from '../plugins/git/diff-view.js';
+import type { ChangedFile, DiffView, RunContext } from '../core/index.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { parallelRows, postgresRows, volumeRows } from './backups.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
@@ -41,22 +43,67 @@ function syntheticDiff(count: number): ChangedFile[] {
   return Array.from({ length: count }, (_, i) => ({ path: kinds[i % kinds.length]!(i), status: 'M' }));
 }
 
+/** A diff whose every service has a manifest and no compose file, held in memory. */
+function inMemoryDiff(files: ChangedFile[]): DiffView {
+  return { base: 'a'.repeat(40), merge: 'b'.repeat(40), files, prefetch() {}, read: (path) => (path.endsWith('/manifest.yaml') ? 'name: x\n' : undefined) };
+}
+
+/**
+ * A real repo of 200 services, each with a compose file that builds `app/` and mounts `conf/`,
+ * and a diff adding 500 files to each (100,000 paths): the roles come from the compose files,
+ * read with git as a release reads them.
+ */
+async function servicesRepo(root: string): Promise<{ dir: string; base: string; merge: string; files: ChangedFile[] }> {
+  const dir = join(root, 'services-repo');
+  mkdirSync(dir, { recursive: true });
+  const git = (...args: string[]) => execa('git', args, { cwd: dir, env: { GIT_AUTHOR_NAME: 'b', GIT_AUTHOR_EMAIL: 'b@b', GIT_COMMITTER_NAME: 'b', GIT_COMMITTER_EMAIL: 'b@b' } });
+  await git('init', '-q', '-b', 'main');
+  await git('commit', '-q', '--allow-empty', '-m', 'base');
+  const base = (await git('rev-parse', 'HEAD')).stdout;
+  const files: ChangedFile[] = [];
+  for (let s = 0; s < 200; s++) {
+    const svc = join(dir, 'packages', `svc${s}`);
+    mkdirSync(join(svc, 'app', 'src'), { recursive: true });
+    mkdirSync(join(svc, 'conf'), { recursive: true });
+    writeFileSync(join(svc, 'manifest.yaml'), `name: svc${s}\nimage: local/svc${s}:1\n`);
+    writeFileSync(join(svc, 'compose.yaml'), 'services:\n  app:\n    image: ${IMAGE}\n    build: ./app\n    volumes:\n      - ./conf:/etc/app:ro\n    env_file: app.env\n');
+    files.push({ path: `packages/svc${s}/manifest.yaml`, status: 'A' }, { path: `packages/svc${s}/compose.yaml`, status: 'A' });
+    for (let i = 0; i < 498; i++) {
+      const path = i % 3 === 0 ? `conf/c${i}.conf` : i % 3 === 1 ? `app/src/f${i}.js` : `docs/n${i}.txt`;
+      mkdirSync(join(svc, path, '..'), { recursive: true });
+      writeFileSync(join(svc, path), `${i}\n`);
+      files.push({ path: `packages/svc${s}/${path}`, status: 'A' });
+    }
+  }
+  await git('add', '-A');
+  await git('commit', '-q', '-m', 'services');
+  return { dir, base, merge: (await git('rev-parse', 'HEAD')).stdout, files };
+}
+
 /** Classification through the hooks and the default rules, beside bare picomatch over the same globs. */
-async function classificationRows(): Promise<Row[]> {
+async function classificationRows(root: string): Promise<Row[]> {
   const hooks = applyPlugins({ plugins: defaultPlugins() });
   const context = { hooks } as unknown as RunContext;
   const globs = [['releases/**'], ['recovery/**'], ['docs/**', '**/*.md'], ['core/**', 'plugins/**', 'release.config.ts', 'package.json', 'package-lock.json', 'justfile']]
     .map((patterns) => picomatch(patterns, { dot: true }));
+  const rawMatch = (files: ChangedFile[]) => files.map((f) => /^packages\/[^/]+\/(manifest|compose)\.yaml$/.test(f.path) || globs.some((m) => m(f.path)));
   const rows: Row[] = [];
   for (const count of [10_000, 100_000]) {
     const files = syntheticDiff(count);
     rows.push({
       what: `classify a diff of ${count.toLocaleString('en')} paths (default rules, through the classify hook)`,
-      ours: await median(5, async () => classifyAll(context, files)),
+      ours: await median(5, async () => classifyAll(context, inMemoryDiff(files))),
       rawName: 'picomatch alone, same globs',
-      raw: await median(5, async () => files.map((f) => /^packages\/[^/]+\/(manifest|compose)\.yaml$/.test(f.path) || globs.some((m) => m(f.path)))),
+      raw: await median(5, async () => rawMatch(files)),
     });
   }
+  const repo = await servicesRepo(root);
+  rows.push({
+    what: 'classify 100,000 paths over 200 services, roles read from their compose files with git',
+    ours: await median(5, async () => classifyAll(context, createDiffView(repo.dir, repo.base, repo.merge, repo.files))),
+    rawName: 'picomatch alone, same globs',
+    raw: await median(5, async () => rawMatch(repo.files)),
+  });
   return rows;
 }
 
@@ -77,10 +124,10 @@ async function main(): Promise<void> {
       rawName: '`git fetch origin` + `git rev-parse HEAD`',
       raw: await median(RUNS, async () => { await run('git', ['fetch', 'origin']); await run('git', ['rev-parse', 'HEAD']); }),
     });
+    rows.push(...(await classificationRows(platform.root)));
   } finally {
     platform.remove();
   }
-  rows.push(...(await classificationRows()));
   rows.push(...(await postgresRows(Number(process.env.BENCH_PG_SCALE ?? 20))));
   rows.push(...(await volumeRows(Number(process.env.BENCH_VOLUME_GIB ?? 1))));
   rows.push(...(await parallelRows(Number(process.env.BENCH_PARALLEL_MIB ?? 200))));

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { ReleaseError, toReleaseError } from './errors.js';
 import type { Action } from './hooks.js';
 import { Output } from './output.js';
+import { carryOut } from './actions.js';
 import { PHASES_OF, type Verb } from './phases.js';
 
 /**
@@ -186,11 +187,14 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
 export async function step(argv: string[]): Promise<number> {
   const out = new Output('release-step');
   try {
-    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { repo: { type: 'string' }, ticket: { type: 'string' } } });
+    const { values, positionals } = parseArgs({
+      args: argv, allowPositionals: true, strict: true,
+      options: { repo: { type: 'string' }, ticket: { type: 'string' }, target: { type: 'string', multiple: true } },
+    });
     const ticket = validateTicket(values.ticket);
     const [kind, service] = positionals;
     if (positionals.length !== 2 || !/^[a-z][a-z0-9-]*$/.test(kind!) || !/^[a-z0-9][a-z0-9_-]*$/.test(service!)) {
-      throw new ReleaseError('BAD_INPUT', 'usage: release-step --repo DIR --ticket T ACTION SERVICE');
+      throw new ReleaseError('BAD_INPUT', 'usage: release-step --repo DIR --ticket T ACTION SERVICE [--target PART]...');
     }
     const repoDir = resolveRepo(values.repo);
     const { loadConfig, applyPlugins, createContext, workspacePaths, ReleaseLock } = await loadEngine();
@@ -201,11 +205,7 @@ export async function step(argv: string[]): Promise<number> {
     const lock = process.env.RELEASE_ORCHESTRATOR === '1' ? undefined : new ReleaseLock(workspacePaths(repoDir, ticket).lockFile);
     lock?.acquire(ticket);
     try {
-      const handled = await hooks.apply.promise({ service: service!, kind: kind!, reason: 'migrate.sh' }, context);
-      if (!handled) {
-        out.warn(`no plugin handles "${kind}" for ${service}; it was left as it is`);
-        context.log.event('migrate', 'unhandled-action', { service, action: kind });
-      }
+      await carryOut(context, { service: service!, kind: kind!, reason: 'migrate.sh', ...(values.target ? { targets: values.target } : {}) });
     } finally {
       lock?.release();
     }

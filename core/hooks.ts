@@ -13,10 +13,26 @@ export interface ChangedFile {
 /** A step that converges a service; the migrate plan and the drift check are lists of these. */
 export interface Action {
   service: string;
-  /** e.g. `redeploy`, `stop`, `start`. */
+  /** e.g. `build`, `redeploy`, `recreate`, `remove`, `stop`, `start`: the key of `hooks.act`. */
   kind: string;
   /** Why, in words an operator reads: "image local/web:1 -> local/web:2". */
   reason: string;
+  /** The parts of the service it concerns (e.g. compose services); all of them when absent. */
+  targets?: string[];
+}
+
+/**
+ * The release's diff as classifier rules see it: the changed files and the repo's files at the
+ * commit being released, read synchronously (the runner of the rules loads them on demand).
+ */
+export interface DiffView {
+  readonly base: string;
+  readonly merge: string;
+  readonly files: readonly ChangedFile[];
+  /** A file's text at `merge`, or undefined when it does not exist there. */
+  read(path: string): string | undefined;
+  /** Loads several files at once, so rules that need many pay for one read. */
+  prefetch(paths: readonly string[]): void;
 }
 
 /** What a classifier rule says of one changed path. */
@@ -57,7 +73,7 @@ export function createHooks() {
     /** Called before a run that starts after its first phase: the state must be resumable. */
     resume: new AsyncSeriesHook<[RunContext]>(['context']),
     /** Classifier rules, tapped in order; the first that returns a classification wins. */
-    classify: new SyncBailHook<[ChangedFile, RunContext], Classification | undefined>(['file', 'context']),
+    classify: new SyncBailHook<[ChangedFile, DiffView, RunContext], Classification | undefined>(['file', 'diff', 'context']),
     /** Backup strategies, keyed by the manifest's `backup[].type`. */
     backup: new HookMap<AsyncSeriesBailHook<[BackupRequest, RunContext], BackupResult | undefined>>(
       () => new AsyncSeriesBailHook(['request', 'context']),
@@ -75,8 +91,13 @@ export function createHooks() {
     ),
     /** The drift check: taps push the actions that would converge the service. */
     plan: new AsyncSeriesHook<[string, RunContext, Action[]]>(['service', 'context', 'actions']),
-    /** Carries out one action; the runtime that knows the action's kind returns true. */
-    apply: new AsyncSeriesBailHook<[Action, RunContext], true | undefined>(['action', 'context']),
+    /**
+     * Carries out one action, keyed by its kind; the plugin that owns the action's service returns
+     * true. A kind nobody taps fails the release before any service is touched.
+     */
+    act: new HookMap<AsyncSeriesBailHook<[Action, RunContext], true | undefined>>(
+      () => new AsyncSeriesBailHook(['action', 'context']),
+    ),
     /** Health probes of one service; a tap throws when it is unhealthy. */
     probe: new AsyncSeriesHook<[string, RunContext]>(['service', 'context']),
     done: new AsyncSeriesHook<[RunContext]>(['context']),

@@ -3,6 +3,7 @@ import { createContext, workspacePaths, type RunContext } from './context.js';
 import { ReleaseError, toReleaseError } from './errors.js';
 import { INHERITED_LOCK_ENV, ReleaseLock } from './lock.js';
 import { exec } from './exec.js';
+import { recordHookMapEntries } from './tapped.js';
 import { join } from 'node:path';
 import { removeStaleTempFiles } from './fs-private.js';
 import type { Output } from './output.js';
@@ -33,8 +34,18 @@ function tagErrorsWithPlugin(hook: { intercept(interceptor: object): void }): vo
 export function applyPlugins(config: ReleaseConfig): Hooks {
   const hooks = createHooks();
   for (const hook of Object.values(hooks)) {
-    if ('for' in hook) hook.intercept({ factory: (_key, created) => { tagErrorsWithPlugin(created as never); return created as never; } });
-    else tagErrorsWithPlugin(hook as never);
+    if ('for' in hook) {
+      const record = recordHookMapEntries(hook);
+      hook.intercept({
+        factory: (key, created) => {
+          tagErrorsWithPlugin(created as never);
+          record(key, created);
+          return created as never;
+        },
+      });
+    } else {
+      tagErrorsWithPlugin(hook as never);
+    }
   }
   for (const plugin of config.plugins) {
     try {

@@ -50,13 +50,13 @@ async function setUp(scenario: Scenario) {
   const backup = `backup:\n  - type: sqlite\n    path: ${db}\n`;
   const platform = await Platform.create([{ name: 'api' }, { name: 'web', extra: backup }]);
   const release = {
-    'packages/web/manifest.yaml': `name: web\nimage: local/web:2\nbackup:\n  - type: sqlite\n    path: ${db}\n`,
-    'packages/api/manifest.yaml': 'name: api\nimage: local/api:2\n',
+    'packages/web/manifest.yaml': `name: web\nruntime: none\nimage: local/web:2\nbackup:\n  - type: sqlite\n    path: ${db}\n`,
+    'packages/api/manifest.yaml': 'name: api\nruntime: none\nimage: local/api:2\n',
     // Idempotent, as ticket scripts must be: a resumed release runs it again.
     [`releases/${T}-data.sh`]: `#!/bin/sh\necho "migrating notes"\nsqlite3 ${db} "INSERT OR REPLACE INTO notes VALUES (2, 'from ticket ${T}')"\n`,
   };
   const base = await platform.head();
-  if (scenario.fastForward) await platform.pushCommits([{ 'packages/api/manifest.yaml': 'name: api\nimage: local/api:3\n' }, release]);
+  if (scenario.fastForward) await platform.pushCommits([{ 'packages/api/manifest.yaml': 'name: api\nruntime: none\nimage: local/api:3\n' }, release]);
   else await platform.mergeFeature(T, release);
   return { platform, db, dataDir, base, before: await sqlite(db, '.dump') };
 }

@@ -25,9 +25,9 @@ describe('hostile input', () => {
 
   test.each([
     ['a wrong type', 'name: web\nimage: 42\n', /packages\/web\/manifest.yaml: image: Invalid input: expected string, received number/],
-    ['an unknown key', 'name: web\nimage: local/web:1\nimgae: typo\n', /packages\/web\/manifest.yaml: unknown key imgae/],
+    ['an unknown key', 'name: web\nruntime: none\nimage: local/web:1\nimgae: typo\n', /packages\/web\/manifest.yaml: unknown key imgae/],
     ['a missing name', 'image: local/web:1\n', /packages\/web\/manifest.yaml: name: Invalid input/],
-    ['a name that is not its folder', 'name: api\nimage: local/web:1\n', /packages\/web\/manifest.yaml: name: "api" must equal its folder "web"/],
+    ['a name that is not its folder', 'name: api\nruntime: none\nimage: local/web:1\n', /packages\/web\/manifest.yaml: name: "api" must equal its folder "web"/],
     ['YAML that does not parse', 'name: web\nimage: [local/web:1\n', /packages\/web\/manifest.yaml: not valid YAML/],
     ['a health url that is not a URL', 'name: web\nimage: x\nhealth:\n  url: localhost\n  endpoint: /h\n', /packages\/web\/manifest.yaml: health.url: /],
   ])('a manifest with %s: exit 2 naming the file and key', async (_name, manifest, message) => {
@@ -40,13 +40,13 @@ describe('hostile input', () => {
   });
 
   test('a bad manifest in a release stops prepare with exit 2 before anything changes', async () => {
-    await platform.mergeFeature('70', { 'packages/web/manifest.yaml': 'name: web\nimage: local/web:2\nbackup:\n  - kind: volume\n' });
+    await platform.mergeFeature('70', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:2\nbackup:\n  - kind: volume\n' });
     const head = await platform.head();
     const result = await platform.run('release-run', ['70']);
     expect(result.exitCode).toBe(2);
     expect(result.stderr.split('\n')[0]).toMatch(/packages\/web\/manifest.yaml: backup.0.type: /);
     expect(await platform.head()).toBe(head);
-    await platform.mergeFeature('70b', { 'packages/web/manifest.yaml': 'name: web\nimage: local/web:1\n' });
+    await platform.mergeFeature('70b', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:1\n' });
   });
 
   test.each([
@@ -101,7 +101,7 @@ describe('with umask 000', () => {
   test('every state, log and workspace file is 0600 and every folder 0700', async () => {
     const platform = await Platform.create([{ name: 'web' }]);
     try {
-      await platform.mergeFeature('910', { 'packages/web/manifest.yaml': 'name: web\nimage: local/web:2\n', 'releases/910-x.sh': '#!/bin/sh\necho hi\n' });
+      await platform.mergeFeature('910', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:2\n', 'releases/910-x.sh': '#!/bin/sh\necho hi\n' });
       const bin = join(ORCHESTRATOR_ROOT, 'dist/core/bin/release-run.js');
       const result = await execa('sh', ['-c', `umask 000 && exec node ${bin} 910`], { cwd: platform.prod, reject: false });
       expect(result.exitCode).toBe(0);

@@ -37,7 +37,7 @@ export interface ServiceSpec {
 }
 
 export function manifestYaml(spec: ServiceSpec): string {
-  return `name: ${spec.name}\nimage: ${spec.image ?? `local/${spec.name}:1`}\n${spec.extra ?? ''}`;
+  return `name: ${spec.name}\nruntime: none\nimage: ${spec.image ?? `local/${spec.name}:1`}\n${spec.extra ?? ''}`;
 }
 
 export class Platform {

@@ -51,11 +51,12 @@ function recordingRuntime(actions: Action[]): Plugin {
   return {
     name: 'recording-runtime',
     apply({ hooks }) {
-      hooks.apply.tapPromise('recording-runtime', async (action) => {
-        if (action.kind !== 'stop' && action.kind !== 'start') return undefined;
-        actions.push(action);
-        return true;
-      });
+      for (const kind of ['stop', 'start']) {
+        hooks.act.for(kind).tapPromise('recording-runtime', async (action) => {
+          actions.push(action);
+          return true;
+        });
+      }
     },
   };
 }
@@ -255,7 +256,7 @@ describe('backup-sqlite on real sqlite files', () => {
 describe('backup-sqlite through release-run and release-revert (real git platform)', () => {
   let platform: Platform;
   let db: string;
-  const notesManifest = (path: string, extra = '') => `name: notes\nimage: local/notes:1\nbackup:\n  - type: sqlite\n    path: ${JSON.stringify(path)}\n${extra}`;
+  const notesManifest = (path: string, extra = '') => `name: notes\nruntime: none\nimage: local/notes:1\nbackup:\n  - type: sqlite\n    path: ${JSON.stringify(path)}\n${extra}`;
 
   async function createPlatform(path?: string, files: Record<string, string> = {}): Promise<void> {
     const dataDir = mkdtempSync(join(tmpdir(), 'ro-sqlite-data-'));

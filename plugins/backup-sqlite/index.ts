@@ -128,7 +128,7 @@ class Sqlite {
 async function withServiceStopped<T>(context: RunContext, request: BackupRequest, entry: SqliteEntry, what: string, body: () => Promise<T>): Promise<T> {
   if (entry.consistency !== 'stop') return body();
   const { service } = request;
-  const stopped = await context.hooks.apply.promise({ service, kind: 'stop', reason: `${what} of ${entry.path}` }, context);
+  const stopped = await context.hooks.act.get('stop')?.promise({ service, kind: 'stop', reason: `${what} of ${entry.path}` }, context);
   if (!stopped) {
     throw new ReleaseError('BACKUP_FAILED', `${manifestPath(service)}: backup[${request.index}].consistency is stop, but no runtime plugin can stop ${service}`, {
       hint: `give ${service} a runtime (e.g. a compose.yaml), or drop consistency: stop (the online copy is consistent by itself)`,
@@ -136,7 +136,7 @@ async function withServiceStopped<T>(context: RunContext, request: BackupRequest
   }
   context.out.info(`${service} stopped for the ${what} of ${entry.path}`);
   const start = async () => {
-    await context.hooks.apply.promise({ service, kind: 'start', reason: `${what} of ${entry.path} finished` }, context);
+    await context.hooks.act.get('start')?.promise({ service, kind: 'start', reason: `${what} of ${entry.path} finished` }, context);
     context.out.info(`${service} started again`);
   };
   let result: T;

@@ -94,7 +94,7 @@ function refuseHoldingBackups(request: BackupRequest, folder: string): void {
 
 /** Asks the runtime to stop or start the service; false when no runtime plugin handles it. */
 async function setService(context: RunContext, service: string, kind: 'stop' | 'start', reason: string): Promise<boolean> {
-  return (await context.hooks.apply.promise({ service, kind, reason }, context)) === true;
+  return (await context.hooks.act.get(kind)?.promise({ service, kind, reason }, context)) === true;
 }
 
 async function backup(request: BackupRequest, context: RunContext, options: z.infer<typeof optionsSchema>): Promise<BackupResult> {

@@ -1,54 +1,55 @@
 import { join } from 'node:path';
-import { ReleaseError, STEP_BIN, codeOfExit, writeFileAtomic, type Action, type Classification, type ChangedFile, type Plugin, type RunContext } from '../../core/index.js';
-import { diffFiles } from '../git/git.js';
+import { ReleaseError, STEP_BIN, codeOfExit, requireActionPlugins, writeFileAtomic, type Action, type Plugin, type RunContext } from '../../core/index.js';
+import { classifyAll, type ClassifiedFile } from '../classify/classify-all.js';
+import { diffView } from '../git/diff-view.js';
 import { renderMigrateScript } from './script.js';
 
 export const PLUGIN_NAME = 'migrate';
 
-export interface ClassifiedFile {
-  file: ChangedFile;
-  classification: Classification;
-}
+export type { ClassifiedFile } from '../classify/classify-all.js';
+export { classifyAll };
 
-/** Classifies every path; all unclassified paths are reported at once (exit 5). */
-export function classifyAll(context: RunContext, files: ChangedFile[]): ClassifiedFile[] {
-  const classified: ClassifiedFile[] = [];
-  const unclassified: string[] = [];
-  for (const file of files) {
-    const classification = context.hooks.classify.call(file, context);
-    if (classification) classified.push({ file, classification });
-    else unclassified.push(file.path);
-  }
-  if (unclassified.length > 0) {
-    const rules = context.hooks.classify.taps.map((tap) => tap.name).join(', ') || 'none';
-    throw new ReleaseError('DRIFT', `${unclassified.length} changed file(s) match no classifier rule; no service was touched`, {
-      lines: [...unclassified, `rules in force: ${rules}`],
-      hint: 'add a rule for them in release.config.ts (see docs/plugins.md), then run again with --from=migrate',
-    });
-  }
-  return classified;
-}
+/** The order of a service's actions: an image is built before the containers that run it are deployed. */
+const ORDER = ['build', 'redeploy', 'recreate'];
+const rank = (kind: string) => (ORDER.includes(kind) ? ORDER.indexOf(kind) : ORDER.length);
 
-/** One action per service and kind, in the order they first appear; removing a service supersedes redeploying it. */
+/**
+ * One action per service and kind (their targets merged; no targets means all), ordered build ->
+ * redeploy -> recreate -> the others within a service. Removing a service supersedes everything
+ * else it was asked for; a build is always followed by a redeploy of what was built.
+ */
 export function planActions(classified: ClassifiedFile[]): Action[] {
   const seen = new Map<string, Action>();
   for (const { classification } of classified) {
     for (const action of classification.actions) {
       const key = `${action.service}\0${action.kind}`;
-      if (!seen.has(key)) seen.set(key, action);
+      const first = seen.get(key);
+      if (!first) seen.set(key, { ...action, targets: action.targets && [...action.targets] });
+      else if (first.targets) first.targets = action.targets ? [...new Set([...first.targets, ...action.targets])].sort() : undefined;
     }
   }
-  const removed = new Set([...seen.values()].filter((a) => a.kind === 'remove').map((a) => a.service));
-  return [...seen.values()].filter((a) => a.kind === 'remove' || !removed.has(a.service));
+  const actions = [...seen.values()];
+  for (const build of actions.filter((a) => a.kind === 'build')) {
+    if (!seen.has(`${build.service}\0redeploy`)) actions.push({ service: build.service, kind: 'redeploy', reason: 'run the image just built' });
+  }
+  const removed = new Set(actions.filter((a) => a.kind === 'remove').map((a) => a.service));
+  const order = [...new Set(actions.map((a) => a.service))];
+  return actions
+    .filter((a) => a.kind === 'remove' || !removed.has(a.service))
+    .sort((a, b) => order.indexOf(a.service) - order.indexOf(b.service) || rank(a.kind) - rank(b.kind));
 }
+
+/** `build web (app, worker)`: an action as the operator reads it. */
+export const describeAction = (action: Action) => `${action.kind} ${action.service}${action.targets ? ` (${action.targets.join(', ')})` : ''}`;
 
 export const scriptPath = (context: RunContext) => join(context.workspaceDir, 'release', 'migrate.sh');
 
 async function migrate(context: RunContext): Promise<void> {
   const state = context.requireState();
-  const classified = classifyAll(context, await diffFiles(context, state.baseSha, state.mergeSha));
+  const classified = classifyAll(context, await diffView(context, state.baseSha, state.mergeSha));
   for (const { file, classification } of classified) context.out.detail(`${file.path}: ${classification.kind} (${classification.rule})`);
   const actions = planActions(classified);
+  requireActionPlugins(context, actions);
   const script = renderMigrateScript({
     ticket: context.ticket,
     state,
@@ -60,12 +61,17 @@ async function migrate(context: RunContext): Promise<void> {
   if (context.dryRun) {
     context.out.phase(PLUGIN_NAME, `would write ${path} and run it with: all --no-backup`);
     for (const line of script.split('\n')) context.out.detail(line);
-    for (const action of actions) context.out.phase(PLUGIN_NAME, `would ${action.kind} ${action.service}: ${action.reason}`);
+    for (const action of actions) context.out.phase(PLUGIN_NAME, `would ${describeAction(action)}: ${action.reason}`);
+    if (actions.length === 0) context.out.phase(PLUGIN_NAME, 'no changed file asks for an action: no service would be touched');
     return;
   }
   writeFileAtomic(path, script);
   context.out.phase(PLUGIN_NAME, `${path}: ${classified.length} file(s), ${actions.length} action(s)`);
-  for (const action of actions) context.out.phase(PLUGIN_NAME, `${action.kind} ${action.service}: ${action.reason}`);
+  if (actions.length === 0) {
+    context.out.phase(PLUGIN_NAME, `no changed file asks for an action: no service is touched`);
+    return;
+  }
+  for (const action of actions) context.out.phase(PLUGIN_NAME, `${describeAction(action)}: ${action.reason}`);
   const result = await context.exec('bash', [path, 'all', '--no-backup'], {
     env: { RELEASE_ORCHESTRATOR: '1' },
     onLine: (line) => context.out.detail(line),

@@ -75,9 +75,9 @@ describe('the migrate phase on real git', () => {
 
   test('a release of three services regenerates migrate.sh with three functions', async () => {
     await platform.mergeFeature('300', {
-      'packages/web/manifest.yaml': 'name: web\nimage: local/web:2\n',
-      'packages/api/manifest.yaml': 'name: api\nimage: local/api:2\n',
-      'packages/db/manifest.yaml': 'name: db\nimage: local/db:2\n',
+      'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:2\n',
+      'packages/api/manifest.yaml': 'name: api\nruntime: none\nimage: local/api:2\n',
+      'packages/db/manifest.yaml': 'name: db\nruntime: none\nimage: local/db:2\n',
     });
     const result = await platform.run('release-run', ['300']);
     expect(result.exitCode).toBe(0);

@@ -1,5 +1,5 @@
 import type { Action, ReleaseState } from '../../core/index.js';
-import type { ClassifiedFile } from './index.js';
+import type { ClassifiedFile } from '../classify/classify-all.js';
 
 export interface ScriptInput {
   ticket: string;
@@ -32,10 +32,11 @@ export function renderMigrateScript(input: ScriptInput): string {
     '#',
     '# Changed files and their classification:',
     ...input.classified.map(({ file, classification }) => {
-      const actions = classification.actions.map((a) => `${a.kind} ${a.service}`).join(', ');
+      const actions = classification.actions.map((a) => `${a.kind} ${a.service}${a.targets ? ` (${a.targets.join(', ')})` : ''}`).join(', ');
       return comment(`#   ${file.status} ${file.path.padEnd(width)}  ${classification.kind} (${classification.rule})${actions ? ` -> ${actions}` : ''}`);
     }),
     '#',
+    ...(services.length === 0 ? ['# No changed file asks for an action: this script touches no service.', '#'] : []),
     '# usage: migrate.sh all|SERVICE [--no-backup] [--debug]',
     '#   without --no-backup it asks the orchestrator to back up each service first.',
     '#   Outside release-run it refuses to run unless given --debug.',
@@ -49,7 +50,8 @@ export function renderMigrateScript(input: ScriptInput): string {
     lines.push(`migrate_${service}() {`);
     for (const action of input.actions.filter((a) => a.service === service)) {
       lines.push(comment(`  # ${action.reason}`));
-      lines.push(`  "\${step[@]}" ${quote(action.kind)} ${quote(service)}`);
+      const targets = (action.targets ?? []).flatMap((target) => ['--target', quote(target)]);
+      lines.push(`  "\${step[@]}" ${[quote(action.kind), quote(service), ...targets].join(' ')}`);
     }
     lines.push('}', '');
   }

@@ -14,9 +14,19 @@ export function parseDuration(text: string): number {
 
 const duration = z.string().refine((text) => /^(\d+)(ms|s|m)$/.test(text), 'expected a duration like 60s, 2m or 500ms');
 
+/** A service name: a `packages/` folder, a compose project and a state-file word at once. */
+export const SERVICE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+export const SERVICE_NAME_RULE = '1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit';
+
+/** Docker's image reference grammar: [registry[:port]/]path[:tag][@digest]. */
+const IMAGE_REFERENCE = /^(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+
 export const manifestSchema = z.strictObject({
-  name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'expected a lower-case service name (a-z, 0-9, _ and -)'),
-  image: z.string().min(1),
+  name: z.string().regex(SERVICE_NAME, `expected a service name: ${SERVICE_NAME_RULE}`),
+  /** Absent for a service that builds its image: it is then tagged local/<svc>:<build context hash>. */
+  image: z.string().regex(IMAGE_REFERENCE, 'expected an image reference like registry.example/team/app:1.2').optional(),
+  /** The runtime plugin that deploys the service; `none` for a service released in git only. */
+  runtime: z.string().regex(/^[a-z][a-z0-9-]*$/, 'expected a runtime name like compose').default('compose'),
   env: z.record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/), z.string()).optional(),
   health: z.strictObject({
     url: z.url(),
@@ -30,6 +40,7 @@ export type Manifest = z.infer<typeof manifestSchema>;
 
 export const SERVICES_DIR = 'packages';
 export const manifestPath = (service: string) => `${SERVICES_DIR}/${service}/manifest.yaml`;
+export const composePath = (service: string) => `${SERVICES_DIR}/${service}/compose.yaml`;
 
 /** Parses and validates a manifest's text; errors name the file and the key. */
 export function parseManifest(text: string, file: string, folder: string): Manifest {

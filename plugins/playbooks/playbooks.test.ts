@@ -10,7 +10,7 @@ describe('a failure prints and logs the playbooks that match it', () => {
   beforeEach(async () => { platform = await Platform.create([{ name: 'web' }]); });
   afterEach(() => platform.remove());
 
-  const bump = (tag: string) => ({ 'packages/web/manifest.yaml': `name: web\nimage: local/web:${tag}\n` });
+  const bump = (tag: string) => ({ 'packages/web/manifest.yaml': `name: web\nruntime: none\nimage: local/web:${tag}\n` });
 
   function expectPlaybook(output: string, ticket: string, id: string, next: string) {
     expect(output).toContain(`Recovery playbook ${id}: `);
@@ -86,7 +86,7 @@ describe('a failure prints and logs the playbooks that match it', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as { port: number }).port;
     try {
-      await platform.mergeFeature('48', { 'packages/web/manifest.yaml': `name: web\nimage: local/web:2\nhealth:\n  url: http://127.0.0.1:${port}\n  endpoint: /health\n  timeout: 1s\n` });
+      await platform.mergeFeature('48', { 'packages/web/manifest.yaml': `name: web\nruntime: none\nimage: local/web:2\nhealth:\n  url: http://127.0.0.1:${port}\n  endpoint: /health\n  timeout: 1s\n` });
       const result = await platform.run('release-run', ['48']);
       expect(result.exitCode).toBe(7);
       expect(result.stderr).toMatch(new RegExp(`GET http://127.0.0.1:${port}/health last answered HTTP 503 after`));

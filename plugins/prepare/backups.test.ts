@@ -10,7 +10,7 @@ async function database(path: string, rows: number): Promise<void> {
   await sqlite(path, `CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${rows}) INSERT INTO t SELECT i, randomblob(1024) FROM n;`);
 }
 
-const manifest = (name: string, db: string, tag = '2') => `name: ${name}\nimage: local/${name}:${tag}\nbackup:\n  - type: sqlite\n    path: ${db}\n    compress: false\n`;
+const manifest = (name: string, db: string, tag = '2') => `name: ${name}\nruntime: none\nimage: local/${name}:${tag}\nbackup:\n  - type: sqlite\n    path: ${db}\n    compress: false\n`;
 
 describe('prepare takes the backups', () => {
   let platform: Platform;

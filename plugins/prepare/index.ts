@@ -1,5 +1,6 @@
 import { ReleaseError, type Plugin, type ReleaseState, type RunContext, parseOptions } from '../../core/index.js';
 import { currentBranch, diffFiles, dirtyPaths, git, headSha, isAncestor, requireKnownCommits, resolveSha, showFile } from '../git/git.js';
+import { validateServicesAt } from '../platform/validate.js';
 import { manifestPath, serviceOfPath } from '../platform/manifest.js';
 import { backUpAll, backUpService } from './backups.js';
 import { prepareOptionsSchema, type PrepareOptions } from './options.js';
@@ -92,6 +93,8 @@ async function prepare(context: RunContext, options: PrepareOptions): Promise<vo
     });
   }
   const changed = await changedServices(context, base, target);
+  // Every file this release will read is checked at the fetched commit, before anything changes.
+  await validateServicesAt(context, target, [...changed.services, ...changed.skipped], changed.services);
   const state: ReleaseState = {
     ticket: context.ticket, branch: options.branch, baseSha: base, mergeSha: '',
     services: changed.services, skippedMetadata: changed.skipped,
@@ -130,8 +133,7 @@ export function preparePlugin(rawOptions: Partial<PrepareOptions> = {}): Plugin 
       hooks.phase.for('prepare').tapPromise(PLUGIN_NAME, (context) => prepare(context, options));
 
       // migrate.sh without --no-backup asks for a service's backup through this action.
-      hooks.apply.tapPromise(PLUGIN_NAME, async (action, context) => {
-        if (action.kind !== 'backup') return undefined;
+      hooks.act.for('backup').tapPromise(PLUGIN_NAME, async (action, context) => {
         const state = context.requireState();
         await backUpService(context, state, state.mergeSha || 'HEAD', action.service);
         return true;

@@ -9,7 +9,7 @@ describe('release-run on real git: prepare and the full phase chain', () => {
 
   test('a merge commit is released through all four phases', async () => {
     const base = await platform.head();
-    const merge = await platform.mergeFeature('1234', { 'packages/web/manifest.yaml': 'name: web\nimage: local/web:2\n' });
+    const merge = await platform.mergeFeature('1234', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:2\n' });
 
     const result = await platform.run('release-run', ['1234']);
 
@@ -44,7 +44,7 @@ describe('release-run on real git: prepare and the full phase chain', () => {
   });
 
   test('a clone pulled by hand exits 4: nothing to release, and says why', async () => {
-    await platform.mergeFeature('55', { 'packages/web/manifest.yaml': 'name: web\nimage: local/web:2\n' });
+    await platform.mergeFeature('55', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:2\n' });
     await platform.git(['pull', '-q', '--ff-only', 'origin', 'main']);
 
     const result = await platform.run('release-run', ['55']);
@@ -55,8 +55,8 @@ describe('release-run on real git: prepare and the full phase chain', () => {
   });
 
   test('a dirty work tree is refused before anything changes', async () => {
-    await platform.mergeFeature('56', { 'packages/web/manifest.yaml': 'name: web\nimage: local/web:2\n' });
-    platform.write(platform.prod, { 'packages/web/manifest.yaml': 'name: web\nimage: local/web:hotfix\n' });
+    await platform.mergeFeature('56', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:2\n' });
+    platform.write(platform.prod, { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:hotfix\n' });
     const before = await snapshot(platform.prod);
 
     const result = await platform.run('release-run', ['56']);
@@ -71,7 +71,7 @@ describe('release-run on real git: prepare and the full phase chain', () => {
   });
 
   test('local commits that origin lacks are refused', async () => {
-    await platform.mergeFeature('57', { 'packages/web/manifest.yaml': 'name: web\nimage: local/web:2\n' });
+    await platform.mergeFeature('57', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:2\n' });
     platform.write(platform.prod, { 'notes.md': 'local\n' });
     await platform.git(['add', '-A']);
     await platform.git(['-c', 'user.name=x', '-c', 'user.email=x@x', 'commit', '-q', '-m', 'local edit']);
@@ -97,7 +97,7 @@ describe('release-run on real git: prepare and the full phase chain', () => {
 
   test('changed services are the package folders with a manifest', async () => {
     await platform.mergeFeature('60', {
-      'packages/db/manifest.yaml': 'name: db\nimage: local/db:2\n',
+      'packages/db/manifest.yaml': 'name: db\nruntime: none\nimage: local/db:2\n',
       'packages/web/README.md': 'docs\n',
       'docs/notes.md': 'x\n',
     });
@@ -108,7 +108,7 @@ describe('release-run on real git: prepare and the full phase chain', () => {
 
   test('--dry-run leaves HEAD, the work tree, the index and the workspace byte-identical', async () => {
     await platform.mergeFeature('61', {
-      'packages/web/manifest.yaml': 'name: web\nimage: local/web:2\n',
+      'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:2\n',
       'releases/61-touch.sh': '#!/bin/sh\ntouch "$(git rev-parse --show-toplevel)/touched"\n',
     });
     // A workspace from an earlier release must stay as it is too.

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ReleaseError, writeFileAtomic, type Action, type Plugin, type RestoreRequest, type RunContext, type ReleaseState, parseOptions } from '../../core/index.js';
+import { ReleaseError, carryOut, writeFileAtomic, type Action, type Plugin, type RestoreRequest, type RunContext, type ReleaseState, parseOptions } from '../../core/index.js';
 import { dirtyPaths, git, gitTry, headSha, isAncestor, parents, showFile } from '../git/git.js';
 import { gitOptionsSchema, type GitOptions } from '../git/options.js';
 import { manifestPath, parseManifest } from '../platform/manifest.js';
@@ -52,7 +52,7 @@ async function restoreAll(context: RunContext): Promise<void> {
   if (!context.dryRun) {
     // The released code must not write while its data is put back; redeploy starts the old code.
     for (const service of new Set(pending.map((request) => request.service))) {
-      await context.hooks.apply.promise({ service, kind: 'stop', reason: 'its data is being restored' }, context);
+      await context.hooks.act.get('stop')?.promise({ service, kind: 'stop', reason: 'its data is being restored' }, context);
     }
   }
   for (const request of requests) {
@@ -175,9 +175,7 @@ async function redeploy(context: RunContext): Promise<void> {
     for (const action of actions) {
       context.out.phase('redeploy', `${context.dryRun ? 'would ' : ''}${action.kind} ${service}: ${action.reason}`);
       if (context.dryRun) continue;
-      if (!(await context.hooks.apply.promise(action, context))) {
-        context.out.warn(`no runtime plugin handles "${action.kind}"; ${service} was left as it is`);
-      }
+      await carryOut(context, action);
     }
   }
 }

@@ -13,7 +13,7 @@ describe('release-revert on real git', () => {
 
   test('after a merge release: git revert -m 1, the tree equals BASE_SHA, one commit, logged', async () => {
     const base = await platform.head();
-    const merge = await platform.mergeFeature('9999', { 'packages/web/manifest.yaml': 'name: web\nimage: local/web:2\n' });
+    const merge = await platform.mergeFeature('9999', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:2\n' });
     expect((await platform.run('release-run', ['9999'])).exitCode).toBe(0);
 
     const result = await platform.run('release-revert', ['9999']);
@@ -37,9 +37,9 @@ describe('release-revert on real git', () => {
   test('after a fast-forward release of three commits: one revert commit, tree equals BASE_SHA', async () => {
     const base = await platform.head();
     const merge = await platform.pushCommits([
-      { 'packages/web/manifest.yaml': 'name: web\nimage: local/web:2\n' },
+      { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:2\n' },
       { 'docs/a.md': 'a\n' },
-      { 'packages/api/manifest.yaml': 'name: api\nimage: local/api:1\n', 'docs/a.md': null },
+      { 'packages/api/manifest.yaml': 'name: api\nruntime: none\nimage: local/api:1\n', 'docs/a.md': null },
     ]);
     expect((await platform.run('release-run', ['42'])).exitCode).toBe(0);
     expect(platform.readState('42').SERVICES).toBe('api web');
@@ -53,7 +53,7 @@ describe('release-revert on real git', () => {
   });
 
   test('a second revert run finds the work done and changes nothing', async () => {
-    await platform.mergeFeature('43', { 'packages/web/manifest.yaml': 'name: web\nimage: local/web:2\n' });
+    await platform.mergeFeature('43', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:2\n' });
     await platform.run('release-run', ['43']);
     expect((await platform.run('release-revert', ['43'])).exitCode).toBe(0);
     const head = await platform.head();
@@ -64,7 +64,7 @@ describe('release-revert on real git', () => {
   });
 
   test('HEAD moved past MERGE_SHA: exit 8 and nothing changed', async () => {
-    await platform.mergeFeature('44', { 'packages/web/manifest.yaml': 'name: web\nimage: local/web:2\n' });
+    await platform.mergeFeature('44', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:2\n' });
     await platform.run('release-run', ['44']);
     await platform.mergeFeature('45', { 'docs/later.md': 'later\n' });
     await platform.run('release-run', ['45']);
@@ -82,7 +82,7 @@ describe('release-revert on real git', () => {
   test('HEAD moved past MERGE_SHA: exit 8 before any backup is restored, so newer data stays', async () => {
     const db = join(platform.root, 'web.sqlite');
     await execa('sqlite3', [db, "CREATE TABLE t(v TEXT); INSERT INTO t VALUES ('before 600')"]);
-    const withBackup = (tag: string) => ({ 'packages/web/manifest.yaml': `name: web\nimage: local/web:${tag}\nbackup:\n  - type: sqlite\n    path: ${db}\n` });
+    const withBackup = (tag: string) => ({ 'packages/web/manifest.yaml': `name: web\nruntime: none\nimage: local/web:${tag}\nbackup:\n  - type: sqlite\n    path: ${db}\n` });
     await platform.pushCommits([withBackup('1')]);
     await platform.git(['pull', '-q', '--ff-only', 'origin', 'main']);
     await platform.mergeFeature('600', withBackup('2'));
@@ -98,7 +98,7 @@ describe('release-revert on real git', () => {
   });
 
   test('--dry-run previews the revert and changes nothing', async () => {
-    const merge = await platform.mergeFeature('46', { 'packages/web/manifest.yaml': 'name: web\nimage: local/web:2\n' });
+    const merge = await platform.mergeFeature('46', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:2\n' });
     await platform.run('release-run', ['46']);
     const log = platform.readLog('46');
 

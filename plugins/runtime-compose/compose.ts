@@ -6,6 +6,8 @@ export interface ContainerInfo {
   name: string;
   image: string;
   state: string;
+  /** The compose service it runs (compose's own label). */
+  composeService: string;
 }
 
 /**
@@ -53,10 +55,10 @@ export class ComposeCli {
   /** Every container of the project, running or not; found by compose's own project label. */
   async containers(context: RunContext, project: string): Promise<ContainerInfo[]> {
     const out = await this.docker(context, ['ps', '--all', '--no-trunc', '--filter', `label=com.docker.compose.project=${project}`,
-      '--format', '{{.ID}}\t{{.Names}}\t{{.Image}}\t{{.State}}']);
+      '--format', '{{.ID}}\t{{.Names}}\t{{.Image}}\t{{.State}}\t{{.Label "com.docker.compose.service"}}']);
     return out.split('\n').filter(Boolean).map((line) => {
-      const [id, name, image, state] = line.split('\t') as [string, string, string, string];
-      return { id, name, image, state };
+      const [id, name, image, state, composeService] = line.split('\t') as [string, string, string, string, string];
+      return { id, name, image, state, composeService };
     }).sort((a, b) => a.name.localeCompare(b.name));
   }
 }

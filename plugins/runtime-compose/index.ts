@@ -1,89 +1,184 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
-import { ReleaseError, writeFileAtomic, type Action, type Plugin, type RunContext, parseOptions } from '../../core/index.js';
-import { manifestPath, readManifest, SERVICES_DIR, type Manifest } from '../platform/manifest.js';
-import { ComposeCli } from './compose.js';
+import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type Plugin, type RunContext } from '../../core/index.js';
+import { git } from '../git/git.js';
+import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
+import { composePath, manifestPath, readManifest, type Manifest } from '../platform/manifest.js';
+import { ComposeCli, type ContainerInfo } from './compose.js';
 
 export const PLUGIN_NAME = 'runtime-compose';
-export const COMPOSE_FILE = 'compose.yaml';
+export const RUNTIME = 'compose';
 
 const optionsSchema = z.strictObject({
   /** e.g. ["docker", "compose"] or ["docker-compose"]; found at start when absent. */
   command: z.array(z.string().min(1)).min(1).optional(),
 });
 
-const composePath = (service: string) => `${SERVICES_DIR}/${service}/${COMPOSE_FILE}`;
-
-/** What HEAD asks for: the manifest, the compose file, and the environment compose interpolates. */
+/** What HEAD asks for: the manifest, the compose file, and what the containers are built from and mount. */
 interface Desired {
   manifest: Manifest;
+  compose: ComposeFile;
+  /** The image the `${IMAGE}` services run. */
+  image?: string;
   env: Record<string, string>;
-  /** A hash of the manifest and compose file: "the config it runs" as the orchestrator applied it. */
+  /** The manifest and compose file as the orchestrator applied them. */
   fingerprint: string;
+  /** The build contexts and the mounted files, as git object ids at HEAD. */
+  contexts: string;
+  mounts: string;
 }
 
-function desired(context: RunContext, service: string): Desired | undefined {
+const sha256 = (...parts: (string | Buffer)[]) => {
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part).update('\0');
+  return hash.digest('hex');
+};
+
+/** One hash of repo paths as HEAD holds them (git's object ids, so no file is read twice). */
+async function treeHash(context: RunContext, paths: readonly string[]): Promise<string> {
+  if (paths.length === 0) return '';
+  const listing = await git(context, ['ls-tree', '--full-tree', 'HEAD', '--', ...paths]);
+  return sha256(listing);
+}
+
+async function desired(context: RunContext, service: string): Promise<Desired | undefined> {
   const compose = join(context.repoDir, composePath(service));
   if (!existsSync(join(context.repoDir, manifestPath(service))) || !existsSync(compose)) return undefined;
   const manifest = readManifest(context.repoDir, service);
-  const hash = createHash('sha256');
-  hash.update(readFileSync(join(context.repoDir, manifestPath(service))));
-  hash.update('\0');
-  hash.update(readFileSync(compose));
-  return { manifest, env: { ...manifest.env, IMAGE: manifest.image }, fingerprint: hash.digest('hex') };
+  const composeText = readFileSync(compose, 'utf8');
+  const composeFile = parseComposeFile(composeText, composePath(service));
+  const builds = composeFile.services.flatMap((s) => (s.build ? [s.build.context, s.build.dockerfile] : []));
+  const contexts = await treeHash(context, builds);
+  const imageUsers = composeFile.services.filter((s) => s.image === IMAGE_VARIABLE);
+  let image = manifest.image;
+  if (!image && imageUsers.length > 0) {
+    if (imageUsers.some((s) => !s.build)) {
+      throw new ReleaseError('BAD_INPUT', `${manifestPath(service)}: image: needed, as ${composePath(service)} runs \${IMAGE} without building it`, {
+        hint: 'name the image in the manifest, or give those compose services a build:',
+      });
+    }
+    // A built image without a name is tagged by its sources: a revert finds the old one still there.
+    image = `local/${service}:${contexts.slice(0, 12)}`;
+  }
+  return {
+    manifest,
+    compose: composeFile,
+    image,
+    env: { ...manifest.env, ...(image ? { IMAGE: image } : {}) },
+    fingerprint: sha256(readFileSync(join(context.repoDir, manifestPath(service))), composeText),
+    contexts,
+    mounts: await treeHash(context, [...new Set(composeFile.services.flatMap((s) => s.mounts))]),
+  };
 }
 
-/** The record of the last apply, kept in the workspace: the fingerprint compose was given. */
+/** The record of the last apply, kept in the workspace. */
 const appliedFile = (context: RunContext, service: string) => join(context.workspaceDir, 'runtime', `${service}.applied`);
 
-function lastApplied(context: RunContext, service: string): string | undefined {
+function lastApplied(context: RunContext, service: string): Record<string, string> | undefined {
   const file = appliedFile(context, service);
   if (!existsSync(file)) return undefined;
-  return /^FINGERPRINT=([0-9a-f]{64})$/m.exec(readFileSync(file, 'utf8'))?.[1];
+  return Object.fromEntries(readFileSync(file, 'utf8').split('\n').filter((line) => line.includes('=')).map((line) => {
+    const at = line.indexOf('=');
+    return [line.slice(0, at), line.slice(at + 1)];
+  }));
 }
+
+/** The image a compose service's containers must run, when the compose file says it. */
+function wantedImage(want: Desired, composeService: string): string | undefined {
+  const spec = want.compose.services.find((s) => s.name === composeService);
+  if (!spec) return undefined;
+  if (spec.image === IMAGE_VARIABLE) return want.image;
+  return spec.image && !spec.image.includes('$') ? spec.image : undefined;
+}
+
+/** docker shows an image by the name it was run as; `postgres` and `postgres:latest` are one. */
+const sameImage = (running: string, wanted: string) => running === wanted || `${running}:latest` === wanted || running === `${wanted}:latest`;
 
 export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> = {}): Plugin {
   const options = parseOptions(PLUGIN_NAME, optionsSchema, rawOptions);
   const cli = new ComposeCli(options.command);
+  /** Containers a backup stopped, per run and service, so `start` restarts exactly those. */
+  const stoppedByUs = new WeakMap<RunContext, Map<string, string[]>>();
 
   /** A compose service at HEAD, or one HEAD no longer has (it may still have containers to remove). */
-  const isOurs = (context: RunContext, service: string) =>
-    existsSync(join(context.repoDir, composePath(service))) || !existsSync(join(context.repoDir, manifestPath(service)));
+  function isOurs(context: RunContext, service: string): boolean {
+    if (!existsSync(join(context.repoDir, manifestPath(service)))) return true;
+    return readManifest(context.repoDir, service).runtime === RUNTIME;
+  }
+
+  async function imageMissing(context: RunContext, image: string): Promise<boolean> {
+    return (await context.exec('docker', ['image', 'inspect', '--format', '{{.Id}}', image], {})).exitCode !== 0;
+  }
 
   async function plan(service: string, context: RunContext, actions: Action[]): Promise<void> {
     if (!isOurs(context, service)) return;
-    const want = desired(context, service);
+    const want = await desired(context, service);
     const containers = await cli.containers(context, service);
     if (!want) {
-      if (containers.length > 0) actions.push({ service, kind: 'remove', reason: `not in HEAD, but ${containers.length} container(s) remain` });
+      if (existsSync(join(context.repoDir, manifestPath(service)))) {
+        actions.push({ service, kind: 'redeploy', reason: `${composePath(service)} does not exist` });
+      } else if (containers.length > 0) {
+        actions.push({ service, kind: 'remove', reason: `not in HEAD, but ${containers.length} container(s) remain` });
+      }
       return;
     }
-    const redeploy = (reason: string) => actions.push({ service, kind: 'redeploy', reason });
-    if (containers.length === 0) return void redeploy('not running: no container');
-    const stopped = containers.filter((c) => c.state !== 'running');
-    if (stopped.length > 0) return void redeploy(`not running: ${stopped.map((c) => `${c.name} is ${c.state}`).join(', ')}`);
-    const otherImage = containers.find((c) => c.image !== want.manifest.image);
-    if (otherImage) return void redeploy(`image ${otherImage.image} -> ${want.manifest.image}`);
     const applied = lastApplied(context, service);
-    if (applied !== want.fingerprint) {
+    const builders = want.compose.services.filter((s) => s.build).map((s) => s.name);
+    if (builders.length > 0 && applied?.CONTEXTS !== want.contexts) {
+      actions.push({ service, kind: 'build', reason: applied ? 'its build context changed since the last apply' : 'never built by the orchestrator', targets: builders });
+    } else if (builders.length > 0 && want.image && (await imageMissing(context, want.image))) {
+      actions.push({ service, kind: 'build', reason: `image ${want.image} is not on this host`, targets: builders });
+    }
+    const redeploy = (reason: string) => actions.push({ service, kind: 'redeploy', reason });
+    const stopped = containers.filter((c) => c.state !== 'running');
+    const otherImage = containers.map((c) => ({ c, wanted: wantedImage(want, c.composeService) })).find(({ c, wanted }) => wanted && !sameImage(c.image, wanted));
+    if (containers.length === 0) redeploy('not running: no container');
+    else if (stopped.length > 0) redeploy(`not running: ${stopped.map((c) => `${c.name} is ${c.state}`).join(', ')}`);
+    else if (otherImage) redeploy(`${otherImage.c.composeService}: image ${otherImage.c.image} -> ${otherImage.wanted}`);
+    else if (applied?.FINGERPRINT !== want.fingerprint) {
       redeploy(applied ? `${manifestPath(service)} or ${composePath(service)} changed since the last apply` : 'never applied by the orchestrator');
+    } else if (applied.MOUNTS !== want.mounts) {
+      const mounting = want.compose.services.filter((s) => s.mounts.length > 0).map((s) => s.name);
+      actions.push({ service, kind: 'recreate', reason: 'a mounted file changed since the last apply', targets: mounting });
     }
   }
 
-  async function redeploy(context: RunContext, service: string): Promise<void> {
-    const want = desired(context, service);
-    if (!want) throw new ReleaseError('BAD_INPUT', `${composePath(service)} does not exist: cannot deploy ${service}`);
-    const file = join(context.repoDir, composePath(service));
-    const result = await cli.compose(context, service, file, ['up', '-d', '--remove-orphans'], want.env);
+  async function requireDesired(context: RunContext, service: string): Promise<Desired> {
+    const want = await desired(context, service);
+    if (!want) throw new ReleaseError('BAD_INPUT', `${composePath(service)} does not exist: cannot deploy ${service}`, { hint: `add it, or set runtime: in ${manifestPath(service)}` });
+    return want;
+  }
+
+  async function compose(context: RunContext, service: string, want: Desired, args: string[], what: string): Promise<void> {
+    const result = await cli.compose(context, service, join(context.repoDir, composePath(service)), args, want.env);
     if (result.exitCode !== 0) {
-      throw new ReleaseError('PHASE_FAILED', `compose up of ${service} failed (exit ${result.exitCode})`, {
-        lines: result.output.split('\n').slice(-5), hint: `see the lines above; check with: just release --service=${service}`,
+      throw new ReleaseError('PHASE_FAILED', `compose ${what} of ${service} failed (exit ${result.exitCode})`, {
+        lines: result.output.split('\n').slice(-5), hint: `see the lines above; check with: release --service=${service}`,
       });
     }
-    writeFileAtomic(appliedFile(context, service), `FINGERPRINT=${want.fingerprint}\nIMAGE=${want.manifest.image}\n`);
-    context.log.event('apply', 'redeployed', { service, image: want.manifest.image });
+  }
+
+  async function build(context: RunContext, action: Action): Promise<void> {
+    const want = await requireDesired(context, action.service);
+    // A tag named by its sources is that content: one still on the host needs no build (e.g. on revert).
+    if (!want.manifest.image && want.image && !(await imageMissing(context, want.image))) {
+      context.out.detail(`image ${want.image} is already on this host: not rebuilt`);
+      context.log.event('apply', 'build-reused', { service: action.service, image: want.image });
+      return;
+    }
+    await compose(context, action.service, want, ['build', ...(action.targets ?? [])], 'build');
+    context.log.event('apply', 'built', { service: action.service, image: want.image, targets: action.targets?.join(',') });
+  }
+
+  /** `up -d`, recreating the targets' containers when asked; records what was applied. */
+  async function deploy(context: RunContext, action: Action, recreate: boolean): Promise<void> {
+    const want = await requireDesired(context, action.service);
+    const args = ['up', '-d', '--remove-orphans', ...(recreate ? ['--force-recreate', ...(action.targets ?? [])] : [])];
+    await compose(context, action.service, want, args, 'up');
+    writeFileAtomic(appliedFile(context, action.service),
+      `FINGERPRINT=${want.fingerprint}\nCONTEXTS=${want.contexts}\nMOUNTS=${want.mounts}\nIMAGE=${want.image ?? ''}\n`);
+    context.log.event('apply', recreate ? 'recreated' : 'redeployed', { service: action.service, image: want.image, targets: recreate ? action.targets?.join(',') : undefined });
   }
 
   /** Removes a service's containers and network; its volumes (data) stay. */
@@ -97,30 +192,37 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
 
   /** Stops the running containers, and later starts exactly those: a one-shot job that had exited stays so. */
   async function setRunning(context: RunContext, service: string, running: boolean): Promise<void> {
-    const key = `${PLUGIN_NAME}:stopped:${service}`;
-    const containers = await cli.containers(context, service);
+    const stopped = stoppedByUs.get(context) ?? new Map<string, string[]>();
+    stoppedByUs.set(context, stopped);
+    const containers: ContainerInfo[] = await cli.containers(context, service);
     const ids = running
-      ? ((context.shared.get(key) as string[] | undefined) ?? containers.filter((c) => c.state !== 'running').map((c) => c.id))
+      ? (stopped.get(service) ?? containers.filter((c) => c.state !== 'running').map((c) => c.id))
       : containers.filter((c) => c.state === 'running').map((c) => c.id);
     if (ids.length > 0) await cli.docker(context, [running ? 'start' : 'stop', ...ids]);
-    if (running) context.shared.delete(key);
-    else context.shared.set(key, ids);
+    if (running) stopped.delete(service);
+    else stopped.set(service, ids);
   }
+
+  const handlers: Record<string, (context: RunContext, action: Action) => Promise<void>> = {
+    build,
+    redeploy: (context, action) => deploy(context, action, false),
+    recreate: (context, action) => deploy(context, action, true),
+    remove: (context, action) => remove(context, action.service),
+    stop: (context, action) => setRunning(context, action.service, false),
+    start: (context, action) => setRunning(context, action.service, true),
+  };
 
   return {
     name: PLUGIN_NAME,
     apply({ hooks }) {
       hooks.plan.tapPromise(PLUGIN_NAME, plan);
-      hooks.apply.tapPromise(PLUGIN_NAME, async (action, context) => {
-        if (!isOurs(context, action.service)) return undefined;
-        switch (action.kind) {
-          case 'redeploy': await redeploy(context, action.service); return true;
-          case 'remove': await remove(context, action.service); return true;
-          case 'stop': await setRunning(context, action.service, false); return true;
-          case 'start': await setRunning(context, action.service, true); return true;
-          default: return undefined;
-        }
-      });
+      for (const [kind, handler] of Object.entries(handlers)) {
+        hooks.act.for(kind).tapPromise(PLUGIN_NAME, async (action, context) => {
+          if (!isOurs(context, action.service)) return undefined;
+          await handler(context, action);
+          return true;
+        });
+      }
     },
   };
 }

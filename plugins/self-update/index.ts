@@ -1,9 +1,9 @@
 import type { Plugin } from '../../core/index.js';
-import { diffFiles } from '../git/git.js';
+import { diffView } from '../git/diff-view.js';
 
 export const PLUGIN_NAME = 'self-update';
-/** The classification the default rules give the orchestrator's own files. */
-export const ORCHESTRATOR_SOURCE = 'orchestrator-source';
+/** The classifications that change what the later phases run: the orchestrator's own code, the platform's config. */
+export const HANDOFF_KINDS = new Set(['orchestrator-source', 'release-config']);
 
 /**
  * When the pull brought a change to the orchestrator's own source or config, the phases after
@@ -15,14 +15,14 @@ export function selfUpdatePlugin(): Plugin {
     apply({ hooks }) {
       hooks.phase.for('prepare').tapPromise({ name: PLUGIN_NAME, stage: 100 }, async (context) => {
         const state = context.requireState();
-        const files = await diffFiles(context, state.baseSha, state.mergeSha);
-        const own = files.filter((file) => hooks.classify.call(file, context)?.kind === ORCHESTRATOR_SOURCE).map((file) => file.path);
+        const diff = await diffView(context, state.baseSha, state.mergeSha);
+        const own = diff.files.filter((file) => HANDOFF_KINDS.has(hooks.classify.call(file, diff, context)?.kind ?? '')).map((file) => file.path);
         if (own.length === 0) return;
         if (context.dryRun) {
           context.out.phase('prepare', `would re-run the later phases with the pulled config: ${own.join(', ')} changed`);
           return;
         }
-        context.requestHandoff(`orchestrator source changed (${own.join(' ')})`);
+        context.requestHandoff(`orchestrator source or release config changed (${own.join(' ')})`);
       });
     },
   };

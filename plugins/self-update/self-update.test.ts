@@ -21,10 +21,10 @@ describe("a change to the orchestrator's own source", () => {
     expect(result.exitCode).toBe(0);
     expect(result.stdout).toContain('[release-run] config v2');
     expect(result.stdout).not.toContain('config v1');
-    expect(result.stdout).toMatch(/orchestrator source changed \(release.config.ts\): re-running the remaining phases in a new process with the pulled config \(--from=migrate\)/);
+    expect(result.stdout).toMatch(/orchestrator source or release config changed \(release.config.ts\): re-running the remaining phases in a new process with the pulled config \(--from=migrate\)/);
     expect(result.stdout.trim().split('\n').pop()).toBe('[release-run] release 800 complete');
     const events = platform.logEvents('800');
-    expect(events).toContain('ticket=800 phase=orchestrator event=handoff from=migrate reason="orchestrator source changed (release.config.ts)"');
+    expect(events).toContain('ticket=800 phase=orchestrator event=handoff from=migrate reason="orchestrator source or release config changed (release.config.ts)"');
     expect(events.filter((e) => e.endsWith('event=done rc=0')).map((e) => e.split(' ')[1])).toEqual([
       'phase=prepare', 'phase=migrate', 'phase=ticket', 'phase=verify', 'phase=orchestrator',
     ]);

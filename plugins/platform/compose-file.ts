@@ -1,0 +1,110 @@
+import { posix } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { ReleaseError } from '../../core/index.js';
+
+/**
+ * What a service's compose file says about the files of the repo: which folders are build
+ * contexts and which files are mounted into containers. Read from a real YAML parse, so the
+ * classifier and the drift check agree on every file's role.
+ */
+export interface ComposeService {
+  name: string;
+  /** `image:` as written, e.g. `${IMAGE}` or `postgres:15`. */
+  image?: string;
+  /** Repo-relative build context folder and Dockerfile, when the service has `build:`. */
+  build?: { context: string; dockerfile: string };
+  /** Repo-relative paths bind-mounted, given as `env_file`, or as `configs` files. */
+  mounts: string[];
+}
+
+export interface ComposeFile {
+  services: ComposeService[];
+}
+
+/** The manifest's image goes to compose as this variable. */
+export const IMAGE_VARIABLE = '${IMAGE}';
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+function fail(file: string, key: string, message: string): never {
+  throw new ReleaseError('BAD_INPUT', `${file}: ${key}: ${message}`, { hint: 'fix that key in the compose file' });
+}
+
+/**
+ * A relative host path of the compose file, as a repo-relative path; undefined for absolute
+ * paths, paths outside the repo, named volumes and paths built from variables.
+ */
+function repoPath(composeDir: string, path: string): string | undefined {
+  if (path.includes('$') || posix.isAbsolute(path) || path.startsWith('~')) return undefined;
+  const joined = posix.normalize(posix.join(composeDir, path)).replace(/\/$/, '');
+  return joined === '..' || joined.startsWith('../') ? undefined : joined;
+}
+
+/** A bind mount's host side, from the short (`./conf:/etc/x:ro`) or long (`{type: bind, source}`) syntax. */
+function bindSource(volume: unknown): string | undefined {
+  if (typeof volume === 'string') {
+    const source = volume.split(':')[0]!;
+    // Only paths are bind mounts; a bare name is a named volume.
+    return source.startsWith('.') || source.startsWith('/') || source.startsWith('~') ? source : undefined;
+  }
+  if (isRecord(volume) && volume.type === 'bind' && typeof volume.source === 'string') return volume.source;
+  return undefined;
+}
+
+function envFiles(value: unknown): string[] {
+  const list = Array.isArray(value) ? value : value === undefined ? [] : [value];
+  return list.map((item) => (isRecord(item) ? item.path : item)).filter((item): item is string => typeof item === 'string');
+}
+
+/** Parses a compose file's text; `file` is its repo-relative path, which anchors relative paths. */
+export function parseComposeFile(text: string, file: string): ComposeFile {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (error) {
+    throw new ReleaseError('BAD_INPUT', `${file}: not valid YAML: ${(error as Error).message.split('\n')[0]}`, { hint: 'fix the YAML syntax' });
+  }
+  if (!isRecord(raw)) fail(file, '(top level)', 'expected a mapping with services:');
+  if (!isRecord(raw.services)) fail(file, 'services', 'expected a mapping of compose services');
+  const dir = posix.dirname(file);
+  const topConfigs = isRecord(raw.configs) ? raw.configs : {};
+  const configFile = (name: string) => {
+    const entry = topConfigs[name];
+    return isRecord(entry) && typeof entry.file === 'string' ? entry.file : undefined;
+  };
+  const services = Object.entries(raw.services).map(([name, body]): ComposeService => {
+    if (!isRecord(body)) fail(file, `services.${name}`, 'expected a mapping');
+    if (body.image !== undefined && typeof body.image !== 'string') fail(file, `services.${name}.image`, 'expected a string');
+    if (body.image === undefined && body.build === undefined) fail(file, `services.${name}`, 'needs an image: or a build:');
+    let build: ComposeService['build'];
+    if (body.build !== undefined) {
+      const spec = typeof body.build === 'string' ? { context: body.build } : body.build;
+      if (!isRecord(spec)) fail(file, `services.${name}.build`, 'expected a path or a mapping with context:');
+      const contextDir = typeof spec.context === 'string' ? spec.context : '.';
+      const context = repoPath(dir, contextDir);
+      if (context === undefined) fail(file, `services.${name}.build.context`, `"${contextDir}" must be a folder of this repo`);
+      const dockerfile = typeof spec.dockerfile === 'string' ? spec.dockerfile : 'Dockerfile';
+      build = { context, dockerfile: posix.normalize(posix.join(context, dockerfile)) };
+    }
+    const volumes = Array.isArray(body.volumes) ? body.volumes : [];
+    const configs = Array.isArray(body.configs) ? body.configs : [];
+    const mountSources = [
+      ...volumes.map(bindSource),
+      ...envFiles(body.env_file),
+      ...configs.map((ref) => configFile(typeof ref === 'string' ? ref : isRecord(ref) && typeof ref.source === 'string' ? ref.source : '')),
+    ];
+    const mounts = [...new Set(mountSources.filter((source): source is string => source !== undefined)
+      .map((source) => repoPath(dir, source)).filter((path): path is string => path !== undefined))].sort();
+    return { name, image: body.image as string | undefined, build, mounts };
+  });
+  return { services };
+}
+
+const within = (folder: string, path: string) => folder === '.' || path === folder || path.startsWith(`${folder}/`);
+
+/** The role a repo path plays for one compose file: which services build from it or mount it. */
+export function composeRoles(compose: ComposeFile, path: string): { builds: string[]; mounts: string[] } {
+  const builds = compose.services.filter((s) => s.build && (within(s.build.context, path) || s.build.dockerfile === path)).map((s) => s.name);
+  const mounts = compose.services.filter((s) => s.mounts.some((mount) => within(mount, path))).map((s) => s.name);
+  return { builds, mounts };
+}

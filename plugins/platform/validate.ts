@@ -1,0 +1,42 @@
+import { ReleaseError, type RunContext } from '../../core/index.js';
+import { git, showFile } from '../git/git.js';
+import { parseComposeFile } from './compose-file.js';
+import { composePath, manifestPath, parseManifest, SERVICE_NAME, SERVICE_NAME_RULE, SERVICES_DIR } from './manifest.js';
+
+/**
+ * Refuses (exit 2) a release whose services' files are bad at commit `sha`: a `packages/` folder
+ * whose name cannot be a service, a manifest or compose file that is a symlink, does not parse or
+ * does not validate. Runs in prepare, before any backup or pull, so nothing has changed yet.
+ */
+export async function validateServicesAt(context: RunContext, sha: string, folders: readonly string[], services: readonly string[]): Promise<void> {
+  for (const folder of folders) {
+    if (!SERVICE_NAME.test(folder)) {
+      throw new ReleaseError('BAD_INPUT', `${SERVICES_DIR}/${folder}/: "${folder}" is not a valid service name; nothing was changed`, {
+        hint: `rename the folder: a service name is ${SERVICE_NAME_RULE}`,
+      });
+    }
+  }
+  for (const service of services) {
+    const paths = [manifestPath(service), composePath(service)];
+    const listing = await git(context, ['ls-tree', '--full-tree', '--end-of-options', sha, '--', ...paths]);
+    for (const line of listing.split('\n').filter(Boolean)) {
+      const [mode] = line.split(' ');
+      const path = line.slice(line.indexOf('\t') + 1);
+      if (mode !== '100644' && mode !== '100755') {
+        throw new ReleaseError('BAD_INPUT', `${path}: must be a regular file (git mode ${mode}${mode === '120000' ? ', a symlink' : ''}); nothing was changed`, {
+          hint: 'commit the file itself, not a link to it',
+        });
+      }
+    }
+    const manifestText = await showFile(context, sha, manifestPath(service));
+    if (manifestText === undefined) continue; // the release deletes the service
+    const manifest = parseManifest(manifestText, manifestPath(service), service);
+    const composeText = await showFile(context, sha, composePath(service));
+    if (composeText !== undefined) parseComposeFile(composeText, composePath(service));
+    else if (manifest.runtime === 'compose') {
+      throw new ReleaseError('BAD_INPUT', `${composePath(service)} does not exist, but ${manifestPath(service)} deploys ${service} with compose; nothing was changed`, {
+        hint: 'add the compose file, or set runtime: none in the manifest for a service this host does not run',
+      });
+    }
+  }
+}
