@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Platform, snapshot, ORCHESTRATOR_ROOT } from './platform.js';
+import { Platform, sh, snapshot, ORCHESTRATOR_ROOT } from './platform.js';
 
 /**
  * Bad input of every kind an operator or a repo can hand the orchestrator: each exits with its
@@ -47,6 +47,48 @@ describe('hostile input', () => {
     expect(result.stderr.split('\n')[0]).toMatch(/packages\/web\/manifest.yaml: backup.0.type: /);
     expect(await platform.head()).toBe(head);
     await platform.mergeFeature('70b', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:1\n' });
+  });
+
+  const aliasBomb = ['name: web', 'runtime: none', 'image: local/web:2', 'a: &a ["x","x","x","x","x","x","x","x","x"]',
+    ...Array.from({ length: 8 }, (_, i) => `${'bcdefghi'[i]}: &${'bcdefghi'[i]} [${Array(9).fill(`*${'abcdefgh'[i]}`).join(',')}]`), ''].join('\n');
+  test.each([
+    ['a name that is not its folder', { 'packages/web/manifest.yaml': 'name: api\nruntime: none\nimage: local/web:2\n' }, /packages\/web\/manifest.yaml: name: "api" must equal its folder "web"/],
+    ['a YAML alias bomb', { 'packages/web/manifest.yaml': aliasBomb }, /packages\/web\/manifest.yaml: not valid YAML: .*alias/i],
+    ['an image that is not an image reference', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: "Local/Web:2 --privileged"\n' }, /packages\/web\/manifest.yaml: image: expected an image reference/],
+    ['a folder that cannot be a service name', { 'packages/Web App/manifest.yaml': 'name: Web App\nruntime: none\nimage: local/web:2\n' }, /packages\/Web App\/: "Web App" is not a valid service name; nothing was changed/],
+    ['a compose service with neither image nor build', { 'packages/web/manifest.yaml': 'name: web\nimage: local/web:2\n', 'packages/web/compose.yaml': 'services:\n  app:\n    ports: ["80"]\n' }, /packages\/web\/compose.yaml: services.app: needs an image: or a build:/],
+    ['a compose runtime without a compose file', { 'packages/web/manifest.yaml': 'name: web\nimage: local/web:2\n' }, /packages\/web\/compose.yaml does not exist, but packages\/web\/manifest.yaml deploys web with compose; nothing was changed/],
+  ])('a release with %s exits 2 in prepare, before any backup or pull', async (_name, files, message) => {
+    await platform.mergeFeature('75', files);
+    // Only the audit log may change: it records the refused attempt.
+    const withoutLog = async () => (await snapshot(platform.prod)).split('\n').filter((line) => !line.includes('/releases/75.log')).join('\n');
+    const before = await withoutLog();
+    try {
+      const result = await platform.run('release-run', ['75']);
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr.split('\n')[0]).toMatch(message);
+      expect(await withoutLog()).toBe(before);
+      expect(existsSync(platform.stateFile('75'))).toBe(false);
+    } finally {
+      // Put origin back to what prod holds, for the next case.
+      await sh(platform.dev, 'git', ['reset', '-q', '--hard', await platform.head()]);
+      await sh(platform.dev, 'git', ['push', '-q', '--force', 'origin', 'main']);
+    }
+  });
+
+  test('a manifest that is a symlink exits 2 in prepare, naming it', async () => {
+    await platform.mergeFeature('76', { 'packages/web/real.yaml': 'name: web\nruntime: none\nimage: local/web:2\n', 'packages/web/manifest.yaml': null });
+    await sh(platform.dev, 'ln', ['-s', 'real.yaml', 'packages/web/manifest.yaml']);
+    await sh(platform.dev, 'git', ['add', '-A']);
+    await sh(platform.dev, 'git', ['commit', '-q', '-m', 'symlink']);
+    await sh(platform.dev, 'git', ['push', '-q', 'origin', 'main']);
+    const head = await platform.head();
+    const result = await platform.run('release-run', ['76']);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr.split('\n')[0]).toMatch(/packages\/web\/manifest.yaml: must be a regular file \(git mode 120000, a symlink\); nothing was changed/);
+    expect(await platform.head()).toBe(head);
+    await sh(platform.dev, 'git', ['reset', '-q', '--hard', head]);
+    await sh(platform.dev, 'git', ['push', '-q', '--force', 'origin', 'main']);
   });
 
   test.each([

@@ -27,7 +27,7 @@ describe('a failure prints and logs the playbooks that match it', () => {
   });
 
   test('release-run-exit-5-with-drift (an unclassified file)', async () => {
-    await platform.mergeFeature('41', { 'packages/web/src/app.js': 'x\n' });
+    await platform.mergeFeature('41', { 'tools/helper.py': 'x\n' });
     const result = await platform.run('release-run', ['41']);
     expect(result.exitCode).toBe(5);
     expectPlaybook(result.stdout, '41', 'release-run-exit-5-with-drift', 'just release-run 41 --from=migrate');

@@ -106,6 +106,7 @@ describe('the compose runtime on a real Docker engine', () => {
     await platform.mergeFeature('5000', {
       [`packages/${web}/src/app.js`]: 'console.log(1)\n',
       'tools/helper.py': 'print(1)\n',
+      Makefile: 'all:\n',
       [`packages/${web}/manifest.yaml`]: dockerServiceFiles(web, webPort, { tag: '2' })[`packages/${web}/manifest.yaml`]!,
     });
 
@@ -113,9 +114,13 @@ describe('the compose runtime on a real Docker engine', () => {
 
     expect(result.exitCode).toBe(5);
     expect(result.stderr).toMatch(/2 changed file\(s\) match no classifier rule; no service was touched/);
-    expect(result.stdout).toContain(`packages/${web}/src/app.js`);
-    expect(result.stdout).toContain('tools/helper.py');
-    expect(result.stdout).toMatch(/rules in force: service-files, ticket-scripts, playbooks, docs, orchestrator-source/);
+    const report = `${result.stdout}\n${result.stderr}`;
+    expect(report).not.toMatch(new RegExp(`^ {2}packages/${web}/src/app.js$`, 'm'));
+    expect(report).toMatch(/^ {2}tools\/helper.py$/m);
+    expect(report).toMatch(/^ {2}Makefile$/m);
+    expect(report).toContain('rules in force, in order:');
+    expect(report).toContain('service-files (packages/<svc>/**, roles from packages/<svc>/compose.yaml)');
+    expect(report).toContain('release-config (release.config.ts justfile .justfile Justfile)');
     expect(await containersOf(web)).toEqual(before);
   });
 
