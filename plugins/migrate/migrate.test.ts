@@ -109,5 +109,42 @@ describe('the migrate phase on real git', () => {
     expect(result.stdout).toContain('docs/runbook.md: handbook (handbook)');
     const script = readFileSync(join(platform.prod, '.asd/workspace/release/migrate.sh'), 'utf8');
     expect(script).toMatch(/#   A docs\/runbook.md\s+handbook \(handbook\)/);
+    // Nothing to do is said once, in the header and the output, and the script touches no service.
+    expect(script).toContain('# No changed file asks for an action: this script touches no service.');
+    expect(script).not.toMatch(/^migrate_/m);
+    expect(result.stdout).toContain('migrate: no changed file asks for an action: no service is touched');
+  });
+
+  test('an action no plugin carries out fails migrate with exit 5 before any service is touched, naming it', async () => {
+    await platform.pushCommits([{
+      'release.config.ts': `export default ({ defaultPlugins, builtins }: any) => ({
+  plugins: [
+    builtins.globRule({ name: 'proxy-routes', patterns: ['routes/**'], kind: 'route', action: 'reload-proxy', service: 'web' }),
+    ...defaultPlugins(),
+  ],
+});
+`,
+    }]);
+    await platform.git(['pull', '-q', '--ff-only', 'origin', 'main']);
+    await platform.mergeFeature('302', { 'routes/api.cfg': 'x\n', 'packages/api/manifest.yaml': 'name: api\nruntime: none\nimage: local/api:2\n' });
+
+    const result = await platform.run('release-run', ['302']);
+
+    expect(result.exitCode).toBe(5);
+    const report = `${result.stdout}\n${result.stderr}`;
+    expect(report).toContain('1 action(s) that no plugin carries out; no service was touched');
+    expect(report).toContain('reload-proxy web: routes/api.cfg changed (rule proxy-routes)');
+    expect(report).toMatch(/plugins that carry out actions: .*redeploy \(runtime-compose, runtime-none\)/);
+    expect(platform.logEvents('302').filter((line) => line.includes('phase=apply'))).toEqual([]);
+  });
+
+  test('a service whose runtime no plugin provides fails its action with exit 5 instead of passing silently', async () => {
+    await platform.mergeFeature('303', { 'packages/api/manifest.yaml': 'name: api\nruntime: swarm\nimage: local/api:2\n' });
+
+    const result = await platform.run('release-run', ['303']);
+
+    expect(result.exitCode).toBe(5);
+    expect(`${result.stdout}\n${result.stderr}`).toContain('no plugin carried out redeploy for service api (plugins that take redeploy: runtime-compose, runtime-none)');
+    expect(result.stdout).toContain('release-run failed in phase migrate');
   });
 });
