@@ -48,7 +48,7 @@ export async function postgresRows(scale: number): Promise<Row[]> {
     await execa(join(server.binDir, 'pgbench'), ['-i', '-q', '-s', String(scale), ...conn, db], { env });
     const size = await psql(server, db, 'SELECT pg_size_pretty(pg_database_size(current_database()))');
     const request = (run: number): BackupRequest => ({
-      service: 'bench', index: 0, dir: join(repoDir, 'backups', String(run)),
+      service: 'bench', index: 0, manifest: 'packages/bench/manifest.yaml', dir: join(repoDir, 'backups', String(run)),
       entry: { type: 'postgres', url: `postgres://${server.user}@${server.host}:${server.port}/${db}` },
     });
     const rawDump = join(repoDir, 'raw.dump');
@@ -94,7 +94,7 @@ export async function volumeRows(gib: number): Promise<Row[]> {
   const source = join(repoDir, 'data');
   try {
     await mixedFiles(source, gib * 1024 ** 3);
-    const request: BackupRequest = { service: 'bench', index: 0, dir: join(repoDir, 'backups', 'one'), entry: { type: 'volume', path: source } };
+    const request: BackupRequest = { service: 'bench', index: 0, manifest: 'packages/bench/manifest.yaml', dir: join(repoDir, 'backups', 'one'), entry: { type: 'volume', path: source } };
     const ours = await timed(() => hooks.backup.for('volume').promise(request, context));
     const raw = await timed(() => execa('sh', ['-c', `tar -C "${source}" -cf - . | gzip -1 > "${join(repoDir, 'raw.tar.gz')}"`]));
     return [{ what: `volume backup of ${gib} GiB of mixed files: tar, gzip -1, sha256, read back`, ours, rawName: '`tar -cf - . | gzip -1` alone', raw }];

@@ -53,6 +53,8 @@ export interface BackupRequest {
   dir: string;
   /** The entry's position in the manifest, so two entries of one type get distinct files. */
   index: number;
+  /** The manifest the entry comes from, for messages: `packages/<svc>/manifest.yaml`. */
+  manifest: string;
 }
 
 export interface BackupResult {

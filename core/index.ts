@@ -1,7 +1,7 @@
 /** The core's public surface: plugins import from here and nowhere else in core/. */
 export { ReleaseError, EXIT_CODES, toReleaseError, codeOfExit, type ErrorCode } from './errors.js';
 export { STEP_BIN } from './step.js';
-export { parseOptions } from './options.js';
+export { parseOptions, invalidInput, keyPath } from './options.js';
 /** The zod the core validates with, for plugins' option schemas. */
 export { z } from 'zod';
 export { carryOut, requireActionPlugins, describeActionPlugins } from './actions.js';

@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { ReleaseError, registerSecret, type BackupRequest, type BackupResult, type Plugin, type RunContext, parseOptions } from '../../core/index.js';
 import { manifestPath } from '../platform/manifest.js';
-import { createArchiveStream, hashingCounter, removeArchive, sealArchive, verifyArchive } from '../backup-archive/archive.js';
+import { createArchiveStream, hashingCounter, removeArchive, sealArchive, verifyArchive } from '../../api/archive.js';
 import {
   PASSWORD_HINT, PG_NAME, checkPassfile, connectionArgs, expandPath, parsePostgresUrl, registerPassfileSecrets,
   type PassfileChoice, type PgTarget,

@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ReleaseError, PRIVATE_FILE_MODE, type RestoreRequest } from '../../core/index.js';
-import { hashingCounter, readArchive } from '../backup-archive/archive.js';
+import { hashingCounter, readArchive } from '../../api/archive.js';
 import { connectionArgs, derivedName, quoteIdent, quoteLiteral } from './connection.js';
 import { PgTools, ToolError } from './tools.js';
 

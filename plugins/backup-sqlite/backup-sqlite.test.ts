@@ -36,7 +36,7 @@ function harness(root: string, plugins: Plugin[] = [], options: Partial<SqliteBa
   const out = new Output('release-run', sink as unknown as NodeJS.WriteStream, sink as unknown as NodeJS.WriteStream);
   const context = createContext({ verb: 'release-run', ticket: 't1', repoDir: root, dryRun: false, hooks, out, signal: new AbortController().signal });
   const dir = join(root, '.asd', 'workspace', 'backups', 'notes', '20260518_153012');
-  const request = (entry: Record<string, unknown>, index = 0): BackupRequest => ({ service: 'notes', entry: { type: 'sqlite', ...entry }, dir, index });
+  const request = (entry: Record<string, unknown>, index = 0): BackupRequest => ({ service: 'notes', entry: { type: 'sqlite', ...entry }, dir, index, manifest: 'packages/notes/manifest.yaml' });
   return {
     dir, request, output: () => text,
     backup: (r: BackupRequest) => hooks.backup.for('sqlite').promise(r, context),

@@ -20,7 +20,7 @@ import { z } from 'zod';
 import {
   ReleaseError, ensurePrivateDir, formatBytes, fsyncPath, PRIVATE_FILE_MODE,
   type BackupRequest, type BackupResult, type Plugin, type RestoreRequest, type RunContext, parseOptions } from '../../core/index.js';
-import { createArchiveStream, hashingCounter, readArchive, removeArchive, sealArchive, verifyArchive } from '../backup-archive/archive.js';
+import { createArchiveStream, hashingCounter, readArchive, removeArchive, sealArchive, verifyArchive } from '../../api/archive.js';
 import { manifestPath } from '../platform/manifest.js';
 
 export const PLUGIN_NAME = 'backup-sqlite';

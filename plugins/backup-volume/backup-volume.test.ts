@@ -69,7 +69,7 @@ describe('backup-volume on real docker volumes and host folders', () => {
   /** Backup, mutate, check, restore: the tree must come back exactly. */
   async function roundTrip(entry: Record<string, unknown>, dir: string, options: BackupVolumeOptions = {}, leftover?: () => void) {
     const { call, printed } = setup(options);
-    const request: BackupRequest = { service: 'svc', entry: { type: 'volume', ...entry }, dir: join(scratch, 'backups', 'svc', '20260518_153012'), index: 0 };
+    const request: BackupRequest = { service: 'svc', entry: { type: 'volume', ...entry }, dir: join(scratch, 'backups', 'svc', '20260518_153012'), index: 0, manifest: 'packages/svc/manifest.yaml' };
     await populate(dir, outside);
     const before = await listing(dir);
 
@@ -138,7 +138,7 @@ describe('backup-volume on real docker volumes and host folders', () => {
   test('(3) one flipped byte: checkBackup fails naming the file, and restore touches nothing', async () => {
     const { name, mountpoint } = await newVolume();
     const { call } = setup();
-    const request: BackupRequest = { service: 'svc', entry: { type: 'volume', volume: name }, dir: join(scratch, 'b'), index: 2 };
+    const request: BackupRequest = { service: 'svc', entry: { type: 'volume', volume: name }, dir: join(scratch, 'b'), index: 2, manifest: 'packages/svc/manifest.yaml' };
     await populate(mountpoint, outside);
     await call.backup(request);
     const archive = join(request.dir, '2-volume.tar.gz');
@@ -171,7 +171,7 @@ describe('backup-volume on real docker volumes and host folders', () => {
     cleanups.push(() => run('umount', [small]).then(() => undefined));
     for (const compressor of ['gzip', 'zstd'] as const) {
       const { call, printed } = setup({ compressor });
-      const request: BackupRequest = { service: 'svc', entry: { type: 'volume', volume: name }, dir: join(small, 'backups', 'svc', compressor), index: 0 };
+      const request: BackupRequest = { service: 'svc', entry: { type: 'volume', volume: name }, dir: join(small, 'backups', 'svc', compressor), index: 0, manifest: 'packages/svc/manifest.yaml' };
 
       const error = await failure(call.backup(request));
 
@@ -196,7 +196,7 @@ describe('backup-volume on real docker volumes and host folders', () => {
       if (file === 'tar' && args.includes('--create')) seen.push((await containersOf(service)).map((c) => c.state).join(','));
       return exec(file, args, options);
     };
-    const request: BackupRequest = { service, entry: { type: 'volume', volume: name, consistency: 'stop' }, dir: join(scratch, 'b'), index: 0 };
+    const request: BackupRequest = { service, entry: { type: 'volume', volume: name, consistency: 'stop' }, dir: join(scratch, 'b'), index: 0, manifest: 'packages/svc/manifest.yaml' };
 
     await call.backup(request);
 
@@ -215,11 +215,11 @@ describe('backup-volume on real docker volumes and host folders', () => {
     const { call } = setup();
     const short = name.slice(name.indexOf('_') + 1);
     const dir = join(scratch, 'b');
-    const missing = await failure(call.backup({ service: 'svc', entry: { type: 'volume', volume: short }, dir, index: 0 }));
+    const missing = await failure(call.backup({ service: 'svc', entry: { type: 'volume', volume: short }, dir, index: 0, manifest: 'packages/svc/manifest.yaml' }));
     expect(missing.code).toBe('BACKUP_FAILED');
     expect(missing.message).toBe(`svc volume ${short}: docker volume ${short} does not exist`);
     expect(missing.hint).toContain(`did you mean ${name}`);
-    const noPath = await failure(call.backup({ service: 'svc', entry: { type: 'volume', path: join(scratch, 'nope') }, dir, index: 0 }));
+    const noPath = await failure(call.backup({ service: 'svc', entry: { type: 'volume', path: join(scratch, 'nope') }, dir, index: 0, manifest: 'packages/svc/manifest.yaml' }));
     expect(noPath.message).toBe(`svc path ${join(scratch, 'nope')}: ${join(scratch, 'nope')} does not exist`);
     expect(existsSync(dir)).toBe(false);
   });
@@ -232,7 +232,7 @@ describe('backup-volume on real docker volumes and host folders', () => {
     const mountpoint = await createVolume(name);
     await populate(mountpoint, outside, false);
     const before = await listing(mountpoint, false);
-    const request: BackupRequest = { service, entry: { type: 'volume', volume: name }, dir: join(scratch, 'b'), index: 0 };
+    const request: BackupRequest = { service, entry: { type: 'volume', volume: name }, dir: join(scratch, 'b'), index: 0, manifest: 'packages/svc/manifest.yaml' };
     await call.backup(request);
     await removeVolume(name);
 
@@ -245,7 +245,7 @@ describe('backup-volume on real docker volumes and host folders', () => {
 });
 
 describe('backup-volume manifest entries and options', () => {
-  const request = (entry: Record<string, unknown>): BackupRequest => ({ service: 'web', entry: { type: 'volume', ...entry }, dir: '/x', index: 1 });
+  const request = (entry: Record<string, unknown>): BackupRequest => ({ service: 'web', entry: { type: 'volume', ...entry }, dir: '/x', index: 1, manifest: 'packages/web/manifest.yaml' });
   const bad = (entry: Record<string, unknown>) => {
     try {
       parseEntry(request(entry));

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { isAbsolute, join, posix, relative } from 'node:path';
 import { z } from 'zod';
 import { ReleaseError, formatBytes, type BackupRequest, type BackupResult, type Plugin, type RunContext, parseOptions } from '../../core/index.js';
-import { verifyArchive } from '../backup-archive/archive.js';
+import { verifyArchive } from '../../api/archive.js';
 import { manifestPath } from '../platform/manifest.js';
 import { makeStagingDir, removeLeftovers, replaceContents, ReplaceError, stagingFor } from './replace.js';
 import { describeEntry, mountsInside, sourceFolder, targetFolder, type VolumeEntry } from './source.js';

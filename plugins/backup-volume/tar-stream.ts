@@ -9,7 +9,7 @@ import { Duplex, PassThrough, Transform, Writable, type Readable } from 'node:st
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { ReleaseError, formatBytes, type ExecResult, type RunContext, type TransferProgress } from '../../core/index.js';
-import { createArchiveStream, hashingCounter, readArchive, removeArchive, sealArchive, type Artifact } from '../backup-archive/archive.js';
+import { createArchiveStream, hashingCounter, readArchive, removeArchive, sealArchive, type Artifact } from '../../api/archive.js';
 
 export type Compressor = 'gzip' | 'zstd' | 'none';
 

@@ -52,7 +52,7 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
   if (entries.length === 0) return;
   const stamp = backupTimestamp();
   const dir = join(context.workspaceDir, 'backups', service, stamp);
-  const requests: BackupRequest[] = entries.map((entry, index) => ({ service, entry, dir, index }));
+  const requests: BackupRequest[] = entries.map((entry, index) => ({ service, entry, dir, index, manifest: manifestPath(service) }));
   for (const request of requests) {
     if (!context.hooks.backup.get(request.entry.type)?.isUsed()) {
       throw new ReleaseError('BAD_INPUT', `${manifestPath(service)}: backup[${request.index}].type: no backup plugin handles "${request.entry.type}"`, {

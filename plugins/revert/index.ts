@@ -17,7 +17,7 @@ async function restoreRequests(context: RunContext, state: ReleaseState): Promis
     if (text === undefined) throw new ReleaseError('BACKUP_FAILED', `no manifest for ${service} at MERGE_SHA or BASE_SHA: cannot tell how its backup was taken`);
     const manifest = parseManifest(text, manifestPath(service), service);
     const dir = join(context.workspaceDir, 'backups', service, stamp);
-    manifest.backup.forEach((entry, index) => requests.push({ service, entry, dir, index }));
+    manifest.backup.forEach((entry, index) => requests.push({ service, entry, dir, index, manifest: manifestPath(service) }));
   }
   return requests;
 }

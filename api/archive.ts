@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
-import { ReleaseError, ensurePrivateDir, writeFileAtomic, PRIVATE_FILE_MODE, type TransferProgress } from '../../core/index.js';
+import { ReleaseError, ensurePrivateDir, writeFileAtomic, PRIVATE_FILE_MODE, type TransferProgress } from '../core/index.js';
 import { open } from 'node:fs/promises';
 
 export interface Artifact {

@@ -1,0 +1,74 @@
+import { ReleaseError, invalidInput, z, type BackupRequest, type BackupResult, type Plugin, type RunContext } from '../core/index.js';
+
+/** A backup request with the manifest entry parsed by the strategy's own schema. */
+export interface StrategyRequest<Entry> extends BackupRequest {
+  /** The entry, validated (defaults filled in). */
+  options: Entry;
+}
+
+/**
+ * A backup strategy: the four parts a release needs from it. Every part is required, so a
+ * strategy that could back up but not restore is refused when the config loads (exit 2).
+ */
+export interface BackupStrategy<Schema extends z.ZodType> {
+  /** The manifest's `backup[].type` it handles, e.g. `mariadb`. */
+  type: string;
+  /** Its plugin name (the tap name errors are tagged with); default `backup-<type>`. */
+  name?: string;
+  /** The entry's keys besides `type`, e.g. `z.strictObject({ database: z.string() })`. */
+  entry: Schema;
+  /** Write the backup into `request.dir` (it exists, 0700) and prove it readable. */
+  backup(request: StrategyRequest<z.infer<Schema>>, context: RunContext): Promise<BackupResult>;
+  /** A dry run's estimate in bytes; reads only. */
+  size(request: StrategyRequest<z.infer<Schema>>, context: RunContext): Promise<number>;
+  /** Before any restore of the release starts: throw BACKUP_FAILED naming a missing or corrupt file. */
+  check(request: StrategyRequest<z.infer<Schema>>, context: RunContext): Promise<void>;
+  /** Put the data back as it was at backup time, all or nothing. */
+  restore(request: StrategyRequest<z.infer<Schema>>, context: RunContext): Promise<void>;
+}
+
+const PARTS = ['backup', 'size', 'check', 'restore'] as const;
+
+/** Parses a request's entry with the strategy's schema; errors name the manifest and the key (exit 2). */
+function parseEntry<Schema extends z.ZodType>(strategy: BackupStrategy<Schema>, request: BackupRequest): StrategyRequest<z.infer<Schema>> {
+  const { type: _type, ...keys } = request.entry;
+  const parsed = strategy.entry.safeParse(keys);
+  if (!parsed.success) {
+    throw invalidInput(request.manifest, parsed.error, `fix that key of the ${strategy.type} backup entry`, ['backup', request.index]);
+  }
+  return { ...request, options: parsed.data };
+}
+
+/**
+ * Turns a strategy into a plugin tapping `backup`, `sizeBackup`, `checkBackup` and `restore` for
+ * its type. A strategy that lacks a part, or whose entry is not a zod schema, is refused here, at
+ * config load, naming it.
+ */
+export function defineBackupStrategy<Schema extends z.ZodType>(strategy: BackupStrategy<Schema>): Plugin {
+  const name = strategy.name ?? `backup-${strategy?.type}`;
+  if (!strategy || typeof strategy.type !== 'string' || !/^[a-z][a-z0-9-]*$/.test(strategy.type)) {
+    throw new ReleaseError('BAD_INPUT', `backup strategy ${name}: type must be a lower-case word like mariadb`, { hint: 'fix the strategy in release.config.ts' });
+  }
+  const missing = PARTS.filter((part) => typeof strategy[part] !== 'function');
+  if (!(strategy.entry instanceof z.ZodType)) missing.unshift('entry' as never);
+  if (missing.length > 0) {
+    throw new ReleaseError('BAD_INPUT', `backup strategy ${name} lacks ${missing.join(', ')}: a strategy needs entry, backup, size, check and restore`, {
+      hint: `add ${missing.join(', ')} to the strategy in release.config.ts (see docs/plugins.md)`,
+    });
+  }
+  return {
+    name,
+    apply({ hooks }) {
+      hooks.backup.for(strategy.type).tapPromise(name, (request, context) => strategy.backup(parseEntry(strategy, request), context));
+      hooks.sizeBackup.for(strategy.type).tapPromise(name, (request, context) => strategy.size(parseEntry(strategy, request), context));
+      hooks.checkBackup.for(strategy.type).tapPromise(name, async (request, context) => {
+        await strategy.check(parseEntry(strategy, request), context);
+        return true;
+      });
+      hooks.restore.for(strategy.type).tapPromise(name, async (request, context) => {
+        await strategy.restore(parseEntry(strategy, request), context);
+        return true;
+      });
+    },
+  };
+}
