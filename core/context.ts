@@ -20,7 +20,14 @@ export interface RunContext {
   readonly from?: string;
   /** The phase running now; `orchestrator` before the first and after the last. */
   phase: string;
+  /** The hooks of the config in force; `useConfigAt` swaps them for another commit's. */
   readonly hooks: Hooks;
+  /**
+   * Loads the platform's config as `commit` holds it and makes its hooks the run's: the config
+   * that governs a release is the one it releases, in every phase. A no-op where the application
+   * gives no loader (tests of a single plugin).
+   */
+  useConfigAt(commit: string): Promise<void>;
   readonly out: Output;
   readonly log: AuditLog;
   readonly stateFile: StateFile;
@@ -55,6 +62,8 @@ export interface ContextInit {
   hooks: Hooks;
   out: Output;
   signal: AbortSignal;
+  /** The application's config loader, for `useConfigAt`. */
+  loadHooksAt?: (commit: string) => Promise<Hooks>;
 }
 
 export function workspacePaths(repoDir: string, ticket: string) {
@@ -73,6 +82,7 @@ export function createContext(init: ContextInit): RunContext {
   const paths = workspacePaths(init.repoDir, init.ticket);
   const stateFile = new StateFile(paths.stateFile);
   const failpointName = process.env.RELEASE_FAILPOINT;
+  let loadedAt: string | undefined;
   const context: RunContext = {
     ...init,
     workspaceDir: paths.workspaceDir,
@@ -92,6 +102,11 @@ export function createContext(init: ContextInit): RunContext {
     },
     exec(file, args, options = {}) {
       return exec(file, args, { cwd: init.repoDir, signal: init.signal, ...options });
+    },
+    async useConfigAt(commit) {
+      if (!init.loadHooksAt || loadedAt === commit) return;
+      (context as { hooks: Hooks }).hooks = await init.loadHooksAt(commit);
+      loadedAt = commit;
     },
     requestHandoff(reason) {
       context.handoffReason ??= reason;

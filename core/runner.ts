@@ -69,6 +69,7 @@ export interface RunVerbOptions {
   hooks: Hooks;
   out: Output;
   signal: AbortSignal;
+  loadHooksAt?: (commit: string) => Promise<Hooks>;
 }
 
 function interruptedIfAborted(context: RunContext, error: ReleaseError): ReleaseError {
@@ -114,13 +115,13 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
       if (state.ticket !== options.ticket) {
         throw new ReleaseError('BAD_INPUT', `state file ${context.stateFile.path} is for ticket ${state.ticket}, not ${options.ticket}`);
       }
-      await options.hooks.resume.promise(context);
+      await context.hooks.resume.promise(context);
     }
     for (const [index, phase] of phases.entries()) {
       context.phase = phase.name;
       if (context.signal.aborted) throw new ReleaseError('INTERRUPTED', 'interrupted by a signal');
       out.phase(phase.name, options.dryRun ? `preview: ${phase.summary}` : phase.summary);
-      await options.hooks.phase.for(phase.name).promise(context);
+      await context.hooks.phase.for(phase.name).promise(context);
       context.log.event(phase.name, 'done', { rc: 0 });
       const next = phases[index + 1];
       if (context.handoffReason && next && !options.dryRun && !process.env[INHERITED_LOCK_ENV]) {
@@ -129,7 +130,7 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
     }
     context.phase = 'orchestrator';
     context.log.event('orchestrator', 'done', { rc: 0 });
-    await options.hooks.done.promise(context);
+    await context.hooks.done.promise(context);
     const outcome = verb === 'release-run' ? 'complete' : 'reverted';
     out.plain(options.dryRun
       ? `[${verb}] dry run of release ${options.ticket} finished: nothing was changed`
@@ -150,7 +151,7 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
     }
     reportFailure(out, verb, options.ticket, current, error);
     try {
-      await options.hooks.failed.promise(context, error);
+      await context.hooks.failed.promise(context, error);
     } catch (hookError) {
       out.warn(`a failure handler failed too: ${toReleaseError(hookError).message}`);
     }

@@ -167,7 +167,7 @@ export function defaultRules(): Plugin[] {
     globRule({ name: 'ticket-scripts', patterns: ['releases/**'], kind: 'ticket-script' }),
     globRule({ name: 'playbooks', patterns: ['recovery/**'], kind: 'playbook' }),
     orchestratorSourceRule(),
-    globRule({ name: 'release-config', patterns: ['release.config.ts', 'justfile', '.justfile', 'Justfile'], kind: 'release-config' }),
+    globRule({ name: 'release-config', patterns: ['release.config.ts', 'release/**', 'justfile', '.justfile', 'Justfile'], kind: 'release-config' }),
     globRule({ name: 'docs', patterns: ['docs/**', '**/*.md'], kind: 'docs' }),
     globRule({
       name: 'repo-meta',

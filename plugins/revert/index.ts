@@ -186,7 +186,11 @@ export function revertPlugin(rawOptions: Partial<GitOptions> = {}): Plugin {
     name: PLUGIN_NAME,
     apply({ hooks }) {
       hooks.resume.tapPromise(PLUGIN_NAME, async (context) => {
-        if (context.verb === 'release-revert') context.shared.set(POSITION, await gitPosition(context));
+        if (context.verb !== 'release-revert') return;
+        context.shared.set(POSITION, await gitPosition(context));
+        // The release's own config restores its backups, even once git is back at BASE_SHA.
+        const { mergeSha } = context.requireState();
+        if (mergeSha) await context.useConfigAt(mergeSha);
       });
       hooks.phase.for('restore').tapPromise(PLUGIN_NAME, restoreAll);
       hooks.phase.for('git-revert').tapPromise(PLUGIN_NAME, (context) => revertInGit(context, options));

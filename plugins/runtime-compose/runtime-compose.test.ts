@@ -120,7 +120,7 @@ describe('the compose runtime on a real Docker engine', () => {
     expect(report).toMatch(/^ {2}Makefile$/m);
     expect(report).toContain('rules in force, in order:');
     expect(report).toContain('service-files (packages/<svc>/**, roles from packages/<svc>/compose.yaml)');
-    expect(report).toContain('release-config (release.config.ts justfile .justfile Justfile)');
+    expect(report).toContain('release-config (release.config.ts release/** justfile .justfile Justfile)');
     expect(await containersOf(web)).toEqual(before);
   });
 
