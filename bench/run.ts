@@ -5,7 +5,7 @@
 import { execa } from 'execa';
 import { join } from 'node:path';
 import picomatch from 'picomatch';
-import { Platform, ORCHESTRATOR_ROOT } from '../test/platform.js';
+import { Platform, ORCHESTRATOR_ROOT } from '../test/helpers/platform.js';
 import { applyPlugins } from '../core/runner.js';
 import { defaultPlugins } from '../release.config.js';
 import { classifyAll } from '../plugins/classify/classify-all.js';

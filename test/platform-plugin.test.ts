@@ -6,7 +6,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Platform, snapshot } from './platform.js';
+import { Platform, snapshot } from './helpers/platform.js';
 
 const FILE_BACKUP_PLUGIN = `import { createReadStream, writeFileSync, statSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';

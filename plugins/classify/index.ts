@@ -1,5 +1,5 @@
 import picomatch from 'picomatch';
-import { ReleaseError, parseOptions, z, type Action, type ChangedFile, type Classification, type DiffView, type Plugin } from '../../core/index.js';
+import { ReleaseError, parseOptions, z, type Action, type Classification, type DiffView, type Plugin } from '../../core/index.js';
 import { composeRoles, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, serviceOfPath } from '../platform/manifest.js';
 

@@ -2,7 +2,7 @@ import { ReleaseError, type Plugin, type ReleaseState, type RunContext, parseOpt
 import { currentBranch, diffFiles, dirtyPaths, git, headSha, isAncestor, requireKnownCommits, resolveSha, showFile } from '../git/git.js';
 import { validateServicesAt } from '../platform/validate.js';
 import { manifestPath, serviceOfPath } from '../platform/manifest.js';
-import { backUpAll, backUpService } from './backups.js';
+import { backUpAll, backUpService } from '../backups/take.js';
 import { prepareOptionsSchema, type PrepareOptions } from './options.js';
 
 export const PLUGIN_NAME = 'prepare';

@@ -1,8 +1,8 @@
 import { execa } from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Platform } from '../../test/platform.js';
-import { containersOf, dockerServiceFiles, freePort, httpGet, removeProjects, uniqueName } from '../../test/docker.js';
+import { Platform } from '../../test/helpers/platform.js';
+import { containersOf, dockerServiceFiles, freePort, httpGet, removeProjects, uniqueName } from '../../test/helpers/docker.js';
 
 /** A platform whose first release (ticket 100) deployed `web` (and `other`) on the test image :1. */
 async function deployedPlatform() {
