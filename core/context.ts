@@ -1,57 +1,13 @@
 import { join } from 'node:path';
-import type { Hooks } from './hooks.js';
+import type { Hooks, RunContext } from './hooks.js';
 import type { Output } from './output.js';
 import { AuditLog } from './audit-log.js';
-import { StateFile, type ReleaseState } from './state.js';
-import { exec, type ExecOptions, type ExecResult } from './exec.js';
+import { StateFile } from './state.js';
+import { exec } from './exec.js';
 import type { Verb } from './phases.js';
 import { Transfers } from './progress.js';
 
-/** What one run of a verb knows; passed to every hook. */
-export interface RunContext {
-  readonly verb: Verb | 'release';
-  readonly ticket: string;
-  /** The platform repo being released. */
-  readonly repoDir: string;
-  /** `.asd/workspace` of that repo. */
-  readonly workspaceDir: string;
-  readonly dryRun: boolean;
-  /** The phase the run started from (`--from`), if not the first. */
-  readonly from?: string;
-  /** The phase running now; `orchestrator` before the first and after the last. */
-  phase: string;
-  /** The hooks of the config in force; `useConfigAt` swaps them for another commit's. */
-  readonly hooks: Hooks;
-  /**
-   * Loads the platform's config as `commit` holds it and makes its hooks the run's: the config
-   * that governs a release is the one it releases, in every phase. A no-op where the application
-   * gives no loader (tests of a single plugin).
-   */
-  useConfigAt(commit: string): Promise<void>;
-  readonly out: Output;
-  readonly log: AuditLog;
-  readonly stateFile: StateFile;
-  /** The release's state, in memory; `saveState()` persists it (never in a dry run). */
-  state?: ReleaseState;
-  saveState(): void;
-  /** The state, which must exist by now (prepare has run or --from loaded it). */
-  requireState(): ReleaseState;
-  /** Runs a command in the repo by default, stopped when the run is interrupted. */
-  exec(file: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult>;
-  readonly signal: AbortSignal;
-  /** Failpoints for crash tests: a no-op unless RELEASE_FAILPOINT names this step. */
-  failpoint(step: string): void;
-  /** Progress lines (bytes and rate) for long transfers such as backups. */
-  readonly transfers: Transfers;
-  /** Options a plugin shares with others of the same run, by key. */
-  readonly shared: Map<string, unknown>;
-  /**
-   * Asks the core to run the remaining phases in a new process once this phase is done, e.g.
-   * because the pull brought new orchestrator code or config.
-   */
-  requestHandoff(reason: string): void;
-  handoffReason?: string;
-}
+export type { RunContext } from './hooks.js';
 
 export interface ContextInit {
   verb: Verb | 'release';
@@ -90,7 +46,6 @@ export function createContext(init: ContextInit): RunContext {
     stateFile,
     state: undefined,
     phase: 'orchestrator',
-    shared: new Map(),
     transfers: new Transfers(init.out),
     saveState() {
       if (init.dryRun || !context.state) return;

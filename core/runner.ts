@@ -10,14 +10,15 @@ import type { Output } from './output.js';
 import { PHASES_OF, phasesFrom, type Verb } from './phases.js';
 import type { ReleaseConfig } from './plugin.js';
 
-/** Tags every error a tap throws with the plugin (tap name) it came from. */
-function tagErrorsWithPlugin(hook: { intercept(interceptor: object): void }): void {
+/** Tags every error a tap throws with the plugin (tap name) and the hook it came from. */
+function tagErrors(hook: { intercept(interceptor: object): void }, hookName: string): void {
   hook.intercept({
     register(tap: { name: string; type: string; fn: (...args: unknown[]) => unknown }) {
       const original = tap.fn;
       const tag = (error: unknown) => {
         const tagged = toReleaseError(error);
         tagged.plugin ??= tap.name;
+        tagged.hook ??= hookName;
         return tagged;
       };
       tap.fn = tap.type === 'promise'
@@ -33,18 +34,18 @@ function tagErrorsWithPlugin(hook: { intercept(interceptor: object): void }): vo
 /** Builds the hooks and lets every configured plugin tap them. */
 export function applyPlugins(config: ReleaseConfig): Hooks {
   const hooks = createHooks();
-  for (const hook of Object.values(hooks)) {
+  for (const [name, hook] of Object.entries(hooks)) {
     if ('for' in hook) {
       const record = recordHookMapEntries(hook);
       hook.intercept({
         factory: (key, created) => {
-          tagErrorsWithPlugin(created as never);
+          tagErrors(created as never, `${name}.for(${String(key)})`);
           record(key, created);
           return created as never;
         },
       });
     } else {
-      tagErrorsWithPlugin(hook as never);
+      tagErrors(hook as never, name);
     }
   }
   for (const plugin of config.plugins) {

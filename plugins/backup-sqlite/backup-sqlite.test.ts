@@ -318,7 +318,7 @@ describe('backup-sqlite through release-run and release-revert (real git platfor
     const revert = await platform.run('release-revert', ['9998']);
 
     expect(revert.exitCode).toBe(6);
-    expect(revert.stderr).toContain(`backup ${archive} does not match its recorded sha256 (corrupt); nothing was restored (plugin backup-sqlite)`);
+    expect(revert.stderr).toContain(`backup ${archive} does not match its recorded sha256 (corrupt); nothing was restored (plugin backup-sqlite, hook checkBackup.for(sqlite))`);
     expect(await dump(db)).toBe(changed);
     expect(await platform.head()).toBe(head);
   });

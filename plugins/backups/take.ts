@@ -113,7 +113,7 @@ export async function backUpAll(context: RunContext, state: ReleaseState, sha: s
   if (failures.length === 0) return;
   const [first, ...others] = failures;
   if (first!.code === 'PHASE_FAILED') {
-    throw new ReleaseError('BACKUP_FAILED', first!.message, { hint: first!.hint, lines: first!.lines, plugin: first!.plugin });
+    throw new ReleaseError('BACKUP_FAILED', first!.message, { hint: first!.hint, lines: first!.lines, plugin: first!.plugin, hook: first!.hook });
   }
   first!.lines.push(...others.map((other) => `also failed: ${other.message}`));
   throw first!;

@@ -14,7 +14,6 @@ async function identityArgs(context: RunContext): Promise<string[]> {
 
 /** Where the clone stands relative to the release, decided before anything is restored. */
 type GitPosition = 'never-pulled' | 'to-revert' | 'reverted';
-const POSITION = 'revert:git-position';
 
 /**
  * Checks, before any data is touched, that the release can be reverted in git: HEAD is its
@@ -54,7 +53,9 @@ async function gitPosition(context: RunContext): Promise<GitPosition> {
   return 'to-revert';
 }
 
-const positionOf = (context: RunContext) => context.shared.get(POSITION) as GitPosition;
+/** Where git stood when this revert started, per run: a module-level map, private to this plugin. */
+const positions = new WeakMap<RunContext, GitPosition>();
+const positionOf = (context: RunContext) => positions.get(context)!;
 
 async function revertInGit(context: RunContext, options: GitOptions): Promise<void> {
   const state = context.requireState();
@@ -121,7 +122,7 @@ export function revertPlugin(rawOptions: Partial<GitOptions> = {}): Plugin {
     apply({ hooks }) {
       hooks.resume.tapPromise(PLUGIN_NAME, async (context) => {
         if (context.verb !== 'release-revert') return;
-        context.shared.set(POSITION, await gitPosition(context));
+        positions.set(context, await gitPosition(context));
         // The release's own config restores its backups, even once git is back at BASE_SHA.
         const { mergeSha } = context.requireState();
         if (mergeSha) await context.useConfigAt(mergeSha);
