@@ -18,6 +18,11 @@ export interface RunContext {
   readonly dryRun: boolean;
   /** The phase the run started from (`--from`), if not the first. */
   readonly from?: string;
+  /**
+   * `--local`: release what this clone already holds beyond the upstream it last saw, without
+   * reaching the remote (a dev host's practice drill).
+   */
+  readonly local: boolean;
   /** The phase running now; `orchestrator` before the first and after the last. */
   phase: string;
   readonly hooks: Hooks;
@@ -52,6 +57,7 @@ export interface ContextInit {
   repoDir: string;
   dryRun: boolean;
   from?: string;
+  local?: boolean;
   hooks: Hooks;
   out: Output;
   signal: AbortSignal;
@@ -75,6 +81,7 @@ export function createContext(init: ContextInit): RunContext {
   const failpointName = process.env.RELEASE_FAILPOINT;
   const context: RunContext = {
     ...init,
+    local: init.local ?? false,
     workspaceDir: paths.workspaceDir,
     log: new AuditLog(paths.logFile, init.ticket, !init.dryRun),
     stateFile,

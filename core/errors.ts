@@ -23,6 +23,8 @@ export interface ReleaseErrorDetails {
   lines?: string[];
   /** The plugin that raised it, filled in by the hook interceptor. */
   plugin?: string;
+  /** The service it concerns, if one: playbooks fill it in for {service}. */
+  service?: string;
   cause?: unknown;
 }
 
@@ -30,6 +32,7 @@ export class ReleaseError extends Error {
   readonly code: ErrorCode;
   readonly hint?: string;
   readonly lines: string[];
+  readonly service?: string;
   plugin?: string;
 
   constructor(code: ErrorCode, message: string, details: ReleaseErrorDetails = {}) {
@@ -39,6 +42,7 @@ export class ReleaseError extends Error {
     this.hint = details.hint;
     this.lines = details.lines ?? [];
     this.plugin = details.plugin;
+    this.service = details.service;
   }
 
   get exitCode(): number {

@@ -47,6 +47,16 @@ export interface BackupResult {
 
 export interface RestoreRequest extends BackupRequest {}
 
+/** `release init`: taps write what a platform repo needs (never overwriting) and say what. */
+export interface InitResult {
+  /** `--example NAME`: a first service to write. */
+  example?: string;
+  /** Paths written, relative to the repo. */
+  written: string[];
+  /** Paths that existed and were left as they were. */
+  kept: string[];
+}
+
 /**
  * Every hook of the orchestrator, declared once. Plugins only tap these; the core only calls them.
  */
@@ -79,6 +89,8 @@ export function createHooks() {
     apply: new AsyncSeriesBailHook<[Action, RunContext], true | undefined>(['action', 'context']),
     /** Health probes of one service; a tap throws when it is unhealthy. */
     probe: new AsyncSeriesHook<[string, RunContext]>(['service', 'context']),
+    /** `release init`: set up a platform repo. */
+    init: new AsyncSeriesHook<[InitResult, RunContext]>(['result', 'context']),
     done: new AsyncSeriesHook<[RunContext]>(['context']),
     failed: new AsyncSeriesHook<[RunContext, ReleaseError]>(['context', 'error']),
   });

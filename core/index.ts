@@ -2,8 +2,9 @@
 export { ReleaseError, EXIT_CODES, toReleaseError, codeOfExit, type ErrorCode } from './errors.js';
 export { STEP_BIN } from './step.js';
 export { parseOptions } from './options.js';
+export { commandLine, pasteable, shellQuote, INVOKED_VIA_ENV } from './commands.js';
 export { formatBytes, type TransferProgress } from './progress.js';
-export type { Hooks, ChangedFile, Action, Classification, BackupRequest, BackupResult, RestoreRequest } from './hooks.js';
+export type { Hooks, ChangedFile, Action, Classification, BackupRequest, BackupResult, RestoreRequest, InitResult } from './hooks.js';
 export type { RunContext } from './context.js';
 export type { Plugin, Release, ReleaseConfig } from './plugin.js';
 export type { ReleaseState } from './state.js';

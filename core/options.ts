@@ -5,8 +5,17 @@ import { ReleaseError } from './errors.js';
 export function parseOptions<T extends z.ZodType>(plugin: string, schema: T, options: unknown): z.infer<T> {
   const parsed = schema.safeParse(options ?? {});
   if (!parsed.success) {
+    const label = plugin.endsWith('()') ? plugin : `plugin ${plugin}`;
     const issue = parsed.error.issues[0]!;
-    throw new ReleaseError('BAD_INPUT', `options of plugin ${plugin}: ${issue.path.join('.') || '(options)'}: ${issue.message}`, {
+    const known = Object.keys((schema as unknown as { shape?: Record<string, unknown> }).shape ?? {});
+    if (issue.code === 'unrecognized_keys') {
+      const keys = (issue as { keys: string[] }).keys;
+      const at = issue.path.length > 0 ? `${issue.path.join('.')}.` : '';
+      throw new ReleaseError('BAD_INPUT', `options of ${label}: unknown option${keys.length > 1 ? 's' : ''} ${keys.map((key) => `"${at}${key}"`).join(', ')}`, {
+        hint: issue.path.length === 0 && known.length > 0 ? `the options of ${plugin} are ${known.join(', ')}; fix release.config.ts` : `fix the options given to ${plugin} in release.config.ts`,
+      });
+    }
+    throw new ReleaseError('BAD_INPUT', `options of ${label}: ${issue.path.join('.') || '(options)'}: ${issue.message}`, {
       hint: `fix the options given to ${plugin} in release.config.ts`,
     });
   }

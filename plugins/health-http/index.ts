@@ -61,6 +61,7 @@ async function probeService(service: string, context: RunContext, options: z.inf
   if (!outcome.healthy) {
     throw new ReleaseError('HEALTH_FAILED', `health probe of ${service} failed: GET ${url} last answered ${outcome.last} after ${seconds}s of trying (timeout ${manifest.health.timeout})`, {
       hint: `check the service's logs; if it only needs longer to start, raise health.timeout in packages/${service}/manifest.yaml`,
+      service,
     });
   }
   context.out.phase(context.verb === 'release-revert' ? 'revert-verify' : 'verify', `${service} healthy: GET ${url} answered ${outcome.last} (${seconds}s)`);
