@@ -47,7 +47,11 @@ export async function loadConfig(repoDir: string): Promise<LoadedConfig> {
       exported = module.default;
       if (typeof exported === 'function') exported = await (exported as (ref: unknown) => unknown)(reference);
     } catch (error) {
-      if (error instanceof ReleaseError) throw error;
+      if (error instanceof ReleaseError) {
+        // e.g. an unknown option of defaultPlugins() or of a rule: name the file it is in
+        if (error.message.startsWith(source)) throw error;
+        throw new ReleaseError(error.code, `${source}: ${error.message}`, { hint: error.hint, lines: error.lines, cause: error });
+      }
       const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
       throw new ReleaseError('BAD_INPUT', `${source} failed to load: ${message}`, {
         hint: `fix ${CONFIG_FILE} (it must export default a config object or a function returning one)`,
@@ -104,7 +108,14 @@ async function importTypeScript(path: string): Promise<Record<string, unknown>> 
     compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
   });
   const problem = output.diagnostics?.find((d) => d.category === ts.DiagnosticCategory.Error);
-  if (problem) throw new Error(ts.flattenDiagnosticMessageText(problem.messageText, ' '));
+  if (problem) {
+    const text = ts.flattenDiagnosticMessageText(problem.messageText, ' ');
+    const at = problem.file && problem.start !== undefined ? ts.getLineAndCharacterOfPosition(problem.file, problem.start) : undefined;
+    const where = at ? `${relative(process.cwd(), path) || CONFIG_FILE}:${at.line + 1}:${at.character + 1}` : relative(process.cwd(), path) || CONFIG_FILE;
+    throw new ReleaseError('BAD_INPUT', `${where}: syntax error: ${text}`, {
+      hint: `fix ${CONFIG_FILE} at line ${at ? at.line + 1 : '?'}, column ${at ? at.character + 1 : '?'}`,
+    });
+  }
   const dir = mkdtempSync(join(tmpdir(), 'release-config-'));
   try {
     const file = join(dir, 'release.config.mjs');

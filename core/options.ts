@@ -5,7 +5,8 @@ import { ReleaseError } from './errors.js';
 export function parseOptions<T extends z.ZodType>(plugin: string, schema: T, options: unknown): z.infer<T> {
   const parsed = schema.safeParse(options ?? {});
   if (!parsed.success) {
-    const label = plugin.endsWith('()') ? plugin : `plugin ${plugin}`;
+    const named = typeof (options as { name?: unknown } | undefined)?.name === 'string' ? ` named "${(options as { name: string }).name}"` : '';
+    const label = `${plugin.endsWith('()') ? plugin : `plugin ${plugin}`}${named}`;
     const issue = parsed.error.issues[0]!;
     const known = Object.keys((schema as unknown as { shape?: Record<string, unknown> }).shape ?? {});
     if (issue.code === 'unrecognized_keys') {

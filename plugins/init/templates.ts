@@ -11,14 +11,17 @@ set positional-arguments := true
 export RELEASE_INVOKED_VIA := "just"
 
 # release TICKET: prepare -> migrate -> ticket -> verify, halting on the first failure
+[no-exit-message]
 release-run *ARGS:
     @release-run "$@"
 
 # undo release TICKET: restore backups, revert in git, redeploy, verify
+[no-exit-message]
 release-revert *ARGS:
     @release-revert "$@"
 
 # the drift check (release --service=NAME), or release init
+[no-exit-message]
 release *ARGS:
     @release "$@"
 `;
