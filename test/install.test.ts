@@ -91,13 +91,13 @@ describe("the README's install, on a fresh clone, into a temporary prefix", () =
     await sh(platform.dev, 'git', ['commit', '-q', '-m', 'release init']);
     await sh(platform.dev, 'git', ['push', '-q', 'origin', 'main']);
     const bare = await paste('release-run 1', platform.prod, binDir);
-    expect(`${bare.exitCode}\n${bare.all}`).toMatch(/^0\n[\s\S]*\[release-run\] release 1 complete\n$/);
+    expect(`${bare.exitCode}\n${bare.all}`).toMatch(/^0\n[\s\S]*\[release-run\] release 1 complete$/);
 
     await platform.mergeFeature('2', { 'docs/two.md': 'two\n' });
     const viaJust = await paste('just release-run 2', platform.prod, binDir);
-    expect(`${viaJust.exitCode}\n${viaJust.all}`).toMatch(/^0\n[\s\S]*\[release-run\] release 2 complete\n$/);
+    expect(`${viaJust.exitCode}\n${viaJust.all}`).toMatch(/^0\n[\s\S]*\[release-run\] release 2 complete$/);
     const drift = await paste('just release --service=web', platform.prod, binDir);
-    expect(drift.all).toMatch(/actions?\n$/);
+    expect(drift.all).toMatch(/actions?$/);
   });
 
   test.each([

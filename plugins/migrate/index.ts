@@ -23,7 +23,7 @@ export function classifyAll(context: RunContext, files: ChangedFile[]): Classifi
     const rules = context.hooks.classify.taps.map((tap) => tap.name).join(', ') || 'none';
     throw new ReleaseError('DRIFT', `${unclassified.length} changed file(s) match no classifier rule; no service was touched`, {
       lines: [...unclassified, `rules in force: ${rules}`],
-      hint: 'add a rule for them in release.config.ts (see docs/plugins.md), then run again with --from=migrate',
+      hint: `add a rule for them in the platform repo's release.config.ts (see docs/plugins.md) through a PR and merge it; ${context.dryRun ? 'then preview again' : `then finish this release with: just release-run ${context.ticket} --from=prepare`}`,
     });
   }
   return classified;

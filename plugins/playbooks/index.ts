@@ -75,6 +75,11 @@ function show(context: RunContext, error: ReleaseError): void {
     if (error.code !== 'LOCKED') context.log.event('orchestrator', 'playbook', { id: 'none' });
     return;
   }
+  if (context.dryRun) {
+    // A playbook's steps are for a release that changed something; a dry run changed nothing.
+    for (const playbook of matching) context.out.advice(`A real run would show the recovery playbook ${playbook.id}: ${playbook.title}`);
+    return;
+  }
   for (const playbook of matching) {
     // fixed_in is the maintainers' reference: it means nothing to the operator, so it is not shown.
     context.out.advice(`Recovery playbook ${playbook.id}: ${playbook.title}`);
