@@ -37,6 +37,8 @@ export interface BackupRequest {
   dir: string;
   /** The entry's position in the manifest, so two entries of one type get distinct files. */
   index: number;
+  /** The strategy's own size estimate (hooks.sizeBackup), when it has one: progress shows percent and ETA. */
+  expectedBytes?: number;
 }
 
 export interface BackupResult {

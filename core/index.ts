@@ -3,7 +3,7 @@ export { ReleaseError, EXIT_CODES, toReleaseError, codeOfExit, type ErrorCode } 
 export { STEP_BIN } from './step.js';
 export { parseOptions } from './options.js';
 export { commandLine, pasteable, shellQuote, INVOKED_VIA_ENV } from './commands.js';
-export { formatBytes, type TransferProgress } from './progress.js';
+export { formatBytes, describeProgress, formatDuration, type TransferProgress, type TransferOptions } from './progress.js';
 export type { Hooks, ChangedFile, Action, Classification, BackupRequest, BackupResult, RestoreRequest, InitResult } from './hooks.js';
 export type { RunContext } from './context.js';
 export type { Plugin, Release, ReleaseConfig } from './plugin.js';

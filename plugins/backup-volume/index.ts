@@ -121,7 +121,7 @@ async function backup(request: BackupRequest, context: RunContext, options: z.in
     }
   }
   const written = await writeTarArchive({
-    context, source, dir: request.dir, name: fileName(request.index, options.compressor),
+    context, source, expectedBytes: request.expectedBytes, dir: request.dir, name: fileName(request.index, options.compressor),
     compressor: options.compressor, level: options.level, what,
     // A folder that is a mount point holds a restore's staging folders while it runs: never data.
     exclude: stagingFor(source).inside ? [`./${stagingFor(source).prefix}*`] : [],
