@@ -25,6 +25,8 @@ export interface ReleaseErrorDetails {
   plugin?: string;
   /** The service it concerns, if one: playbooks fill it in for {service}. */
   service?: string;
+  /** The phase to resume from once the cause is fixed, when it is not the one that failed. */
+  resumeFrom?: string;
   cause?: unknown;
 }
 
@@ -33,6 +35,7 @@ export class ReleaseError extends Error {
   readonly hint?: string;
   readonly lines: string[];
   readonly service?: string;
+  readonly resumeFrom?: string;
   plugin?: string;
 
   constructor(code: ErrorCode, message: string, details: ReleaseErrorDetails = {}) {
@@ -43,6 +46,7 @@ export class ReleaseError extends Error {
     this.lines = details.lines ?? [];
     this.plugin = details.plugin;
     this.service = details.service;
+    this.resumeFrom = details.resumeFrom;
   }
 
   get exitCode(): number {

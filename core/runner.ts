@@ -208,7 +208,7 @@ function reportFailure(out: Output, context: RunContext, options: RunVerbOptions
     out.advice(`release-run failed in phase ${phase}. To roll back:`);
     out.advice(`  ${out.command('release-revert', [ticket])}`);
     out.advice(`To resume once the cause is fixed:`);
-    out.advice(`  ${out.command('release-run', [ticket, `--from=${phase}`])}`);
+    out.advice(`  ${out.command('release-run', [ticket, `--from=${error.resumeFrom ?? phase}`])}`);
   } else {
     out.advice(nothingChanged || (code === 8 && phase === PHASES_OF[verb][0]!.name)
       ? `release-revert stopped in phase ${phase}; nothing was changed.`

@@ -80,6 +80,8 @@ describe('on a deployed service', () => {
     expect(stopped.stderr).toContain('Recovery playbook release-run-exit-5-with-drift');
     expect(stopped.stderr).toContain(`it keeps BASE_SHA ${base} and the backups`);
     expect(stopped.stderr).toContain('  next: release-run 200 --from=prepare');
+    expect(stopped.stderr).toContain('To resume once the cause is fixed:\n  release-run 200 --from=prepare\n');
+    expect(stopped.all).not.toMatch(/--from=migrate/);
     expect(stopped.stderr).not.toMatch(/fixed in|#\d{3,}/);
     expect(await containersOf(service)).toEqual(containersBefore);
     const state = platform.readState('200');

@@ -134,4 +134,24 @@ describe("the README's install, on a fresh clone, into a temporary prefix", () =
     await sh(platform.prod, 'git', ['push', '-q', 'origin', 'main']); // publish the revert, as the verb asks
     await sh(platform.dev, 'git', ['pull', '-q', 'origin', 'main']);
   });
+
+  test("through just: an unclassified file's printed commands, the playbook's next: included, finish the release and undo it", async () => {
+    const base = await platform.head();
+    await platform.mergeFeature('40', { 'tools/rotate.py': 'print(1)\n', 'packages/web/manifest.yaml': 'name: web\nimage: local/web:40\n' });
+    const stopped = await paste('just release-run 40', platform.prod, binDir);
+    expect(stopped.exitCode).toBe(5);
+    const commands = printedCommands(stopped.all);
+    expect(commands.sort()).toEqual(['just release-revert 40', 'just release-run 40 --from=prepare']);
+    expect(stopped.all).toContain('  next: just release-run 40 --from=prepare');
+
+    // The rule, through a PR, in the platform's own config (release init wrote it).
+    await platform.mergeFeature('40-rule', {
+      'release.config.ts': "export default ({ defaultPlugins, builtins }) => ({\n  plugins: [...defaultPlugins(), builtins.globRule({ name: 'tools', patterns: ['tools/**'], kind: 'tooling' })],\n});\n",
+    });
+    const finished = await paste('just release-run 40 --from=prepare', platform.prod, binDir);
+    expect(`${finished.exitCode}\n${finished.all}`).toMatch(/^0\n[\s\S]*release 40 complete/);
+    const reverted = await paste('just release-revert 40', platform.prod, binDir);
+    expect(`${reverted.exitCode}\n${reverted.all}`).toMatch(/^0\n[\s\S]*release 40 reverted/);
+    expect(await platform.git(['rev-parse', 'HEAD^{tree}'])).toBe(await platform.git(['rev-parse', `${base}^{tree}`]));
+  });
 });
