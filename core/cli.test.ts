@@ -47,7 +47,7 @@ describe('the operator verbs', () => {
     const result = await platform.run('release-run', ['1', '--from=deploy']);
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toContain('unknown phase --from=deploy');
-    expect(result.stdout).toContain('use one of prepare, migrate, ticket, verify');
+    expect(result.stderr).toContain('use one of prepare, migrate, ticket, verify');
   });
 
   test('outside a git repo: exit 2 and how to fix it', async () => {

@@ -61,7 +61,11 @@ export async function loadConfig(repoDir: string, options: LoadConfigOptions = {
       exported = module.default;
       if (typeof exported === 'function') exported = await (exported as (ref: unknown) => unknown)(reference);
     } catch (error) {
-      if (error instanceof ReleaseError) throw error;
+      if (error instanceof ReleaseError) {
+        // e.g. an unknown option of defaultPlugins() or of a rule: name the file it is in
+        if (error.message.startsWith(source)) throw error;
+        throw new ReleaseError(error.code, `${source}: ${error.message}`, { hint: error.hint, lines: error.lines, cause: error });
+      }
       const message = error instanceof Error ? error.message.split('\n')[0]!.replace(`${repoDir}/`, '') : String(error);
       throw new ReleaseError('BAD_INPUT', `${source} failed to load: ${message}`, {
         hint: `fix ${CONFIG_FILE} (it must export default a config object or a function returning one)`,

@@ -5,8 +5,9 @@ export { parseOptions, invalidInput, keyPath } from './options.js';
 /** The zod the core validates with, for plugins' option schemas. */
 export { z } from 'zod';
 export { carryOut, requireActionPlugins, describeActionPlugins } from './actions.js';
-export { formatBytes, type TransferProgress } from './progress.js';
-export type { Hooks, ChangedFile, DiffView, Action, Classification, BackupRequest, BackupResult, RestoreRequest } from './hooks.js';
+export { commandLine, pasteable, shellQuote, INVOKED_VIA_ENV } from './commands.js';
+export { formatBytes, describeProgress, formatDuration, type TransferProgress, type TransferOptions } from './progress.js';
+export type { Hooks, ChangedFile, DiffView, Action, Classification, BackupRequest, BackupResult, RestoreRequest, InitResult } from './hooks.js';
 export type { RunContext } from './hooks.js';
 export type { Plugin, Release, ReleaseConfig } from './plugin.js';
 export type { ReleaseState } from './state.js';

@@ -82,6 +82,8 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
   try {
     for (const request of requests) {
       context.failpoint(`before-backup-${service}`);
+      // The same estimate the dry run shows; without one, progress shows bytes and rate only.
+      request.expectedBytes ??= await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, context).catch(() => undefined);
       const result = await context.hooks.backup.get(request.entry.type)!.promise(request, context);
       if (!result) throw new ReleaseError('BACKUP_FAILED', `backup ${request.entry.type} of ${service} produced nothing`);
       bytes += result.bytes;

@@ -12,7 +12,8 @@ export async function requireNoDrift(context: RunContext, services: readonly str
   if (drift.length > 0) {
     throw new ReleaseError('DRIFT', `${drift.length} action(s) of drift remain after the release`, {
       lines: drift.map((action) => `${action.kind} ${action.service}: ${action.reason}`),
-      hint: 'see what differs with: just release --service=NAME',
+      hint: `see what differs with: just release --service=${drift[0]!.service}`,
+      service: drift[0]!.service,
     });
   }
 }
