@@ -6,7 +6,7 @@
 
 set positional-arguments := true
 
-bin := justfile_directory() / "dist/core/bin"
+bin := justfile_directory() / "dist/cli/bin"
 via := quote("just -f " + quote(justfile()))
 
 # release TICKET: prepare -> migrate -> ticket -> verify, halting on the first failure

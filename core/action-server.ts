@@ -8,7 +8,7 @@ import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { carryOut } from './actions.js';
-import { toReleaseError } from './errors.js';
+import { toReleaseError, type ReleaseError } from './errors.js';
 import type { Action, RunContext } from './hooks.js';
 
 /** The environment variable that tells a child where the socket is. */
@@ -16,6 +16,8 @@ export const ACTION_SOCKET_ENV = 'RELEASE_ACTION_SOCKET';
 
 export interface ActionServer {
   socket: string;
+  /** The last action that failed: the caller reports it, with its own code, plugin and hook. */
+  failure?: ReleaseError;
   close(): Promise<void>;
 }
 
@@ -24,6 +26,7 @@ export async function serveActions(context: RunContext): Promise<ActionServer> {
   // A socket path must stay short (108 bytes): a private folder under the temp dir, not the repo.
   const dir = mkdtempSync(join(tmpdir(), 'ro-actions-'));
   const socket = join(dir, 'actions.sock');
+  const served: ActionServer = { socket, close: async () => undefined };
   const server: Server = createServer((connection) => {
     let buffered = '';
     connection.setEncoding('utf8');
@@ -35,19 +38,16 @@ export async function serveActions(context: RunContext): Promise<ActionServer> {
       carryOut(context, action).then(
         () => connection.end(`${JSON.stringify({ exitCode: 0 })}\n`),
         (thrown: unknown) => {
-          const error = toReleaseError(thrown);
-          context.out.reportError(error);
-          connection.end(`${JSON.stringify({ exitCode: error.exitCode })}\n`);
+          served.failure = toReleaseError(thrown);
+          connection.end(`${JSON.stringify({ exitCode: served.failure.exitCode })}\n`);
         },
       );
     });
   });
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(socket, resolve));
   chmodSync(socket, 0o600);
-  return {
-    socket,
-    close: () => new Promise<void>((resolve) => server.close(() => { rmSync(dir, { recursive: true, force: true }); resolve(); })),
-  };
+  served.close = () => new Promise<void>((resolve) => server.close(() => { rmSync(dir, { recursive: true, force: true }); resolve(); }));
+  return served;
 }
 
 /** Sends one action to the release that serves `socket`; resolves to the exit code it answers. */

@@ -23,7 +23,7 @@ export interface ReleaseErrorDetails {
   lines?: string[];
   /** The plugin that raised it, filled in by the hook interceptor. */
   plugin?: string;
-  /** The hook whose tap raised it, e.g. `backup.for(postgres)`, filled in the same way. */
+  /** The hook whose tap raised it, e.g. `restore.for(TYPE)`, filled in the same way. */
   hook?: string;
   /** The service it concerns, if one: playbooks fill it in for {service}. */
   service?: string;

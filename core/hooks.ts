@@ -10,7 +10,7 @@ import type { Transfers } from './progress.js';
 /** A path of the BASE..MERGE diff. */
 export interface ChangedFile {
   path: string;
-  /** git's status letter: A, M, D, R (renamed from `from`), ... */
+  /** The diff's status letter: A, M, D, R (renamed from `from`), ... */
   status: string;
   from?: string;
 }
@@ -22,7 +22,7 @@ export interface Action {
   kind: string;
   /** Why, in words an operator reads: "image local/web:1 -> local/web:2". */
   reason: string;
-  /** The parts of the service it concerns (e.g. compose services); all of them when absent. */
+  /** The parts of the service it concerns (e.g. the containers of one service); all of them when absent. */
   targets?: string[];
 }
 
@@ -42,7 +42,7 @@ export interface DiffView {
 
 /** What a classifier rule says of one changed path. */
 export interface Classification {
-  /** e.g. manifest, compose, docs, ticket-script, orchestrator-source. */
+  /** e.g. manifest, build-context, docs, ticket-script. */
   kind: string;
   /** The rule (plugin) that said it. */
   rule: string;

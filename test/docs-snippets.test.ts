@@ -8,10 +8,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import ts from 'typescript';
 import { ORCHESTRATOR_ROOT } from './helpers/platform.js';
-import { loadConfig } from '../core/config.js';
+import { loadConfig } from '../cli/config.js';
 
 const guide = readFileSync(join(ORCHESTRATOR_ROOT, 'docs', 'plugins.md'), 'utf8');
-const snippets = [...guide.matchAll(/```ts\n([\s\S]*?)```/g)].map((match) => match[1]!);
+const all = [...guide.matchAll(/```ts\n([\s\S]*?)```/g)].map((match) => match[1]!);
+/** Whole files a platform team writes. */
+const snippets = all.filter((snippet) => snippet.startsWith('// file: '));
+/** Excerpts of a file of this repo, which tsc compiles and a test runs. */
+const excerpts = all.filter((snippet) => snippet.startsWith('// from: '));
 
 describe('the snippets of docs/plugins.md', () => {
   let dir: string;
@@ -22,9 +26,15 @@ describe('the snippets of docs/plugins.md', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  test('each is a whole file, named on its first line', () => {
+  test('each is a whole file named on its first line, or an excerpt still found verbatim in the file it names', () => {
     expect(snippets.length).toBeGreaterThanOrEqual(3);
-    for (const snippet of snippets) expect(snippet).toMatch(/^\/\/ file: \S+\n/);
+    expect(excerpts.length).toBeGreaterThanOrEqual(2);
+    expect(snippets.length + excerpts.length).toBe(all.length);
+    for (const excerpt of excerpts) {
+      const [first, ...body] = excerpt.split('\n');
+      const source = readFileSync(join(ORCHESTRATOR_ROOT, first!.replace('// from: ', '')), 'utf8');
+      expect(source).toContain(body.join('\n'));
+    }
   });
 
   test('they type-check against release-orchestrator/plugin and load as a platform config', async () => {

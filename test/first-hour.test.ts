@@ -148,7 +148,7 @@ describe('advice that is true', () => {
     expect(result.exitCode).toBe(5);
     expect(result.stdout).not.toMatch(/error|fix:|rules in force|To roll back|Recovery playbook|next:/);
     expect(result.stdout).toMatch(/\[release-run\] prepare: /);
-    expect(result.stderr).toMatch(/error: 2 changed file\(s\)[^\n]*\n {2}tools\/y.py\n {2}tools\/z.py\n {2}rules in force: [^\n]*\n {2}fix: /);
+    expect(result.stderr).toMatch(/error: 2 changed file\(s\)[^\n]*\n {2}tools\/y.py\n {2}tools\/z.py\n {2}rules in force, in order:\n( {4}[^\n]*\n)+ {2}fix: /);
     expect(result.stderr).toContain('To roll back:');
   });
 

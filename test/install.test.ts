@@ -107,7 +107,7 @@ describe("the README's install, on a fresh clone, into a temporary prefix", () =
     const ticket = prefix ? '30' : '31';
     const flag = join(platform.root, `fixed-${ticket}`);
     await platform.mergeFeature(ticket, {
-      'packages/web/manifest.yaml': `name: web\nimage: local/web:${ticket}\n`,
+      'packages/web/manifest.yaml': `name: web\nruntime: none\nimage: local/web:${ticket}\n`,
       [`releases/${ticket}-flaky.sh`]: `#!/bin/sh\nif [ ! -f ${flag} ]; then echo "the API is down" >&2; exit 1; fi\necho the API answered\n`,
     });
     const failed = await paste(`${run} ${ticket}`, platform.prod, binDir);
@@ -137,7 +137,7 @@ describe("the README's install, on a fresh clone, into a temporary prefix", () =
 
   test("through just: an unclassified file's printed commands, the playbook's next: included, finish the release and undo it", async () => {
     const base = await platform.head();
-    await platform.mergeFeature('40', { 'tools/rotate.py': 'print(1)\n', 'packages/web/manifest.yaml': 'name: web\nimage: local/web:40\n' });
+    await platform.mergeFeature('40', { 'tools/rotate.py': 'print(1)\n', 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:40\n' });
     const stopped = await paste('just release-run 40', platform.prod, binDir);
     expect(stopped.exitCode).toBe(5);
     const commands = printedCommands(stopped.all);

@@ -1,4 +1,4 @@
-import { ReleaseError, type Classification, type ChangedFile, type DiffView, type RunContext } from '../../core/index.js';
+import { ReleaseError, type Classification, type ChangedFile, type DiffView, type RunContext } from '../../api/index.js';
 import { describeRule } from './index.js';
 
 export interface ClassifiedFile {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ReleaseError, type Plugin, type RunContext, parseOptions } from '../../core/index.js';
+import { ReleaseError, type Plugin, type RunContext, parseOptions } from '../../api/index.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { manifestPath, parseDuration, readManifest } from '../platform/manifest.js';

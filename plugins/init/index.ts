@@ -1,6 +1,6 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { InitResult, Plugin, RunContext } from '../../core/index.js';
+import type { InitResult, Plugin, RunContext } from '../../api/index.js';
 import { CONFIG, JUSTFILE, PLAYBOOKS_README, exampleCompose, exampleManifest } from './templates.js';
 
 export const PLUGIN_NAME = 'init';

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import type { Plugin, ReleaseError, ReleaseState, RunContext } from '../../core/index.js';
+import type { Plugin, ReleaseError, ReleaseState, RunContext } from '../../api/index.js';
 import { fillIn, playbookMatches, playbookSchema, type FillValues, type Playbook } from './schema.js';
 
 export const PLUGIN_NAME = 'recovery-playbooks';

@@ -100,7 +100,7 @@ describe('a failure prints and logs the playbooks that match it', () => {
   test('release-interrupted: SIGTERM stops the running step, logs it, frees the lock, exits 130', async () => {
     const started = join(platform.root, 'started');
     await platform.mergeFeature('49', { 'releases/49-slow.sh': `#!/bin/sh\ntouch ${started}\nsleep 30\n` });
-    const run = execa('node', [join(ORCHESTRATOR_ROOT, 'dist/core/bin/release-run.js'), '49'], { cwd: platform.prod, reject: false, env: { NO_COLOR: '1', RELEASE_INVOKED_VIA: '' } });
+    const run = execa('node', [join(ORCHESTRATOR_ROOT, 'dist/cli/bin/release-run.js'), '49'], { cwd: platform.prod, reject: false, env: { NO_COLOR: '1', RELEASE_INVOKED_VIA: '' } });
     while (!existsSync(started)) await new Promise((resolve) => setTimeout(resolve, 50));
     const sentAt = Date.now();
     run.kill('SIGTERM');

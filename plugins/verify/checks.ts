@@ -1,4 +1,4 @@
-import { ReleaseError, type Action, type RunContext } from '../../core/index.js';
+import { ReleaseError, type Action, type RunContext } from '../../api/index.js';
 
 /** The drift check for each service: any action left means the service is not what HEAD asks for. */
 export async function requireNoDrift(context: RunContext, services: readonly string[]): Promise<void> {

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { execa, type Options } from 'execa';
 
 export const ORCHESTRATOR_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-const BIN_DIR = join(ORCHESTRATOR_ROOT, 'dist', 'core', 'bin');
+const BIN_DIR = join(ORCHESTRATOR_ROOT, 'dist', 'cli', 'bin');
 
 export interface CliResult {
   exitCode: number;

@@ -1,18 +1,19 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ReleaseError, toReleaseError } from './errors.js';
-import type { Action, InitResult } from './hooks.js';
-import { Output } from './output.js';
-import { carryOut } from './actions.js';
-import { PHASES_OF, type Verb } from './phases.js';
+import { ReleaseError, toReleaseError } from '../core/errors.js';
+import type { Action, InitResult } from '../core/hooks.js';
+import { Output } from '../core/output.js';
+import { carryOut } from '../core/actions.js';
+import { ACTION_SOCKET_ENV, requestAction } from '../core/action-server.js';
+import { PHASES_OF, type Verb } from '../core/phases.js';
 
 /**
  * The engine (zod, execa, tapable, the plugins) is imported only once the arguments are valid,
  * so --help and bad input answer at node's own start-up speed.
  */
 async function loadEngine() {
-  const [config, context, runner, lock] = await Promise.all([import('./config.js'), import('./context.js'), import('./runner.js'), import('./lock.js')]);
+  const [config, context, runner, lock] = await Promise.all([import('./config.js'), import('../core/context.js'), import('../core/runner.js'), import('../core/lock.js')]);
   return { ...config, ...context, ...runner, ...lock };
 }
 
@@ -266,6 +267,10 @@ export async function step(argv: string[]): Promise<number> {
     if (positionals.length !== 2 || !/^[a-z][a-z0-9-]*$/.test(kind!) || !/^[a-z0-9][a-z0-9_-]*$/.test(service!)) {
       throw new ReleaseError('BAD_INPUT', 'usage: release-step --repo DIR --ticket T ACTION SERVICE [--target PART]...');
     }
+    const action = { service: service!, kind: kind!, reason: 'migrate.sh', ...(values.target ? { targets: values.target } : {}) };
+    // Inside release-run the running release carries it out, with the config it already loaded.
+    const socket = process.env[ACTION_SOCKET_ENV];
+    if (socket && process.env.RELEASE_ORCHESTRATOR === '1') return await requestAction(socket, action);
     const repoDir = resolveRepo(values.repo);
     const { loadConfig, applyPlugins, createContext, workspacePaths, ReleaseLock } = await loadEngine();
     const hooks = applyPlugins((await loadConfig(repoDir)).config);
@@ -275,7 +280,7 @@ export async function step(argv: string[]): Promise<number> {
     const lock = process.env.RELEASE_ORCHESTRATOR === '1' ? undefined : new ReleaseLock(workspacePaths(repoDir, ticket).lockFile);
     lock?.acquire(ticket);
     try {
-      await carryOut(context, { service: service!, kind: kind!, reason: 'migrate.sh', ...(values.target ? { targets: values.target } : {}) });
+      await carryOut(context, action);
     } finally {
       lock?.release();
     }

@@ -21,7 +21,7 @@ describe("a repo's release.config.ts", () => {
     ['an unknown key', 'export default { plugins: [], plugin: [] };', /release.config.ts: \(the default export\): Unrecognized key: "plugin"|release.config.ts: .*plugin/],
     ['no phase bodies', 'export default { plugins: [] };', /no plugin runs phase prepare/],
     ['a plugin whose apply throws', 'export default ({ defaultPlugins }: any) => ({ plugins: [...defaultPlugins(), { name: "x", apply() { throw new Error("bad option"); } }] });', /plugin x failed to apply: bad option/],
-    ['bad TypeScript', 'export default {\n  plugins: [,\n};', /release.config.ts:3:1: syntax error: Expression or comma expected/],
+    ['bad TypeScript', 'export default {\n  plugins: [,\n};', /release.config.ts:3:1: syntax error: Unexpected token/],
     ['an unknown option of defaultPlugins()', 'export default ({ defaultPlugins }: any) => ({ plugins: defaultPlugins({ backupConcurency: 3 }) });', /release.config.ts: options of defaultPlugins\(\): unknown option "backupConcurency"/],
     ['a rule with a bad option', 'export default ({ defaultPlugins, builtins }: any) => ({ plugins: [...defaultPlugins(), builtins.globRule({ name: "dashboards", patterns: [] , kind: "x" })] });', /release.config.ts: options of plugin globRule named "dashboards": patterns: /],
   ])('that %s exits 2 naming the file and the key', async (_name, config, message) => {
