@@ -2,29 +2,20 @@
  * Backup and restore rows of `npm run bench`: each strategy through its hooks, beside the raw tool
  * it wraps, measured in the same run on the same data.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { execa } from 'execa';
-import { applyPlugins } from '../core/runner.js';
-import { createContext } from '../core/context.js';
-import { Output } from '../core/output.js';
 import type { BackupRequest } from '../core/index.js';
 import { defaultPlugins } from '../release.config.js';
-import { ensurePostgres, psql, createDatabase, dropDatabase } from '../plugins/backup-postgres/pg-test-helpers.js';
+import { ensurePostgres, psql, createDatabase, dropDatabase } from '../test/helpers/postgres.js';
+import { testContext } from '../test/helpers/context.js';
 
 export interface Row { what: string; ours: number; rawName: string; raw: number }
 
 /** A run context on a scratch repo folder, its output swallowed. */
 export function benchContext() {
-  const repoDir = mkdtempSync(join(tmpdir(), 'ro-bench-'));
-  const hooks = applyPlugins({ plugins: defaultPlugins() });
-  const sink = new PassThrough();
-  sink.resume();
-  const out = new Output('bench', sink as unknown as NodeJS.WriteStream, sink as unknown as NodeJS.WriteStream);
-  const context = createContext({ verb: 'release-run', ticket: 'bench', repoDir, dryRun: false, hooks, out, signal: new AbortController().signal });
-  return { repoDir, hooks, context };
+  const { context, repoDir } = testContext(defaultPlugins(), { ticket: 'bench' });
+  return { repoDir, hooks: context.hooks, context };
 }
 
 export async function timed(fn: () => Promise<unknown>): Promise<number> {
@@ -105,7 +96,7 @@ export async function volumeRows(gib: number): Promise<Row[]> {
 
 /** Three services' backups through prepare's pool: three at once beside one after another. */
 export async function parallelRows(mibEach: number): Promise<Row[]> {
-  const { backUpAll } = await import('../plugins/prepare/backups.js');
+  const { backUpAll } = await import('../plugins/backups/take.js');
   const { repoDir, context } = benchContext();
   try {
     const services = ['one', 'two', 'three'];

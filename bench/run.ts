@@ -5,7 +5,7 @@
 import { execa } from 'execa';
 import { join } from 'node:path';
 import picomatch from 'picomatch';
-import { Platform, ORCHESTRATOR_ROOT } from '../test/platform.js';
+import { Platform, ORCHESTRATOR_ROOT } from '../test/helpers/platform.js';
 import { applyPlugins } from '../core/runner.js';
 import { defaultPlugins } from '../release.config.js';
 import { classifyAll } from '../plugins/classify/classify-all.js';
@@ -107,6 +107,25 @@ async function classificationRows(root: string): Promise<Row[]> {
   return rows;
 }
 
+/**
+ * Loading a platform's release.config.ts that imports a plugin file of its own (TypeScript, in
+ * place), beside loading the reference config alone, each in a fresh process.
+ */
+async function configLoadRow(platform: Platform): Promise<Row> {
+  const withConfig = join(platform.root, 'with-config');
+  mkdirSync(join(withConfig, 'release', 'plugins'), { recursive: true });
+  writeFileSync(join(withConfig, 'release.config.ts'), "import { noteRule } from './release/plugins/note-rule.ts';\nimport type { Plugin } from 'release-orchestrator/plugin';\n\nexport default ({ defaultPlugins }: { defaultPlugins: () => Plugin[] }) => ({ plugins: [...defaultPlugins(), noteRule()] });\n");
+  writeFileSync(join(withConfig, 'release', 'plugins', 'note-rule.ts'), "import { z, type Plugin } from 'release-orchestrator/plugin';\n\nconst options = z.strictObject({ pattern: z.string() });\nexport function noteRule(): Plugin {\n  const { pattern } = options.parse({ pattern: 'notes/' });\n  return { name: 'notes', apply({ hooks }) { hooks.classify.tap('notes', (file) => (file.path.startsWith(pattern) ? { kind: 'note', rule: 'notes', actions: [] } : undefined)); } };\n}\n");
+  const loader = join(ORCHESTRATOR_ROOT, 'dist', 'core', 'config.js');
+  const load = (dir: string) => execa('node', ['--input-type=module', '-e', `const { loadConfig } = await import(${JSON.stringify(loader)}); await loadConfig(${JSON.stringify(dir)});`]);
+  return {
+    what: 'load a platform release.config.ts that imports its own plugin file (fresh process)',
+    ours: await median(RUNS, () => load(withConfig)),
+    rawName: 'the same with no platform config',
+    raw: await median(RUNS, () => load(platform.prod)),
+  };
+}
+
 async function main(): Promise<void> {
   const rows: Row[] = [];
   const platform = await Platform.create();
@@ -125,6 +144,7 @@ async function main(): Promise<void> {
       raw: await median(RUNS, async () => { await run('git', ['fetch', 'origin']); await run('git', ['rev-parse', 'HEAD']); }),
     });
     rows.push(...(await classificationRows(platform.root)));
+    rows.push(await configLoadRow(platform));
   } finally {
     platform.remove();
   }
@@ -138,11 +158,15 @@ async function main(): Promise<void> {
   for (const row of rows) console.log(`| ${row.what} | ${fmt(row.ours)} | ${row.rawName} | ${fmt(row.raw)} | ${(row.ours / row.raw).toFixed(2)}x |`);
 }
 
-// `node dist/bench/run.js classify` runs only the classification rows.
-if (process.argv[2] === 'classify') {
+// `node dist/bench/run.js classify` (or `config`) runs only those rows.
+const only: Record<string, (platform: Platform) => Promise<Row[]>> = {
+  classify: (platform) => classificationRows(platform.root),
+  config: async (platform) => [await configLoadRow(platform)],
+};
+if (process.argv[2] && only[process.argv[2]]) {
   const platform = await Platform.create();
   try {
-    for (const row of await classificationRows(platform.root)) console.log(`| ${row.what} | ${row.ours.toFixed(1)} ms | ${row.rawName} | ${row.raw.toFixed(1)} ms | ${(row.ours / row.raw).toFixed(2)}x |`);
+    for (const row of await only[process.argv[2]]!(platform)) console.log(`| ${row.what} | ${row.ours.toFixed(1)} ms | ${row.rawName} | ${row.raw.toFixed(1)} ms | ${(row.ours / row.raw).toFixed(2)}x |`);
   } finally {
     platform.remove();
   }

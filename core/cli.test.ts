@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { Platform, snapshot, runCli, ORCHESTRATOR_ROOT } from '../test/platform.js';
+import { Platform, snapshot, runCli, ORCHESTRATOR_ROOT } from '../test/helpers/platform.js';
 
 describe('the operator verbs', () => {
   let platform: Platform;

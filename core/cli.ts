@@ -172,7 +172,8 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
     const { loadConfig, applyPlugins, runVerb } = await loadEngine();
     const { config } = await loadConfig(repoDir);
     const hooks = applyPlugins(config);
-    return await runVerb({ verb, ticket, repoDir, from: args.from, dryRun: args.dryRun, hooks, out, signal: controller.signal });
+    const loadHooksAt = async (commit: string) => applyPlugins((await loadConfig(repoDir, { commit })).config);
+    return await runVerb({ verb, ticket, repoDir, from: args.from, dryRun: args.dryRun, hooks, out, signal: controller.signal, loadHooksAt });
   } catch (thrown) {
     const error = toReleaseError(thrown);
     out.reportError(error);

@@ -1,4 +1,4 @@
-import { Platform } from '../test/platform.js';
+import { Platform } from '../test/helpers/platform.js';
 
 describe("a repo's release.config.ts", () => {
   let platform: Platform;

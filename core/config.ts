@@ -1,9 +1,8 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { ReleaseError } from './errors.js';
+import { keyPath } from './options.js';
 import type { ReleaseConfig } from './plugin.js';
 
 export const CONFIG_FILE = 'release.config.ts';
@@ -26,29 +25,44 @@ export interface LoadedConfig {
   source: string;
 }
 
-/** Turns a zod issue path into `plugins[2].name`. */
-function keyPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>((acc, part) => (typeof part === 'number' ? `${acc}[${part}]` : acc ? `${acc}.${String(part)}` : String(part)), '');
+let hooksRegistered = false;
+let loads = 0;
+
+/** Registers the module hooks that load TypeScript configs in place, once per process. */
+async function registerConfigHooks(): Promise<void> {
+  if (hooksRegistered) return;
+  const { register } = await import('node:module');
+  register(new URL('./config-hooks.js', import.meta.url), { data: { orchestratorUrl: new URL('../../package.json', import.meta.url).href } });
+  hooksRegistered = true;
+}
+
+export interface LoadConfigOptions {
+  /** Load the config as this commit holds it (its files read with git), not the work tree. */
+  commit?: string;
 }
 
 /**
  * A repo's release.config.ts may export a config object, or a function that receives the
  * reference config module (its `builtins` and `defaultPlugins`) and returns one. That is how a
- * repo drops, replaces or adds plugins without importing the orchestrator by path.
+ * repo drops, replaces or adds plugins. It is loaded in place: it may import its own files
+ * (`./release/plugins/x.ts`), packages of the repo's node_modules, and `release-orchestrator/plugin`.
  */
-export async function loadConfig(repoDir: string): Promise<LoadedConfig> {
+export async function loadConfig(repoDir: string, options: LoadConfigOptions = {}): Promise<LoadedConfig> {
   const reference = (await import(pathToFileURL(REFERENCE_CONFIG).href)) as Record<string, unknown> & { default: unknown };
-  const repoConfigPath = await findRepoConfig(repoDir);
-  const source = repoConfigPath ? relative(process.cwd(), repoConfigPath) || CONFIG_FILE : 'the reference release.config.ts';
+  const repoConfigPath = await findRepoConfig(repoDir, options.commit);
+  const where = options.commit ? ` at ${options.commit.slice(0, 12)}` : '';
+  const source = repoConfigPath ? `${relative(process.cwd(), repoConfigPath) || CONFIG_FILE}${where}` : 'the reference release.config.ts';
   let exported: unknown = reference.default;
   if (repoConfigPath) {
     try {
-      const module = await importTypeScript(repoConfigPath);
+      await registerConfigHooks();
+      const query = new URLSearchParams({ 'ro-root': repoDir, ...(options.commit ? { 'ro-commit': options.commit } : {}), 'ro-load': String(++loads) });
+      const module = (await import(`${pathToFileURL(repoConfigPath).href}?${query}`)) as Record<string, unknown>;
       exported = module.default;
       if (typeof exported === 'function') exported = await (exported as (ref: unknown) => unknown)(reference);
     } catch (error) {
       if (error instanceof ReleaseError) throw error;
-      const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+      const message = error instanceof Error ? error.message.split('\n')[0]!.replace(`${repoDir}/`, '') : String(error);
       throw new ReleaseError('BAD_INPUT', `${source} failed to load: ${message}`, {
         hint: `fix ${CONFIG_FILE} (it must export default a config object or a function returning one)`,
       });
@@ -56,7 +70,6 @@ export async function loadConfig(repoDir: string): Promise<LoadedConfig> {
   }
   return { config: validateConfig(exported, source), source };
 }
-
 export function validateConfig(exported: unknown, source: string): ReleaseConfig {
   const parsed = configSchema.safeParse(exported);
   if (!parsed.success) {
@@ -78,7 +91,16 @@ export function validateConfig(exported: unknown, source: string): ReleaseConfig
   return parsed.data as ReleaseConfig;
 }
 
-async function findRepoConfig(repoDir: string): Promise<string | undefined> {
+async function findRepoConfig(repoDir: string, commit?: string): Promise<string | undefined> {
+  if (commit) {
+    const { execFileSync } = await import('node:child_process');
+    try {
+      execFileSync('git', ['cat-file', '-e', `${commit}:${CONFIG_FILE}`], { cwd: repoDir, stdio: 'ignore' });
+      return join(repoDir, CONFIG_FILE);
+    } catch {
+      return undefined;
+    }
+  }
   const { cosmiconfig } = await import('cosmiconfig');
   // Only this exact file in the repo's top level: cosmiconfig's default places for the name
   // "release" are semantic-release's files, and searching upwards could find another repo's.
@@ -89,28 +111,4 @@ async function findRepoConfig(repoDir: string): Promise<string | undefined> {
   });
   const found = await explorer.search(repoDir);
   return found?.filepath;
-}
-
-/**
- * Transpiles a config to a private temp folder and imports it. TypeScript is loaded only here,
- * when a repo has its own config, so the bins start fast otherwise.
- */
-async function importTypeScript(path: string): Promise<Record<string, unknown>> {
-  const { readFileSync } = await import('node:fs');
-  const ts = (await import('typescript')).default;
-  const output = ts.transpileModule(readFileSync(path, 'utf8'), {
-    fileName: path,
-    reportDiagnostics: true,
-    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-  });
-  const problem = output.diagnostics?.find((d) => d.category === ts.DiagnosticCategory.Error);
-  if (problem) throw new Error(ts.flattenDiagnosticMessageText(problem.messageText, ' '));
-  const dir = mkdtempSync(join(tmpdir(), 'release-config-'));
-  try {
-    const file = join(dir, 'release.config.mjs');
-    writeFileSync(file, output.outputText, { mode: 0o600 });
-    return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }

@@ -1,50 +1,13 @@
 import { join } from 'node:path';
-import type { Hooks } from './hooks.js';
+import type { Hooks, RunContext } from './hooks.js';
 import type { Output } from './output.js';
 import { AuditLog } from './audit-log.js';
-import { StateFile, type ReleaseState } from './state.js';
-import { exec, type ExecOptions, type ExecResult } from './exec.js';
+import { StateFile } from './state.js';
+import { exec } from './exec.js';
 import type { Verb } from './phases.js';
 import { Transfers } from './progress.js';
 
-/** What one run of a verb knows; passed to every hook. */
-export interface RunContext {
-  readonly verb: Verb | 'release';
-  readonly ticket: string;
-  /** The platform repo being released. */
-  readonly repoDir: string;
-  /** `.asd/workspace` of that repo. */
-  readonly workspaceDir: string;
-  readonly dryRun: boolean;
-  /** The phase the run started from (`--from`), if not the first. */
-  readonly from?: string;
-  /** The phase running now; `orchestrator` before the first and after the last. */
-  phase: string;
-  readonly hooks: Hooks;
-  readonly out: Output;
-  readonly log: AuditLog;
-  readonly stateFile: StateFile;
-  /** The release's state, in memory; `saveState()` persists it (never in a dry run). */
-  state?: ReleaseState;
-  saveState(): void;
-  /** The state, which must exist by now (prepare has run or --from loaded it). */
-  requireState(): ReleaseState;
-  /** Runs a command in the repo by default, stopped when the run is interrupted. */
-  exec(file: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult>;
-  readonly signal: AbortSignal;
-  /** Failpoints for crash tests: a no-op unless RELEASE_FAILPOINT names this step. */
-  failpoint(step: string): void;
-  /** Progress lines (bytes and rate) for long transfers such as backups. */
-  readonly transfers: Transfers;
-  /** Options a plugin shares with others of the same run, by key. */
-  readonly shared: Map<string, unknown>;
-  /**
-   * Asks the core to run the remaining phases in a new process once this phase is done, e.g.
-   * because the pull brought new orchestrator code or config.
-   */
-  requestHandoff(reason: string): void;
-  handoffReason?: string;
-}
+export type { RunContext } from './hooks.js';
 
 export interface ContextInit {
   verb: Verb | 'release';
@@ -55,6 +18,8 @@ export interface ContextInit {
   hooks: Hooks;
   out: Output;
   signal: AbortSignal;
+  /** The application's config loader, for `useConfigAt`. */
+  loadHooksAt?: (commit: string) => Promise<Hooks>;
 }
 
 export function workspacePaths(repoDir: string, ticket: string) {
@@ -73,6 +38,7 @@ export function createContext(init: ContextInit): RunContext {
   const paths = workspacePaths(init.repoDir, init.ticket);
   const stateFile = new StateFile(paths.stateFile);
   const failpointName = process.env.RELEASE_FAILPOINT;
+  let loadedAt: string | undefined;
   const context: RunContext = {
     ...init,
     workspaceDir: paths.workspaceDir,
@@ -80,7 +46,6 @@ export function createContext(init: ContextInit): RunContext {
     stateFile,
     state: undefined,
     phase: 'orchestrator',
-    shared: new Map(),
     transfers: new Transfers(init.out),
     saveState() {
       if (init.dryRun || !context.state) return;
@@ -92,6 +57,11 @@ export function createContext(init: ContextInit): RunContext {
     },
     exec(file, args, options = {}) {
       return exec(file, args, { cwd: init.repoDir, signal: init.signal, ...options });
+    },
+    async useConfigAt(commit) {
+      if (!init.loadHooksAt || loadedAt === commit) return;
+      (context as { hooks: Hooks }).hooks = await init.loadHooksAt(commit);
+      loadedAt = commit;
     },
     requestHandoff(reason) {
       context.handoffReason ??= reason;

@@ -23,6 +23,8 @@ export interface ReleaseErrorDetails {
   lines?: string[];
   /** The plugin that raised it, filled in by the hook interceptor. */
   plugin?: string;
+  /** The hook whose tap raised it, e.g. `backup.for(postgres)`, filled in the same way. */
+  hook?: string;
   cause?: unknown;
 }
 
@@ -31,6 +33,7 @@ export class ReleaseError extends Error {
   readonly hint?: string;
   readonly lines: string[];
   plugin?: string;
+  hook?: string;
 
   constructor(code: ErrorCode, message: string, details: ReleaseErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -39,6 +42,7 @@ export class ReleaseError extends Error {
     this.hint = details.hint;
     this.lines = details.lines ?? [];
     this.plugin = details.plugin;
+    this.hook = details.hook;
   }
 
   get exitCode(): number {

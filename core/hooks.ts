@@ -1,6 +1,11 @@
 import { AsyncSeriesBailHook, AsyncSeriesHook, HookMap, SyncBailHook } from 'tapable';
-import type { RunContext } from './context.js';
 import type { ReleaseError } from './errors.js';
+import type { Output } from './output.js';
+import type { AuditLog } from './audit-log.js';
+import type { StateFile, ReleaseState } from './state.js';
+import type { ExecOptions, ExecResult } from './exec.js';
+import type { Verb } from './phases.js';
+import type { Transfers } from './progress.js';
 
 /** A path of the BASE..MERGE diff. */
 export interface ChangedFile {
@@ -64,6 +69,50 @@ export interface BackupResult {
 }
 
 export interface RestoreRequest extends BackupRequest {}
+
+/** What one run of a verb knows; passed to every hook. */
+export interface RunContext {
+  readonly verb: Verb | 'release';
+  readonly ticket: string;
+  /** The platform repo being released. */
+  readonly repoDir: string;
+  /** `.asd/workspace` of that repo. */
+  readonly workspaceDir: string;
+  readonly dryRun: boolean;
+  /** The phase the run started from (`--from`), if not the first. */
+  readonly from?: string;
+  /** The phase running now; `orchestrator` before the first and after the last. */
+  phase: string;
+  /** The hooks of the config in force; `useConfigAt` swaps them for another commit's. */
+  readonly hooks: Hooks;
+  /**
+   * Loads the platform's config as `commit` holds it and makes its hooks the run's: the config
+   * that governs a release is the one it releases, in every phase. A no-op where the application
+   * gives no loader (tests of a single plugin).
+   */
+  useConfigAt(commit: string): Promise<void>;
+  readonly out: Output;
+  readonly log: AuditLog;
+  readonly stateFile: StateFile;
+  /** The release's state, in memory; `saveState()` persists it (never in a dry run). */
+  state?: ReleaseState;
+  saveState(): void;
+  /** The state, which must exist by now (prepare has run or --from loaded it). */
+  requireState(): ReleaseState;
+  /** Runs a command in the repo by default, stopped when the run is interrupted. */
+  exec(file: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult>;
+  readonly signal: AbortSignal;
+  /** Failpoints for crash tests: a no-op unless RELEASE_FAILPOINT names this step. */
+  failpoint(step: string): void;
+  /** Progress lines (bytes and rate) for long transfers such as backups. */
+  readonly transfers: Transfers;
+  /**
+   * Asks the core to run the remaining phases in a new process once this phase is done, e.g.
+   * because the pull brought new orchestrator code or config.
+   */
+  requestHandoff(reason: string): void;
+  handoffReason?: string;
+}
 
 /**
  * Every hook of the orchestrator, declared once. Plugins only tap these; the core only calls them.

@@ -7,7 +7,7 @@ export { z } from 'zod';
 export { carryOut, requireActionPlugins, describeActionPlugins } from './actions.js';
 export { formatBytes, type TransferProgress } from './progress.js';
 export type { Hooks, ChangedFile, DiffView, Action, Classification, BackupRequest, BackupResult, RestoreRequest } from './hooks.js';
-export type { RunContext } from './context.js';
+export type { RunContext } from './hooks.js';
 export type { Plugin, Release, ReleaseConfig } from './plugin.js';
 export type { ReleaseState } from './state.js';
 export type { ExecResult, ExecOptions } from './exec.js';

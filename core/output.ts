@@ -48,7 +48,7 @@ export class Output {
 
   /** The one-line error, then its details and the fix, as every failure is shown. */
   reportError(error: ReleaseError): void {
-    this.error(`${error.message}${error.plugin ? ` (plugin ${error.plugin})` : ''}`);
+    this.error(`${error.message}${error.plugin ? ` (plugin ${error.plugin}${error.hook ? `, hook ${error.hook}` : ''})` : ''}`);
     for (const line of error.lines) this.plain(`  ${line}`);
     if (error.hint) this.plain(`  fix: ${error.hint}`);
   }

@@ -10,14 +10,15 @@ import type { Output } from './output.js';
 import { PHASES_OF, phasesFrom, type Verb } from './phases.js';
 import type { ReleaseConfig } from './plugin.js';
 
-/** Tags every error a tap throws with the plugin (tap name) it came from. */
-function tagErrorsWithPlugin(hook: { intercept(interceptor: object): void }): void {
+/** Tags every error a tap throws with the plugin (tap name) and the hook it came from. */
+function tagErrors(hook: { intercept(interceptor: object): void }, hookName: string): void {
   hook.intercept({
     register(tap: { name: string; type: string; fn: (...args: unknown[]) => unknown }) {
       const original = tap.fn;
       const tag = (error: unknown) => {
         const tagged = toReleaseError(error);
         tagged.plugin ??= tap.name;
+        tagged.hook ??= hookName;
         return tagged;
       };
       tap.fn = tap.type === 'promise'
@@ -33,18 +34,18 @@ function tagErrorsWithPlugin(hook: { intercept(interceptor: object): void }): vo
 /** Builds the hooks and lets every configured plugin tap them. */
 export function applyPlugins(config: ReleaseConfig): Hooks {
   const hooks = createHooks();
-  for (const hook of Object.values(hooks)) {
+  for (const [name, hook] of Object.entries(hooks)) {
     if ('for' in hook) {
       const record = recordHookMapEntries(hook);
       hook.intercept({
         factory: (key, created) => {
-          tagErrorsWithPlugin(created as never);
+          tagErrors(created as never, `${name}.for(${String(key)})`);
           record(key, created);
           return created as never;
         },
       });
     } else {
-      tagErrorsWithPlugin(hook as never);
+      tagErrors(hook as never, name);
     }
   }
   for (const plugin of config.plugins) {
@@ -69,6 +70,7 @@ export interface RunVerbOptions {
   hooks: Hooks;
   out: Output;
   signal: AbortSignal;
+  loadHooksAt?: (commit: string) => Promise<Hooks>;
 }
 
 function interruptedIfAborted(context: RunContext, error: ReleaseError): ReleaseError {
@@ -114,13 +116,13 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
       if (state.ticket !== options.ticket) {
         throw new ReleaseError('BAD_INPUT', `state file ${context.stateFile.path} is for ticket ${state.ticket}, not ${options.ticket}`);
       }
-      await options.hooks.resume.promise(context);
+      await context.hooks.resume.promise(context);
     }
     for (const [index, phase] of phases.entries()) {
       context.phase = phase.name;
       if (context.signal.aborted) throw new ReleaseError('INTERRUPTED', 'interrupted by a signal');
       out.phase(phase.name, options.dryRun ? `preview: ${phase.summary}` : phase.summary);
-      await options.hooks.phase.for(phase.name).promise(context);
+      await context.hooks.phase.for(phase.name).promise(context);
       context.log.event(phase.name, 'done', { rc: 0 });
       const next = phases[index + 1];
       if (context.handoffReason && next && !options.dryRun && !process.env[INHERITED_LOCK_ENV]) {
@@ -129,7 +131,7 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
     }
     context.phase = 'orchestrator';
     context.log.event('orchestrator', 'done', { rc: 0 });
-    await options.hooks.done.promise(context);
+    await context.hooks.done.promise(context);
     const outcome = verb === 'release-run' ? 'complete' : 'reverted';
     out.plain(options.dryRun
       ? `[${verb}] dry run of release ${options.ticket} finished: nothing was changed`
@@ -150,7 +152,7 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
     }
     reportFailure(out, verb, options.ticket, current, error);
     try {
-      await options.hooks.failed.promise(context, error);
+      await context.hooks.failed.promise(context, error);
     } catch (hookError) {
       out.warn(`a failure handler failed too: ${toReleaseError(hookError).message}`);
     }

@@ -4,7 +4,7 @@
  * scripts. Every release must classify with the default rules, and every change to a build
  * context must be built.
  */
-import { Platform, sh } from './platform.js';
+import { Platform, sh } from './helpers/platform.js';
 
 const compose = {
   web: `services:
@@ -124,7 +124,7 @@ describe('replaying a realistic platform history through --dry-run', () => {
     const shas = [await platform.head(platform.dev)];
     for (const { files } of history) shas.push(await platform.pushCommits([files]));
     const outcomes: string[] = [];
-    for (const [index, { builds }] of history.entries()) {
+    for (const index of history.keys()) {
       await sh(platform.dev, 'git', ['push', '-q', '--force', 'origin', `${shas[index + 1]}:refs/heads/main`]);
       await platform.git(['reset', '-q', '--hard', shas[index]!]);
       const result = await platform.run('release-run', [`C${index}`, '--dry-run']);

@@ -5,9 +5,9 @@
  */
 import { execa } from 'execa';
 import { join } from 'node:path';
-import { Platform } from './platform.js';
-import { containersOf, dockerServiceFiles, freePort, httpGet, removeProjects, uniqueName } from './docker.js';
-import { createDatabase, dropDatabase, ensurePostgres, psql, rowsOf, schemaOf, uniqueName as uniqueDb, type PgServer } from '../plugins/backup-postgres/pg-test-helpers.js';
+import { Platform } from './helpers/platform.js';
+import { containersOf, dockerServiceFiles, freePort, httpGet, removeProjects, uniqueName } from './helpers/docker.js';
+import { createDatabase, dropDatabase, ensurePostgres, psql, rowsOf, schemaOf, uniqueName as uniqueDb, type PgServer } from './helpers/postgres.js';
 
 /** The volume's tree as an operator would compare it: path, mode, owner, link target, content hash. */
 async function volumeTree(volume: string): Promise<string> {

@@ -8,7 +8,7 @@ import { execa } from 'execa';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Platform, ORCHESTRATOR_ROOT } from './platform.js';
+import { Platform, ORCHESTRATOR_ROOT } from './helpers/platform.js';
 import { parseState } from '../core/state.js';
 import { LOG_LINE } from '../core/audit-log.js';
 

@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Platform, sh, snapshot, ORCHESTRATOR_ROOT } from './platform.js';
+import { Platform, sh, snapshot, ORCHESTRATOR_ROOT } from './helpers/platform.js';
 
 /**
  * Bad input of every kind an operator or a repo can hand the orchestrator: each exits with its

@@ -3,12 +3,12 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { Platform, manifestYaml, type CliResult } from '../../test/platform.js';
-import { freePort } from '../../test/docker.js';
+import { Platform, manifestYaml, type CliResult } from '../../test/helpers/platform.js';
+import { freePort } from '../../test/helpers/docker.js';
 import {
   backupYaml, createDatabase, databaseLevelOf, databasesLike, dropDatabase, ensurePostgres, oidOf, psql, rowsOf, schemaOf,
   uniqueName, urlOf, type PgServer,
-} from './pg-test-helpers.js';
+} from '../../test/helpers/postgres.js';
 
 const SERVICE = 'db';
 

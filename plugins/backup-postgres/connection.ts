@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import { ReleaseError, registerSecret } from '../../core/index.js';
+import { ReleaseError, registerSecret } from '../../api/index.js';
 
 /**
  * Database and role names we accept: ASCII letters, digits, `_`, `.`, `$`, `-`, at most 63 bytes

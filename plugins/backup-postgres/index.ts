@@ -6,10 +6,10 @@
 import { readdirSync, rmdirSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { z } from 'zod';
-import { ReleaseError, registerSecret, type BackupRequest, type BackupResult, type Plugin, type RunContext, parseOptions } from '../../core/index.js';
-import { manifestPath } from '../platform/manifest.js';
-import { createArchiveStream, hashingCounter, removeArchive, sealArchive, verifyArchive } from '../../api/archive.js';
+import {
+  ReleaseError, createArchiveStream, defineBackupStrategy, hashingCounter, parseOptions, registerSecret, removeArchive, sealArchive, verifyArchive, z,
+  type BackupRequest, type BackupResult, type Plugin, type RunContext,
+} from '../../api/index.js';
 import {
   PASSWORD_HINT, PG_NAME, checkPassfile, connectionArgs, expandPath, parsePostgresUrl, registerPassfileSecrets,
   type PassfileChoice, type PgTarget,
@@ -49,7 +49,7 @@ export const dumpName = (request: BackupRequest) => `${request.index}-${BACKUP_T
 
 /** Validates the manifest entry (errors name the manifest and the key, exit 2) and says where it points. */
 export function resolveTarget(request: BackupRequest, context: RunContext, options: PostgresBackupOptions): PgTarget {
-  const file = manifestPath(request.service);
+  const file = request.manifest;
   const at = `backup[${request.index}]`;
   const entry = request.entry;
   // The URL first: a password in it is registered as a secret before any other message is made.
@@ -165,7 +165,7 @@ async function sizeBackup(request: BackupRequest, context: RunContext, options: 
  * else BACKUP_FAILED naming the file; and the server is reachable with a role that may create
  * databases, so a restore does not fail after other backups were already put back.
  */
-async function checkBackup(request: BackupRequest, context: RunContext, options: PostgresBackupOptions): Promise<true> {
+async function checkBackup(request: BackupRequest, context: RunContext, options: PostgresBackupOptions): Promise<void> {
   const target = resolveTarget(request, context, options);
   const untouched = `it is the dump of database ${target.label} (service ${request.service}); that database was not touched`;
   try {
@@ -194,22 +194,22 @@ async function checkBackup(request: BackupRequest, context: RunContext, options:
       hint: `restore builds a new database and swaps it in: ALTER ROLE ${target.user} CREATEDB, or point the entry at a role that has it`,
     });
   }
-  return true;
 }
 
 export function postgresBackupPlugin(rawOptions: z.input<typeof optionsSchema> = {}): Plugin {
   const options = parseOptions(PLUGIN_NAME, optionsSchema, rawOptions);
-  return {
+  return defineBackupStrategy({
+    type: BACKUP_TYPE,
     name: PLUGIN_NAME,
-    apply({ hooks }) {
-      hooks.backup.for(BACKUP_TYPE).tapPromise(PLUGIN_NAME, (request, context) => backup(request, context, options));
-      hooks.sizeBackup.for(BACKUP_TYPE).tapPromise(PLUGIN_NAME, (request, context) => sizeBackup(request, context, options));
-      hooks.checkBackup.for(BACKUP_TYPE).tapPromise(PLUGIN_NAME, (request, context) => checkBackup(request, context, options));
-      hooks.restore.for(BACKUP_TYPE).tapPromise(PLUGIN_NAME, async (request, context) => {
-        const target = resolveTarget(request, context, options);
-        await restoreDatabase(new PgTools(context, target, options), request, join(request.dir, dumpName(request)), options);
-        return true;
-      });
+    // resolveTarget validates the entry itself: a password in it must be registered as a secret
+    // before any message names the entry.
+    entry: z.looseObject({}),
+    backup: (request, context) => backup(request, context, options),
+    size: (request, context) => sizeBackup(request, context, options),
+    check: (request, context) => checkBackup(request, context, options),
+    restore: async (request, context) => {
+      const target = resolveTarget(request, context, options);
+      await restoreDatabase(new PgTools(context, target, options), request, join(request.dir, dumpName(request)), options);
     },
-  };
+  });
 }

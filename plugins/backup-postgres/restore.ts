@@ -18,8 +18,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { ReleaseError, PRIVATE_FILE_MODE, type RestoreRequest } from '../../core/index.js';
-import { hashingCounter, readArchive } from '../../api/archive.js';
+import { ReleaseError, PRIVATE_FILE_MODE, hashingCounter, readArchive, type RestoreRequest } from '../../api/index.js';
 import { connectionArgs, derivedName, quoteIdent, quoteLiteral } from './connection.js';
 import { PgTools, ToolError } from './tools.js';
 

@@ -3,7 +3,7 @@
  * `-w` (never prompt), the connection as separate arguments, the password only in the passfile.
  */
 import { join } from 'node:path';
-import type { ExecOptions, ExecResult, RunContext } from '../../core/index.js';
+import type { ExecOptions, ExecResult, RunContext } from '../../api/index.js';
 import { connectionArgs, pgEnv, type PgTarget } from './connection.js';
 
 export interface ToolOptions {

@@ -2,15 +2,12 @@ import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, lstatSync, symlinkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { execa } from 'execa';
-import { applyPlugins } from '../../core/runner.js';
-import { createContext } from '../../core/context.js';
-import { Output } from '../../core/output.js';
+import { testContext } from '../../test/helpers/context.js';
 import { ReleaseError, type Action, type BackupRequest, type Plugin } from '../../core/index.js';
-import { Platform, snapshot } from '../../test/platform.js';
+import { Platform, snapshot } from '../../test/helpers/platform.js';
 import { sqliteBackupPlugin, type SqliteBackupOptions } from './index.js';
 
 const sqlite = async (db: string, sql: string) => (await execa('sqlite3', ['-bail', db, sql])).stdout;
@@ -29,16 +26,12 @@ async function seedDatabase(db: string, journal: 'wal' | 'delete' = 'wal'): Prom
 
 /** Calls the plugin's hooks directly, as prepare and revert do, with a real run context. */
 function harness(root: string, plugins: Plugin[] = [], options: Partial<SqliteBackupOptions> = {}) {
-  const hooks = applyPlugins({ plugins: [sqliteBackupPlugin(options), ...plugins] });
-  const sink = new PassThrough();
-  let text = '';
-  sink.on('data', (chunk: Buffer) => { text += chunk.toString(); });
-  const out = new Output('release-run', sink as unknown as NodeJS.WriteStream, sink as unknown as NodeJS.WriteStream);
-  const context = createContext({ verb: 'release-run', ticket: 't1', repoDir: root, dryRun: false, hooks, out, signal: new AbortController().signal });
+  const { context, printed } = testContext([sqliteBackupPlugin(options), ...plugins], { repoDir: root });
+  const { hooks } = context;
   const dir = join(root, '.asd', 'workspace', 'backups', 'notes', '20260518_153012');
   const request = (entry: Record<string, unknown>, index = 0): BackupRequest => ({ service: 'notes', entry: { type: 'sqlite', ...entry }, dir, index, manifest: 'packages/notes/manifest.yaml' });
   return {
-    dir, request, output: () => text,
+    dir, request, output: printed,
     backup: (r: BackupRequest) => hooks.backup.for('sqlite').promise(r, context),
     size: (r: BackupRequest) => hooks.sizeBackup.for('sqlite').promise(r, context),
     check: (r: BackupRequest) => hooks.checkBackup.for('sqlite').promise(r, context),
@@ -325,7 +318,7 @@ describe('backup-sqlite through release-run and release-revert (real git platfor
     const revert = await platform.run('release-revert', ['9998']);
 
     expect(revert.exitCode).toBe(6);
-    expect(revert.stderr).toContain(`backup ${archive} does not match its recorded sha256 (corrupt); nothing was restored (plugin backup-sqlite)`);
+    expect(revert.stderr).toContain(`backup ${archive} does not match its recorded sha256 (corrupt); nothing was restored (plugin backup-sqlite, hook checkBackup.for(sqlite))`);
     expect(await dump(db)).toBe(changed);
     expect(await platform.head()).toBe(head);
   });

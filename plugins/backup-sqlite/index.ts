@@ -7,7 +7,7 @@
  *   backup:
  *     - type: sqlite
  *       path: /srv/notes/notes.sqlite   # absolute; no single quote or line break
- *       consistency: stop               # optional: stop the service around the copy (default online)
+ *       consistency: stop               # optional: stop the service around the copy (default live)
  *       compress: false                 # optional: store the database as is (default gzip)
  */
 import { randomBytes } from 'node:crypto';
@@ -16,12 +16,11 @@ import { basename, dirname, isAbsolute, join } from 'node:path';
 import { PassThrough, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import { z } from 'zod';
 import {
-  ReleaseError, ensurePrivateDir, formatBytes, fsyncPath, PRIVATE_FILE_MODE,
-  type BackupRequest, type BackupResult, type Plugin, type RestoreRequest, type RunContext, parseOptions } from '../../core/index.js';
-import { createArchiveStream, hashingCounter, readArchive, removeArchive, sealArchive, verifyArchive } from '../../api/archive.js';
-import { manifestPath } from '../platform/manifest.js';
+  ReleaseError, createArchiveStream, defineBackupStrategy, ensurePrivateDir, formatBytes, fsyncPath, hashingCounter, parseOptions,
+  PRIVATE_FILE_MODE, readArchive, removeArchive, sealArchive, verifyArchive, withServiceStopped, z,
+  type BackupResult, type Plugin, type RunContext, type StrategyRequest,
+} from '../../api/index.js';
 
 export const PLUGIN_NAME = 'backup-sqlite';
 export const TYPE = 'sqlite';
@@ -42,33 +41,21 @@ const databasePath = z.string()
   .refine((path) => !/['\n\r\0]/.test(path), "must not contain a single quote or a line break (sqlite3's dot-commands cannot quote them): move the file or give it a plain path")
   .refine((path) => !path.endsWith('/'), 'must name a file, not a folder');
 
-const entrySchema = z.strictObject({
-  type: z.literal(TYPE),
+/** A manifest entry's keys besides `type`. */
+export const entrySchema = z.strictObject({
   path: databasePath,
-  /** `stop`: stop the service while the copy is taken and while the restored file is swapped in. */
-  consistency: z.enum(['online', 'stop']).default('online'),
+  /** `stop`: stop the service while the copy is taken; `live` (default): sqlite's online backup alone. */
+  consistency: z.enum(['live', 'stop']).default('live'),
   compress: z.boolean().default(true),
 });
 
 export type SqliteEntry = z.infer<typeof entrySchema>;
-
-/** The manifest entry, validated; an error names the manifest file and the key (exit 2). */
-export function parseEntry(request: BackupRequest): SqliteEntry {
-  const parsed = entrySchema.safeParse(request.entry);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0]!;
-  const at = `backup[${request.index}]`;
-  const key = issue.path.length > 0 ? `${at}.${issue.path.join('.')}` : at;
-  const why = issue.code === 'unrecognized_keys' ? `unknown key ${issue.keys.join(', ')}` : issue.message;
-  throw new ReleaseError('BAD_INPUT', `${manifestPath(request.service)}: ${key}: ${why}`, {
-    hint: 'a sqlite entry is { type: sqlite, path: /abs/path/to/db.sqlite } with optional consistency: online|stop and compress: true|false',
-  });
-}
+type Request = StrategyRequest<SqliteEntry>;
 
 const archiveName = (index: number, compress: boolean) => `${index}-${TYPE}.db${compress ? '.gz' : ''}`;
 
 /** The archive a backup wrote: the one the entry asks for, else the other form if only it exists. */
-function archiveOf(request: RestoreRequest, entry: SqliteEntry): string {
+function archiveOf(request: Request, entry: SqliteEntry): string {
   const wanted = join(request.dir, archiveName(request.index, entry.compress));
   const other = join(request.dir, archiveName(request.index, !entry.compress));
   return !existsSync(wanted) && existsSync(other) ? other : wanted;
@@ -121,41 +108,16 @@ class Sqlite {
   }
 }
 
-/**
- * Runs `body` with the service stopped when the entry asks for `consistency: stop`, through the
- * runtime's `stop`/`start` actions; the service is started again whatever `body` does.
- */
-async function withServiceStopped<T>(context: RunContext, request: BackupRequest, entry: SqliteEntry, what: string, body: () => Promise<T>): Promise<T> {
-  if (entry.consistency !== 'stop') return body();
-  const { service } = request;
-  const stopped = await context.hooks.act.get('stop')?.promise({ service, kind: 'stop', reason: `${what} of ${entry.path}` }, context);
-  if (!stopped) {
-    throw new ReleaseError('BACKUP_FAILED', `${manifestPath(service)}: backup[${request.index}].consistency is stop, but no runtime plugin can stop ${service}`, {
-      hint: `give ${service} a runtime (e.g. a compose.yaml), or drop consistency: stop (the online copy is consistent by itself)`,
+/** Runs `body` with the service stopped when the entry asks for `consistency: stop`. */
+async function stoppedIfAsked<T>(context: RunContext, request: Request, what: string, body: () => Promise<T>): Promise<T> {
+  if (request.options.consistency !== 'stop') return body();
+  const done = await withServiceStopped(context, request.service, `${what} of ${request.options.path}`, body);
+  if (!done) {
+    throw new ReleaseError('BACKUP_FAILED', `${request.manifest}: backup[${request.index}].consistency is stop, but no runtime plugin can stop ${request.service}`, {
+      hint: `give ${request.service} a runtime (e.g. a compose.yaml), or drop consistency: stop (the online copy is consistent by itself)`,
     });
   }
-  context.out.info(`${service} stopped for the ${what} of ${entry.path}`);
-  const start = async () => {
-    await context.hooks.act.get('start')?.promise({ service, kind: 'start', reason: `${what} of ${entry.path} finished` }, context);
-    context.out.info(`${service} started again`);
-  };
-  let result: T;
-  try {
-    result = await body();
-  } catch (error) {
-    await start().catch((startError: unknown) => {
-      context.out.warn(`${service} could not be started again: ${startError instanceof Error ? startError.message : String(startError)}`);
-    });
-    throw error;
-  }
-  try {
-    await start();
-  } catch (error) {
-    throw new ReleaseError('BACKUP_FAILED', `${service} was stopped for the ${what} of ${entry.path} and did not start again: ${error instanceof Error ? error.message : String(error)}`, {
-      hint: `start it by hand and check it (just release --service=${service})`, cause: error,
-    });
-  }
-  return result;
+  return done.result;
 }
 
 function asBackupError(error: unknown, message: string, hint: string): ReleaseError {
@@ -163,18 +125,18 @@ function asBackupError(error: unknown, message: string, hint: string): ReleaseEr
   return new ReleaseError('BACKUP_FAILED', `${message}: ${error instanceof Error ? error.message : String(error)}`, { hint, cause: error });
 }
 
-function requireDatabaseFile(request: BackupRequest, entry: SqliteEntry): Stats {
+function requireDatabaseFile(request: Request, entry: SqliteEntry): Stats {
   const stats = existsSync(entry.path) ? statSync(entry.path) : undefined;
   if (!stats?.isFile()) {
     throw new ReleaseError('BACKUP_FAILED', `sqlite backup of ${request.service}: ${entry.path} ${stats ? 'is not a file' : 'does not exist'}`, {
-      hint: `fix backup[${request.index}].path in ${manifestPath(request.service)}`,
+      hint: `fix backup[${request.index}].path in ${request.manifest}`,
     });
   }
   return stats;
 }
 
-async function backUp(sqlite: Sqlite, options: SqliteBackupOptions, request: BackupRequest, context: RunContext): Promise<BackupResult> {
-  const entry = parseEntry(request);
+async function backUp(sqlite: Sqlite, options: SqliteBackupOptions, request: Request, context: RunContext): Promise<BackupResult> {
+  const entry = request.options;
   const { service } = request;
   const source = entry.path;
   requireDatabaseFile(request, entry);
@@ -190,7 +152,7 @@ async function backUp(sqlite: Sqlite, options: SqliteBackupOptions, request: Bac
     // sqlite3 writes into this empty 0600 file and keeps its mode, whatever the umask.
     closeSync(openSync(copy, 'wx', PRIVATE_FILE_MODE));
     chmodSync(copy, PRIVATE_FILE_MODE);
-    await withServiceStopped(context, request, entry, 'sqlite backup', async () => {
+    await stoppedIfAsked(context, request, 'sqlite backup', async () => {
       const result = await sqlite.run(context, [openExistingUri(source), `.backup '${copyName}'`], request.dir);
       if (result.exitCode !== 0) {
         throw new ReleaseError('BACKUP_FAILED', `sqlite backup of ${service}: sqlite3 .backup of ${source} failed (exit ${result.exitCode}): ${result.output.split('\n').pop() ?? ''}`, {
@@ -265,8 +227,8 @@ function swapIn(restored: string, target: string): string[] {
   return aside.map(([file]) => basename(file));
 }
 
-async function restore(sqlite: Sqlite, request: RestoreRequest, context: RunContext): Promise<true> {
-  const entry = parseEntry(request);
+async function restore(sqlite: Sqlite, request: Request, context: RunContext): Promise<void> {
+  const entry = request.options;
   const { service } = request;
   // SQLite follows a symlinked database to its file, and names the -wal and -journal after it: so do we.
   const target = existsSync(entry.path) ? realpathSync(entry.path) : entry.path;
@@ -313,7 +275,6 @@ async function restore(sqlite: Sqlite, request: RestoreRequest, context: RunCont
       }
     }
     context.out.info(`${service}: restored ${target} from ${archive.path} (integrity_check ok)`);
-    return true;
   } catch (error) {
     throw asBackupError(error, `restore of ${target} for ${service} failed; the database was left as it was`, 'fix the cause, then run release-revert again');
   } finally {
@@ -325,16 +286,13 @@ async function restore(sqlite: Sqlite, request: RestoreRequest, context: RunCont
 export function sqliteBackupPlugin(rawOptions: z.input<typeof optionsSchema> = {}): Plugin {
   const options = parseOptions(PLUGIN_NAME, optionsSchema, rawOptions);
   const sqlite = new Sqlite(options);
-  return {
+  return defineBackupStrategy({
+    type: TYPE,
     name: PLUGIN_NAME,
-    apply({ hooks }) {
-      hooks.backup.for(TYPE).tapPromise(PLUGIN_NAME, (request, context) => backUp(sqlite, options, request, context));
-      hooks.sizeBackup.for(TYPE).tapPromise(PLUGIN_NAME, async (request) => requireDatabaseFile(request, parseEntry(request)).size);
-      hooks.checkBackup.for(TYPE).tapPromise(PLUGIN_NAME, async (request) => {
-        await verifyArchive(archiveOf(request, parseEntry(request)));
-        return true;
-      });
-      hooks.restore.for(TYPE).tapPromise(PLUGIN_NAME, (request, context) => restore(sqlite, request, context));
-    },
-  };
+    entry: entrySchema,
+    backup: (request, context) => backUp(sqlite, options, request, context),
+    size: async (request) => requireDatabaseFile(request, request.options).size,
+    check: async (request) => { await verifyArchive(archiveOf(request, request.options)); },
+    restore: (request, context) => restore(sqlite, request, context),
+  });
 }

@@ -1,9 +1,9 @@
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Platform } from '../../test/platform.js';
-import { containersOf, dockerServiceFiles, freePort, httpGet, removeProjects, uniqueName } from '../../test/docker.js';
-import { listing, populate, run } from './fixtures.js';
+import { Platform } from '../../test/helpers/platform.js';
+import { containersOf, dockerServiceFiles, freePort, httpGet, removeProjects, uniqueName } from '../../test/helpers/docker.js';
+import { listing, populate, run } from '../../test/helpers/volume.js';
 
 describe('a volume backup through release-run and release-revert (real git, real compose service)', () => {
   let platform: Platform;

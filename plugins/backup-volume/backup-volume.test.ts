@@ -2,11 +2,13 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { ReleaseError, type BackupRequest } from '../../core/index.js';
+import { ReleaseError, type BackupRequest, type RunContext } from '../../core/index.js';
 import { composeRuntimePlugin } from '../runtime-compose/index.js';
-import { uniqueName, containersOf } from '../../test/docker.js';
-import { backupVolumePlugin, parseEntry, type BackupVolumeOptions } from './index.js';
-import { createVolume, filesUnder, listing, mutate, populate, removeVolume, run, testContext } from './fixtures.js';
+import { uniqueName, containersOf } from '../../test/helpers/docker.js';
+import { backupVolumePlugin, entrySchema, type BackupVolumeOptions } from './index.js';
+import { applyPlugins } from '../../core/runner.js';
+import { createVolume, filesUnder, listing, mutate, populate, removeVolume, run } from '../../test/helpers/volume.js';
+import { testContext } from '../../test/helpers/context.js';
 
 const repos: string[] = [];
 afterEach(() => {
@@ -202,7 +204,8 @@ describe('backup-volume on real docker volumes and host folders', () => {
 
     expect(seen).toEqual(['exited']);
     expect((await containersOf(service)).map((c) => c.state)).toEqual(['running']);
-    expect(printed()).toContain(`stopping ${service} while ${service} volume ${name} is read (consistency: stop)`);
+    expect(printed()).toContain(`${service} stopped: consistent backup of ${service} volume ${name}`);
+    expect(printed()).toContain(`${service} started again`);
 
     // The default is a live copy: the container keeps running.
     seen.length = 0;
@@ -246,9 +249,11 @@ describe('backup-volume on real docker volumes and host folders', () => {
 
 describe('backup-volume manifest entries and options', () => {
   const request = (entry: Record<string, unknown>): BackupRequest => ({ service: 'web', entry: { type: 'volume', ...entry }, dir: '/x', index: 1, manifest: 'packages/web/manifest.yaml' });
-  const bad = (entry: Record<string, unknown>) => {
+  /** An entry is parsed before anything is read: a bad one fails every part with exit 2. */
+  const bad = async (entry: Record<string, unknown>) => {
+    const hooks = applyPlugins({ plugins: [backupVolumePlugin()] });
     try {
-      parseEntry(request(entry));
+      await hooks.checkBackup.for('volume').promise(request(entry), {} as RunContext);
     } catch (error) {
       expect((error as ReleaseError).exitCode).toBe(2);
       return (error as ReleaseError).message;
@@ -256,20 +261,20 @@ describe('backup-volume manifest entries and options', () => {
     throw new Error('accepted');
   };
 
-  test('exactly one of volume or path; consistency live by default', () => {
-    expect(parseEntry(request({ volume: 'web_data' }))).toEqual({ type: 'volume', volume: 'web_data', consistency: 'live' });
-    expect(parseEntry(request({ path: '/srv/web/files', consistency: 'stop' }))).toEqual({ type: 'volume', path: '/srv/web/files', consistency: 'stop' });
-    expect(bad({})).toBe('packages/web/manifest.yaml: backup[1]: give exactly one of volume (a docker volume name) or path (an absolute host folder)');
-    expect(bad({ volume: 'web_data', path: '/srv' })).toMatch(/^packages\/web\/manifest.yaml: backup\[1\]: give exactly one of/);
+  test('exactly one of volume or path; consistency live by default', async () => {
+    expect(entrySchema.parse({ volume: 'web_data' })).toEqual({ volume: 'web_data', consistency: 'live' });
+    expect(entrySchema.parse({ path: '/srv/web/files', consistency: 'stop' })).toEqual({ path: '/srv/web/files', consistency: 'stop' });
+    expect(await bad({})).toMatch(/^packages\/web\/manifest.yaml: backup\[1\]: give exactly one of volume \(a docker volume name\) or path \(an absolute host folder\)/);
+    expect(await bad({ volume: 'web_data', path: '/srv' })).toMatch(/^packages\/web\/manifest.yaml: backup\[1\]: give exactly one of/);
   });
 
-  test('errors name the manifest file and the key', () => {
-    expect(bad({ path: 'srv/files' })).toBe('packages/web/manifest.yaml: backup[1].path: expected an absolute host path such as /srv/web/files');
-    expect(bad({ path: '/srv/../etc' })).toMatch(/^packages\/web\/manifest.yaml: backup\[1\]\.path: expected a normalised path/);
-    expect(bad({ path: '/' })).toMatch(/backup\[1\]\.path: the root folder cannot be/);
-    expect(bad({ volume: '-v' })).toMatch(/^packages\/web\/manifest.yaml: backup\[1\]\.volume: expected a docker volume name/);
-    expect(bad({ volume: 'web_data', consistency: 'pause' })).toMatch(/^packages\/web\/manifest.yaml: backup\[1\]\.consistency: /);
-    expect(bad({ volume: 'web_data', compress: true })).toMatch(/^packages\/web\/manifest.yaml: backup\[1\]: unknown key compress/);
+  test('errors name the manifest file and the key', async () => {
+    expect(await bad({ path: 'srv/files' })).toBe('packages/web/manifest.yaml: backup[1].path: expected an absolute host path such as /srv/web/files');
+    expect(await bad({ path: '/srv/../etc' })).toMatch(/^packages\/web\/manifest.yaml: backup\[1\]\.path: expected a normalised path/);
+    expect(await bad({ path: '/' })).toMatch(/backup\[1\]\.path: the root folder cannot be/);
+    expect(await bad({ volume: '-v' })).toMatch(/^packages\/web\/manifest.yaml: backup\[1\]\.volume: expected a docker volume name/);
+    expect(await bad({ volume: 'web_data', consistency: 'pause' })).toMatch(/^packages\/web\/manifest.yaml: backup\[1\]\.consistency: /);
+    expect(await bad({ volume: 'web_data', compress: true })).toMatch(/^packages\/web\/manifest.yaml: backup\[1\]: unknown key compress/);
   });
 
   test('plugin options are validated', () => {

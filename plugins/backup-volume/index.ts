@@ -4,10 +4,10 @@
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { isAbsolute, join, posix, relative } from 'node:path';
-import { z } from 'zod';
-import { ReleaseError, formatBytes, type BackupRequest, type BackupResult, type Plugin, type RunContext, parseOptions } from '../../core/index.js';
-import { verifyArchive } from '../../api/archive.js';
-import { manifestPath } from '../platform/manifest.js';
+import {
+  ReleaseError, defineBackupStrategy, formatBytes, parseOptions, verifyArchive, withServiceStopped, z,
+  type BackupRequest, type BackupResult, type Plugin, type RunContext, type StrategyRequest,
+} from '../../api/index.js';
 import { makeStagingDir, removeLeftovers, replaceContents, ReplaceError, stagingFor } from './replace.js';
 import { describeEntry, mountsInside, sourceFolder, targetFolder, type VolumeEntry } from './source.js';
 import { EXTENSIONS, extractArgs, requireCompressor, runTarOnArchive, writeTarArchive, type Compressor } from './tar-stream.js';
@@ -30,8 +30,8 @@ export type BackupVolumeOptions = z.input<typeof optionsSchema>;
 /** Docker's own rule for volume names. */
 const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]+$/;
 
-const entrySchema = z.strictObject({
-  type: z.literal(TYPE),
+/** A manifest entry's keys besides `type`: exactly one of `volume` or `path`. */
+export const entrySchema = z.strictObject({
   volume: z.string().regex(VOLUME_NAME, 'expected a docker volume name as `docker volume ls` shows it, e.g. web_data (compose names volumes <project>_<name>)').optional(),
   path: z.string()
     .refine((path) => isAbsolute(path), 'expected an absolute host path such as /srv/web/files')
@@ -40,26 +40,11 @@ const entrySchema = z.strictObject({
     .optional(),
   /** `stop`: the service's containers are stopped while the files are read; `live` (default): they keep running. */
   consistency: z.enum(['live', 'stop']).default('live'),
+}).refine((entry) => (entry.volume === undefined) !== (entry.path === undefined), {
+  message: 'give exactly one of volume (a docker volume name) or path (an absolute host folder), e.g. `- { type: volume, volume: web_data }`',
 });
 
-/** Validates a manifest `backup:` entry; errors name the manifest file and the key (exit 2). */
-export function parseEntry(request: BackupRequest): VolumeEntry {
-  const where = `${manifestPath(request.service)}: backup[${request.index}]`;
-  const parsed = entrySchema.safeParse(request.entry);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const key = issue.path.join('.');
-    const message = issue.code === 'unrecognized_keys' ? `unknown key ${issue.keys.join(', ')} (a volume entry takes volume or path, and consistency)` : issue.message;
-    throw new ReleaseError('BAD_INPUT', `${where}${key ? `.${key}` : ''}: ${message}`, { hint: 'fix that key in the manifest' });
-  }
-  const entry = parsed.data;
-  if ((entry.volume === undefined) === (entry.path === undefined)) {
-    throw new ReleaseError('BAD_INPUT', `${where}: give exactly one of volume (a docker volume name) or path (an absolute host folder)`, {
-      hint: 'e.g. `- { type: volume, volume: web_data }` or `- { type: volume, path: /srv/web/files }`',
-    });
-  }
-  return entry;
-}
+type Request = StrategyRequest<VolumeEntry>;
 
 const fileName = (index: number, compressor: Compressor) => `${index}-${TYPE}.${EXTENSIONS[compressor]}`;
 
@@ -86,62 +71,56 @@ function refuseNestedMounts(folder: string, what: string, doing: string): void {
 function refuseHoldingBackups(request: BackupRequest, folder: string): void {
   const inside = relative(folder, request.dir);
   if (!inside.startsWith('..') && !isAbsolute(inside)) {
-    throw new ReleaseError('BAD_INPUT', `${manifestPath(request.service)}: backup[${request.index}].path: ${folder} holds the backup folder ${request.dir} itself`, {
+    throw new ReleaseError('BAD_INPUT', `${request.manifest}: backup[${request.index}].path: ${folder} holds the backup folder ${request.dir} itself`, {
       hint: 'back up a folder that does not contain the platform repo and its .asd/workspace',
     });
   }
 }
 
-/** Asks the runtime to stop or start the service; false when no runtime plugin handles it. */
-async function setService(context: RunContext, service: string, kind: 'stop' | 'start', reason: string): Promise<boolean> {
-  return (await context.hooks.act.get(kind)?.promise({ service, kind, reason }, context)) === true;
-}
-
-async function backup(request: BackupRequest, context: RunContext, options: z.infer<typeof optionsSchema>): Promise<BackupResult> {
-  const entry = parseEntry(request);
+async function backup(request: Request, context: RunContext, options: z.infer<typeof optionsSchema>): Promise<BackupResult> {
+  const entry = request.options;
   const what = describeEntry(request.service, entry);
   await requireCompressor(context, options.compressor, `backup of ${what}`);
   const source = await sourceFolder(context, request.service, entry);
   refuseHoldingBackups(request, source);
   refuseNestedMounts(source, what, 'the backup would mix them in and a restore would wipe them');
-  let stopped = false;
-  if (entry.consistency === 'stop') {
-    context.out.detail(`stopping ${request.service} while ${what} is read (consistency: stop)`);
-    try {
-      stopped = await setService(context, request.service, 'stop', `consistent backup of ${what}`);
-    } catch (error) {
-      // Some containers may have stopped: bring them back before reporting the failure.
-      await setService(context, request.service, 'start', `backup of ${what} not taken`).catch(() => undefined);
-      throw error;
-    }
-    if (!stopped) {
-      throw new ReleaseError('BACKUP_FAILED', `backup of ${what} asks for consistency: stop, but no runtime plugin stops ${request.service}`, {
-        hint: 'register a runtime plugin (runtime-compose) or set consistency: live',
-      });
-    }
-  }
-  const written = await writeTarArchive({
-    context, source, dir: request.dir, name: fileName(request.index, options.compressor),
+  const name = fileName(request.index, options.compressor);
+  const write = (afterRead?: () => void) => writeTarArchive({
+    context, source, dir: request.dir, name,
     compressor: options.compressor, level: options.level, what,
     // A folder that is a mount point holds a restore's staging folders while it runs: never data.
     exclude: stagingFor(source).inside ? [`./${stagingFor(source).prefix}*`] : [],
-    afterRead: async () => {
-      if (!stopped) return;
-      await setService(context, request.service, 'start', `backup of ${what} taken`);
-      context.out.detail(`${request.service} started again`);
-    },
+    afterRead: async () => afterRead?.(),
   });
+  let written: Awaited<ReturnType<typeof writeTarArchive>>;
+  if (entry.consistency === 'stop') {
+    // The service is down only while its files are read; the archive is read back after it started again.
+    let writing: ReturnType<typeof write> | undefined;
+    const stopped = await withServiceStopped(context, request.service, `consistent backup of ${what}`, async () => {
+      await new Promise<void>((resolve, reject) => {
+        writing = write(resolve);
+        writing.catch(reject);
+      });
+    });
+    if (!stopped) {
+      throw new ReleaseError('BACKUP_FAILED', `backup of ${what} asks for consistency: stop, but no runtime plugin stops ${request.service}`, {
+        hint: 'give the service a runtime (a compose.yaml), or set consistency: live',
+      });
+    }
+    written = await writing!;
+  } else {
+    written = await write();
+  }
   for (const warning of written.warnings) context.out.warn(`${what}: ${warning}`);
   if (written.warnings.length > 0) {
     context.out.warn(`${what} changed while it was read; the files named above may be inconsistent in the backup (consistency: stop avoids this)`);
   }
   context.out.detail(`${written.path}: ${written.entries} entries read back, ${formatBytes(written.tarBytes)} of tar, sha256 ${written.sha256.slice(0, 12)}…`);
-  const name = fileName(request.index, options.compressor);
   return { files: [name, `${name}.sha256`, `${name}.size`], bytes: written.bytes };
 }
 
-async function sizeBackup(request: BackupRequest, context: RunContext): Promise<number> {
-  const entry = parseEntry(request);
+async function sizeBackup(request: Request, context: RunContext): Promise<number> {
+  const entry = request.options;
   const source = await sourceFolder(context, request.service, entry);
   const du = await context.exec('du', ['-s', '-b', source], {});
   const bytes = Number(du.stdout.split(/\s/)[0]);
@@ -151,14 +130,12 @@ async function sizeBackup(request: BackupRequest, context: RunContext): Promise<
   return bytes;
 }
 
-async function checkBackup(request: BackupRequest, options: z.infer<typeof optionsSchema>): Promise<true> {
-  parseEntry(request);
+async function checkBackup(request: Request, options: z.infer<typeof optionsSchema>): Promise<void> {
   await verifyArchive(existingArchive(request, options.compressor).path);
-  return true;
 }
 
-async function restore(request: BackupRequest, context: RunContext, options: z.infer<typeof optionsSchema>): Promise<true> {
-  const entry = parseEntry(request);
+async function restore(request: Request, context: RunContext, options: z.infer<typeof optionsSchema>): Promise<void> {
+  const entry = request.options;
   const what = describeEntry(request.service, entry);
   const archive = existingArchive(request, options.compressor);
   const artifact = await verifyArchive(archive.path);
@@ -187,10 +164,7 @@ async function restore(request: BackupRequest, context: RunContext, options: z.i
   }
   progress.finish(`extracted into ${staged}`);
 
-  // 2. Stop the service and swap the contents in; the revert's redeploy starts it again.
-  if (!(await setService(context, request.service, 'stop', `restore of ${what}`))) {
-    context.out.warn(`no runtime plugin stops ${request.service}: ${what} is replaced while it may be in use`);
-  }
+  // 2. Swap the contents in (revert stopped the service first; its redeploy starts it again).
   try {
     replaceContents(target.path, staged, staging);
   } catch (error) {
@@ -208,18 +182,17 @@ async function restore(request: BackupRequest, context: RunContext, options: z.i
     });
   }
   context.out.detail(`${target.path} now holds exactly the backup ${archive.path}`);
-  return true;
 }
 
 export function backupVolumePlugin(rawOptions: BackupVolumeOptions = {}): Plugin {
   const options = parseOptions(PLUGIN_NAME, optionsSchema, rawOptions);
-  return {
+  return defineBackupStrategy({
+    type: TYPE,
     name: PLUGIN_NAME,
-    apply({ hooks }) {
-      hooks.backup.for(TYPE).tapPromise(PLUGIN_NAME, (request, context) => backup(request, context, options));
-      hooks.sizeBackup.for(TYPE).tapPromise(PLUGIN_NAME, (request, context) => sizeBackup(request, context));
-      hooks.checkBackup.for(TYPE).tapPromise(PLUGIN_NAME, (request) => checkBackup(request, options));
-      hooks.restore.for(TYPE).tapPromise(PLUGIN_NAME, (request, context) => restore(request, context, options));
-    },
-  };
+    entry: entrySchema,
+    backup: (request, context) => backup(request, context, options),
+    size: sizeBackup,
+    check: (request) => checkBackup(request, options),
+    restore: (request, context) => restore(request, context, options),
+  });
 }

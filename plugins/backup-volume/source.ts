@@ -3,10 +3,9 @@
  * host folder; and the mounts that make a folder unsafe to archive or replace.
  */
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { ReleaseError, type RunContext } from '../../core/index.js';
+import { ReleaseError, type RunContext } from '../../api/index.js';
 
 export interface VolumeEntry {
-  type: 'volume';
   volume?: string;
   path?: string;
   consistency: 'live' | 'stop';

@@ -8,8 +8,10 @@ import { join } from 'node:path';
 import { Duplex, PassThrough, Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import { ReleaseError, formatBytes, type ExecResult, type RunContext, type TransferProgress } from '../../core/index.js';
-import { createArchiveStream, hashingCounter, readArchive, removeArchive, sealArchive, type Artifact } from '../../api/archive.js';
+import {
+  ReleaseError, createArchiveStream, formatBytes, hashingCounter, readArchive, removeArchive, sealArchive,
+  type Artifact, type ExecResult, type RunContext, type TransferProgress,
+} from '../../api/index.js';
 
 export type Compressor = 'gzip' | 'zstd' | 'none';
 

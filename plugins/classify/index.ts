@@ -1,5 +1,5 @@
 import picomatch from 'picomatch';
-import { ReleaseError, parseOptions, z, type Action, type ChangedFile, type Classification, type DiffView, type Plugin } from '../../core/index.js';
+import { ReleaseError, parseOptions, z, type Action, type Classification, type DiffView, type Plugin } from '../../core/index.js';
 import { composeRoles, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, serviceOfPath } from '../platform/manifest.js';
 
@@ -167,7 +167,7 @@ export function defaultRules(): Plugin[] {
     globRule({ name: 'ticket-scripts', patterns: ['releases/**'], kind: 'ticket-script' }),
     globRule({ name: 'playbooks', patterns: ['recovery/**'], kind: 'playbook' }),
     orchestratorSourceRule(),
-    globRule({ name: 'release-config', patterns: ['release.config.ts', 'justfile', '.justfile', 'Justfile'], kind: 'release-config' }),
+    globRule({ name: 'release-config', patterns: ['release.config.ts', 'release/**', 'justfile', '.justfile', 'Justfile'], kind: 'release-config' }),
     globRule({ name: 'docs', patterns: ['docs/**', '**/*.md'], kind: 'docs' }),
     globRule({
       name: 'repo-meta',

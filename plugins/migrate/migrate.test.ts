@@ -2,7 +2,7 @@ import { execa } from 'execa';
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Platform } from '../../test/platform.js';
+import { Platform } from '../../test/helpers/platform.js';
 import { renderMigrateScript } from './script.js';
 import type { ClassifiedFile } from './index.js';
 

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { Platform, ORCHESTRATOR_ROOT } from '../../test/platform.js';
+import { Platform, ORCHESTRATOR_ROOT } from '../../test/helpers/platform.js';
 
 /** Each shipped playbook, triggered by the failure it is for, on a real git platform. */
 describe('a failure prints and logs the playbooks that match it', () => {

@@ -2,7 +2,7 @@ import { ReleaseError, type Plugin, type ReleaseState, type RunContext, parseOpt
 import { currentBranch, diffFiles, dirtyPaths, git, headSha, isAncestor, requireKnownCommits, resolveSha, showFile } from '../git/git.js';
 import { validateServicesAt } from '../platform/validate.js';
 import { manifestPath, serviceOfPath } from '../platform/manifest.js';
-import { backUpAll, backUpService } from './backups.js';
+import { backUpAll, backUpService } from '../backups/take.js';
 import { prepareOptionsSchema, type PrepareOptions } from './options.js';
 
 export const PLUGIN_NAME = 'prepare';
@@ -92,6 +92,8 @@ async function prepare(context: RunContext, options: PrepareOptions): Promise<vo
       hint: `inspect with: git log --oneline ${options.remote}/${options.branch}...HEAD; a prod clone must only ever fast-forward`,
     });
   }
+  // From here on the release is governed by the config it releases (a plugin and its first use ship in one merge).
+  await context.useConfigAt(target);
   const changed = await changedServices(context, base, target);
   // Every file this release will read is checked at the fetched commit, before anything changes.
   await validateServicesAt(context, target, [...changed.services, ...changed.skipped], changed.services);

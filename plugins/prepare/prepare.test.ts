@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Platform, snapshot } from '../../test/platform.js';
+import { Platform, snapshot } from '../../test/helpers/platform.js';
 
 describe('release-run on real git: prepare and the full phase chain', () => {
   let platform: Platform;

@@ -1,76 +1,10 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { ReleaseError, carryOut, writeFileAtomic, type Action, type Plugin, type RestoreRequest, type RunContext, type ReleaseState, parseOptions } from '../../core/index.js';
-import { dirtyPaths, git, gitTry, headSha, isAncestor, parents, showFile } from '../git/git.js';
+import { ReleaseError, carryOut, type Action, type Plugin, type RunContext, parseOptions } from '../../core/index.js';
+import { restoreAll } from '../backups/restore.js';
+import { dirtyPaths, git, gitTry, headSha, isAncestor, parents } from '../git/git.js';
 import { gitOptionsSchema, type GitOptions } from '../git/options.js';
-import { manifestPath, parseManifest } from '../platform/manifest.js';
 import { requireHealthy, requireNoDrift } from '../verify/checks.js';
 
 export const PLUGIN_NAME = 'revert';
-const RESTORED_MARKER = '.restored';
-
-/** The backup entries of a release, from the manifest as it was when they were taken. */
-async function restoreRequests(context: RunContext, state: ReleaseState): Promise<RestoreRequest[]> {
-  const requests: RestoreRequest[] = [];
-  for (const [service, stamp] of Object.entries(state.backups)) {
-    const text = (await showFile(context, state.mergeSha || 'HEAD', manifestPath(service))) ?? (await showFile(context, state.baseSha, manifestPath(service)));
-    if (text === undefined) throw new ReleaseError('BACKUP_FAILED', `no manifest for ${service} at MERGE_SHA or BASE_SHA: cannot tell how its backup was taken`);
-    const manifest = parseManifest(text, manifestPath(service), service);
-    const dir = join(context.workspaceDir, 'backups', service, stamp);
-    manifest.backup.forEach((entry, index) => requests.push({ service, entry, dir, index, manifest: manifestPath(service) }));
-  }
-  return requests;
-}
-
-async function restoreAll(context: RunContext): Promise<void> {
-  if (positionOf(context) === 'never-pulled') {
-    // Nothing of the release reached the services: restoring would only throw away newer data.
-    context.out.phase('restore', 'the release never pulled, so no service changed: nothing to restore (its backups are kept)');
-    return;
-  }
-  const requests = await restoreRequests(context, context.requireState());
-  if (requests.length === 0) {
-    context.out.phase('restore', 'no backups recorded: nothing to restore');
-    return;
-  }
-  // Check every backup before restoring any, so a bad one never leaves data half restored.
-  for (const request of requests) {
-    const check = context.hooks.checkBackup.get(request.entry.type);
-    const restore = context.hooks.restore.get(request.entry.type);
-    if (!check?.isUsed() || !restore?.isUsed()) {
-      throw new ReleaseError('BAD_INPUT', `no backup plugin restores type "${request.entry.type}" (service ${request.service})`, {
-        hint: 'register it in release.config.ts',
-      });
-    }
-    if (!existsSync(request.dir)) {
-      throw new ReleaseError('BACKUP_FAILED', `backup folder ${request.dir} is missing; nothing was restored`);
-    }
-    await check.promise(request, context);
-    context.out.phase('restore', `backup ${request.entry.type} of ${request.service} checked`);
-  }
-  const pending = requests.filter((request) => !existsSync(join(request.dir, `${RESTORED_MARKER}.${request.index}`)));
-  if (!context.dryRun) {
-    // The released code must not write while its data is put back; redeploy starts the old code.
-    for (const service of new Set(pending.map((request) => request.service))) {
-      await context.hooks.act.get('stop')?.promise({ service, kind: 'stop', reason: 'its data is being restored' }, context);
-    }
-  }
-  for (const request of requests) {
-    const marker = join(request.dir, `${RESTORED_MARKER}.${request.index}`);
-    if (existsSync(marker)) {
-      context.out.phase('restore', `${request.entry.type} of ${request.service} already restored`);
-      continue;
-    }
-    if (context.dryRun) {
-      context.out.phase('restore', `would restore ${request.entry.type} of ${request.service} from ${request.dir}`);
-      continue;
-    }
-    await context.hooks.restore.get(request.entry.type)!.promise(request, context);
-    context.failpoint('mid-restore');
-    writeFileAtomic(marker, `${new Date().toISOString()}\n`);
-    context.log.event('restore', 'restored', { service: request.service, type: request.entry.type });
-  }
-}
 
 /** Git identity for the revert commit when the prod clone has none configured. */
 async function identityArgs(context: RunContext): Promise<string[]> {
@@ -80,7 +14,6 @@ async function identityArgs(context: RunContext): Promise<string[]> {
 
 /** Where the clone stands relative to the release, decided before anything is restored. */
 type GitPosition = 'never-pulled' | 'to-revert' | 'reverted';
-const POSITION = 'revert:git-position';
 
 /**
  * Checks, before any data is touched, that the release can be reverted in git: HEAD is its
@@ -120,7 +53,9 @@ async function gitPosition(context: RunContext): Promise<GitPosition> {
   return 'to-revert';
 }
 
-const positionOf = (context: RunContext) => context.shared.get(POSITION) as GitPosition;
+/** Where git stood when this revert started, per run: a module-level map, private to this plugin. */
+const positions = new WeakMap<RunContext, GitPosition>();
+const positionOf = (context: RunContext) => positions.get(context)!;
 
 async function revertInGit(context: RunContext, options: GitOptions): Promise<void> {
   const state = context.requireState();
@@ -186,9 +121,20 @@ export function revertPlugin(rawOptions: Partial<GitOptions> = {}): Plugin {
     name: PLUGIN_NAME,
     apply({ hooks }) {
       hooks.resume.tapPromise(PLUGIN_NAME, async (context) => {
-        if (context.verb === 'release-revert') context.shared.set(POSITION, await gitPosition(context));
+        if (context.verb !== 'release-revert') return;
+        positions.set(context, await gitPosition(context));
+        // The release's own config restores its backups, even once git is back at BASE_SHA.
+        const { mergeSha } = context.requireState();
+        if (mergeSha) await context.useConfigAt(mergeSha);
       });
-      hooks.phase.for('restore').tapPromise(PLUGIN_NAME, restoreAll);
+      hooks.phase.for('restore').tapPromise(PLUGIN_NAME, async (context) => {
+        if (positionOf(context) === 'never-pulled') {
+          // Nothing of the release reached the services: restoring would only throw away newer data.
+          context.out.phase('restore', 'the release never pulled, so no service changed: nothing to restore (its backups are kept)');
+          return;
+        }
+        await restoreAll(context, context.requireState());
+      });
       hooks.phase.for('git-revert').tapPromise(PLUGIN_NAME, (context) => revertInGit(context, options));
       hooks.phase.for('redeploy').tapPromise(PLUGIN_NAME, redeploy);
       hooks.phase.for('revert-verify').tapPromise(PLUGIN_NAME, async (context) => {

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { Platform } from '../../test/platform.js';
+import { Platform } from '../../test/helpers/platform.js';
 
 describe('release-revert on real git', () => {
   let platform: Platform;

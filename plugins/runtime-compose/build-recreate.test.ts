@@ -1,6 +1,6 @@
 import { execa } from 'execa';
-import { Platform } from '../../test/platform.js';
-import { containersOf, freePort, httpGet, removeProjects, uniqueName } from '../../test/docker.js';
+import { Platform } from '../../test/helpers/platform.js';
+import { containersOf, freePort, httpGet, removeProjects, uniqueName } from '../../test/helpers/docker.js';
 
 /**
  * A service that builds its image (a Dockerfile FROM the local test image, COPYing a file it

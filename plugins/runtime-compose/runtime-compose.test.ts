@@ -1,8 +1,8 @@
 import { execa } from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Platform } from '../../test/platform.js';
-import { containersOf, dockerServiceFiles, freePort, httpGet, removeProjects, uniqueName } from '../../test/docker.js';
+import { Platform } from '../../test/helpers/platform.js';
+import { containersOf, dockerServiceFiles, freePort, httpGet, removeProjects, uniqueName } from '../../test/helpers/docker.js';
 
 /** A platform whose first release (ticket 100) deployed `web` (and `other`) on the test image :1. */
 async function deployedPlatform() {
@@ -120,7 +120,7 @@ describe('the compose runtime on a real Docker engine', () => {
     expect(report).toMatch(/^ {2}Makefile$/m);
     expect(report).toContain('rules in force, in order:');
     expect(report).toContain('service-files (packages/<svc>/**, roles from packages/<svc>/compose.yaml)');
-    expect(report).toContain('release-config (release.config.ts justfile .justfile Justfile)');
+    expect(report).toContain('release-config (release.config.ts release/** justfile .justfile Justfile)');
     expect(await containersOf(web)).toEqual(before);
   });
 

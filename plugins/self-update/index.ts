@@ -16,7 +16,7 @@ export function selfUpdatePlugin(): Plugin {
       hooks.phase.for('prepare').tapPromise({ name: PLUGIN_NAME, stage: 100 }, async (context) => {
         const state = context.requireState();
         const diff = await diffView(context, state.baseSha, state.mergeSha);
-        const own = diff.files.filter((file) => HANDOFF_KINDS.has(hooks.classify.call(file, diff, context)?.kind ?? '')).map((file) => file.path);
+        const own = diff.files.filter((file) => HANDOFF_KINDS.has(context.hooks.classify.call(file, diff, context)?.kind ?? '')).map((file) => file.path);
         if (own.length === 0) return;
         if (context.dryRun) {
           context.out.phase('prepare', `would re-run the later phases with the pulled config: ${own.join(', ')} changed`);

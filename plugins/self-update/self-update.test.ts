@@ -1,4 +1,4 @@
-import { Platform } from '../../test/platform.js';
+import { Platform } from '../../test/helpers/platform.js';
 
 /** A repo config whose plugin prints `marker` in the verify phase. */
 const configPrinting = (marker: string) => `export default ({ defaultPlugins }: any) => ({

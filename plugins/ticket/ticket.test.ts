@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Platform } from '../../test/platform.js';
+import { Platform } from '../../test/helpers/platform.js';
 
 describe('ticket phase: releases/TICKET-*.sh', () => {
   let platform: Platform;

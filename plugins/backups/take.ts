@@ -1,11 +1,18 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pMap from 'p-map';
-import { ReleaseError, formatBytes, toReleaseError, type BackupRequest, type ReleaseState, type RunContext } from '../../core/index.js';
+import { ReleaseError, ensurePrivateDir, formatBytes, toReleaseError, type BackupRequest, type ReleaseState, type RunContext } from '../../api/index.js';
 import { showFile } from '../git/git.js';
 import { manifestPath, parseManifest } from '../platform/manifest.js';
 
 export const PHASE = 'prepare';
+
+/** The folder of one backup of a service: `.asd/workspace/backups/<svc>/<YYYYMMDD_HHMMSS>/`. */
+export const backupDir = (context: RunContext, service: string, stamp: string) => join(context.workspaceDir, 'backups', service, stamp);
+
+/** One request per `backup:` entry, as backup and restore both build them. */
+export const backupRequests = (service: string, entries: BackupRequest['entry'][], dir: string): BackupRequest[] =>
+  entries.map((entry, index) => ({ service, entry, dir, index, manifest: manifestPath(service) }));
 
 /** YYYYMMDD_HHMMSS in UTC: the backup folder name recorded in BACKUPS. */
 export function backupTimestamp(date = new Date()): string {
@@ -27,7 +34,7 @@ function discardInterruptedBackups(context: RunContext, service: string): void {
   const events = context.log.events();
   const finished = new Set(events.filter((e) => e.event === 'backup' && e.service === service).map((e) => e.at));
   for (const started of events.filter((e) => e.event === 'backup-start' && e.service === service && !finished.has(e.at))) {
-    const dir = join(context.workspaceDir, 'backups', service, started.at!);
+    const dir = backupDir(context, service, started.at!);
     if (!existsSync(dir)) continue;
     rmSync(dir, { recursive: true, force: true });
     context.log.event(PHASE, 'backup-discarded', { service, at: started.at, why: 'interrupted' });
@@ -51,8 +58,8 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
   const entries = await backupEntries(context, state, sha, service);
   if (entries.length === 0) return;
   const stamp = backupTimestamp();
-  const dir = join(context.workspaceDir, 'backups', service, stamp);
-  const requests: BackupRequest[] = entries.map((entry, index) => ({ service, entry, dir, index, manifest: manifestPath(service) }));
+  const dir = backupDir(context, service, stamp);
+  const requests = backupRequests(service, entries, dir);
   for (const request of requests) {
     if (!context.hooks.backup.get(request.entry.type)?.isUsed()) {
       throw new ReleaseError('BAD_INPUT', `${manifestPath(service)}: backup[${request.index}].type: no backup plugin handles "${request.entry.type}"`, {
@@ -69,6 +76,8 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
   }
   discardInterruptedBackups(context, service);
   context.log.event(PHASE, 'backup-start', { service, at: stamp });
+  // The folder exists (0700) before any strategy writes into it.
+  ensurePrivateDir(dir);
   let bytes = 0;
   try {
     for (const request of requests) {
@@ -104,7 +113,7 @@ export async function backUpAll(context: RunContext, state: ReleaseState, sha: s
   if (failures.length === 0) return;
   const [first, ...others] = failures;
   if (first!.code === 'PHASE_FAILED') {
-    throw new ReleaseError('BACKUP_FAILED', first!.message, { hint: first!.hint, lines: first!.lines, plugin: first!.plugin });
+    throw new ReleaseError('BACKUP_FAILED', first!.message, { hint: first!.hint, lines: first!.lines, plugin: first!.plugin, hook: first!.hook });
   }
   first!.lines.push(...others.map((other) => `also failed: ${other.message}`));
   throw first!;

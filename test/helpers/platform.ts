@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type Options } from 'execa';
 
-export const ORCHESTRATOR_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const ORCHESTRATOR_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const BIN_DIR = join(ORCHESTRATOR_ROOT, 'dist', 'core', 'bin');
 
 export interface CliResult {

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { ORCHESTRATOR_ROOT } from '../../test/platform.js';
+import { ORCHESTRATOR_ROOT } from './platform.js';
 
 export interface PgServer {
   passfile: string;

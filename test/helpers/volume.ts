@@ -1,43 +1,10 @@
 /**
- * Test helpers of backup-volume: a run context over the real hooks, a tree with every kind of
- * entry the backup must keep, and a listing that tells two trees apart.
+ * Test helpers of backup-volume: docker volumes, a tree with every kind of entry the backup must
+ * keep, and a listing that tells two trees apart.
  */
-import { chmodSync, chownSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, chownSync, linkSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { execa } from 'execa';
-import { createHooks } from '../../core/hooks.js';
-import { createContext } from '../../core/context.js';
-import { Output } from '../../core/output.js';
-import type { Plugin, RunContext } from '../../core/index.js';
-
-export interface TestContext {
-  context: RunContext;
-  /** Everything printed so far, stdout and stderr. */
-  printed: () => string;
-  repoDir: string;
-}
-
-class Capture extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _encoding: string, done: () => void): void {
-    this.text += chunk.toString();
-    done();
-  }
-}
-
-/** A release-run context whose repo is an empty temp folder, with `plugins` applied to fresh hooks. */
-export function testContext(plugins: Plugin[], verb: 'release-run' | 'release-revert' = 'release-run'): TestContext {
-  const repoDir = mkdtempSync(join(tmpdir(), 'bv-repo-'));
-  const hooks = createHooks();
-  for (const plugin of plugins) plugin.apply({ hooks });
-  const capture = new Capture();
-  const stream = capture as unknown as NodeJS.WriteStream;
-  const out = new Output(verb, stream, stream);
-  const context = createContext({ verb, ticket: 't1', repoDir, dryRun: false, hooks, out, signal: new AbortController().signal });
-  return { context, printed: () => capture.text, repoDir };
-}
 
 export async function run(file: string, args: string[]): Promise<string> {
   const result = await execa(file, args, { reject: false, all: true });

@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Platform } from '../../test/platform.js';
+import { Platform } from '../../test/helpers/platform.js';
 
 const sqlite = (db: string, sql: string) => execa('sqlite3', ['-bail', db, sql]);
 

@@ -1,0 +1,72 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ReleaseError, writeFileAtomic, type RestoreRequest, type RunContext, type ReleaseState } from '../../api/index.js';
+import { showFile } from '../git/git.js';
+import { manifestPath, parseManifest } from '../platform/manifest.js';
+import { backupDir, backupRequests } from './take.js';
+
+/** Beside each entry's files once it is restored: `.restored.<index>`. */
+const RESTORED_MARKER = '.restored';
+
+/** The backup entries of a release, from the manifest as it was when they were taken. */
+async function restoreRequests(context: RunContext, state: ReleaseState): Promise<RestoreRequest[]> {
+  const requests: RestoreRequest[] = [];
+  for (const [service, stamp] of Object.entries(state.backups)) {
+    const text = (await showFile(context, state.mergeSha || 'HEAD', manifestPath(service))) ?? (await showFile(context, state.baseSha, manifestPath(service)));
+    if (text === undefined) throw new ReleaseError('BACKUP_FAILED', `no manifest for ${service} at MERGE_SHA or BASE_SHA: cannot tell how its backup was taken`);
+    const manifest = parseManifest(text, manifestPath(service), service);
+    requests.push(...backupRequests(service, manifest.backup, backupDir(context, service, stamp)));
+  }
+  return requests;
+}
+
+/**
+ * Restores every backup of the release: all are checked first (a bad one restores nothing), the
+ * services with data to put back are stopped, then each entry is restored and marked, so a run
+ * after an interruption skips what is done. The services stay stopped: revert's redeploy starts them.
+ */
+export async function restoreAll(context: RunContext, state: ReleaseState): Promise<void> {
+  const requests = await restoreRequests(context, state);
+  if (requests.length === 0) {
+    context.out.phase('restore', 'no backups recorded: nothing to restore');
+    return;
+  }
+  // Check every backup before restoring any, so a bad one never leaves data half restored.
+  for (const request of requests) {
+    const check = context.hooks.checkBackup.get(request.entry.type);
+    const restore = context.hooks.restore.get(request.entry.type);
+    if (!check?.isUsed() || !restore?.isUsed()) {
+      throw new ReleaseError('BAD_INPUT', `no backup plugin restores type "${request.entry.type}" (service ${request.service})`, {
+        hint: 'register it in release.config.ts',
+      });
+    }
+    if (!existsSync(request.dir)) {
+      throw new ReleaseError('BACKUP_FAILED', `backup folder ${request.dir} is missing; nothing was restored`);
+    }
+    await check.promise(request, context);
+    context.out.phase('restore', `backup ${request.entry.type} of ${request.service} checked`);
+  }
+  const pending = requests.filter((request) => !existsSync(join(request.dir, `${RESTORED_MARKER}.${request.index}`)));
+  if (!context.dryRun) {
+    // The released code must not write while its data is put back; redeploy starts the old code.
+    for (const service of new Set(pending.map((request) => request.service))) {
+      await context.hooks.act.get('stop')?.promise({ service, kind: 'stop', reason: 'its data is being restored' }, context);
+    }
+  }
+  for (const request of requests) {
+    const marker = join(request.dir, `${RESTORED_MARKER}.${request.index}`);
+    if (existsSync(marker)) {
+      context.out.phase('restore', `${request.entry.type} of ${request.service} already restored`);
+      continue;
+    }
+    if (context.dryRun) {
+      context.out.phase('restore', `would restore ${request.entry.type} of ${request.service} from ${request.dir}`);
+      continue;
+    }
+    await context.hooks.restore.get(request.entry.type)!.promise(request, context);
+    context.failpoint('mid-restore');
+    writeFileAtomic(marker, `${new Date().toISOString()}\n`);
+    context.log.event('restore', 'restored', { service: request.service, type: request.entry.type });
+  }
+}
+

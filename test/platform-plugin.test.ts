@@ -1,0 +1,85 @@
+/**
+ * A platform team's own backup strategy, living in the platform repo under release/plugins/,
+ * importing the orchestrator only by its package name, shipped together with its first use in
+ * one merge: prepare (and the dry run) already back up with it, revert restores with it.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Platform, snapshot } from './helpers/platform.js';
+
+const FILE_BACKUP_PLUGIN = `import { createReadStream, writeFileSync, statSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { createArchiveStream, defineBackupStrategy, hashingCounter, readArchive, sealArchive, verifyArchive, z } from 'release-orchestrator/plugin';
+import type { BackupResult } from 'release-orchestrator/plugin';
+import { join } from 'node:path';
+
+/** Backs up one file, as is. */
+export const fileBackup = () => defineBackupStrategy({
+  type: 'file',
+  entry: z.strictObject({ path: z.string().startsWith('/') }),
+  async backup(request): Promise<BackupResult> {
+    const { path, stream } = createArchiveStream(request.dir, \`\${request.index}-file\`);
+    const counter = hashingCounter();
+    await pipeline(createReadStream(request.options.path), counter.stream, stream);
+    const sealed = await sealArchive(path, counter.totals());
+    return { files: [\`\${request.index}-file\`], bytes: sealed.bytes };
+  },
+  async size(request) { return statSync(request.options.path).size; },
+  async check(request) { await verifyArchive(join(request.dir, \`\${request.index}-file\`)); },
+  async restore(request) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of readArchive(join(request.dir, \`\${request.index}-file\`))) chunks.push(chunk as Buffer);
+    writeFileSync(request.options.path, Buffer.concat(chunks));
+  },
+});
+`;
+
+const CONFIG = `import { fileBackup } from './release/plugins/file-backup.js';
+import type { Plugin } from 'release-orchestrator/plugin';
+
+export default ({ defaultPlugins }: { defaultPlugins: () => Plugin[] }) => ({ plugins: [...defaultPlugins(), fileBackup()] });
+`;
+
+describe("a platform's own plugin, shipped with its first use in one merge", () => {
+  let platform: Platform;
+  let data: string;
+  let dataDir: string;
+  beforeEach(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'ro-file-data-'));
+    data = join(dataDir, 'notes.txt');
+    writeFileSync(data, 'before the release\n');
+    platform = await Platform.create([{ name: 'notes' }]);
+    await platform.mergeFeature('500', {
+      'release.config.ts': CONFIG,
+      'release/plugins/file-backup.ts': FILE_BACKUP_PLUGIN,
+      'packages/notes/manifest.yaml': `name: notes\nruntime: none\nimage: local/notes:2\nbackup:\n  - type: file\n    path: ${data}\n`,
+      'releases/500-rewrite.sh': `#!/bin/sh\necho "written by the release" > '${data}'\n`,
+    });
+  });
+  afterEach(() => {
+    platform.remove();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('the dry run previews the backup with the new strategy and changes nothing', async () => {
+    const before = await snapshot(platform.prod);
+    const dry = await platform.run('release-run', ['500', '--dry-run']);
+    expect(dry.exitCode).toBe(0);
+    expect(dry.stdout).toMatch(/would back up notes: file \(about 19 B before compression\)/);
+    expect(await snapshot(platform.prod)).toBe(before);
+  });
+
+  test('prepare backs up with it; revert restores the data with it', async () => {
+    const released = await platform.run('release-run', ['500']);
+    expect(released.exitCode).toBe(0);
+    expect(readFileSync(data, 'utf8')).toBe('written by the release\n');
+    expect(platform.readState('500').BACKUPS).toMatch(/^notes=\d{8}_\d{6}$/);
+    expect(platform.logEvents('500')).toEqual(expect.arrayContaining([expect.stringMatching(/^ticket=500 phase=prepare event=backup service=notes at=\d{8}_\d{6} bytes=19$/)]));
+
+    const reverted = await platform.run('release-revert', ['500']);
+
+    expect(reverted.exitCode).toBe(0);
+    expect(readFileSync(data, 'utf8')).toBe('before the release\n');
+  });
+});
