@@ -50,7 +50,8 @@ export function defineBackupStrategy<Schema extends z.ZodType>(strategy: BackupS
     throw new ReleaseError('BAD_INPUT', `backup strategy ${name}: type must be a lower-case word like mariadb`, { hint: 'fix the strategy in release.config.ts' });
   }
   const missing = PARTS.filter((part) => typeof strategy[part] !== 'function');
-  if (!(strategy.entry instanceof z.ZodType)) missing.unshift('entry' as never);
+  // Any zod schema will do, the platform's own copy of zod included: it only needs safeParse.
+  if (typeof (strategy.entry as { safeParse?: unknown } | undefined)?.safeParse !== 'function') missing.unshift('entry' as never);
   if (missing.length > 0) {
     throw new ReleaseError('BAD_INPUT', `backup strategy ${name} lacks ${missing.join(', ')}: a strategy needs entry, backup, size, check and restore`, {
       hint: `add ${missing.join(', ')} to the strategy in release.config.ts (see docs/plugins.md)`,

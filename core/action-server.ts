@@ -8,8 +8,25 @@ import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { carryOut } from './actions.js';
-import { toReleaseError, type ReleaseError } from './errors.js';
+import { z } from 'zod';
+import { EXIT_CODES, toReleaseError, type ReleaseError } from './errors.js';
 import type { Action, RunContext } from './hooks.js';
+
+/** What a child may ask for: one action, named the way migrate.sh names it. */
+const actionSchema = z.strictObject({
+  service: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/),
+  kind: z.string().regex(/^[a-z][a-z0-9-]*$/),
+  reason: z.string(),
+  targets: z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/)).optional(),
+});
+
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+};
 
 /** The environment variable that tells a child where the socket is. */
 export const ACTION_SOCKET_ENV = 'RELEASE_ACTION_SOCKET';
@@ -34,8 +51,12 @@ export async function serveActions(context: RunContext): Promise<ActionServer> {
       buffered += chunk;
       const end = buffered.indexOf('\n');
       if (end < 0) return;
-      const action = JSON.parse(buffered.slice(0, end)) as Action;
-      carryOut(context, action).then(
+      const action = actionSchema.safeParse(parseJson(buffered.slice(0, end)));
+      if (!action.success) {
+        connection.end(`${JSON.stringify({ exitCode: EXIT_CODES.BAD_INPUT })}\n`);
+        return;
+      }
+      carryOut(context, action.data).then(
         () => connection.end(`${JSON.stringify({ exitCode: 0 })}\n`),
         (thrown: unknown) => {
           served.failure = toReleaseError(thrown);

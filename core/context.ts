@@ -6,6 +6,7 @@ import { StateFile } from './state.js';
 import { exec } from './exec.js';
 import type { Verb } from './phases.js';
 import { Transfers } from './progress.js';
+import { requirePhasePlugins } from './phase-check.js';
 
 export type { RunContext } from './hooks.js';
 
@@ -62,7 +63,10 @@ export function createContext(init: ContextInit): RunContext {
     },
     async useConfigAt(commit) {
       if (!init.loadHooksAt || loadedAt === commit) return;
-      (context as { hooks: Hooks }).hooks = await init.loadHooksAt(commit);
+      const hooks = await init.loadHooksAt(commit);
+      // The config the release is governed by from here on must run every phase too.
+      if (init.verb !== 'release') requirePhasePlugins(hooks, init.verb, `release.config.ts at ${commit.slice(0, 12)}`);
+      (context as { hooks: Hooks }).hooks = hooks;
       loadedAt = commit;
     },
     requestHandoff(reason) {

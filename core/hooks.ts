@@ -1,4 +1,4 @@
-import { AsyncSeriesBailHook, AsyncSeriesHook, HookMap, SyncBailHook } from 'tapable';
+import { AsyncSeriesBailHook, AsyncSeriesHook, HookMap, SyncBailHook, SyncHook } from 'tapable';
 import type { ReleaseError } from './errors.js';
 import type { Output } from './output.js';
 import type { AuditLog } from './audit-log.js';
@@ -157,6 +157,11 @@ export function createHooks() {
     restore: new HookMap<AsyncSeriesBailHook<[RestoreRequest, RunContext], true | undefined>>(
       () => new AsyncSeriesBailHook(['request', 'context']),
     ),
+    /**
+     * The runtimes plugins provide, keyed by a manifest's `runtime:` value: a runtime plugin taps
+     * its name (the tap does nothing), and a service whose runtime nobody provides is refused early.
+     */
+    runtime: new HookMap<SyncHook<[]>>(() => new SyncHook([])),
     /** The drift check: taps push the actions that would converge the service. */
     plan: new AsyncSeriesHook<[string, RunContext, Action[]]>(['service', 'context', 'actions']),
     /**

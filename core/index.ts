@@ -4,6 +4,7 @@ export { parseOptions, invalidInput, keyPath } from './options.js';
 /** The zod the core validates with, for plugins' option schemas. */
 export { z } from 'zod';
 export { carryOut, requireActionPlugins, describeActionPlugins } from './actions.js';
+export { tappedKeys } from './tapped.js';
 export { serveActions, ACTION_SOCKET_ENV, type ActionServer } from './action-server.js';
 export { commandLine, pasteable, shellQuote, INVOKED_VIA_ENV } from './commands.js';
 export { formatBytes, describeProgress, formatDuration, type TransferProgress, type TransferOptions } from './progress.js';

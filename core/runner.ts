@@ -4,6 +4,7 @@ import { ReleaseError, toReleaseError } from './errors.js';
 import { INHERITED_LOCK_ENV, ReleaseLock } from './lock.js';
 import { exec } from './exec.js';
 import { recordHookMapEntries } from './tapped.js';
+import { requirePhasePlugins } from './phase-check.js';
 import { join } from 'node:path';
 import { removeStaleTempFiles } from './fs-private.js';
 import type { Output } from './output.js';
@@ -86,11 +87,7 @@ function interruptedIfAborted(context: RunContext, error: ReleaseError): Release
 export async function runVerb(options: RunVerbOptions): Promise<number> {
   const { verb, out } = options;
   const phases = phasesFrom(verb, options.from);
-  for (const phase of PHASES_OF[verb]) {
-    if (!options.hooks.phase.get(phase.name)?.isUsed()) {
-      throw new ReleaseError('BAD_INPUT', `no plugin runs phase ${phase.name}`, { hint: 'register one in release.config.ts' });
-    }
-  }
+  requirePhasePlugins(options.hooks, verb);
   const context = createContext({ ...options, from: options.from });
   const paths = workspacePaths(options.repoDir, options.ticket);
   const lock = new ReleaseLock(paths.lockFile);

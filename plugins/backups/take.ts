@@ -10,6 +10,17 @@ export const PHASE = 'prepare';
 /** The folder of one backup of a service: `.asd/workspace/backups/<svc>/<YYYYMMDD_HHMMSS>/`. */
 export const backupDir = (context: RunContext, service: string, stamp: string) => join(context.workspaceDir, 'backups', service, stamp);
 
+/** Every entry's type has a strategy in the config in force, or the release stops (exit 2). */
+export function requireBackupPlugins(context: RunContext, service: string, entries: BackupRequest['entry'][]): void {
+  entries.forEach((entry, index) => {
+    if (!context.hooks.backup.get(entry.type)?.isUsed()) {
+      throw new ReleaseError('BAD_INPUT', `${manifestPath(service)}: backup[${index}].type: no backup plugin handles "${entry.type}"`, {
+        hint: `register a backup plugin for "${entry.type}" in release.config.ts, or fix the type`,
+      });
+    }
+  });
+}
+
 /** One request per `backup:` entry, as backup and restore both build them. */
 export const backupRequests = (service: string, entries: BackupRequest['entry'][], dir: string): BackupRequest[] =>
   entries.map((entry, index) => ({ service, entry, dir, index, manifest: manifestPath(service) }));
@@ -60,13 +71,7 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
   const stamp = backupTimestamp();
   const dir = backupDir(context, service, stamp);
   const requests = backupRequests(service, entries, dir);
-  for (const request of requests) {
-    if (!context.hooks.backup.get(request.entry.type)?.isUsed()) {
-      throw new ReleaseError('BAD_INPUT', `${manifestPath(service)}: backup[${request.index}].type: no backup plugin handles "${request.entry.type}"`, {
-        hint: `register a backup plugin for "${request.entry.type}" in release.config.ts, or fix the type`,
-      });
-    }
-  }
+  requireBackupPlugins(context, service, entries);
   if (context.dryRun) {
     for (const request of requests) {
       const size = await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, context);

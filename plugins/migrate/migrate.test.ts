@@ -138,13 +138,23 @@ describe('the migrate phase on real git', () => {
     expect(platform.logEvents('302').filter((line) => line.includes('phase=apply'))).toEqual([]);
   });
 
-  test('a service whose runtime no plugin provides fails its action with exit 5 instead of passing silently', async () => {
+  test('a service whose runtime no plugin provides is refused in prepare, before anything changes', async () => {
     await platform.mergeFeature('303', { 'packages/api/manifest.yaml': 'name: api\nruntime: swarm\nimage: local/api:2\n' });
+    const head = await platform.head();
 
     const result = await platform.run('release-run', ['303']);
 
-    expect(result.exitCode).toBe(5);
-    expect(`${result.stdout}\n${result.stderr}`).toContain('no plugin carried out redeploy for service api (plugins that take redeploy: runtime-compose, runtime-none)');
-    expect(result.stderr).toContain('release-run failed in phase migrate');
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr.split('\n')[0]).toMatch(/packages\/api\/manifest.yaml: runtime: no plugin provides runtime "swarm" \(provided: compose, none\); nothing was changed/);
+    expect(await platform.head()).toBe(head);
+  });
+
+  test('a folder that could not be a service name may still be deleted', async () => {
+    await platform.pushCommits([{ 'packages/Old Stuff/notes.txt': 'old\n' }]);
+    await platform.git(['pull', '-q', '--ff-only', 'origin', 'main']);
+    await platform.mergeFeature('304', { 'packages/Old Stuff/notes.txt': null });
+    const result = await platform.run('release-run', ['304']);
+    expect(result.stderr).toBe('');
+    expect(result.exitCode).toBe(0);
   });
 });

@@ -1,4 +1,5 @@
-import { ReleaseError, type RunContext } from '../../api/index.js';
+import { ReleaseError, tappedKeys, type RunContext } from '../../api/index.js';
+import { requireBackupPlugins } from '../backups/take.js';
 import { git, showFile } from '../git/git.js';
 import { parseComposeFile } from './compose-file.js';
 import { composePath, manifestPath, parseManifest, SERVICE_NAME, SERVICE_NAME_RULE, SERVICES_DIR } from './manifest.js';
@@ -10,7 +11,9 @@ import { composePath, manifestPath, parseManifest, SERVICE_NAME, SERVICE_NAME_RU
  */
 export async function validateServicesAt(context: RunContext, sha: string, folders: readonly string[], services: readonly string[]): Promise<void> {
   for (const folder of folders) {
-    if (!SERVICE_NAME.test(folder)) {
+    // A folder the release deletes (or renames away) need not be a valid name: it is going.
+    const present = await git(context, ['ls-tree', '--name-only', '--end-of-options', sha, '--', `${SERVICES_DIR}/${folder}`]);
+    if (!SERVICE_NAME.test(folder) && present !== '') {
       throw new ReleaseError('BAD_INPUT', `${SERVICES_DIR}/${folder}/: "${folder}" is not a valid service name; nothing was changed`, {
         hint: `rename the folder: a service name is ${SERVICE_NAME_RULE}`,
       });
@@ -31,6 +34,14 @@ export async function validateServicesAt(context: RunContext, sha: string, folde
     const manifestText = await showFile(context, sha, manifestPath(service));
     if (manifestText === undefined) continue; // the release deletes the service
     const manifest = parseManifest(manifestText, manifestPath(service), service);
+    // Before any backup starts (they run several at once): every strategy is there.
+    requireBackupPlugins(context, service, manifest.backup);
+    if (!context.hooks.runtime.get(manifest.runtime)?.isUsed()) {
+      const provided = [...tappedKeys(context.hooks.runtime).keys()].join(', ') || 'none';
+      throw new ReleaseError('BAD_INPUT', `${manifestPath(service)}: runtime: no plugin provides runtime "${manifest.runtime}" (provided: ${provided}); nothing was changed`, {
+        hint: 'fix the runtime: key, or register the plugin that provides it in release.config.ts',
+      });
+    }
     const composeText = await showFile(context, sha, composePath(service));
     if (composeText !== undefined) parseComposeFile(composeText, composePath(service));
     else if (manifest.runtime === 'compose') {

@@ -84,6 +84,12 @@ function lastApplied(context: RunContext, service: string): Record<string, strin
   }));
 }
 
+/** Updates some keys of the record of the last apply, keeping the others. */
+function recordApplied(context: RunContext, service: string, values: Record<string, string>): void {
+  const record = { ...lastApplied(context, service), ...values };
+  writeFileAtomic(appliedFile(context, service), Object.entries(record).map(([key, value]) => `${key}=${value}\n`).join(''));
+}
+
 /** The image a compose service's containers must run, when the compose file says it. */
 function wantedImage(want: Desired, composeService: string): string | undefined {
   const spec = want.compose.services.find((s) => s.name === composeService);
@@ -126,7 +132,7 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     const applied = lastApplied(context, service);
     const builders = want.compose.services.filter((s) => s.build).map((s) => s.name);
     if (builders.length > 0 && applied?.CONTEXTS !== want.contexts) {
-      actions.push({ service, kind: 'build', reason: applied ? 'its build context changed since the last apply' : 'never built by the orchestrator', targets: builders });
+      actions.push({ service, kind: 'build', reason: applied?.CONTEXTS ? 'its build context changed since the last apply' : 'never built by the orchestrator', targets: builders });
     } else if (builders.length > 0 && want.image && (await imageMissing(context, want.image))) {
       actions.push({ service, kind: 'build', reason: `image ${want.image} is not on this host`, targets: builders });
     }
@@ -165,10 +171,12 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     if (!want.manifest.image && want.image && !(await imageMissing(context, want.image))) {
       context.out.detail(`image ${want.image} is already on this host: not rebuilt`);
       context.log.event('apply', 'build-reused', { service: action.service, image: want.image });
+      recordApplied(context, action.service, { CONTEXTS: want.contexts });
       return;
     }
     await compose(context, action.service, want, ['build', ...(action.targets ?? [])], 'build');
     context.log.event('apply', 'built', { service: action.service, image: want.image, targets: action.targets?.join(',') });
+    recordApplied(context, action.service, { CONTEXTS: want.contexts });
   }
 
   /** `up -d`, recreating the targets' containers when asked; records what was applied. */
@@ -176,8 +184,8 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     const want = await requireDesired(context, action.service);
     const args = ['up', '-d', '--remove-orphans', ...(recreate ? ['--force-recreate', ...(action.targets ?? [])] : [])];
     await compose(context, action.service, want, args, 'up');
-    writeFileAtomic(appliedFile(context, action.service),
-      `FINGERPRINT=${want.fingerprint}\nCONTEXTS=${want.contexts}\nMOUNTS=${want.mounts}\nIMAGE=${want.image ?? ''}\n`);
+    // What the build contexts were is the build's to record: `up -d` does not rebuild an image it has.
+    recordApplied(context, action.service, { FINGERPRINT: want.fingerprint, MOUNTS: want.mounts, IMAGE: want.image ?? '' });
     context.log.event('apply', recreate ? 'recreated' : 'redeployed', { service: action.service, image: want.image, targets: recreate ? action.targets?.join(',') : undefined });
   }
 
@@ -215,6 +223,7 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
   return {
     name: PLUGIN_NAME,
     apply({ hooks }) {
+      hooks.runtime.for(RUNTIME).tap(PLUGIN_NAME, () => undefined);
       hooks.plan.tapPromise(PLUGIN_NAME, plan);
       for (const [kind, handler] of Object.entries(handlers)) {
         hooks.act.for(kind).tapPromise(PLUGIN_NAME, async (action, context) => {

@@ -21,6 +21,7 @@ export function noneRuntimePlugin(): Plugin {
   return {
     name: PLUGIN_NAME,
     apply({ hooks }) {
+      hooks.runtime.for(RUNTIME).tap(PLUGIN_NAME, () => undefined);
       for (const kind of KINDS) {
         hooks.act.for(kind).tapPromise(PLUGIN_NAME, async (action, context) => {
           if (!isNone(context, action.service)) return undefined;
