@@ -5,7 +5,7 @@ import { ReleaseError, toReleaseError } from '../core/errors.js';
 import type { Action, InitResult } from '../core/hooks.js';
 import { Output } from '../core/output.js';
 import { carryOut } from '../core/actions.js';
-import { ACTION_SOCKET_ENV, requestAction } from '../core/action-server.js';
+import { ACTION_SOCKET_ENV, requestAction } from '../core/action-client.js';
 import { PHASES_OF, type Verb } from '../core/phases.js';
 
 /**

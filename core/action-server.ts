@@ -4,13 +4,13 @@
  * config again in a process of its own. One JSON line each way: the action, then `{ exitCode }`.
  */
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { carryOut } from './actions.js';
 import { z } from 'zod';
 import { EXIT_CODES, toReleaseError, type ReleaseError } from './errors.js';
-import type { Action, RunContext } from './hooks.js';
+import type { RunContext } from './hooks.js';
 
 /** What a child may ask for: one action, named the way migrate.sh names it. */
 const actionSchema = z.strictObject({
@@ -28,8 +28,7 @@ const parseJson = (text: string): unknown => {
   }
 };
 
-/** The environment variable that tells a child where the socket is. */
-export const ACTION_SOCKET_ENV = 'RELEASE_ACTION_SOCKET';
+export { ACTION_SOCKET_ENV } from './action-client.js';
 
 export interface ActionServer {
   socket: string;
@@ -69,23 +68,4 @@ export async function serveActions(context: RunContext): Promise<ActionServer> {
   chmodSync(socket, 0o600);
   served.close = () => new Promise<void>((resolve) => server.close(() => { rmSync(dir, { recursive: true, force: true }); resolve(); }));
   return served;
-}
-
-/** Sends one action to the release that serves `socket`; resolves to the exit code it answers. */
-export function requestAction(socket: string, action: Action): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const connection = createConnection(socket);
-    let answer = '';
-    connection.setEncoding('utf8');
-    connection.on('connect', () => connection.write(`${JSON.stringify(action)}\n`));
-    connection.on('data', (chunk: string) => { answer += chunk; });
-    connection.on('error', reject);
-    connection.on('end', () => {
-      try {
-        resolve((JSON.parse(answer) as { exitCode: number }).exitCode);
-      } catch {
-        reject(new Error(`the release serving ${socket} closed without an answer`));
-      }
-    });
-  });
 }
