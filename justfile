@@ -1,26 +1,31 @@
 # The operator's entry points. Run them from the platform repo's folder, e.g.
 #   just -f /opt/release-orchestrator/justfile release-run 1234
-# or from a platform justfile that forwards to these bins (see demo/platform.justfile).
+# or, simpler, from the platform's own justfile (`release init` writes one; demo/platform.justfile).
 # Arguments are passed as "$@", never spliced into a shell line, so a hostile ticket id stays one argument.
+# RELEASE_INVOKED_VIA tells the verbs how they were run, so the commands they print paste as they are.
 
 set positional-arguments := true
 
-bin := justfile_directory() / "dist/core/bin"
+bin := justfile_directory() / "dist/cli/bin"
+via := quote("just -f " + quote(justfile()))
 
 # release TICKET: prepare -> migrate -> ticket -> verify, halting on the first failure
 [no-cd]
+[no-exit-message]
 release-run *ARGS:
-    @node "{{bin}}/release-run.js" "$@"
+    @RELEASE_INVOKED_VIA={{via}} node "{{bin}}/release-run.js" "$@"
 
 # undo release TICKET: restore backups, revert in git, redeploy, verify
 [no-cd]
+[no-exit-message]
 release-revert *ARGS:
-    @node "{{bin}}/release-revert.js" "$@"
+    @RELEASE_INVOKED_VIA={{via}} node "{{bin}}/release-revert.js" "$@"
 
 # the drift check: release --service=NAME
 [no-cd]
+[no-exit-message]
 release *ARGS:
-    @node "{{bin}}/release.js" "$@"
+    @RELEASE_INVOKED_VIA={{via}} node "{{bin}}/release.js" "$@"
 
 # the runbook's drills on a throwaway local platform
 demo:

@@ -3,7 +3,8 @@
  * release.config.ts may export a function that receives this module and returns its own list,
  * e.g. `export default ({ defaultPlugins }) => ({ plugins: [...defaultPlugins(), myRule] })`.
  */
-import { defineConfig, type Plugin } from './core/index.js';
+import { z } from 'zod';
+import { defineConfig, parseOptions, type Plugin } from './core/index.js';
 import { platformPlugin } from './plugins/platform/index.js';
 import { preparePlugin } from './plugins/prepare/index.js';
 import { defaultRules, globRule, orchestratorSourceRule, serviceFilesRule } from './plugins/classify/index.js';
@@ -19,24 +20,31 @@ import { playbooksPlugin } from './plugins/playbooks/index.js';
 import { sqliteBackupPlugin } from './plugins/backup-sqlite/index.js';
 import { postgresBackupPlugin } from './plugins/backup-postgres/index.js';
 import { backupVolumePlugin } from './plugins/backup-volume/index.js';
+import { initPlugin } from './plugins/init/index.js';
 
 export const builtins = {
   platformPlugin, preparePlugin, defaultRules, globRule, serviceFilesRule, orchestratorSourceRule, migratePlugin, ticketPlugin, verifyPlugin, revertPlugin,
   composeRuntimePlugin, noneRuntimePlugin, healthHttpPlugin, selfUpdatePlugin, playbooksPlugin,
-  backupVolumePlugin, postgresBackupPlugin, sqliteBackupPlugin,
+  backupVolumePlugin, postgresBackupPlugin, sqliteBackupPlugin, initPlugin,
 };
 
-export interface DefaultOptions {
-  remote?: string;
-  branch?: string;
+/** defaultPlugins()'s options; an unknown one is an error (exit 2) naming it. */
+const defaultOptionsSchema = z.strictObject({
+  remote: z.string().optional(),
+  branch: z.string().optional(),
   /** The compose command, e.g. ['docker-compose']; found at start when absent. */
-  composeCommand?: string[];
-}
+  composeCommand: z.array(z.string().min(1)).min(1).optional(),
+  /** How many services prepare backs up at once (default 2). */
+  backupConcurrency: z.number().int().min(1).max(32).optional(),
+});
 
-export function defaultPlugins(options: DefaultOptions = {}): Plugin[] {
+export type DefaultOptions = z.input<typeof defaultOptionsSchema>;
+
+export function defaultPlugins(rawOptions: DefaultOptions = {}): Plugin[] {
+  const options = parseOptions('defaultPlugins()', defaultOptionsSchema, rawOptions);
   return [
     platformPlugin(),
-    preparePlugin({ remote: options.remote, branch: options.branch }),
+    preparePlugin({ remote: options.remote, branch: options.branch, backupConcurrency: options.backupConcurrency }),
     selfUpdatePlugin(),
     ...defaultRules(),
     migratePlugin(),
@@ -50,6 +58,7 @@ export function defaultPlugins(options: DefaultOptions = {}): Plugin[] {
     sqliteBackupPlugin(),
     postgresBackupPlugin(),
     backupVolumePlugin(),
+    initPlugin(),
   ];
 }
 

@@ -3,6 +3,8 @@
  * name, `release-orchestrator/plugin`). Nothing else of the orchestrator is a stable interface.
  */
 export * from '../core/index.js';
+/** The command migrate.sh runs for each of its actions. */
+export { STEP_BIN } from '../cli/step.js';
 export { defineBackupStrategy, type BackupStrategy, type StrategyRequest } from './backup-strategy.js';
 export { createArchiveStream, hashingCounter, sealArchive, verifyArchive, readArchive, removeArchive, sha256OfFile, type Artifact } from './archive.js';
 export { withServiceStopped } from './service-stop.js';

@@ -15,7 +15,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { parallelRows, postgresRows, volumeRows } from './backups.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
-const bin = (verb: string) => join(ORCHESTRATOR_ROOT, 'dist', 'core', 'bin', `${verb}.js`);
+const bin = (verb: string) => join(ORCHESTRATOR_ROOT, 'dist', 'cli', 'bin', `${verb}.js`);
 
 async function median(runs: number, once: () => Promise<unknown>): Promise<number> {
   const times: number[] = [];
@@ -116,7 +116,7 @@ async function configLoadRow(platform: Platform): Promise<Row> {
   mkdirSync(join(withConfig, 'release', 'plugins'), { recursive: true });
   writeFileSync(join(withConfig, 'release.config.ts'), "import { noteRule } from './release/plugins/note-rule.ts';\nimport type { Plugin } from 'release-orchestrator/plugin';\n\nexport default ({ defaultPlugins }: { defaultPlugins: () => Plugin[] }) => ({ plugins: [...defaultPlugins(), noteRule()] });\n");
   writeFileSync(join(withConfig, 'release', 'plugins', 'note-rule.ts'), "import { z, type Plugin } from 'release-orchestrator/plugin';\n\nconst options = z.strictObject({ pattern: z.string() });\nexport function noteRule(): Plugin {\n  const { pattern } = options.parse({ pattern: 'notes/' });\n  return { name: 'notes', apply({ hooks }) { hooks.classify.tap('notes', (file) => (file.path.startsWith(pattern) ? { kind: 'note', rule: 'notes', actions: [] } : undefined)); } };\n}\n");
-  const loader = join(ORCHESTRATOR_ROOT, 'dist', 'core', 'config.js');
+  const loader = join(ORCHESTRATOR_ROOT, 'dist', 'cli', 'config.js');
   const load = (dir: string) => execa('node', ['--input-type=module', '-e', `const { loadConfig } = await import(${JSON.stringify(loader)}); await loadConfig(${JSON.stringify(dir)});`]);
   return {
     what: 'load a platform release.config.ts that imports its own plugin file (fresh process)',

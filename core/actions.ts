@@ -3,7 +3,7 @@ import type { RunContext } from './context.js';
 import { ReleaseError } from './errors.js';
 import { tappedKeys } from './tapped.js';
 
-/** Every action kind some plugin carries out, with those plugins: `redeploy (runtime-compose, ...)`. */
+/** Every action kind some plugin carries out, with those plugins: `redeploy (runtime-a, runtime-b)`. */
 export function describeActionPlugins(context: RunContext): string {
   const kinds = [...tappedKeys(context.hooks.act)].map(([kind, plugins]) => `${kind} (${plugins.join(', ')})`);
   return kinds.length > 0 ? kinds.join(', ') : 'none';

@@ -15,6 +15,7 @@ export interface ContextInit {
   repoDir: string;
   dryRun: boolean;
   from?: string;
+  local?: boolean;
   hooks: Hooks;
   out: Output;
   signal: AbortSignal;
@@ -41,6 +42,7 @@ export function createContext(init: ContextInit): RunContext {
   let loadedAt: string | undefined;
   const context: RunContext = {
     ...init,
+    local: init.local ?? false,
     workspaceDir: paths.workspaceDir,
     log: new AuditLog(paths.logFile, init.ticket, !init.dryRun),
     stateFile,

@@ -23,8 +23,12 @@ export interface ReleaseErrorDetails {
   lines?: string[];
   /** The plugin that raised it, filled in by the hook interceptor. */
   plugin?: string;
-  /** The hook whose tap raised it, e.g. `backup.for(postgres)`, filled in the same way. */
+  /** The hook whose tap raised it, e.g. `restore.for(TYPE)`, filled in the same way. */
   hook?: string;
+  /** The service it concerns, if one: playbooks fill it in for {service}. */
+  service?: string;
+  /** The phase to resume from once the cause is fixed, when it is not the one that failed. */
+  resumeFrom?: string;
   cause?: unknown;
 }
 
@@ -32,6 +36,8 @@ export class ReleaseError extends Error {
   readonly code: ErrorCode;
   readonly hint?: string;
   readonly lines: string[];
+  readonly service?: string;
+  readonly resumeFrom?: string;
   plugin?: string;
   hook?: string;
 
@@ -43,6 +49,8 @@ export class ReleaseError extends Error {
     this.lines = details.lines ?? [];
     this.plugin = details.plugin;
     this.hook = details.hook;
+    this.service = details.service;
+    this.resumeFrom = details.resumeFrom;
   }
 
   get exitCode(): number {

@@ -10,7 +10,7 @@ import type { Transfers } from './progress.js';
 /** A path of the BASE..MERGE diff. */
 export interface ChangedFile {
   path: string;
-  /** git's status letter: A, M, D, R (renamed from `from`), ... */
+  /** The diff's status letter: A, M, D, R (renamed from `from`), ... */
   status: string;
   from?: string;
 }
@@ -22,7 +22,7 @@ export interface Action {
   kind: string;
   /** Why, in words an operator reads: "image local/web:1 -> local/web:2". */
   reason: string;
-  /** The parts of the service it concerns (e.g. compose services); all of them when absent. */
+  /** The parts of the service it concerns (e.g. the containers of one service); all of them when absent. */
   targets?: string[];
 }
 
@@ -42,7 +42,7 @@ export interface DiffView {
 
 /** What a classifier rule says of one changed path. */
 export interface Classification {
-  /** e.g. manifest, compose, docs, ticket-script, orchestrator-source. */
+  /** e.g. manifest, build-context, docs, ticket-script. */
   kind: string;
   /** The rule (plugin) that said it. */
   rule: string;
@@ -60,6 +60,8 @@ export interface BackupRequest {
   index: number;
   /** The manifest the entry comes from, for messages: `packages/<svc>/manifest.yaml`. */
   manifest: string;
+  /** The strategy's own size estimate (hooks.sizeBackup), when it has one: progress shows percent and ETA. */
+  expectedBytes?: number;
 }
 
 export interface BackupResult {
@@ -81,6 +83,11 @@ export interface RunContext {
   readonly dryRun: boolean;
   /** The phase the run started from (`--from`), if not the first. */
   readonly from?: string;
+  /**
+   * `--local`: release what this clone already holds beyond the upstream it last saw, without
+   * reaching the remote (a dev host's practice drill).
+   */
+  readonly local: boolean;
   /** The phase running now; `orchestrator` before the first and after the last. */
   phase: string;
   /** The hooks of the config in force; `useConfigAt` swaps them for another commit's. */
@@ -112,6 +119,16 @@ export interface RunContext {
    */
   requestHandoff(reason: string): void;
   handoffReason?: string;
+}
+
+/** `release init`: taps write what a platform repo needs (never overwriting) and say what. */
+export interface InitResult {
+  /** `--example NAME`: a first service to write. */
+  example?: string;
+  /** Paths written, relative to the repo. */
+  written: string[];
+  /** Paths that existed and were left as they were. */
+  kept: string[];
 }
 
 /**
@@ -151,6 +168,8 @@ export function createHooks() {
     ),
     /** Health probes of one service; a tap throws when it is unhealthy. */
     probe: new AsyncSeriesHook<[string, RunContext]>(['service', 'context']),
+    /** `release init`: set up a platform repo. */
+    init: new AsyncSeriesHook<[InitResult, RunContext]>(['result', 'context']),
     done: new AsyncSeriesHook<[RunContext]>(['context']),
     failed: new AsyncSeriesHook<[RunContext, ReleaseError]>(['context', 'error']),
   });

@@ -1,12 +1,13 @@
 /** The core's public surface: plugins import from here and nowhere else in core/. */
 export { ReleaseError, EXIT_CODES, toReleaseError, codeOfExit, type ErrorCode } from './errors.js';
-export { STEP_BIN } from './step.js';
 export { parseOptions, invalidInput, keyPath } from './options.js';
 /** The zod the core validates with, for plugins' option schemas. */
 export { z } from 'zod';
 export { carryOut, requireActionPlugins, describeActionPlugins } from './actions.js';
-export { formatBytes, type TransferProgress } from './progress.js';
-export type { Hooks, ChangedFile, DiffView, Action, Classification, BackupRequest, BackupResult, RestoreRequest } from './hooks.js';
+export { serveActions, ACTION_SOCKET_ENV, type ActionServer } from './action-server.js';
+export { commandLine, pasteable, shellQuote, INVOKED_VIA_ENV } from './commands.js';
+export { formatBytes, describeProgress, formatDuration, type TransferProgress, type TransferOptions } from './progress.js';
+export type { Hooks, ChangedFile, DiffView, Action, Classification, BackupRequest, BackupResult, RestoreRequest, InitResult } from './hooks.js';
 export type { RunContext } from './hooks.js';
 export type { Plugin, Release, ReleaseConfig } from './plugin.js';
 export type { ReleaseState } from './state.js';

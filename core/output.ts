@@ -1,6 +1,7 @@
 import { Chalk, type ChalkInstance } from 'chalk';
 import { redact } from './secrets.js';
 import type { ReleaseError } from './errors.js';
+import { commandLine, pasteable } from './commands.js';
 
 /**
  * Operator-facing output. Every line is prefixed with the verb (`[release-run] ...`), redacted,
@@ -39,17 +40,31 @@ export class Output {
   }
 
   warn(message: string): void {
-    this.write(this.errStream, `${this.color.yellow(`[${this.verb}] warning:`)} ${message}`);
+    this.write(this.errStream, `${this.color.yellow(`[${this.verb}] warning:`)} ${pasteable(message)}`);
   }
 
   error(message: string): void {
-    this.write(this.errStream, `${this.color.red(`[${this.verb}] error:`)} ${message}`);
+    this.write(this.errStream, `${this.color.red(`[${this.verb}] error:`)} ${pasteable(message)}`);
   }
 
-  /** The one-line error, then its details and the fix, as every failure is shown. */
+  /**
+   * A line of advice about a failure (the failure block, playbooks), without prefix. It goes to
+   * stderr with the error it belongs to, so `2>file` or a log collector keeps them together.
+   * Commands written as `just VERB ...` in it are put in the form this operator pastes.
+   */
+  advice(line: string): void {
+    this.write(this.errStream, pasteable(line));
+  }
+
+  /** The command to paste for `verb args...`, as this operator invokes the verbs. */
+  command(verb: string, args: readonly string[] = []): string {
+    return commandLine(verb, args);
+  }
+
+  /** The one-line error, then its details and the fix, all on stderr, as every failure is shown. */
   reportError(error: ReleaseError): void {
     this.error(`${error.message}${error.plugin ? ` (plugin ${error.plugin}${error.hook ? `, hook ${error.hook}` : ''})` : ''}`);
-    for (const line of error.lines) this.plain(`  ${line}`);
-    if (error.hint) this.plain(`  fix: ${error.hint}`);
+    for (const line of error.lines) this.advice(`  ${line}`);
+    if (error.hint) this.advice(`  fix: ${error.hint}`);
   }
 }

@@ -67,6 +67,7 @@ export interface RunVerbOptions {
   repoDir: string;
   from?: string;
   dryRun: boolean;
+  local?: boolean;
   hooks: Hooks;
   out: Output;
   signal: AbortSignal;
@@ -109,7 +110,7 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
       }
       for (const dir of [paths.releasesDir, paths.workspaceDir, join(paths.workspaceDir, 'runtime'), join(paths.workspaceDir, 'release')]) removeStaleTempFiles(dir);
     }
-    context.log.event('orchestrator', 'start', { verb, from: options.from });
+    context.log.event('orchestrator', 'start', { verb, from: options.from, local: options.local ? 'yes' : undefined });
     const resuming = verb === 'release-revert' || phases[0] !== PHASES_OF[verb][0];
     if (resuming) {
       const state = context.requireState();
@@ -150,7 +151,7 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
         out.warn(`the audit log could not record the failure: ${String(logError)}`);
       }
     }
-    reportFailure(out, verb, options.ticket, current, error);
+    reportFailure(out, context, options, current, error);
     try {
       await context.hooks.failed.promise(context, error);
     } catch (hookError) {
@@ -177,18 +178,56 @@ async function handOff(context: RunContext, options: RunVerbOptions, from: strin
   return result.exitCode;
 }
 
-function reportFailure(out: Output, verb: Verb, ticket: string, phase: string, error: ReleaseError): void {
+/** Whether this release's clone has moved: prepare recorded its MERGE_SHA (after the pull). */
+function releasePulled(context: RunContext): boolean {
+  try {
+    const state = context.state ?? (context.stateFile.exists() ? context.stateFile.read() : undefined);
+    return state !== undefined && state.mergeSha !== '';
+  } catch {
+    return false; // a damaged state file was reported already; it records no release to undo
+  }
+}
+
+/**
+ * The failure block under the error: only advice that is true. Nothing to roll back when nothing
+ * changed (a dry run, bad input, the lock, nothing to release, or before the pull); every
+ * command in the form this operator pastes.
+ */
+function reportFailure(out: Output, context: RunContext, options: RunVerbOptions, phase: string, error: ReleaseError): void {
+  const { verb, ticket } = options;
   out.reportError(error);
   // Before the first phase (lock, state file) nothing ran: there is nothing to roll back or resume.
   if (phase === 'orchestrator') return;
+  const code = error.exitCode;
+  if (options.dryRun) {
+    out.advice(`This was a dry run: nothing was changed. A real run would stop here, in phase ${phase}, with exit ${code}.`);
+    out.advice(`Fix the cause above, then preview again:`);
+    out.advice(`  ${out.command(verb, [ticket, ...(options.from ? [`--from=${options.from}`] : []), '--dry-run'])}`);
+    return;
+  }
+  const nothingChanged = code === 2 || code === 3 || code === 4 || (verb === 'release-run' && !releasePulled(context));
   if (verb === 'release-run') {
-    out.plain(`release-run failed in phase ${phase}. To roll back:`);
-    out.plain(`  just release-revert ${ticket}`);
-    out.plain(`To resume once the cause is fixed:`);
-    out.plain(`  just release-run ${ticket} --from=${phase}`);
+    if (nothingChanged) {
+      out.advice(`release-run stopped in phase ${phase}; nothing was changed: the clone and the services are as they were.`);
+      if (code === 2 && releasePulled(context)) {
+        out.advice(`Once the cause is fixed, resume:`);
+        out.advice(`  ${out.command('release-run', [ticket, `--from=${phase}`])}`);
+      } else if (code !== 2 && code !== 4) {
+        out.advice(`Once the cause is fixed, run it again:`);
+        out.advice(`  ${out.command('release-run', [ticket])}`);
+      }
+      return;
+    }
+    out.advice(`release-run failed in phase ${phase}. To roll back:`);
+    out.advice(`  ${out.command('release-revert', [ticket])}`);
+    out.advice(`To resume once the cause is fixed:`);
+    out.advice(`  ${out.command('release-run', [ticket, `--from=${error.resumeFrom ?? phase}`])}`);
   } else {
-    out.plain(`release-revert failed in phase ${phase}. Nothing after it ran.`);
-    out.plain(`Once the cause is fixed, run it again; finished steps are not repeated:`);
-    out.plain(`  just release-revert ${ticket}`);
+    out.advice(nothingChanged || (code === 8 && phase === PHASES_OF[verb][0]!.name)
+      ? `release-revert stopped in phase ${phase}; nothing was changed.`
+      : `release-revert failed in phase ${phase}. Nothing after it ran.`);
+    if (code === 2) return;
+    out.advice(`Once the cause is fixed, run it again; finished steps are not repeated:`);
+    out.advice(`  ${out.command('release-revert', [ticket])}`);
   }
 }

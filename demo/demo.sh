@@ -9,10 +9,13 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-export RELEASE_ORCHESTRATOR_HOME=$(cd "$here/.." && pwd)
-# just ships in the npm package rust-just-linux-x64 (the only platform package the registry here serves).
-just="$RELEASE_ORCHESTRATOR_HOME/node_modules/rust-just-linux-x64/bin/just"
+orchestrator=$(cd "$here/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/release-demo.XXXXXX")
+# The README's install, into a throwaway prefix: release-run, release-revert, release and just
+# (from the npm package rust-just-linux-x64) on PATH, as on a prod host.
+npm install -g --ignore-scripts --no-audit --no-fund --prefix "$work/prefix" "$orchestrator" >/dev/null
+export PATH="$work/prefix/bin:$PATH"
+just=just
 service="redmine-demo-$$"
 port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 cleanup() {
@@ -46,8 +49,7 @@ git init -q --bare -b main "$work/origin.git"
 git clone -q "$work/origin.git" "$work/dev" 2>/dev/null
 cd "$work/dev"
 git checkout -q -b main
-printf '.asd/\n' > .gitignore
-cp "$here/platform.justfile" justfile
+release init   # the platform's justfile (its recipes run the installed verbs), .asd/ ignored, ...
 git add -A && git commit -q -m "an empty platform" && git push -q origin main
 git clone -q "$work/origin.git" "$work/prod"
 

@@ -69,7 +69,7 @@ describe("the runbook's failure drill with data", () => {
 
     const failed = await platform.run('release-run', ['9999']);
     expect(failed.exitCode).toBe(7);
-    expect(failed.stdout).toContain('  just release-revert 9999');
+    expect(failed.stderr).toContain('  release-revert 9999');
     expect(await rowsOf(server, db)).not.toEqual(rowsBefore);
 
     const reverted = await platform.run('release-revert', ['9999']);
@@ -109,7 +109,7 @@ describe("the runbook's failure drill with data", () => {
 
     expect(result.exitCode).toBe(6);
     expect(result.stderr.split('\n')[0]).toContain(dump);
-    expect(result.stdout).toContain('Recovery playbook release-restore-failed');
+    expect(result.stderr).toContain('Recovery playbook release-restore-failed');
     expect(await rowsOf(server, db)).toEqual(rowsAfterRelease);
     expect(await platform.head()).toBe(head);
   });

@@ -63,7 +63,7 @@ async function setUp(scenario: Scenario) {
 
 async function run(platform: Platform, args: string[], env: Record<string, string> = {}) {
   const [verb, ...rest] = args;
-  return execa('node', [join(ORCHESTRATOR_ROOT, 'dist/core/bin', `${verb}.js`), ...rest], {
+  return execa('node', [join(ORCHESTRATOR_ROOT, 'dist/cli/bin', `${verb}.js`), ...rest], {
     cwd: platform.prod, reject: false, env: { NO_COLOR: '1', ...env },
   });
 }

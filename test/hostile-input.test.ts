@@ -119,7 +119,7 @@ describe('twenty release-run at once on one repo', () => {
   test('exactly one runs; nineteen exit 3 naming the holder', async () => {
     const gate = join(platform.root, 'gate');
     await platform.mergeFeature('900', { 'releases/900-hold.sh': `#!/bin/sh\nwhile [ ! -f ${gate} ]; do sleep 0.05; done\n` });
-    const bin = join(ORCHESTRATOR_ROOT, 'dist/core/bin/release-run.js');
+    const bin = join(ORCHESTRATOR_ROOT, 'dist/cli/bin/release-run.js');
     const runs = Array.from({ length: 20 }, () => execa('node', [bin, '900'], { cwd: platform.prod, reject: false, env: { NO_COLOR: '1' } }));
     // The losers finish on their own; the winner waits at the gate until they have.
     const results: { exitCode?: number; stderr: unknown }[] = [];
@@ -144,7 +144,7 @@ describe('with umask 000', () => {
     const platform = await Platform.create([{ name: 'web' }]);
     try {
       await platform.mergeFeature('910', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:2\n', 'releases/910-x.sh': '#!/bin/sh\necho hi\n' });
-      const bin = join(ORCHESTRATOR_ROOT, 'dist/core/bin/release-run.js');
+      const bin = join(ORCHESTRATOR_ROOT, 'dist/cli/bin/release-run.js');
       const result = await execa('sh', ['-c', `umask 000 && exec node ${bin} 910`], { cwd: platform.prod, reject: false });
       expect(result.exitCode).toBe(0);
       const walk = (dir: string): string[] => readdirSync(dir).flatMap((name) => {

@@ -168,7 +168,9 @@ export async function restoreDatabase(pg: PgTools, request: RestoreRequest, file
     for (let attempt = 1; ; attempt++) {
       if (targetExists) {
         const ended = Number(await maintenance(
-          `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ${quoteLiteral(db)} AND pid <> pg_backend_pid();`,
+          // An autovacuum worker is a superuser process that only a superuser may end; it finishes
+          // by itself, and waitForNoSessions waits for it.
+          `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ${quoteLiteral(db)} AND pid <> pg_backend_pid() AND backend_type <> 'autovacuum worker';`,
         ));
         if (ended > 0) {
           say(`ended ${ended} other session(s) of database ${db} (pg_terminate_backend) to swap in the restored copy`);

@@ -284,7 +284,7 @@ describe('backup-sqlite through release-run and release-revert (real git platfor
     const run = await platform.run('release-run', ['9999'], { NOTES_DB: db });
 
     expect(run.exitCode).toBe(1);
-    expect(run.stdout).toContain('release-run failed in phase ticket. To roll back:');
+    expect(run.stderr).toContain('release-run failed in phase ticket. To roll back:');
     const stamp = platform.readState('9999').BACKUPS!.replace(/^notes=/, '');
     expect(stamp).toMatch(/^\d{8}_\d{6}$/);
     const folder = join(backupsOf('notes'), stamp);

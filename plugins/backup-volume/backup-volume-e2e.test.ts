@@ -58,7 +58,7 @@ describe('a volume backup through release-run and release-revert (real git, real
     const failed = await platform.run('release-run', ['9999']);
 
     expect(failed.exitCode).toBe(1);
-    expect(failed.stdout).toContain('release-run failed in phase ticket. To roll back:');
+    expect(failed.stderr).toContain('release-run failed in phase ticket. To roll back:');
     expect(failed.stdout).toMatch(new RegExp(`backup ${service} volume ${volume}: done \\(.* gzip in 0-volume\\.tar\\.gz\\)`));
     const stamp = (platform.readState('9999').BACKUPS ?? '').replace(`${service}=`, '');
     expect(stamp).toMatch(/^\d{8}_\d{6}$/);

@@ -86,7 +86,7 @@ async function backup(request: Request, context: RunContext, options: z.infer<ty
   refuseNestedMounts(source, what, 'the backup would mix them in and a restore would wipe them');
   const name = fileName(request.index, options.compressor);
   const write = (afterRead?: () => void) => writeTarArchive({
-    context, source, dir: request.dir, name,
+    context, source, expectedBytes: request.expectedBytes, dir: request.dir, name,
     compressor: options.compressor, level: options.level, what,
     // A folder that is a mount point holds a restore's staging folders while it runs: never data.
     exclude: stagingFor(source).inside ? [`./${stagingFor(source).prefix}*`] : [],

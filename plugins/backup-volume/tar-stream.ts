@@ -119,6 +119,8 @@ function errorText(error: unknown): string {
 
 export interface WriteRequest {
   context: RunContext;
+  /** The tar stream's expected size (the files' sizes), for percent and ETA. */
+  expectedBytes?: number;
   /** The folder whose contents are archived. */
   source: string;
   dir: string;
@@ -148,7 +150,7 @@ export interface Written extends Artifact {
  */
 export async function writeTarArchive(request: WriteRequest): Promise<Written> {
   const { context, source, dir, name, compressor, level, what } = request;
-  const progress = context.transfers.start(`backup ${what}`);
+  const progress = context.transfers.start(`backup ${what}`, { total: request.expectedBytes });
   let finished = false;
   const finish = (outcome: string) => {
     if (!finished) progress.finish(outcome);

@@ -52,8 +52,9 @@ describe('prepare takes the backups', () => {
 
     expect(result.exitCode).toBe(6);
     expect(result.stderr.split('\n')[0]).toMatch(/missing\.sqlite/);
-    expect(result.stdout).toContain('release-run failed in phase prepare');
-    expect(result.stdout).toContain('Recovery playbook release-backup-failed');
+    expect(result.stderr).toContain('release-run stopped in phase prepare; nothing was changed');
+    expect(result.all).not.toMatch(/To roll back/);
+    expect(result.stderr).toContain('Recovery playbook release-backup-failed');
     expect(await platform.head()).toBe(head);
     expect(existsSync(join(platform.prod, '.asd/workspace/backups/large'))
       ? readdirSync(join(platform.prod, '.asd/workspace/backups/large')) : []).toEqual([]);

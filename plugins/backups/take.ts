@@ -1,5 +1,5 @@
-import { existsSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import pMap from 'p-map';
 import { ReleaseError, ensurePrivateDir, formatBytes, toReleaseError, type BackupRequest, type ReleaseState, type RunContext } from '../../api/index.js';
 import { showFile } from '../git/git.js';
@@ -82,6 +82,8 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
   try {
     for (const request of requests) {
       context.failpoint(`before-backup-${service}`);
+      // The same estimate the dry run shows; without one, progress shows bytes and rate only.
+      request.expectedBytes ??= await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, context).catch(() => undefined);
       const result = await context.hooks.backup.get(request.entry.type)!.promise(request, context);
       if (!result) throw new ReleaseError('BACKUP_FAILED', `backup ${request.entry.type} of ${service} produced nothing`);
       bytes += result.bytes;
@@ -89,6 +91,8 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
     }
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
+    // The service's folder too, when this was its only backup: a failed backup leaves nothing.
+    if (readdirSync(dirname(dir)).length === 0) rmdirSync(dirname(dir));
     context.log.event(PHASE, 'backup-failed', { service, at: stamp });
     throw error;
   }

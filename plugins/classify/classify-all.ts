@@ -1,4 +1,4 @@
-import { ReleaseError, type Classification, type ChangedFile, type DiffView, type RunContext } from '../../core/index.js';
+import { ReleaseError, type Classification, type ChangedFile, type DiffView, type RunContext } from '../../api/index.js';
 import { describeRule } from './index.js';
 
 export interface ClassifiedFile {
@@ -19,7 +19,9 @@ export function classifyAll(context: RunContext, diff: DiffView): ClassifiedFile
     const rules = context.hooks.classify.taps.map((tap) => `  ${describeRule(tap.name)}`);
     throw new ReleaseError('DRIFT', `${unclassified.length} changed file(s) match no classifier rule; no service was touched`, {
       lines: [...unclassified, 'rules in force, in order:', ...(rules.length > 0 ? rules : ['  none'])],
-      hint: 'add a rule for them in release.config.ts (see docs/plugins.md), then run again with --from=migrate',
+      hint: `add a rule for them in the platform repo's release.config.ts (see docs/plugins.md) through a PR and merge it; ${context.dryRun ? 'then preview again' : `then finish this release with: just release-run ${context.ticket} --from=prepare`}`,
+      // the rule reaches this clone only through a new pull, which --from=prepare makes
+      resumeFrom: 'prepare',
     });
   }
   return classified;

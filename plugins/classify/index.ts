@@ -1,5 +1,5 @@
 import picomatch from 'picomatch';
-import { ReleaseError, parseOptions, z, type Action, type Classification, type DiffView, type Plugin } from '../../core/index.js';
+import { ReleaseError, parseOptions, z, type Action, type Classification, type DiffView, type Plugin } from '../../api/index.js';
 import { composeRoles, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, serviceOfPath } from '../platform/manifest.js';
 
@@ -34,7 +34,7 @@ export function describeRule(name: string): string {
  * action for the service owning the path (`packages/<svc>/...`) or for the one named by `service`.
  */
 export function globRule(rawOptions: GlobRuleOptions): Plugin {
-  const options = parseOptions(`globRule ${rawOptions?.name ?? ''}`.trim(), globRuleSchema, rawOptions);
+  const options = parseOptions('globRule', globRuleSchema, rawOptions);
   const matches = picomatch(options.patterns, { dot: true });
   rulePatterns.set(options.name, options.patterns.join(' '));
   return {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import type { ChangedFile, DiffView, RunContext } from '../../core/index.js';
+import type { ChangedFile, DiffView, RunContext } from '../../api/index.js';
 import { diffFiles } from './git.js';
 
 /**

@@ -1,4 +1,4 @@
-import { ReleaseError, type ChangedFile, type ExecResult, type ReleaseState, type RunContext } from '../../core/index.js';
+import { ReleaseError, type ChangedFile, type ExecResult, type ReleaseState, type RunContext } from '../../api/index.js';
 
 /**
  * The git commands the plugins share. Arguments are arrays; any ref that came from input or

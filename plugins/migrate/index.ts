@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { ReleaseError, STEP_BIN, codeOfExit, requireActionPlugins, writeFileAtomic, type Action, type Plugin, type RunContext } from '../../core/index.js';
+import { ACTION_SOCKET_ENV, ReleaseError, STEP_BIN, codeOfExit, serveActions, requireActionPlugins, writeFileAtomic, type Action, type Plugin, type RunContext } from '../../api/index.js';
 import { classifyAll, type ClassifiedFile } from '../classify/classify-all.js';
 import { diffView } from '../git/diff-view.js';
 import { renderMigrateScript } from './script.js';
@@ -72,10 +72,18 @@ async function migrate(context: RunContext): Promise<void> {
     return;
   }
   for (const action of actions) context.out.phase(PLUGIN_NAME, `${describeAction(action)}: ${action.reason}`);
-  const result = await context.exec('bash', [path, 'all', '--no-backup'], {
-    env: { RELEASE_ORCHESTRATOR: '1' },
-    onLine: (line) => context.out.detail(line),
-  });
+  // Each step of migrate.sh is carried out here, in this process, with the release's own config.
+  const server = await serveActions(context);
+  let result;
+  try {
+    result = await context.exec('bash', [path, 'all', '--no-backup'], {
+      env: { RELEASE_ORCHESTRATOR: '1', [ACTION_SOCKET_ENV]: server.socket },
+      onLine: (line) => context.out.detail(line),
+    });
+  } finally {
+    await server.close();
+  }
+  if (result.exitCode !== 0 && server.failure) throw server.failure;
   if (result.exitCode !== 0) {
     throw new ReleaseError(codeOfExit(result.exitCode), `migrate.sh exited ${result.exitCode}`, {
       lines: result.output.split('\n').slice(-5),

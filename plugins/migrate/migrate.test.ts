@@ -19,7 +19,7 @@ function input(services: string[]) {
     state: { baseSha: sha('a'), mergeSha: sha('b') },
     classified,
     actions: classified.flatMap((c) => c.classification.actions),
-    stepCommand: ['/usr/bin/node', '/opt/ro/dist/core/bin/release-step.js', '--repo', '/srv/platform repo', '--ticket', '1234'],
+    stepCommand: ['/usr/bin/node', '/opt/ro/dist/cli/bin/release-step.js', '--repo', '/srv/platform repo', '--ticket', '1234'],
   };
 }
 
@@ -145,6 +145,6 @@ describe('the migrate phase on real git', () => {
 
     expect(result.exitCode).toBe(5);
     expect(`${result.stdout}\n${result.stderr}`).toContain('no plugin carried out redeploy for service api (plugins that take redeploy: runtime-compose, runtime-none)');
-    expect(result.stdout).toContain('release-run failed in phase migrate');
+    expect(result.stderr).toContain('release-run failed in phase migrate');
   });
 });

@@ -1,4 +1,4 @@
-import type { Action, ReleaseState } from '../../core/index.js';
+import type { Action, ReleaseState } from '../../api/index.js';
 import type { ClassifiedFile } from '../classify/classify-all.js';
 
 export interface ScriptInput {

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { ReleaseError } from '../../core/index.js';
+import { ReleaseError } from '../../api/index.js';
 
 /**
  * What a service's compose file says about the files of the repo: which folders are build

@@ -1,4 +1,4 @@
-import type { Plugin } from '../../core/index.js';
+import type { Plugin } from '../../api/index.js';
 import { readManifest } from './manifest.js';
 
 export const PLUGIN_NAME = 'platform';

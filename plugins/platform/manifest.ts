@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ReleaseError } from '../../core/index.js';
+import { ReleaseError } from '../../api/index.js';
 
 /** `60s`, `2m`, `500ms` -> milliseconds. */
 export function parseDuration(text: string): number {

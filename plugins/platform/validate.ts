@@ -1,4 +1,4 @@
-import { ReleaseError, type RunContext } from '../../core/index.js';
+import { ReleaseError, type RunContext } from '../../api/index.js';
 import { git, showFile } from '../git/git.js';
 import { parseComposeFile } from './compose-file.js';
 import { composePath, manifestPath, parseManifest, SERVICE_NAME, SERVICE_NAME_RULE, SERVICES_DIR } from './manifest.js';

@@ -2,8 +2,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import type { Plugin, ReleaseError, RunContext } from '../../core/index.js';
-import { fillIn, playbookMatches, playbookSchema, type Playbook } from './schema.js';
+import type { Plugin, ReleaseError, ReleaseState, RunContext } from '../../api/index.js';
+import { fillIn, playbookMatches, playbookSchema, type FillValues, type Playbook } from './schema.js';
 
 export const PLUGIN_NAME = 'recovery-playbooks';
 export const PLAYBOOK_DIR = join('recovery', 'playbooks');
@@ -39,6 +39,25 @@ export function loadPlaybooks(dirs: string[]): Loaded {
   return { playbooks: [...byId.values()], problems };
 }
 
+/** What the playbooks' placeholders stand for in this failure: the error's service, the state's SHAs. */
+function fillValues(context: RunContext, error: ReleaseError): FillValues {
+  let state: ReleaseState | undefined = context.state;
+  try {
+    if (!state && context.stateFile.exists()) state = context.stateFile.read();
+  } catch {
+    state = undefined; // a damaged state file: the error is about it already
+  }
+  const services = state?.services ?? [];
+  return {
+    verb: context.verb,
+    ticket: context.ticket,
+    phase: context.phase,
+    service: error.service ?? (services.length === 1 ? services[0] : undefined),
+    base_sha: state?.baseSha || undefined,
+    merge_sha: state?.mergeSha || undefined,
+  };
+}
+
 function show(context: RunContext, error: ReleaseError): void {
   const { playbooks, problems } = loadPlaybooks([SHIPPED_PLAYBOOKS, join(context.repoDir, PLAYBOOK_DIR)]);
   for (const problem of problems) context.out.warn(`playbook skipped: ${problem}`);
@@ -49,19 +68,24 @@ function show(context: RunContext, error: ReleaseError): void {
     output: [error.message, ...error.lines, error.hint ?? ''].join('\n'),
   };
   const matching = playbooks.filter((playbook) => playbookMatches(playbook, failure));
-  const values = { ticket: context.ticket, phase: context.phase };
+  const values = fillValues(context, error);
   if (matching.length === 0) {
-    context.out.plain(`No recovery playbook matches this failure (phase ${failure.phase}, exit ${failure.exitCode}).`);
-    context.out.plain(`Once it is understood, add one as ${relative(context.repoDir, join(context.repoDir, PLAYBOOK_DIR))}/release-<name>.yaml (see docs/operations.md).`);
+    context.out.advice(`No recovery playbook matches this failure (phase ${failure.phase}, exit ${failure.exitCode}).`);
+    context.out.advice(`Once it is understood, add one as ${relative(context.repoDir, join(context.repoDir, PLAYBOOK_DIR))}/release-<name>.yaml (see docs/operations.md).`);
     if (error.code !== 'LOCKED') context.log.event('orchestrator', 'playbook', { id: 'none' });
     return;
   }
+  if (context.dryRun) {
+    // A playbook's steps are for a release that changed something; a dry run changed nothing.
+    for (const playbook of matching) context.out.advice(`A real run would show the recovery playbook ${playbook.id}: ${playbook.title}`);
+    return;
+  }
   for (const playbook of matching) {
-    context.out.plain(`Recovery playbook ${playbook.id}: ${playbook.title}`);
-    context.out.plain(`  cause: ${playbook.cause.trim().replace(/\s*\n\s*/g, ' ')}`);
-    playbook.steps.forEach((step, index) => context.out.plain(`  ${index + 1}. ${fillIn(step, values)}`));
-    context.out.plain(`  next: ${fillIn(playbook.next, values)}`);
-    if (playbook.fixed_in) context.out.plain(`  fixed in: ${playbook.fixed_in}`);
+    // fixed_in is the maintainers' reference: it means nothing to the operator, so it is not shown.
+    context.out.advice(`Recovery playbook ${playbook.id}: ${playbook.title}`);
+    context.out.advice(`  cause: ${fillIn(playbook.cause.trim().replace(/\s*\n\s*/g, ' '), values)}`);
+    playbook.steps.forEach((step, index) => context.out.advice(`  ${index + 1}. ${fillIn(step, values)}`));
+    context.out.advice(`  next: ${fillIn(playbook.next, values)}`);
     if (error.code !== 'LOCKED') context.log.event('orchestrator', 'playbook', { id: playbook.id }); // the holder owns the log
   }
 }

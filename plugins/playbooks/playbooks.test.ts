@@ -23,14 +23,14 @@ describe('a failure prints and logs the playbooks that match it', () => {
     await platform.git(['pull', '-q', 'origin', 'main']);
     const result = await platform.run('release-run', ['40']);
     expect(result.exitCode).toBe(4);
-    expectPlaybook(result.stdout, '40', 'release-nothing-to-release', 'just release-run 40');
+    expectPlaybook(result.stderr, '40', 'release-nothing-to-release', 'release-run 40');
   });
 
   test('release-run-exit-5-with-drift (an unclassified file)', async () => {
     await platform.mergeFeature('41', { 'tools/helper.py': 'x\n' });
     const result = await platform.run('release-run', ['41']);
     expect(result.exitCode).toBe(5);
-    expectPlaybook(result.stdout, '41', 'release-run-exit-5-with-drift', 'just release-run 41 --from=migrate');
+    expectPlaybook(result.stderr, '41', 'release-run-exit-5-with-drift', 'release-run 41 --from=prepare');
   });
 
   test('release-orchestrator-source-drift (orchestrator files edited on the host)', async () => {
@@ -38,13 +38,13 @@ describe('a failure prints and logs the playbooks that match it', () => {
     platform.write(platform.prod, { 'plugins/local-hack.ts': 'export {};\n' });
     const result = await platform.run('release-run', ['42']);
     expect(result.exitCode).toBe(1);
-    expectPlaybook(result.stdout, '42', 'release-orchestrator-source-drift', 'just release-run 42');
+    expectPlaybook(result.stderr, '42', 'release-orchestrator-source-drift', 'release-run 42');
   });
 
   test('release-state-file (--from without a state file)', async () => {
     const result = await platform.run('release-run', ['43', '--from=verify']);
     expect(result.exitCode).toBe(2);
-    expectPlaybook(result.stdout, '43', 'release-state-file', 'just release-run 43 --from=prepare');
+    expectPlaybook(result.stderr, '43', 'release-state-file', 'release-run 43 --from=prepare');
   });
 
   test('release-state-file (a garbled state file, and one of another repo)', async () => {
@@ -55,7 +55,7 @@ describe('a failure prints and logs the playbooks that match it', () => {
     const garbled = await platform.run('release-revert', ['44']);
     expect(garbled.exitCode).toBe(2);
     expect(garbled.stderr).toMatch(/state file .*44.env is damaged: the last line is cut off/);
-    expectPlaybook(garbled.stdout, '44', 'release-state-file', 'just release-run 44 --from=prepare');
+    expectPlaybook(garbled.stderr, '44', 'release-state-file', 'release-run 44 --from=prepare');
 
     writeFileSync(stateFile, `TICKET=44\nBRANCH=main\nBASE_SHA=${'1'.repeat(40)}\nMERGE_SHA=${'2'.repeat(40)}\nSERVICES="web"\nSKIPPED_METADATA=""\nBACKUPS=""\n`);
     const foreign = await platform.run('release-revert', ['44']);
@@ -70,14 +70,14 @@ describe('a failure prints and logs the playbooks that match it', () => {
     await platform.run('release-run', ['46']);
     const result = await platform.run('release-revert', ['45']);
     expect(result.exitCode).toBe(8);
-    expectPlaybook(result.stdout, '45', 'release-revert-blocked', 'just release-revert 45');
+    expectPlaybook(result.stderr, '45', 'release-revert-blocked', 'release-revert 45');
   });
 
   test('release-lock-held (exit 3), without writing to the holder’s log', async () => {
     platform.write(platform.prod, { '.asd/workspace/release.lock': `pid=${process.pid}\nhost=${(await execa('hostname')).stdout}\nticket=47\nstarted=x\n` });
     const result = await platform.run('release-run', ['47']);
     expect(result.exitCode).toBe(3);
-    expectPlaybook(result.stdout, '47', 'release-lock-held', 'just release-run 47');
+    expectPlaybook(result.stderr, '47', 'release-lock-held', 'release-run 47');
     expect(platform.readLog('47')).toEqual([]);
   });
 
@@ -90,7 +90,7 @@ describe('a failure prints and logs the playbooks that match it', () => {
       const result = await platform.run('release-run', ['48']);
       expect(result.exitCode).toBe(7);
       expect(result.stderr).toMatch(new RegExp(`GET http://127.0.0.1:${port}/health last answered HTTP 503 after`));
-      expectPlaybook(result.stdout, '48', 'release-verify-race', 'just release-run 48 --from=verify');
+      expectPlaybook(result.stderr, '48', 'release-verify-race', 'release-run 48 --from=verify');
     } finally {
       server.closeAllConnections();
       server.close();
@@ -100,16 +100,16 @@ describe('a failure prints and logs the playbooks that match it', () => {
   test('release-interrupted: SIGTERM stops the running step, logs it, frees the lock, exits 130', async () => {
     const started = join(platform.root, 'started');
     await platform.mergeFeature('49', { 'releases/49-slow.sh': `#!/bin/sh\ntouch ${started}\nsleep 30\n` });
-    const run = execa('node', [join(ORCHESTRATOR_ROOT, 'dist/core/bin/release-run.js'), '49'], { cwd: platform.prod, reject: false, env: { NO_COLOR: '1' } });
+    const run = execa('node', [join(ORCHESTRATOR_ROOT, 'dist/cli/bin/release-run.js'), '49'], { cwd: platform.prod, reject: false, env: { NO_COLOR: '1', RELEASE_INVOKED_VIA: '' } });
     while (!existsSync(started)) await new Promise((resolve) => setTimeout(resolve, 50));
     const sentAt = Date.now();
     run.kill('SIGTERM');
     const result = await run;
     expect(Date.now() - sentAt).toBeLessThan(5000);
     expect(result.exitCode).toBe(130);
-    expect(String(result.stdout)).toContain('release-run failed in phase ticket. To roll back:');
-    expect(String(result.stdout)).toContain('  just release-run 49 --from=ticket');
-    expectPlaybook(String(result.stdout), '49', 'release-interrupted', 'just release-run 49 --from=ticket');
+    expect(String(result.stderr)).toContain('release-run failed in phase ticket. To roll back:');
+    expect(String(result.stderr)).toContain('  release-run 49 --from=ticket');
+    expectPlaybook(String(result.stderr), '49', 'release-interrupted', 'release-run 49 --from=ticket');
     expect(platform.logEvents('49')).toContain('ticket=49 phase=ticket event=interrupted rc=130');
     expect(existsSync(join(platform.prod, '.asd/workspace/release.lock'))).toBe(false);
   });
@@ -118,8 +118,8 @@ describe('a failure prints and logs the playbooks that match it', () => {
     await platform.mergeFeature('50', { 'releases/50-fail.sh': '#!/bin/sh\nexit 3\n' });
     const result = await platform.run('release-run', ['50']);
     expect(result.exitCode).toBe(1);
-    expect(result.stdout).toContain('No recovery playbook matches this failure (phase ticket, exit 1).');
-    expect(result.stdout).toContain('add one as recovery/playbooks/release-<name>.yaml');
+    expect(result.stderr).toContain('No recovery playbook matches this failure (phase ticket, exit 1).');
+    expect(result.stderr).toContain('add one as recovery/playbooks/release-<name>.yaml');
     expect(platform.logEvents('50')).toContain('ticket=50 phase=orchestrator event=playbook id=none');
   });
 
@@ -131,7 +131,7 @@ describe('a failure prints and logs the playbooks that match it', () => {
     });
     const result = await platform.run('release-run', ['51']);
     expect(result.exitCode).toBe(1);
-    expectPlaybook(result.stdout, '51', 'release-vendor-quota', 'just release-run 51 --from=ticket');
+    expectPlaybook(result.stderr, '51', 'release-vendor-quota', 'release-run 51 --from=ticket');
     expect(result.stderr).toMatch(/playbook skipped: .*release-broken.yaml: matches: /);
   });
 });

@@ -26,6 +26,22 @@ describe('recovery playbooks', () => {
     expect(fillIn(playbook.next, { ticket: '12', phase: 'verify' })).toBe('just release-run 12 --from=verify');
   });
 
+  test('every placeholder is filled; an unknown value becomes a word that says what goes there', () => {
+    const template = 'docker ps --filter label=com.docker.compose.project={service}; git log {merge_sha}..HEAD; {verb} {ticket} --from={phase} (base {base_sha})';
+    expect(fillIn(template, { verb: 'release-run', ticket: '7', phase: 'verify', service: 'web', base_sha: 'a1', merge_sha: 'b2' }))
+      .toBe('docker ps --filter label=com.docker.compose.project=web; git log b2..HEAD; release-run 7 --from=verify (base a1)');
+    expect(fillIn('{service} {merge_sha}', { ticket: '7', phase: 'verify' })).toBe('SERVICE MERGE_SHA');
+  });
+
+  test('no shipped playbook prints a placeholder word or an internal reference', () => {
+    const { playbooks } = loadPlaybooks([SHIPPED_PLAYBOOKS]);
+    for (const playbook of playbooks) {
+      const text = [playbook.title, playbook.cause, ...playbook.steps, playbook.next].join('\n');
+      expect(text).not.toMatch(/\b(SERVICE|CONTAINER|LATER_TICKET|TICKET\.log)\b|#\d{3,}/);
+      expect(playbook.next).toMatch(/^just (release-run|release-revert|release|\{verb\}) /);
+    }
+  });
+
   test.each([
     [{ id: 'bad id' }, /id: expected release-<words>/],
     [{ matches: { output: '(' } }, /matches.output: not a valid regular expression/],

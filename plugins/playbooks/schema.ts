@@ -16,8 +16,9 @@ export const playbookSchema = z.strictObject({
   }),
   cause: z.string().min(1),
   steps: z.array(z.string().min(1)).min(1),
-  /** The exact next command; {ticket} and {phase} are filled in. */
+  /** The exact next command; {ticket}, {phase}, {service}, {base_sha} and {merge_sha} are filled in. */
   next: z.string().min(1),
+  /** Where the maintainers fixed or tracked it; kept in the file, never printed to the operator. */
   fixed_in: z.string().min(1).optional(),
 });
 
@@ -39,6 +40,19 @@ export function playbookMatches(playbook: Playbook, failure: Failure): boolean {
   return true;
 }
 
-export function fillIn(template: string, values: { ticket: string; phase: string }): string {
-  return template.replace(/\{ticket\}/g, values.ticket).replace(/\{phase\}/g, values.phase);
+export interface FillValues {
+  verb?: string;
+  ticket: string;
+  phase: string;
+  service?: string;
+  base_sha?: string;
+  merge_sha?: string;
+}
+
+/**
+ * Fills {ticket}, {phase}, {service}, {base_sha} and {merge_sha}; a value that is not known for
+ * this failure becomes a word that says what to put there (e.g. `SERVICE`), never an empty hole.
+ */
+export function fillIn(template: string, values: FillValues): string {
+  return template.replace(/\{(verb|ticket|phase|service|base_sha|merge_sha)\}/g, (_match, key: keyof FillValues) => values[key] || key.toUpperCase());
 }

@@ -1,4 +1,4 @@
-import { ReleaseError, type Plugin, type ReleaseState, type RunContext, parseOptions } from '../../core/index.js';
+import { ReleaseError, type Plugin, type ReleaseState, type RunContext, parseOptions } from '../../api/index.js';
 import { currentBranch, diffFiles, dirtyPaths, git, headSha, isAncestor, requireKnownCommits, resolveSha, showFile } from '../git/git.js';
 import { validateServicesAt } from '../platform/validate.js';
 import { manifestPath, serviceOfPath } from '../platform/manifest.js';
@@ -54,42 +54,76 @@ async function earlierAttempt(context: RunContext, head: string, target: string)
   return undefined;
 }
 
+function alreadyReleased(context: RunContext, head: string): ReleaseError {
+  return new ReleaseError('NOTHING_TO_RELEASE', `nothing to release: release ${context.ticket} already went through (HEAD ${head.slice(0, 12)} is its MERGE_SHA); nothing was changed`, {
+    hint: `to check it again: just release-run ${context.ticket} --from=verify; to undo it: just release-revert ${context.ticket}`,
+  });
+}
+
 async function prepare(context: RunContext, options: PrepareOptions): Promise<void> {
   const upstream = `refs/remotes/${options.remote}/${options.branch}`;
   await refuseUnlessClean(context, options);
   const head = await headSha(context);
   const pulledEarlier = await earlierAttempt(context, head, head);
   if (pulledEarlier?.kind === 'pulled' && context.log.events().some((e) => e.phase === 'verify' && e.event === 'done')) {
-    throw new ReleaseError('NOTHING_TO_RELEASE', `nothing to release: ticket ${context.ticket} was already released (HEAD is its MERGE_SHA ${head.slice(0, 12)})`, {
-      hint: `to run a phase again, use --from (e.g. just release-run ${context.ticket} --from=verify)`,
-    });
+    throw alreadyReleased(context, head);
   }
-  if (pulledEarlier?.kind === 'pulled' && !context.dryRun) {
+
+  if (context.local) {
+    // A dev host's drill: release the commits this clone holds beyond the upstream it last
+    // fetched, without reaching the remote. BASE_SHA is that upstream, MERGE_SHA is HEAD.
+    context.out.phase(PLUGIN_NAME, `--local: no fetch and no pull; releasing ${options.remote}/${options.branch} (as last fetched)..HEAD`);
+  } else {
+    context.out.phase(PLUGIN_NAME, `git fetch ${options.remote}`);
+    await git(context, ['fetch', '--quiet', '--end-of-options', options.remote]);
+    context.failpoint('after-fetch');
+  }
+  const fetched = await resolveSha(context, upstream);
+  const target = context.local ? head : fetched;
+
+  if (pulledEarlier?.kind === 'pulled' && target === head) {
+    // An earlier attempt pulled and recorded MERGE_SHA, and origin has nothing newer: finish its prepare.
     const state = pulledEarlier.state;
+    context.state = state;
+    if (context.dryRun) {
+      context.out.phase(PLUGIN_NAME, `would resume: HEAD is already this ticket's MERGE_SHA ${state.mergeSha.slice(0, 12)}; BASE_SHA ${state.baseSha.slice(0, 12)} and the backups are kept`);
+      return;
+    }
     context.out.phase(PLUGIN_NAME, `resuming: HEAD is already at this ticket's MERGE_SHA ${state.mergeSha.slice(0, 12)}`);
     context.log.event(PLUGIN_NAME, 'resumed', { merge: state.mergeSha });
-    context.state = state;
     await backUpAll(context, state, state.mergeSha, options.backupConcurrency);
     return;
   }
 
-  context.out.phase(PLUGIN_NAME, `git fetch ${options.remote}`);
-  await git(context, ['fetch', '--quiet', '--end-of-options', options.remote]);
-  context.failpoint('after-fetch');
-  const target = await resolveSha(context, upstream);
-  const earlier = context.dryRun ? undefined : await earlierAttempt(context, head, target);
-  const base = earlier ? earlier.state.baseSha : head;
+  // An earlier attempt of this ticket (stopped before the pull, or stopped after it, e.g. by an
+  // unclassified file whose rule was merged since): its BASE_SHA and backups are kept, so the
+  // release goes on to the new origin/main and release-revert still goes back to where it began.
+  const earlier = pulledEarlier ?? (context.dryRun ? undefined : await earlierAttempt(context, head, target));
+  const base = earlier ? earlier.state.baseSha : context.local ? fetched : head;
   if (target === base) {
-    throw new ReleaseError('NOTHING_TO_RELEASE', `nothing to release: HEAD (${base.slice(0, 12)}) already equals ${options.remote}/${options.branch}`, {
+    if (context.local) {
+      throw new ReleaseError('NOTHING_TO_RELEASE', `nothing to release: HEAD (${head.slice(0, 12)}) equals ${options.remote}/${options.branch} as last fetched; nothing was changed`, {
+        hint: `--local releases commits made or merged in this clone: merge the feature branch into ${options.branch} here first`,
+      });
+    }
+    throw new ReleaseError('NOTHING_TO_RELEASE', `nothing to release: HEAD (${base.slice(0, 12)}) already equals ${options.remote}/${options.branch}; nothing was changed`, {
       hint: 'someone pulled on this host by hand, so BASE_SHA would equal MERGE_SHA; never pull here, the orchestrator pulls itself. See docs/operations.md',
     });
   }
-  if (!(await isAncestor(context, head, target))) {
+  if (context.local) {
+    if (!(await isAncestor(context, fetched, head))) {
+      throw new ReleaseError('PHASE_FAILED', `this clone and ${options.remote}/${options.branch} (as last fetched) have diverged: --local releases only commits on top of it; nothing was changed`, {
+        hint: `inspect with: git log --oneline ${options.remote}/${options.branch}...HEAD`,
+      });
+    }
+  } else if (!(await isAncestor(context, head, target))) {
     const ahead = await isAncestor(context, target, head);
     throw new ReleaseError('PHASE_FAILED', ahead
       ? `this clone has local commits that ${options.remote}/${options.branch} lacks; nothing was changed`
       : `this clone and ${options.remote}/${options.branch} have diverged: the pull would not be a fast-forward; nothing was changed`, {
-      hint: `inspect with: git log --oneline ${options.remote}/${options.branch}...HEAD; a prod clone must only ever fast-forward`,
+      hint: ahead
+        ? `a prod clone must only ever fast-forward: inspect with git log --oneline ${options.remote}/${options.branch}..HEAD. On a dev host, to release these local commits without a pull: just release-run ${context.ticket} --local`
+        : `inspect with: git log --oneline ${options.remote}/${options.branch}...HEAD; a prod clone must only ever fast-forward`,
     });
   }
   // From here on the release is governed by the config it releases (a plugin and its first use ship in one merge).
@@ -97,14 +131,20 @@ async function prepare(context: RunContext, options: PrepareOptions): Promise<vo
   const changed = await changedServices(context, base, target);
   // Every file this release will read is checked at the fetched commit, before anything changes.
   await validateServicesAt(context, target, [...changed.services, ...changed.skipped], changed.services);
+  const previous = earlier?.state;
   const state: ReleaseState = {
     ticket: context.ticket, branch: options.branch, baseSha: base, mergeSha: '',
-    services: changed.services, skippedMetadata: changed.skipped,
-    backups: earlier ? earlier.state.backups : {},
+    services: [...new Set([...(previous?.services ?? []), ...changed.services])].sort(),
+    skippedMetadata: [...new Set([...(previous?.skippedMetadata ?? []), ...changed.skipped])].sort(),
+    backups: previous ? { ...previous.backups } : {},
   };
   context.state = state;
+  if (previous && previous.mergeSha !== '') {
+    context.out.phase(PLUGIN_NAME, `continuing release ${context.ticket}: ${options.remote}/${options.branch} moved from its MERGE_SHA ${previous.mergeSha.slice(0, 12)} to ${target.slice(0, 12)}; BASE_SHA and the backups are kept`);
+    if (!context.dryRun) context.log.event(PLUGIN_NAME, 'continued', { previous_merge: previous.mergeSha, target });
+  }
   context.out.phase(PLUGIN_NAME, `BASE_SHA=${base}`);
-  context.out.phase(PLUGIN_NAME, `${changed.files.length} changed file(s) up to ${options.remote}/${options.branch} ${target.slice(0, 12)}; services: ${state.services.join(' ') || 'none'}`);
+  context.out.phase(PLUGIN_NAME, `${changed.files.length} changed file(s) up to ${context.local ? 'HEAD' : `${options.remote}/${options.branch}`} ${target.slice(0, 12)}; services: ${state.services.join(' ') || 'none'}`);
   for (const file of changed.files) context.out.detail(`${file.status} ${file.from ? `${file.from} -> ` : ''}${file.path}`);
   context.saveState();
 
@@ -113,7 +153,9 @@ async function prepare(context: RunContext, options: PrepareOptions): Promise<vo
 
   if (context.dryRun) {
     state.mergeSha = target;
-    context.out.phase(PLUGIN_NAME, `would pull --ff-only ${options.remote} ${options.branch}: MERGE_SHA would be ${target}`);
+    context.out.phase(PLUGIN_NAME, context.local
+      ? `MERGE_SHA would be HEAD ${target} (no pull with --local)`
+      : `would pull --ff-only ${options.remote} ${options.branch}: MERGE_SHA would be ${target}`);
     return;
   }
   if (head !== target) {
@@ -148,7 +190,7 @@ export function preparePlugin(rawOptions: Partial<PrepareOptions> = {}): Plugin 
         const head = await headSha(context);
         if (state.mergeSha === '' || head !== state.mergeSha) {
           throw new ReleaseError('BAD_INPUT', `cannot resume: HEAD is ${head.slice(0, 12)} but the state file's MERGE_SHA is ${state.mergeSha.slice(0, 12) || 'not recorded yet'}`, {
-            hint: `run from the start: just release-run ${context.ticket} --from=prepare`,
+            hint: `run from the start (it keeps this release's BASE_SHA and backups): just release-run ${context.ticket} --from=prepare`,
           });
         }
       });

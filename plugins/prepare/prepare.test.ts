@@ -39,7 +39,8 @@ describe('release-run on real git: prepare and the full phase chain', () => {
     expect((await platform.run('release-run', ['54'])).exitCode).toBe(0);
     const again = await platform.run('release-run', ['54']);
     expect(again.exitCode).toBe(4);
-    expect(again.stderr).toMatch(/nothing to release: ticket 54 was already released/);
+    expect(again.stderr).toMatch(/nothing to release: release 54 already went through \(HEAD \w+ is its MERGE_SHA\)/);
+    expect(again.all).not.toMatch(/pulled|To roll back/);
     expect(readFileSync(join(platform.root, 'ran-54'), 'utf8')).toBe('ran\n');
   });
 
@@ -63,7 +64,8 @@ describe('release-run on real git: prepare and the full phase chain', () => {
 
     expect(result.exitCode).toBe(1);
     expect(result.stderr).toMatch(/work tree has 1 uncommitted change/);
-    expect(result.stdout).toMatch(/release-run failed in phase prepare/);
+    expect(result.stderr).toMatch(/release-run stopped in phase prepare; nothing was changed/);
+    expect(result.all).not.toMatch(/To roll back|release-revert/);
     const after = await snapshot(platform.prod);
     // Only the audit log may appear: the refusal is recorded.
     expect(after.split('\n').filter((l) => !l.includes('.asd'))).toEqual(before.split('\n').filter((l) => !l.includes('.asd')));

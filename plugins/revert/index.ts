@@ -1,4 +1,4 @@
-import { ReleaseError, carryOut, type Action, type Plugin, type RunContext, parseOptions } from '../../core/index.js';
+import { ReleaseError, carryOut, type Action, type Plugin, type RunContext, parseOptions } from '../../api/index.js';
 import { restoreAll } from '../backups/restore.js';
 import { dirtyPaths, git, gitTry, headSha, isAncestor, parents } from '../git/git.js';
 import { gitOptionsSchema, type GitOptions } from '../git/options.js';

@@ -1,4 +1,4 @@
-import { ReleaseError, type RunContext } from '../../core/index.js';
+import { ReleaseError, type RunContext } from '../../api/index.js';
 
 /** One container of a compose project, as `docker ps` shows it. */
 export interface ContainerInfo {

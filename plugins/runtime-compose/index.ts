@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type Plugin, type RunContext } from '../../core/index.js';
+import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type Plugin, type RunContext } from '../../api/index.js';
 import { git } from '../git/git.js';
 import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, readManifest, type Manifest } from '../platform/manifest.js';

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Plugin, RunContext } from '../../core/index.js';
+import type { Plugin, RunContext } from '../../api/index.js';
 import { manifestPath, readManifest } from '../platform/manifest.js';
 
 export const PLUGIN_NAME = 'runtime-none';

@@ -1,4 +1,4 @@
-import type { Plugin } from '../../core/index.js';
+import type { Plugin } from '../../api/index.js';
 import { diffView } from '../git/diff-view.js';
 
 export const PLUGIN_NAME = 'self-update';

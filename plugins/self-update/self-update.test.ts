@@ -37,6 +37,6 @@ describe("a change to the orchestrator's own source", () => {
     });
     const result = await platform.run('release-run', ['801']);
     expect(result.exitCode).toBe(1);
-    expect(result.stdout).toContain('release-run failed in phase ticket. To roll back:');
+    expect(result.stderr).toContain('release-run failed in phase ticket. To roll back:');
   });
 });

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { openSync, writeSync, closeSync } from 'node:fs';
-import { ReleaseError, ensurePrivateDir, PRIVATE_FILE_MODE, type Plugin, type RunContext } from '../../core/index.js';
+import { ReleaseError, ensurePrivateDir, PRIVATE_FILE_MODE, type Plugin, type RunContext } from '../../api/index.js';
 import { git } from '../git/git.js';
 
 export const PLUGIN_NAME = 'ticket';

@@ -29,9 +29,9 @@ describe('ticket phase: releases/TICKET-*.sh', () => {
 
     expect(failed.exitCode).toBe(1);
     expect(failed.stderr).toMatch(/releases\/701-migrate-data.sh exited 1/);
-    expect(failed.stdout).toContain('release-run failed in phase ticket. To roll back:');
-    expect(failed.stdout).toContain('  just release-revert 701');
-    expect(failed.stdout).toContain('  just release-run 701 --from=ticket');
+    expect(failed.stderr).toContain('release-run failed in phase ticket. To roll back:');
+    expect(failed.stderr).toContain('  release-revert 701');
+    expect(failed.stderr).toContain('  release-run 701 --from=ticket');
     expect(platform.logEvents('701')).toContain('ticket=701 phase=ticket event=failed rc=1 plugin=ticket');
     expect(await platform.head()).toBe(merge);
 
@@ -58,8 +58,8 @@ describe('ticket phase: releases/TICKET-*.sh', () => {
     const result = await platform.run('release-run', ['702']);
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toMatch(/2 ticket scripts match releases\/702-\*\.sh/);
-    expect(result.stdout).toContain('releases/702-a.sh');
-    expect(result.stdout).toContain('releases/702-b.sh');
+    expect(result.stderr).toContain('releases/702-a.sh');
+    expect(result.stderr).toContain('releases/702-b.sh');
   });
 
   test('a script that is not executable is refused', async () => {

@@ -1,4 +1,4 @@
-import { ReleaseError, type Action, type RunContext } from '../../core/index.js';
+import { ReleaseError, type Action, type RunContext } from '../../api/index.js';
 
 /** The drift check for each service: any action left means the service is not what HEAD asks for. */
 export async function requireNoDrift(context: RunContext, services: readonly string[]): Promise<void> {
@@ -12,7 +12,8 @@ export async function requireNoDrift(context: RunContext, services: readonly str
   if (drift.length > 0) {
     throw new ReleaseError('DRIFT', `${drift.length} action(s) of drift remain after the release`, {
       lines: drift.map((action) => `${action.kind} ${action.service}: ${action.reason}`),
-      hint: 'see what differs with: just release --service=NAME',
+      hint: `see what differs with: just release --service=${drift[0]!.service}`,
+      service: drift[0]!.service,
     });
   }
 }

@@ -1,4 +1,4 @@
-import { ReleaseError, type Plugin } from '../../core/index.js';
+import { ReleaseError, type Plugin } from '../../api/index.js';
 import { headSha } from '../git/git.js';
 import { requireHealthy, requireNoDrift } from './checks.js';
 

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { execa, type Options } from 'execa';
 
 export const ORCHESTRATOR_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-const BIN_DIR = join(ORCHESTRATOR_ROOT, 'dist', 'core', 'bin');
+const BIN_DIR = join(ORCHESTRATOR_ROOT, 'dist', 'cli', 'bin');
 
 export interface CliResult {
   exitCode: number;
@@ -145,7 +145,8 @@ export class Platform {
 
 export async function runCli(verb: string, args: string[], cwd: string, env: Record<string, string> = {}): Promise<CliResult> {
   const result = await execa('node', [join(BIN_DIR, `${verb}.js`), ...args], {
-    cwd, env: { NO_COLOR: '1', ...env }, reject: false, all: true,
+    // RELEASE_INVOKED_VIA is cleared unless a test sets it: the verbs print bare bin names then.
+    cwd, env: { NO_COLOR: '1', RELEASE_INVOKED_VIA: '', ...env }, reject: false, all: true,
   });
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr), all: String(result.all) };
 }

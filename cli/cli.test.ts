@@ -47,7 +47,7 @@ describe('the operator verbs', () => {
     const result = await platform.run('release-run', ['1', '--from=deploy']);
     expect(result.exitCode).toBe(2);
     expect(result.stderr).toContain('unknown phase --from=deploy');
-    expect(result.stdout).toContain('use one of prepare, migrate, ticket, verify');
+    expect(result.stderr).toContain('use one of prepare, migrate, ticket, verify');
   });
 
   test('outside a git repo: exit 2 and how to fix it', async () => {
@@ -66,12 +66,12 @@ describe('the operator verbs', () => {
   });
 
   test('colour on a terminal, none with NO_COLOR or through a pipe', async () => {
-    const onTerminal = (env: Record<string, string>) => execa('script', ['-qec', `node ${join(ORCHESTRATOR_ROOT, 'dist/core/bin/release-run.js')} 1 --from=deploy`, '/dev/null'], {
+    const onTerminal = (env: Record<string, string>) => execa('script', ['-qec', `node ${join(ORCHESTRATOR_ROOT, 'dist/cli/bin/release-run.js')} 1 --from=deploy`, '/dev/null'], {
       cwd: platform.prod, reject: false, env: { TERM: 'xterm', ...env }, extendEnv: false,
     }).then((r) => String(r.stdout));
     expect(await onTerminal({ PATH: process.env.PATH! })).toMatch(/\x1b\[31m\[release-run\] error:/);
     expect(await onTerminal({ PATH: process.env.PATH!, NO_COLOR: '1' })).not.toMatch(/\x1b\[/);
-    const piped = await execa('node', [join(ORCHESTRATOR_ROOT, 'dist/core/bin/release-run.js'), '1', '--from=deploy'], { cwd: platform.prod, reject: false, all: true });
+    const piped = await execa('node', [join(ORCHESTRATOR_ROOT, 'dist/cli/bin/release-run.js'), '1', '--from=deploy'], { cwd: platform.prod, reject: false, all: true });
     expect(String(piped.all)).toContain('[release-run] error: unknown phase');
     expect(String(piped.all)).not.toMatch(/\x1b\[/);
   });

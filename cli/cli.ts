@@ -1,18 +1,19 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ReleaseError, toReleaseError } from './errors.js';
-import type { Action } from './hooks.js';
-import { Output } from './output.js';
-import { carryOut } from './actions.js';
-import { PHASES_OF, type Verb } from './phases.js';
+import { ReleaseError, toReleaseError } from '../core/errors.js';
+import type { Action, InitResult } from '../core/hooks.js';
+import { Output } from '../core/output.js';
+import { carryOut } from '../core/actions.js';
+import { ACTION_SOCKET_ENV, requestAction } from '../core/action-server.js';
+import { PHASES_OF, type Verb } from '../core/phases.js';
 
 /**
  * The engine (zod, execa, tapable, the plugins) is imported only once the arguments are valid,
  * so --help and bad input answer at node's own start-up speed.
  */
 async function loadEngine() {
-  const [config, context, runner, lock] = await Promise.all([import('./config.js'), import('./context.js'), import('./runner.js'), import('./lock.js')]);
+  const [config, context, runner, lock] = await Promise.all([import('./config.js'), import('../core/context.js'), import('../core/runner.js'), import('../core/lock.js')]);
   return { ...config, ...context, ...runner, ...lock };
 }
 
@@ -20,7 +21,7 @@ export const TICKET_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 export function validateTicket(ticket: string | undefined): string {
   if (ticket === undefined || ticket === '') {
-    throw new ReleaseError('BAD_INPUT', 'missing ticket id', { hint: 'pass the ticket, e.g. release-run 1234' });
+    throw new ReleaseError('BAD_INPUT', 'missing ticket id', { hint: 'pass the ticket, e.g. just release-run 1234' });
   }
   if (!TICKET_PATTERN.test(ticket)) {
     throw new ReleaseError('BAD_INPUT', `invalid ticket id ${JSON.stringify(ticket)}`, {
@@ -44,15 +45,19 @@ export function findRepo(start: string): string {
 }
 
 const HELP: Record<Verb | 'release', string> = {
-  'release-run': `usage: release-run TICKET [--from=PHASE] [--dry-run] [--repo DIR]
+  'release-run': `usage: release-run TICKET [--from=PHASE] [--dry-run] [--local] [--repo DIR]
 
 Releases what origin's main holds beyond this clone's HEAD, in four phases, halting on the first
 failure: ${PHASES_OF['release-run'].map((p) => p.name).join(' -> ')}.
 ${PHASES_OF['release-run'].map((p) => `  ${p.name.padEnd(9)} ${p.summary}`).join('\n')}
 
-  --from=PHASE  resume at PHASE, reusing the state file of the earlier phases
+  --from=PHASE  resume at PHASE, reusing the state file of the earlier phases; --from=prepare
+                finishes a stopped release, keeping its BASE_SHA and backups
   --dry-run     preview every phase; change nothing
+  --local       a dev host's drill: release the commits HEAD holds beyond origin's main as last
+                fetched (BASE_SHA), without fetching or pulling (MERGE_SHA = HEAD)
   --repo DIR    the platform repo (default: the git repo of the current folder)
+  --version     print the version and the orchestrator's commit
 
 Exit codes: 0 done, 1 a phase failed, 2 bad input or config, 3 locked, 4 nothing to release,
 5 drift or unclassified files, 6 backup failed, 7 health probe failed, 130 interrupted.`,
@@ -64,24 +69,44 @@ ${PHASES_OF['release-revert'].map((p) => `  ${p.name.padEnd(13)} ${p.summary}`).
 
   --dry-run     preview every step; change nothing
   --repo DIR    the platform repo (default: the git repo of the current folder)
+  --version     print the version and the orchestrator's commit
 
 Exit codes: 0 reverted, 2 bad input or no state, 3 locked, 6 a backup is missing or corrupt,
 7 health probe failed, 8 revert blocked (HEAD moved past MERGE_SHA, or a conflict), 130 interrupted.`,
   release: `usage: release --service=NAME [--repo DIR]
+       release init [--example NAME] [--repo DIR]
 
-The drift check: prints each action that would bring service NAME to what its manifest and
-compose file at HEAD ask for, then "N actions". Changes nothing.
+--service=NAME  the drift check: prints each action that would bring service NAME to what its
+                manifest and compose file at HEAD ask for, then "N actions". Changes nothing.
+init            sets up the platform repo for releases: a justfile whose recipes run the
+                installed verbs, .asd/ in .gitignore, recovery/playbooks/, a commented
+                release.config.ts, and with --example NAME a first service packages/NAME/.
+                Never overwrites a file; run twice, it changes nothing.
+--version       print the version and the orchestrator's commit
 
-Exit codes: 0 in sync, 2 unknown service, 5 drift.`,
+Exit codes: 0 in sync (or initialised), 2 bad input or unknown service, 5 drift.`,
 };
 
 interface ParsedArgs {
   positionals: string[];
   from?: string;
   dryRun: boolean;
+  local: boolean;
   repo?: string;
   service?: string;
+  example?: string;
   help: boolean;
+  version: boolean;
+}
+
+/** `release-run 0.1.0 (orchestrator commit abc123...)`, from what the build recorded. */
+export function versionLine(verb: string): string {
+  try {
+    const info = JSON.parse(readFileSync(new URL('../build-info.json', import.meta.url), 'utf8')) as { version?: string; commit?: string };
+    return `${verb} ${info.version ?? 'unknown'} (orchestrator commit ${info.commit ?? 'unknown'})`;
+  } catch {
+    return `${verb} unknown version (no build-info.json: rebuild with npm run build)`;
+  }
 }
 
 function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
@@ -93,20 +118,26 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
       options: {
         from: { type: 'string' },
         'dry-run': { type: 'boolean', default: false },
+        local: { type: 'boolean', default: false },
         repo: { type: 'string' },
         service: { type: 'string' },
+        example: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
+        version: { type: 'boolean', short: 'V', default: false },
       },
     });
     const allowed: Record<string, readonly string[]> = {
-      'release-run': ['from', 'dry-run', 'repo', 'help'],
-      'release-revert': ['dry-run', 'repo', 'help'],
-      release: ['service', 'repo', 'help'],
+      'release-run': ['from', 'dry-run', 'local', 'repo', 'help', 'version'],
+      'release-revert': ['dry-run', 'repo', 'help', 'version'],
+      release: ['service', 'example', 'repo', 'help', 'version'],
     };
     for (const [key, value] of Object.entries(values)) {
       if (value !== undefined && value !== false && !allowed[verb]!.includes(key)) throw new Error(`option --${key} is not known to ${verb}`);
     }
-    return { positionals, from: values.from, dryRun: values['dry-run'] ?? false, repo: values.repo, service: values.service, help: values.help ?? false };
+    return {
+      positionals, from: values.from, dryRun: values['dry-run'] ?? false, local: values.local ?? false, repo: values.repo,
+      service: values.service, example: values.example, help: values.help ?? false, version: values.version ?? false,
+    };
   } catch (error) {
     const message = (error as Error).message.split('\n')[0]!.replace(/\. To specify a positional.*$/, '');
     throw new ReleaseError('BAD_INPUT', `${message.replace(/^Unknown option '([^']*)'.*$/, "unknown option '$1'")}`, { hint: `see ${verb} --help` });
@@ -135,6 +166,34 @@ function abortOnSignals(out: Output): AbortController {
   return controller;
 }
 
+/** `release init [--example NAME]`: the init plugins write what a platform repo needs; never overwriting. */
+async function init(args: ParsedArgs, out: Output, signal: AbortSignal): Promise<number> {
+  if (args.positionals.length !== 1 || args.service !== undefined) {
+    throw new ReleaseError('BAD_INPUT', 'release init takes no other arguments than --example NAME and --repo DIR', { hint: 'see release --help' });
+  }
+  if (args.example !== undefined && !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(args.example)) {
+    throw new ReleaseError('BAD_INPUT', `invalid service name --example ${JSON.stringify(args.example)}`, {
+      hint: 'a service name is lowercase letters, digits, _ or -, starting with a letter or digit (it is the folder packages/NAME)',
+    });
+  }
+  const repoDir = resolveRepo(args.repo);
+  const { loadConfig, applyPlugins, createContext } = await loadEngine();
+  const hooks = applyPlugins((await loadConfig(repoDir)).config);
+  if (!hooks.init.isUsed()) throw new ReleaseError('BAD_INPUT', 'no plugin carries out release init', { hint: 'keep defaultPlugins() in release.config.ts' });
+  const context = createContext({ verb: 'release', ticket: 'init', repoDir, dryRun: false, hooks, out, signal });
+  const result: InitResult = { example: args.example, written: [], kept: [] };
+  await hooks.init.promise(result, context);
+  for (const file of result.written) out.plain(`wrote ${file}`);
+  for (const file of result.kept) out.plain(`kept  ${file}${file.includes(' (') ? '' : ' (it exists; not overwritten)'}`);
+  out.plain(result.written.length === 0
+    ? 'nothing to do: the repo is set up already'
+    : `${result.written.length} file(s) written: review them, commit them and merge them into origin's main`);
+  out.plain('next, in this repo (the justfile runs the installed verbs):');
+  out.plain(`  just release --service=${args.example ?? 'NAME'}    # the drift check, read-only`);
+  out.plain(`  just release-run TICKET --dry-run    # a preview of the release of ticket TICKET`);
+  return 0;
+}
+
 async function driftCheck(args: ParsedArgs, out: Output, signal: AbortSignal): Promise<number> {
   if (!args.service) throw new ReleaseError('BAD_INPUT', 'missing --service=NAME', { hint: 'see release --help' });
   const repoDir = resolveRepo(args.repo);
@@ -157,7 +216,18 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
       out.plain(HELP[verb]);
       return 0;
     }
+    if (args.version) {
+      out.plain(versionLine(verb));
+      return 0;
+    }
     const controller = abortOnSignals(out);
+    if (verb === 'release' && args.positionals[0] === 'init') return await init(args, out, controller.signal);
+    if (verb === 'release' && args.positionals.length > 0) {
+      throw new ReleaseError('BAD_INPUT', `unknown command release ${args.positionals[0]}`, { hint: 'use release --service=NAME or release init; see release --help' });
+    }
+    if (args.local && args.from !== undefined && args.from !== 'prepare') {
+      throw new ReleaseError('BAD_INPUT', '--local applies to prepare only; drop it when resuming with --from', { hint: 'see release-run --help' });
+    }
     if (verb === 'release') return await driftCheck(args, out, controller.signal);
     if (args.positionals.length > 1) {
       throw new ReleaseError('BAD_INPUT', `expected one ticket id, got ${args.positionals.length} arguments`, { hint: `see ${verb} --help` });
@@ -173,7 +243,7 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
     const { config } = await loadConfig(repoDir);
     const hooks = applyPlugins(config);
     const loadHooksAt = async (commit: string) => applyPlugins((await loadConfig(repoDir, { commit })).config);
-    return await runVerb({ verb, ticket, repoDir, from: args.from, dryRun: args.dryRun, hooks, out, signal: controller.signal, loadHooksAt });
+    return await runVerb({ verb, ticket, repoDir, from: args.from, dryRun: args.dryRun, local: args.local, hooks, out, signal: controller.signal, loadHooksAt });
   } catch (thrown) {
     const error = toReleaseError(thrown);
     out.reportError(error);
@@ -197,6 +267,10 @@ export async function step(argv: string[]): Promise<number> {
     if (positionals.length !== 2 || !/^[a-z][a-z0-9-]*$/.test(kind!) || !/^[a-z0-9][a-z0-9_-]*$/.test(service!)) {
       throw new ReleaseError('BAD_INPUT', 'usage: release-step --repo DIR --ticket T ACTION SERVICE [--target PART]...');
     }
+    const action = { service: service!, kind: kind!, reason: 'migrate.sh', ...(values.target ? { targets: values.target } : {}) };
+    // Inside release-run the running release carries it out, with the config it already loaded.
+    const socket = process.env[ACTION_SOCKET_ENV];
+    if (socket && process.env.RELEASE_ORCHESTRATOR === '1') return await requestAction(socket, action);
     const repoDir = resolveRepo(values.repo);
     const { loadConfig, applyPlugins, createContext, workspacePaths, ReleaseLock } = await loadEngine();
     const hooks = applyPlugins((await loadConfig(repoDir)).config);
@@ -206,7 +280,7 @@ export async function step(argv: string[]): Promise<number> {
     const lock = process.env.RELEASE_ORCHESTRATOR === '1' ? undefined : new ReleaseLock(workspacePaths(repoDir, ticket).lockFile);
     lock?.acquire(ticket);
     try {
-      await carryOut(context, { service: service!, kind: kind!, reason: 'migrate.sh', ...(values.target ? { targets: values.target } : {}) });
+      await carryOut(context, action);
     } finally {
       lock?.release();
     }

@@ -1,9 +1,9 @@
 import { join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
-import { ReleaseError } from './errors.js';
-import { keyPath } from './options.js';
-import type { ReleaseConfig } from './plugin.js';
+import { ReleaseError } from '../core/errors.js';
+import { keyPath } from '../core/options.js';
+import type { ReleaseConfig } from '../core/plugin.js';
 
 export const CONFIG_FILE = 'release.config.ts';
 
@@ -61,8 +61,17 @@ export async function loadConfig(repoDir: string, options: LoadConfigOptions = {
       exported = module.default;
       if (typeof exported === 'function') exported = await (exported as (ref: unknown) => unknown)(reference);
     } catch (error) {
-      if (error instanceof ReleaseError) throw error;
-      const message = error instanceof Error ? error.message.split('\n')[0]!.replace(`${repoDir}/`, '') : String(error);
+      if (error instanceof ReleaseError) {
+        // e.g. an unknown option of defaultPlugins() or of a rule: name the file it is in
+        if (error.message.startsWith(source)) throw error;
+        throw new ReleaseError(error.code, `${source}: ${error.message}`, { hint: error.hint, lines: error.lines, cause: error });
+      }
+      const message = error instanceof Error ? error.message.split('\n')[0]!.replaceAll(`${repoDir}/`, '') : String(error);
+      const syntax = /^(\S+):(\d+):(\d+): (.*)$/.exec(message);
+      if (syntax) {
+        const [, file, line, column, what] = syntax;
+        throw new ReleaseError('BAD_INPUT', `${file}:${line}:${column}: syntax error: ${what}`, { hint: `fix ${file} at line ${line}, column ${column}` });
+      }
       throw new ReleaseError('BAD_INPUT', `${source} failed to load: ${message}`, {
         hint: `fix ${CONFIG_FILE} (it must export default a config object or a function returning one)`,
       });

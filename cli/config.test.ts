@@ -21,11 +21,22 @@ describe("a repo's release.config.ts", () => {
     ['an unknown key', 'export default { plugins: [], plugin: [] };', /release.config.ts: \(the default export\): Unrecognized key: "plugin"|release.config.ts: .*plugin/],
     ['no phase bodies', 'export default { plugins: [] };', /no plugin runs phase prepare/],
     ['a plugin whose apply throws', 'export default ({ defaultPlugins }: any) => ({ plugins: [...defaultPlugins(), { name: "x", apply() { throw new Error("bad option"); } }] });', /plugin x failed to apply: bad option/],
-    ['bad TypeScript', 'export default {{', /release.config.ts failed to load/],
+    ['bad TypeScript', 'export default {\n  plugins: [,\n};', /release.config.ts:3:1: syntax error: Unexpected token/],
+    ['an unknown option of defaultPlugins()', 'export default ({ defaultPlugins }: any) => ({ plugins: defaultPlugins({ backupConcurency: 3 }) });', /release.config.ts: options of defaultPlugins\(\): unknown option "backupConcurency"/],
+    ['a rule with a bad option', 'export default ({ defaultPlugins, builtins }: any) => ({ plugins: [...defaultPlugins(), builtins.globRule({ name: "dashboards", patterns: [] , kind: "x" })] });', /release.config.ts: options of plugin globRule named "dashboards": patterns: /],
   ])('that %s exits 2 naming the file and the key', async (_name, config, message) => {
     const result = await runWith(config);
     expect(result.exitCode).toBe(2);
     expect(result.stderr.split('\n')[0]).toMatch(message);
+  });
+
+  test('the fix of an unknown defaultPlugins() option lists the known ones; backupConcurrency is one', async () => {
+    const bad = await runWith('export default ({ defaultPlugins }: any) => ({ plugins: defaultPlugins({ backupConcurency: 3 }) });');
+    expect(bad.stderr).toMatch(/fix: the options of defaultPlugins\(\) are remote, branch, composeCommand, backupConcurrency/);
+    const good = await runWith('export default ({ defaultPlugins }: any) => ({ plugins: defaultPlugins({ backupConcurrency: 3 }) });');
+    // it loads: the run goes on to prepare, which refuses the uncommitted config file
+    expect(good.stderr).not.toMatch(/options of/);
+    expect(good.stderr).toMatch(/the work tree has 1 uncommitted change/);
   });
 
   test('can add a plugin to the reference set', async () => {

@@ -1,0 +1,64 @@
+/**
+ * Every TypeScript snippet of docs/plugins.md is a whole file a platform team could paste: each
+ * starts with `// file: PATH`, and together they type-check against the public plugin API and
+ * load as a platform config.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import ts from 'typescript';
+import { ORCHESTRATOR_ROOT } from './helpers/platform.js';
+import { loadConfig } from '../cli/config.js';
+
+const guide = readFileSync(join(ORCHESTRATOR_ROOT, 'docs', 'plugins.md'), 'utf8');
+const all = [...guide.matchAll(/```ts\n([\s\S]*?)```/g)].map((match) => match[1]!);
+/** Whole files a platform team writes. */
+const snippets = all.filter((snippet) => snippet.startsWith('// file: '));
+/** Excerpts of a file of this repo, which tsc compiles and a test runs. */
+const excerpts = all.filter((snippet) => snippet.startsWith('// from: '));
+
+describe('the snippets of docs/plugins.md', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ro-docs-'));
+    // A platform repo's config is an ES module, as the loader runs it.
+    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('each is a whole file named on its first line, or an excerpt still found verbatim in the file it names', () => {
+    expect(snippets.length).toBeGreaterThanOrEqual(3);
+    expect(excerpts.length).toBeGreaterThanOrEqual(2);
+    expect(snippets.length + excerpts.length).toBe(all.length);
+    for (const excerpt of excerpts) {
+      const [first, ...body] = excerpt.split('\n');
+      const source = readFileSync(join(ORCHESTRATOR_ROOT, first!.replace('// from: ', '')), 'utf8');
+      expect(source).toContain(body.join('\n'));
+    }
+  });
+
+  test('they type-check against release-orchestrator/plugin and load as a platform config', async () => {
+    const files: string[] = [];
+    for (const snippet of snippets) {
+      const name = /^\/\/ file: (\S+)/.exec(snippet)![1]!;
+      const path = join(dir, name);
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, snippet);
+      files.push(path);
+    }
+    const program = ts.createProgram(files, {
+      target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      strict: true, noEmit: true, skipLibCheck: true, allowImportingTsExtensions: true, types: ['node'],
+      typeRoots: [join(ORCHESTRATOR_ROOT, 'node_modules', '@types')],
+      baseUrl: ORCHESTRATOR_ROOT,
+      paths: { 'release-orchestrator/plugin': ['api/index.ts'], 'release-orchestrator/config': ['release.config.ts'], '*': ['node_modules/*'] },
+    });
+    const problems = ts.getPreEmitDiagnostics(program).map((d) => {
+      const where = d.file ? `${d.file.fileName.replace(`${dir}/`, '')}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}` : '';
+      return `${where} ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`;
+    });
+    expect(problems).toEqual([]);
+    const { config } = await loadConfig(dir);
+    expect(config.plugins.length).toBeGreaterThan(0);
+  });
+});
