@@ -1,4 +1,5 @@
-import { commandLine, pasteable, shellQuote } from './commands.js';
+import { existsSync } from 'node:fs';
+import { commandLine, docsLinks, DOCS_DIR, pasteable, shellQuote } from './commands.js';
 
 describe('printed commands are written the way the operator runs the verbs', () => {
   test('the bin name when no justfile recipe said otherwise', () => {
@@ -21,5 +22,12 @@ describe('printed commands are written the way the operator runs the verbs', () 
     expect(shellQuote('a b')).toBe("'a b'");
     expect(shellQuote("it's")).toBe("'it'\\''s'");
     expect(shellQuote('--from=verify')).toBe('--from=verify');
+  });
+
+  test("docs links name the orchestrator's own file, which opens from the platform repo", () => {
+    const text = pasteable('never pull here. See docs/operations.md; rules: docs/plugins.md', {});
+    expect(text).toBe(`never pull here. See ${DOCS_DIR}operations.md; rules: ${DOCS_DIR}plugins.md`);
+    expect(existsSync(`${DOCS_DIR}operations.md`)).toBe(true);
+    expect(docsLinks('packages/web/docs/x.md and docs/missing.md')).toBe('packages/web/docs/x.md and docs/missing.md');
   });
 });

@@ -4,7 +4,14 @@
  * its recipes (`just`, or `just -f /path/justfile`), and the printed line starts with it;
  * otherwise the verb's bin name (`release-run`, on PATH after the README's install) is printed.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
 export const INVOKED_VIA_ENV = 'RELEASE_INVOKED_VIA';
+
+/** The orchestrator's own docs folder (beside dist/), which the operator's platform repo lacks. */
+export const DOCS_DIR = fileURLToPath(new URL('../../docs/', import.meta.url));
 
 /** One argument as a POSIX shell reads it back unchanged. */
 export function shellQuote(arg: string): string {
@@ -29,5 +36,16 @@ export function commandLine(verb: string, args: readonly string[] = [], env: Nod
  */
 export function pasteable(text: string, env: NodeJS.ProcessEnv = process.env): string {
   const via = invokedVia(env);
-  return text.replace(/\bjust (release-run|release-revert|release)(?=\s|$|`|")/g, (_match, verb: string) => (via ? `${via} ${verb}` : verb));
+  return docsLinks(text).replace(/\bjust (release-run|release-revert|release)(?=\s|$|`|")/g, (_match, verb: string) => (via ? `${via} ${verb}` : verb));
+}
+
+/**
+ * `docs/operations.md` in a message means the orchestrator's docs, not a file of the platform repo
+ * the operator stands in: written as the path that opens on this host.
+ */
+export function docsLinks(text: string, docsDir = DOCS_DIR): string {
+  return text.replace(/(?<![\w/.-])docs\/([a-z-]+\.md)\b/g, (match, name: string) => {
+    const path = join(docsDir, name);
+    return existsSync(path) ? path : match;
+  });
 }

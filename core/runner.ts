@@ -205,17 +205,20 @@ function reportFailure(out: Output, context: RunContext, options: RunVerbOptions
     out.advice(`  ${out.command(verb, [ticket, ...(options.from ? [`--from=${options.from}`] : []), '--dry-run'])}`);
     return;
   }
-  const nothingChanged = code === 2 || code === 3 || code === 4 || (verb === 'release-run' && !releasePulled(context));
   if (verb === 'release-run') {
-    if (nothingChanged) {
+    const pulled = releasePulled(context);
+    if (!pulled || code === 3 || code === 4) {
       out.advice(`release-run stopped in phase ${phase}; nothing was changed: the clone and the services are as they were.`);
-      if (code === 2 && releasePulled(context)) {
-        out.advice(`Once the cause is fixed, resume:`);
-        out.advice(`  ${out.command('release-run', [ticket, `--from=${phase}`])}`);
-      } else if (code !== 2 && code !== 4) {
+      if (code !== 2 && code !== 4) {
         out.advice(`Once the cause is fixed, run it again:`);
         out.advice(`  ${out.command('release-run', [ticket])}`);
       }
+      return;
+    }
+    if (code === 2) {
+      // Bad input or config after the pull: fix it and go on; a roll back is not what it calls for.
+      out.advice(`release-run stopped in phase ${phase} on bad input or config; the clone is at the release's MERGE_SHA. Once the cause is fixed, resume:`);
+      out.advice(`  ${out.command('release-run', [ticket, `--from=${error.resumeFrom ?? phase}`])}`);
       return;
     }
     out.advice(`release-run failed in phase ${phase}. To roll back:`);
@@ -223,10 +226,11 @@ function reportFailure(out: Output, context: RunContext, options: RunVerbOptions
     out.advice(`To resume once the cause is fixed:`);
     out.advice(`  ${out.command('release-run', [ticket, `--from=${error.resumeFrom ?? phase}`])}`);
   } else {
-    out.advice(nothingChanged || (code === 8 && phase === PHASES_OF[verb][0]!.name)
+    // Revert checks everything (state, HEAD, backups) in its first phase before it changes anything.
+    const nothingChanged = code === 3 || ((code === 2 || code === 8) && phase === PHASES_OF[verb][0]!.name);
+    out.advice(nothingChanged
       ? `release-revert stopped in phase ${phase}; nothing was changed.`
       : `release-revert failed in phase ${phase}. Nothing after it ran.`);
-    if (code === 2) return;
     out.advice(`Once the cause is fixed, run it again; finished steps are not repeated:`);
     out.advice(`  ${out.command('release-revert', [ticket])}`);
   }

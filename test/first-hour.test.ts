@@ -142,6 +142,14 @@ describe('advice that is true', () => {
     expect(refused.all).not.toMatch(/To roll back|release-revert/);
   });
 
+  test('bad input after the pull (two ticket scripts) says where the clone is and how to resume, without claiming nothing changed', async () => {
+    await platform.mergeFeature('65', { 'releases/65-a.sh': '#!/bin/sh\ntrue\n', 'releases/65-b.sh': '#!/bin/sh\ntrue\n' });
+    const result = await platform.run('release-run', ['65']);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain("release-run stopped in phase ticket on bad input or config; the clone is at the release's MERGE_SHA. Once the cause is fixed, resume:\n  release-run 65 --from=ticket");
+    expect(result.stderr).not.toMatch(/nothing was changed|To roll back/);
+  });
+
   test('errors, their fix, their lists and the advice all go to stderr; stdout keeps the progress', async () => {
     await platform.mergeFeature('63', { 'tools/y.py': 'y\n', 'tools/z.py': 'z\n' });
     const result = await platform.run('release-run', ['63']);

@@ -96,7 +96,7 @@ describe('worked example: a platform MariaDB strategy shipped with its first use
     const runMs = Date.now() - started;
 
     expect(run.exitCode).toBe(7);
-    expect(run.all).toContain('release-run failed in phase verify. To roll back:');
+    expect(run.stderr).toContain('release-run failed in phase verify. To roll back:');
     expect(run.stderr).toContain(`health probe of shop failed: GET http://127.0.0.1:${port}/health`);
     expect(run.all).toContain('schema and rows migrated');
     expect(run.all).not.toContain(server.password);

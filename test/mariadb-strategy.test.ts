@@ -49,8 +49,21 @@ describe('the mariadb strategy of the worked example, on a real MariaDB server',
     rmSync(root, { recursive: true, force: true });
   });
 
+  /**
+   * The tools behind a shim that waits a moment before it execs them with the same arguments, so
+   * the process watcher sees every call's command line however fast the call is.
+   */
+  function slowTools(): { mysqldump: string; mysql: string } {
+    const shim = (tool: string) => {
+      const path = join(root, `slow-${tool}`);
+      writeFileSync(path, `#!/bin/sh\nsleep 0.1\nexec ${tool} "$@"\n`, { mode: 0o755 });
+      return path;
+    };
+    return { mysqldump: shim('mysqldump'), mysql: shim('mysql') };
+  }
+
   function harness(options: Parameters<typeof mariadbBackup>[0] = {}) {
-    const { context, printed } = testContext([mariadbBackup(options)], { repoDir: root });
+    const { context, printed } = testContext([mariadbBackup({ ...slowTools(), ...options })], { repoDir: root });
     const dir = join(root, '.asd', 'workspace', 'backups', 'shop', '20260518_153012');
     const request = (entry: Record<string, unknown>, index = 0): BackupRequest => ({
       service: 'shop', entry: { type: 'mariadb', ...entry }, dir, index, manifest: 'packages/shop/manifest.yaml',
