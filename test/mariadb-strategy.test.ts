@@ -4,7 +4,7 @@
  * release's changes to rows and schema, check, restore, compared row by row.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync, mkdtempSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -230,8 +230,16 @@ describe('the mariadb strategy of the worked example, on a real MariaDB server',
     expect(existsSync(h.dir) ? readdirSync(h.dir) : []).toEqual([]);
   });
 
-  test('a server that does not answer: backup exits 6 and keeps nothing', async () => {
+  test('a server that does not answer: backup exits 6 and keeps nothing; a dump file already there is neither overwritten nor removed', async () => {
     const h = harness();
+    mkdirSync(h.dir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(h.dir, '0-mariadb.sql'), 'not ours\n');
+    const exists = await h.backup(h.entry()).catch((e: unknown) => e);
+    expect((exists as ReleaseError).exitCode).toBe(6);
+    expect((exists as ReleaseError).message).toBe(`backup of mariadb database ${db} on ${server.host}:${server.port} (service shop) failed: ${join(h.dir, '0-mariadb.sql')} already exists`);
+    expect(readFileSync(join(h.dir, '0-mariadb.sql'), 'utf8')).toBe('not ours\n');
+    rmSync(h.dir, { recursive: true });
+
     const error = await h.backup(h.entry({ port: 1 })).catch((e: unknown) => e);
     expect((error as ReleaseError).exitCode).toBe(6);
     expect((error as ReleaseError).message).toMatch(new RegExp(`^backup of mariadb database ${db} on 127\\.0\\.0\\.1:1 \\(service shop\\) failed: mysqldump exited 2: .*Can't connect.*; nothing was kept$`));
