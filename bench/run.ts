@@ -126,23 +126,27 @@ async function configLoadRow(platform: Platform): Promise<Row> {
   };
 }
 
+/** Start-up and a dry run with nothing to release, beside node alone and git alone. */
+async function cliRows(platform: Platform): Promise<Row[]> {
+  const run = (file: string, args: string[]) => execa(file, args, { cwd: platform.prod, reject: false });
+  return [{
+    what: 'CLI start-up (`release-run --help`)',
+    ours: await median(RUNS, () => run('node', [bin('release-run'), '--help'])),
+    rawName: '`node -e 0`',
+    raw: await median(RUNS, () => run('node', ['-e', '0'])),
+  }, {
+    what: '`release-run T --dry-run`, nothing to release',
+    ours: await median(RUNS, () => run('node', [bin('release-run'), 'T', '--dry-run'])),
+    rawName: '`git fetch origin` + `git rev-parse HEAD`',
+    raw: await median(RUNS, async () => { await run('git', ['fetch', 'origin']); await run('git', ['rev-parse', 'HEAD']); }),
+  }];
+}
+
 async function main(): Promise<void> {
   const rows: Row[] = [];
   const platform = await Platform.create();
   try {
-    const run = (file: string, args: string[]) => execa(file, args, { cwd: platform.prod, reject: false });
-    rows.push({
-      what: 'CLI start-up (`release-run --help`)',
-      ours: await median(RUNS, () => run('node', [bin('release-run'), '--help'])),
-      rawName: '`node -e 0`',
-      raw: await median(RUNS, () => run('node', ['-e', '0'])),
-    });
-    rows.push({
-      what: '`release-run T --dry-run`, nothing to release',
-      ours: await median(RUNS, () => run('node', [bin('release-run'), 'T', '--dry-run'])),
-      rawName: '`git fetch origin` + `git rev-parse HEAD`',
-      raw: await median(RUNS, async () => { await run('git', ['fetch', 'origin']); await run('git', ['rev-parse', 'HEAD']); }),
-    });
+    rows.push(...(await cliRows(platform)));
     rows.push(...(await classificationRows(platform.root)));
     rows.push(await configLoadRow(platform));
   } finally {
@@ -158,8 +162,9 @@ async function main(): Promise<void> {
   for (const row of rows) console.log(`| ${row.what} | ${fmt(row.ours)} | ${row.rawName} | ${fmt(row.raw)} | ${(row.ours / row.raw).toFixed(2)}x |`);
 }
 
-// `node dist/bench/run.js classify` (or `config`) runs only those rows.
+// `node dist/bench/run.js cli|classify|config` runs only those rows.
 const only: Record<string, (platform: Platform) => Promise<Row[]>> = {
+  cli: cliRows,
   classify: (platform) => classificationRows(platform.root),
   config: async (platform) => [await configLoadRow(platform)],
 };

@@ -2,7 +2,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { ReleaseError } from '../core/errors.js';
-import { keyPath } from '../core/options.js';
+import { invalidInput } from '../core/options.js';
 import type { ReleaseConfig } from '../core/plugin.js';
 
 export const CONFIG_FILE = 'release.config.ts';
@@ -81,13 +81,7 @@ export async function loadConfig(repoDir: string, options: LoadConfigOptions = {
 }
 export function validateConfig(exported: unknown, source: string): ReleaseConfig {
   const parsed = configSchema.safeParse(exported);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const key = keyPath(issue.path) || '(the default export)';
-    throw new ReleaseError('BAD_INPUT', `${source}: ${key}: ${issue.message}`, {
-      hint: `fix that key in ${CONFIG_FILE}`,
-    });
-  }
+  if (!parsed.success) throw invalidInput(source, parsed.error, `fix that key in ${CONFIG_FILE}`);
   const seen = new Set<string>();
   parsed.data.plugins.forEach((plugin, index) => {
     if (seen.has(plugin.name)) {

@@ -44,7 +44,7 @@ describe('hostile input', () => {
     const head = await platform.head();
     const result = await platform.run('release-run', ['70']);
     expect(result.exitCode).toBe(2);
-    expect(result.stderr.split('\n')[0]).toMatch(/packages\/web\/manifest.yaml: backup.0.type: /);
+    expect(result.stderr.split('\n')[0]).toMatch(/packages\/web\/manifest.yaml: backup\[0\].type: /);
     expect(await platform.head()).toBe(head);
     await platform.mergeFeature('70b', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:1\n' });
   });

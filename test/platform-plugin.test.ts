@@ -82,4 +82,15 @@ describe("a platform's own plugin, shipped with its first use in one merge", () 
     expect(reverted.exitCode).toBe(0);
     expect(readFileSync(data, 'utf8')).toBe('before the release\n');
   });
+
+  test('a strategy that lacks a part is refused when the config loads, naming it, before anything changes', async () => {
+    await platform.mergeFeature('501', {
+      'release/plugins/file-backup.ts': FILE_BACKUP_PLUGIN.replace(/  async restore\(request\) \{[\s\S]*?\n  \},\n/, ''),
+    });
+    const head = await platform.head();
+    const result = await platform.run('release-run', ['501']);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr.split('\n')[0]).toMatch(/backup strategy backup-file lacks restore: a strategy needs entry, backup, size, check and restore/);
+    expect(await platform.head()).toBe(head);
+  });
 });

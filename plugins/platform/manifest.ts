@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ReleaseError } from '../../api/index.js';
+import { ReleaseError, invalidInput } from '../../api/index.js';
 
 /** `60s`, `2m`, `500ms` -> milliseconds. */
 export function parseDuration(text: string): number {
@@ -52,12 +52,7 @@ export function parseManifest(text: string, file: string, folder: string): Manif
     throw new ReleaseError('BAD_INPUT', `${file}: not valid YAML: ${first}`, { hint: 'fix the YAML syntax' });
   }
   const parsed = manifestSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const key = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? '' : '(top level)');
-    const unknown = issue.code === 'unrecognized_keys' ? `unknown key ${issue.keys.join(', ')}` : issue.message;
-    throw new ReleaseError('BAD_INPUT', `${file}: ${key ? `${key}: ` : ''}${unknown}`, { hint: 'fix that key in the manifest' });
-  }
+  if (!parsed.success) throw invalidInput(file, parsed.error, 'fix that key in the manifest');
   if (parsed.data.name !== folder) {
     throw new ReleaseError('BAD_INPUT', `${file}: name: "${parsed.data.name}" must equal its folder "${folder}"`, { hint: 'rename one of the two' });
   }

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import type { Plugin, ReleaseError, ReleaseState, RunContext } from '../../api/index.js';
+import { invalidInput, type Plugin, type ReleaseError, type ReleaseState, type RunContext } from '../../api/index.js';
 import { fillIn, playbookMatches, playbookSchema, type FillValues, type Playbook } from './schema.js';
 
 export const PLUGIN_NAME = 'recovery-playbooks';
@@ -26,8 +26,7 @@ export function loadPlaybooks(dirs: string[]): Loaded {
       try {
         const parsed = playbookSchema.safeParse(parseYaml(readFileSync(file, 'utf8')));
         if (!parsed.success) {
-          const issue = parsed.error.issues[0]!;
-          problems.push(`${file}: ${issue.path.join('.') || '(top level)'}: ${issue.message}`);
+          problems.push(invalidInput(file, parsed.error, '').message);
           continue;
         }
         byId.set(parsed.data.id, parsed.data); // the platform repo's own version of an id wins

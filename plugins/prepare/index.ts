@@ -50,7 +50,9 @@ async function earlierAttempt(context: RunContext, head: string, target: string)
   const state = context.stateFile.read();
   if (state.mergeSha !== '') return state.mergeSha === head ? { kind: 'pulled', state } : undefined;
   if (state.baseSha === head) return { kind: 'before-pull', state };
-  if (head === target && (await isAncestor(context, state.baseSha, head))) return { kind: 'before-pull', state };
+  // Pulled but killed before MERGE_SHA was recorded: HEAD is the very commit it logged it would pull.
+  const pulling = context.log.events().some((event) => event.event === 'pulling' && event.target === head);
+  if (head === target && pulling && (await isAncestor(context, state.baseSha, head))) return { kind: 'before-pull', state };
   return undefined;
 }
 
@@ -98,7 +100,21 @@ async function prepare(context: RunContext, options: PrepareOptions): Promise<vo
   // An earlier attempt of this ticket (stopped before the pull, or stopped after it, e.g. by an
   // unclassified file whose rule was merged since): its BASE_SHA and backups are kept, so the
   // release goes on to the new origin/main and release-revert still goes back to where it began.
-  const earlier = pulledEarlier ?? (context.dryRun ? undefined : await earlierAttempt(context, head, target));
+  const earlier = (pulledEarlier?.kind === 'pulled' ? pulledEarlier : undefined) ?? (context.dryRun ? undefined : await earlierAttempt(context, head, target));
+  if (!earlier && !context.dryRun && context.stateFile.exists()) {
+    const stale = context.stateFile.read();
+    if (stale.mergeSha !== '') {
+      // A release of this ticket that pulled, and that the clone has moved past: its state is what
+      // release-revert needs, so it is never overwritten.
+      throw new ReleaseError('BAD_INPUT', `ticket ${context.ticket} was already released (${stale.baseSha.slice(0, 12)}..${stale.mergeSha.slice(0, 12)}) and HEAD has moved past it; nothing was changed`, {
+        hint: `release the new commits under a new ticket id; ${context.stateFile.path} is kept for release-revert`,
+      });
+    }
+    // An attempt that never reached the services (e.g. its backup failed) and that other releases
+    // have since passed: its BASE_SHA and backups belong to a clone that is gone. Start afresh.
+    context.out.warn(`an earlier attempt of ${context.ticket} from BASE_SHA ${stale.baseSha.slice(0, 12)} never pulled and HEAD has moved since: starting afresh from HEAD`);
+    context.log.event(PLUGIN_NAME, 'attempt-replaced', { old_base: stale.baseSha });
+  }
   const base = earlier ? earlier.state.baseSha : context.local ? fetched : head;
   if (target === base) {
     if (context.local) {
@@ -159,6 +175,8 @@ async function prepare(context: RunContext, options: PrepareOptions): Promise<vo
     return;
   }
   if (head !== target) {
+    // Logged first: a run killed after the pull but before MERGE_SHA is saved is recognised by it.
+    context.log.event(PLUGIN_NAME, 'pulling', { target });
     // Fast-forward to exactly what was fetched and backed up for, even if origin moved since.
     context.out.phase(PLUGIN_NAME, `git pull --ff-only ${options.remote} ${options.branch} (as fetched: ${target.slice(0, 12)})`);
     await git(context, ['merge', '--ff-only', '--quiet', '--end-of-options', target]);

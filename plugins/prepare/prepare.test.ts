@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { execa } from 'execa';
 import { join } from 'node:path';
 import { Platform, snapshot } from '../../test/helpers/platform.js';
 
@@ -125,5 +126,43 @@ describe('release-run on real git: prepare and the full phase chain', () => {
     expect(result.stdout).toMatch(/would run releases\/61-touch.sh --yes/);
     expect(result.stdout).toMatch(/dry run of release 61 finished: nothing was changed/);
     expect(await snapshot(platform.prod)).toBe(before);
+  });
+
+  test('an attempt whose backup failed is not adopted once other releases have passed it', async () => {
+    const db = join(platform.root, 'web.sqlite');
+    const withBackup = (tag: string) => ({ 'packages/web/manifest.yaml': `name: web\nruntime: none\nimage: local/web:${tag}\nbackup:\n  - type: sqlite\n    path: ${db}\n` });
+    await platform.pushCommits([withBackup('1')]);
+    await platform.git(['pull', '-q', '--ff-only', 'origin', 'main']);
+    await platform.mergeFeature('80', withBackup('2'));
+    const first = await platform.run('release-run', ['80']);
+    expect(first.exitCode).toBe(6);
+    const abandonedBase = platform.readState('80').BASE_SHA!;
+
+    // The database appears, and another ticket releases what origin holds (80's commit included).
+    await execa('sqlite3', [db, 'CREATE TABLE t (a INTEGER);']);
+    await platform.mergeFeature('81', { 'docs/notes.md': 'x\n' });
+    expect((await platform.run('release-run', ['81'])).exitCode).toBe(0);
+
+    const again = await platform.run('release-run', ['80']);
+
+    // Nothing of 80 is left to release: it is not re-released from its old BASE_SHA with 81 inside.
+    expect(again.exitCode).toBe(4);
+    expect(again.stderr).toContain(`an earlier attempt of 80 from BASE_SHA ${abandonedBase.slice(0, 12)} never pulled and HEAD has moved since: starting afresh from HEAD`);
+    expect(platform.logEvents('80')).toContain(`ticket=80 phase=prepare event=attempt-replaced old_base=${abandonedBase}`);
+  });
+
+  test('a ticket whose release HEAD has moved past is never overwritten', async () => {
+    await platform.mergeFeature('82', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:2\n' });
+    expect((await platform.run('release-run', ['82'])).exitCode).toBe(0);
+    const state = readFileSync(platform.stateFile('82'), 'utf8');
+    await platform.mergeFeature('83', { 'docs/a.md': 'a\n' });
+    expect((await platform.run('release-run', ['83'])).exitCode).toBe(0);
+    await platform.mergeFeature('82b', { 'docs/b.md': 'b\n' });
+
+    const reused = await platform.run('release-run', ['82']);
+
+    expect(reused.exitCode).toBe(2);
+    expect(reused.stderr).toMatch(/ticket 82 was already released \(\w{12}\.\.\w{12}\) and HEAD has moved past it; nothing was changed/);
+    expect(readFileSync(platform.stateFile('82'), 'utf8')).toBe(state);
   });
 });
