@@ -3,7 +3,8 @@
  * a platform repo's own plugin on the public API) against a real MariaDB server: backup, a
  * release's changes to rows and schema, check, restore, compared row by row.
  */
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync, mkdtempSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync, mkdtempSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,8 +62,8 @@ describe('the mariadb strategy of the worked example, on a real MariaDB server',
     return { mysqldump: shim('mysqldump'), mysql: shim('mysql') };
   }
 
-  function harness() {
-    const { context, printed } = testContext([mariadbBackup(slowTools())], { repoDir: root });
+  function harness(options: Parameters<typeof mariadbBackup>[0] = {}) {
+    const { context, printed } = testContext([mariadbBackup({ ...slowTools(), ...options })], { repoDir: root });
     const dir = join(root, '.asd', 'workspace', 'backups', 'shop', '20260518_153012');
     const request = (entry: Record<string, unknown>, index = 0): BackupRequest => ({
       service: 'shop', entry: { type: 'mariadb', ...entry }, dir, index, manifest: 'packages/shop/manifest.yaml',
@@ -173,6 +174,36 @@ describe('the mariadb strategy of the worked example, on a real MariaDB server',
     expect(await databasesLike(server, `${db}__`)).toEqual([]);
   });
 
+  test('a session holding a lock makes the swap time out: the drops are undone, the live database is as it was; once it lets go, restore succeeds', async () => {
+    const h = harness({ lockWaitTimeoutSec: 1 });
+    const before = await databaseState(server, db);
+    await h.backup(h.entry());
+    await sql(server, db, RELEASE_CHANGES);
+    const changed = await databaseState(server, db);
+    // An open transaction that has read customers holds a metadata lock that dropping the trigger on
+    // customers (and the RENAME TABLE) must wait for: the function dropped before it comes back.
+    const holder = spawn('mariadb', [`--defaults-extra-file=${server.optionsFile}`, '--protocol=TCP', `--host=${server.host}`, `--port=${server.port}`, '--batch', '--unbuffered', `--database=${db}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let held = '';
+    holder.stdout.on('data', (chunk: Buffer) => { held += chunk.toString(); });
+    holder.stdin.write('START TRANSACTION;\nSELECT COUNT(*) AS n FROM customers;\n');
+    for (const deadline = Date.now() + 5000; !held.includes('n\n3'); await new Promise((resolve) => setTimeout(resolve, 10))) {
+      if (Date.now() > deadline) throw new Error(`the holding session did not answer: ${held}`);
+    }
+    try {
+      const error = await h.restore(h.entry()).catch((e: unknown) => e);
+      expect((error as ReleaseError).exitCode).toBe(6);
+      expect((error as ReleaseError).message).toMatch(new RegExp(`^restore of mariadb database ${db} on .* failed: swapping ${db}__restore_1 in: ERROR 1205 .*Lock wait timeout exceeded.*; ${db}'s function order_count created again: ${db} is as it was; ${db}__restore_1 was dropped$`));
+    } finally {
+      holder.stdin.end('ROLLBACK;\n');
+      await new Promise((resolve) => holder.once('exit', resolve));
+    }
+    expect(await databaseState(server, db)).toEqual(changed);
+    expect(await databasesLike(server, `${db}__`)).toEqual([]);
+
+    expect(await h.restore(h.entry())).toBe(true);
+    expect(await databaseState(server, db)).toEqual(before);
+  });
+
   test('bad entries exit 2 naming packages/shop/manifest.yaml and the key; a password in the manifest is refused and never printed', async () => {
     const h = harness();
     const other = join(root, 'open.cnf');
@@ -199,8 +230,16 @@ describe('the mariadb strategy of the worked example, on a real MariaDB server',
     expect(existsSync(h.dir) ? readdirSync(h.dir) : []).toEqual([]);
   });
 
-  test('a server that does not answer: backup exits 6 and keeps nothing', async () => {
+  test('a server that does not answer: backup exits 6 and keeps nothing; a dump file already there is neither overwritten nor removed', async () => {
     const h = harness();
+    mkdirSync(h.dir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(h.dir, '0-mariadb.sql'), 'not ours\n');
+    const exists = await h.backup(h.entry()).catch((e: unknown) => e);
+    expect((exists as ReleaseError).exitCode).toBe(6);
+    expect((exists as ReleaseError).message).toBe(`backup of mariadb database ${db} on ${server.host}:${server.port} (service shop) failed: ${join(h.dir, '0-mariadb.sql')} already exists`);
+    expect(readFileSync(join(h.dir, '0-mariadb.sql'), 'utf8')).toBe('not ours\n');
+    rmSync(h.dir, { recursive: true });
+
     const error = await h.backup(h.entry({ port: 1 })).catch((e: unknown) => e);
     expect((error as ReleaseError).exitCode).toBe(6);
     expect((error as ReleaseError).message).toMatch(new RegExp(`^backup of mariadb database ${db} on 127\\.0\\.0\\.1:1 \\(service shop\\) failed: mysqldump exited 2: .*Can't connect.*; nothing was kept$`));
