@@ -45,10 +45,16 @@ export async function postgresRows(scale: number): Promise<Row[]> {
       entry: { type: 'postgres', url: `postgres://${server.user}@${server.host}:${server.port}/${db}` },
     });
     const rawDump = join(repoDir, 'raw.dump');
+    // Each measurement starts from a checkpoint, so none pays for the dirty pages of the one before.
+    const checkpoint = () => psql(server, 'postgres', 'CHECKPOINT;');
+    await checkpoint();
     const ours = await timed(() => hooks.backup.for('postgres').promise(request(1), context));
+    await checkpoint();
     const raw = await timed(() => execa(join(server.binDir, 'pg_dump'), ['-Fc', '-w', ...conn, '-d', db, '-f', rawDump], { env }));
+    await checkpoint();
     const oursRestore = await timed(() => hooks.restore.for('postgres').promise(request(1), context));
     await dropDatabase(server, restoreTarget);
+    await checkpoint();
     const rawRestore = await timed(async () => {
       await createDatabase(server, restoreTarget);
       await execa(join(server.binDir, 'pg_restore'), ['-w', ...conn, '-d', restoreTarget, rawDump], { env });
@@ -95,9 +101,14 @@ export async function postgresContainerRows(scale: number): Promise<Row[]> {
       entry: { type: 'postgres', service: 'db', database: 'bench' },
     };
     const rawDump = join(repoDir, 'raw-container.dump');
+    const checkpoint = () => inside(['psql', '-XAtq', '-d', 'bench', '-c', 'CHECKPOINT']);
+    await checkpoint();
     const ours = await timed(() => hooks.backup.for('postgres').promise(request, context));
+    await checkpoint();
     const raw = await timed(() => execa('sh', ['-c', `docker exec -u postgres ${id} pg_dump -Fc -d bench > "${rawDump}"`]));
+    await checkpoint();
     const oursRestore = await timed(() => hooks.restore.for('postgres').promise(request, context));
+    await checkpoint();
     const rawRestore = await timed(async () => {
       await inside(['createdb', 'bench_raw_restore']);
       await inside(['pg_restore', '-d', 'bench_raw_restore'], { inputFile: rawDump });

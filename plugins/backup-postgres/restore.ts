@@ -167,7 +167,10 @@ async function restoreWith(pg: PgTools, scratch: Scratch, request: RestoreReques
   }
   const jobs = restoreJobs(options);
   say(`pg_restore -j ${jobs} into ${restoring}`);
-  const result = await pg.run('pg_restore', ['--exit-on-error', '-w', `--jobs=${jobs}`, ...connectionArgs(target, restoring), dumpPath]);
+  // synchronous_commit off for the restore's own sessions: a crash loses only the copy, which
+  // nothing uses yet and the next run drops; the swap below commits synchronously as always.
+  const result = await pg.run('pg_restore', ['--exit-on-error', '-w', `--jobs=${jobs}`, ...connectionArgs(target, restoring), dumpPath],
+    { env: { PGOPTIONS: '-c synchronous_commit=off' } });
   if (result.exitCode !== 0) {
     const failure = pg.failure('pg_restore', result, restoring);
     await dropQuietly(restoring);

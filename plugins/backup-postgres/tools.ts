@@ -37,7 +37,7 @@ export class PgTools {
 
   run(tool: string, args: readonly string[], extra: ExecOptions & { stdinMayStopEarly?: boolean } = {}): Promise<ExecResult> {
     const inside = this.target.container;
-    if (!inside) return this.context.exec(this.bin(tool), args, { ...extra, env: pgEnv(this.target, this.options.connectTimeoutSec) });
+    if (!inside) return this.context.exec(this.bin(tool), args, { ...extra, env: { ...pgEnv(this.target, this.options.connectTimeoutSec), ...extra.env } });
     return this.inContainer([tool, ...args], extra);
   }
 
@@ -46,7 +46,7 @@ export class PgTools {
     const inside = this.target.container!;
     const result = await this.context.hooks.execIn.promise({
       service: inside.service, target: inside.target, argv, user: inside.osUser,
-      env: { PGAPPNAME: 'release-orchestrator', PGCONNECT_TIMEOUT: String(this.options.connectTimeoutSec) },
+      env: { PGAPPNAME: 'release-orchestrator', PGCONNECT_TIMEOUT: String(this.options.connectTimeoutSec), ...extra.env } as Record<string, string>,
       input: extra.input, stdinFrom: extra.stdinFrom, stdoutTo: extra.stdoutTo, stdinMayStopEarly: extra.stdinMayStopEarly,
     }, this.context);
     if (!result) {
