@@ -15,6 +15,7 @@
  * A run interrupted at any point leaves `<db>` whole (old or new); the next run drops the leftovers.
  */
 import { availableParallelism } from 'node:os';
+import { pipeline } from 'node:stream/promises';
 import { ReleaseError, hashingCounter, readArchive, type RestoreRequest } from '../../api/index.js';
 import { connectionArgs, derivedName, quoteIdent, quoteLiteral } from './connection.js';
 import { PgTools, ToolError, type Scratch } from './tools.js';
@@ -121,9 +122,11 @@ async function restoreWith(pg: PgTools, scratch: Scratch, request: RestoreReques
   if (target.container) {
     const progress = context.transfers.start(`restore ${service}: copying the dump into compose service ${target.container.target}`);
     const counter = hashingCounter(progress);
-    readArchive(file).pipe(counter.stream);
+    // pipeline, not pipe: a read error ends the copy (and the exec) instead of leaving it waiting.
+    const feeding = pipeline(readArchive(file), counter.stream).catch(() => undefined);
     try {
       dumpPath = await scratch.put('restore.dump', counter.stream);
+      await feeding;
     } catch (error) {
       progress.finish('failed');
       if (!(error instanceof ToolError)) throw error;
