@@ -9,6 +9,8 @@ import type { BackupRequest } from '../core/index.js';
 import { defaultPlugins } from '../release.config.js';
 import { ensurePostgres, psql, createDatabase, dropDatabase } from '../test/helpers/postgres.js';
 import { testContext } from '../test/helpers/context.js';
+import { restoreJobs } from '../plugins/backup-postgres/restore.js';
+import { ORCHESTRATOR_ROOT } from '../test/helpers/platform.js';
 
 export interface Row { what: string; ours: number; rawName: string; raw: number }
 
@@ -43,21 +45,80 @@ export async function postgresRows(scale: number): Promise<Row[]> {
       entry: { type: 'postgres', url: `postgres://${server.user}@${server.host}:${server.port}/${db}` },
     });
     const rawDump = join(repoDir, 'raw.dump');
+    // Each measurement starts from a checkpoint, so none pays for the dirty pages of the one before.
+    const checkpoint = () => psql(server, 'postgres', 'CHECKPOINT;');
+    await checkpoint();
     const ours = await timed(() => hooks.backup.for('postgres').promise(request(1), context));
+    await checkpoint();
     const raw = await timed(() => execa(join(server.binDir, 'pg_dump'), ['-Fc', '-w', ...conn, '-d', db, '-f', rawDump], { env }));
+    await checkpoint();
     const oursRestore = await timed(() => hooks.restore.for('postgres').promise(request(1), context));
     await dropDatabase(server, restoreTarget);
+    await checkpoint();
     const rawRestore = await timed(async () => {
       await createDatabase(server, restoreTarget);
       await execa(join(server.binDir, 'pg_restore'), ['-w', ...conn, '-d', restoreTarget, rawDump], { env });
     });
     return [
       { what: `postgres backup, pgbench scale ${scale} (${size}): dump, sha256, pg_restore --list`, ours, rawName: '`pg_dump -Fc` alone', raw },
-      { what: `postgres restore of it: into a new database, swap, end sessions`, ours: oursRestore, rawName: '`createdb` + `pg_restore` alone', raw: rawRestore },
+      { what: `postgres restore of it (host, pg_restore -j ${restoreJobs({})}): into a new database, swap, end sessions`, ours: oursRestore, rawName: '`createdb` + single-job `pg_restore` alone', raw: rawRestore },
     ];
   } finally {
     await dropDatabase(server, db);
     await dropDatabase(server, restoreTarget);
+    rmSync(repoDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The same in container mode: a local/testpg:15 container labelled as compose service `db` of
+ * service `benchpg`, the entry `{ type: postgres, service: db, database: bench }`; beside
+ * `docker exec pg_dump -Fc` and `docker exec createdb` + `docker exec -i pg_restore` (single job,
+ * the dump fed on stdin) alone.
+ */
+export async function postgresContainerRows(scale: number): Promise<Row[]> {
+  const built = await execa('bash', [join(ORCHESTRATOR_ROOT, 'test', 'infra', 'build-pg-image.sh')], { reject: false });
+  if (built.exitCode !== 0) throw new Error(`build-pg-image.sh failed: ${built.stderr}`);
+  const service = `benchpg${process.pid}`;
+  const { repoDir, hooks, context } = benchContext();
+  const { stdout: id } = await execa('docker', ['run', '-d', '--label', `com.docker.compose.project=${service}`, '--label', 'com.docker.compose.service=db',
+    '--env', 'POSTGRES_USER=bench', '--env', 'POSTGRES_DB=bench', 'local/testpg:15']);
+  const inside = async (args: string[], options: { reject?: boolean; inputFile?: string } = {}) => {
+    const result = await execa('docker', ['exec', ...(options.inputFile ? ['-i'] : []), '-u', 'postgres', id, ...args], { reject: options.reject ?? true, ...(options.inputFile ? { inputFile: options.inputFile } : {}) });
+    return { stdout: String(result.stdout) };
+  };
+  try {
+    for (let i = 0; ; i++) {
+      const ready = await inside(['psql', '-XAtq', '-d', 'bench', '-c', 'SELECT 1'], { reject: false });
+      if (ready.stdout === '1') break;
+      if (i > 200) throw new Error('the bench postgres container never answered');
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    await inside(['pgbench', '-i', '-q', '-s', String(scale), 'bench']);
+    const size = (await inside(['psql', '-XAtq', '-d', 'bench', '-c', 'SELECT pg_size_pretty(pg_database_size(current_database()))'])).stdout;
+    const request: BackupRequest = {
+      service, index: 0, manifest: `packages/${service}/manifest.yaml`, dir: join(repoDir, 'backups', 'c1'),
+      entry: { type: 'postgres', service: 'db', database: 'bench' },
+    };
+    const rawDump = join(repoDir, 'raw-container.dump');
+    const checkpoint = () => inside(['psql', '-XAtq', '-d', 'bench', '-c', 'CHECKPOINT']);
+    await checkpoint();
+    const ours = await timed(() => hooks.backup.for('postgres').promise(request, context));
+    await checkpoint();
+    const raw = await timed(() => execa('sh', ['-c', `docker exec -u postgres ${id} pg_dump -Fc -d bench > "${rawDump}"`]));
+    await checkpoint();
+    const oursRestore = await timed(() => hooks.restore.for('postgres').promise(request, context));
+    await checkpoint();
+    const rawRestore = await timed(async () => {
+      await inside(['createdb', 'bench_raw_restore']);
+      await inside(['pg_restore', '-d', 'bench_raw_restore'], { inputFile: rawDump });
+    });
+    return [
+      { what: `postgres backup in a container (docker exec, streamed out), pgbench scale ${scale} (${size}): dump, sha256, pg_restore --list`, ours, rawName: '`docker exec pg_dump -Fc` alone', raw },
+      { what: `postgres restore in a container: dump copied in, pg_restore -j ${restoreJobs({})} into a new database, swap`, ours: oursRestore, rawName: '`docker exec` `createdb` + single-job `pg_restore` (stdin) alone', raw: rawRestore },
+    ];
+  } finally {
+    await execa('docker', ['rm', '-f', '--volumes', id], { reject: false });
     rmSync(repoDir, { recursive: true, force: true });
   }
 }

@@ -12,7 +12,7 @@ import { classifyAll } from '../plugins/classify/classify-all.js';
 import { createDiffView } from '../plugins/git/diff-view.js';
 import type { ChangedFile, DiffView, RunContext } from '../core/index.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { parallelRows, postgresRows, volumeRows } from './backups.js';
+import { parallelRows, postgresContainerRows, postgresRows, volumeRows } from './backups.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 const bin = (verb: string) => join(ORCHESTRATOR_ROOT, 'dist', 'cli', 'bin', `${verb}.js`);
@@ -153,6 +153,7 @@ async function main(): Promise<void> {
     platform.remove();
   }
   rows.push(...(await postgresRows(Number(process.env.BENCH_PG_SCALE ?? 20))));
+  rows.push(...(await postgresContainerRows(Number(process.env.BENCH_PG_SCALE ?? 20))));
   rows.push(...(await volumeRows(Number(process.env.BENCH_VOLUME_GIB ?? 1))));
   rows.push(...(await parallelRows(Number(process.env.BENCH_PARALLEL_MIB ?? 200))));
   const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
@@ -162,11 +163,12 @@ async function main(): Promise<void> {
   for (const row of rows) console.log(`| ${row.what} | ${fmt(row.ours)} | ${row.rawName} | ${fmt(row.raw)} | ${(row.ours / row.raw).toFixed(2)}x |`);
 }
 
-// `node dist/bench/run.js cli|classify|config` runs only those rows.
+// `node dist/bench/run.js cli|classify|config|postgres` runs only those rows.
 const only: Record<string, (platform: Platform) => Promise<Row[]>> = {
   cli: cliRows,
   classify: (platform) => classificationRows(platform.root),
   config: async (platform) => [await configLoadRow(platform)],
+  postgres: async () => [...(await postgresRows(Number(process.env.BENCH_PG_SCALE ?? 20))), ...(await postgresContainerRows(Number(process.env.BENCH_PG_SCALE ?? 20)))],
 };
 if (process.argv[2] && only[process.argv[2]]) {
   const platform = await Platform.create();

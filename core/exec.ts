@@ -20,6 +20,8 @@ export interface ExecOptions {
   stdinFrom?: NodeJS.ReadableStream;
   /** Send the child's stdout, unbuffered, through this stream (e.g. a dump being written). */
   stdoutTo?: NodeJS.WritableStream;
+  /** The child may exit before it has read all of stdinFrom: a closed stdin (EPIPE) is then no failure. */
+  stdinMayStopEarly?: boolean;
 }
 
 export interface ExecResult {
@@ -72,7 +74,14 @@ export async function exec(file: string, args: readonly string[], options: ExecO
   // A stream that fails (a full disk, a corrupt archive) stops the process, and the failure is reported as its result.
   let streamError: Error | undefined;
   const streams: Promise<void>[] = [];
-  if (options.stdinFrom) streams.push(pipeline(options.stdinFrom, subprocess.stdin!));
+  if (options.stdinFrom) {
+    const feeding = pipeline(options.stdinFrom, subprocess.stdin!);
+    streams.push(options.stdinMayStopEarly
+      ? feeding.catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_PREMATURE_CLOSE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
+      })
+      : feeding);
+  }
   if (options.stdoutTo) streams.push(pipeline(subprocess.stdout!, options.stdoutTo));
   const streamsDone = Promise.all(streams).catch((error: Error) => {
     streamError = error;

@@ -72,6 +72,31 @@ export interface BackupResult {
 
 export interface RestoreRequest extends BackupRequest {}
 
+/**
+ * A command to run inside one part of a service, wherever its runtime runs it (`hooks.execIn`):
+ * e.g. `pg_dump` in the container of compose service `db` of platform service `redmine`.
+ */
+export interface ExecInRequest {
+  /** The platform service (`packages/<svc>/`). */
+  service: string;
+  /** The part of it to run in: a compose service of its compose file. */
+  target: string;
+  /** The program and its arguments: an array, never a shell string. */
+  argv: string[];
+  /** The OS user inside (e.g. `postgres`, for peer authentication); default: the container's. */
+  user?: string;
+  /** Set in the command's environment. Visible to whoever can list the runtime's processes: never a secret. */
+  env?: Record<string, string>;
+  /** Small input, as a string. */
+  input?: string;
+  /** Feed the command's stdin from this stream. */
+  stdinFrom?: NodeJS.ReadableStream;
+  /** Send the command's stdout, unbuffered, through this stream. */
+  stdoutTo?: NodeJS.WritableStream;
+  /** The command may exit before reading all of stdinFrom (e.g. `pg_restore --list` reads only the head). */
+  stdinMayStopEarly?: boolean;
+}
+
 /** What one run of a verb knows; passed to every hook. */
 export interface RunContext {
   readonly verb: Verb | 'release';
@@ -171,6 +196,11 @@ export function createHooks() {
     act: new HookMap<AsyncSeriesBailHook<[Action, RunContext], true | undefined>>(
       () => new AsyncSeriesBailHook(['action', 'context']),
     ),
+    /**
+     * Runs a command inside a part of a service (`ExecInRequest`); the runtime that runs the
+     * service returns the result (a non-zero exit is a result, not an error), others `undefined`.
+     */
+    execIn: new AsyncSeriesBailHook<[ExecInRequest, RunContext], ExecResult | undefined>(['request', 'context']),
     /** Health probes of one service; a tap throws when it is unhealthy. */
     probe: new AsyncSeriesHook<[string, RunContext]>(['service', 'context']),
     /** `release init`: set up a platform repo. */

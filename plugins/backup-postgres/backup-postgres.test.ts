@@ -10,6 +10,11 @@ import {
   uniqueName, urlOf, type PgServer,
 } from '../../test/helpers/postgres.js';
 
+import { testContext } from '../../test/helpers/context.js';
+import { defaultPlugins } from '../../release.config.js';
+import { ReleaseError, redact } from '../../api/index.js';
+import { resolveTarget } from './index.js';
+
 const SERVICE = 'db';
 
 /** Every file under `dir`, relative, with its mode. */
@@ -116,7 +121,7 @@ describe('backup strategy postgres, on a real PostgreSQL server', () => {
     expect(await databaseLevelOf(server, db)).toBe(before.level);
     expect(await oidOf(server, db)).not.toBe(oid); // a new database was swapped in
     expect(await databasesLike(server, db)).toEqual([db]); // no temporary or replaced copy left
-    expect(revert.stdout).toMatch(new RegExp(`restore ${SERVICE}: postgres .*/${db} \\(into ${db}_ro_restoring\\): restored`));
+    expect(revert.stdout).toMatch(new RegExp(`restore: ${SERVICE}: pg_restore -j [1-4] into ${db}_ro_restoring`));
     expect(platform.logEvents('501')).toEqual(expect.arrayContaining([
       `ticket=501 phase=restore event=postgres-swapped service=${SERVICE} database=${db}`,
       `ticket=501 phase=restore event=restored service=${SERVICE} type=postgres`,
@@ -512,5 +517,34 @@ exit 1
     const shown = new RegExp(`would back up ${SERVICE}: postgres \\(about ([\\d.]+) MiB before compression\\)`).exec(run.stdout);
     expect(Math.abs(Number(shown?.[1]) - size / 1024 / 1024)).toBeLessThan(0.2);
     expect(existsSync(backupDir(platform))).toBe(false);
+  });
+});
+
+describe('backup strategy postgres, container entries (service: ...)', () => {
+  const request = (entry: Record<string, unknown>) => ({
+    service: 'shop', index: 0, manifest: 'packages/shop/manifest.yaml', dir: '/nonexistent', entry: { type: 'postgres', ...entry },
+  });
+
+  test('a password key is refused (exit 2) without printing it; an unknown key names itself', () => {
+    const { context } = testContext(defaultPlugins());
+    const options = { maintenanceDb: 'postgres', connectTimeoutSec: 10, sessionsTimeoutSec: 30 };
+    let error: unknown;
+    try { resolveTarget(request({ service: 'db', database: 'shop', password: 'hunter2-secret' }), context, options); } catch (caught) { error = caught; }
+    expect(error).toBeInstanceOf(ReleaseError);
+    expect((error as ReleaseError).code).toBe('BAD_INPUT');
+    expect((error as ReleaseError).message).toBe('packages/shop/manifest.yaml: backup[0].password: unknown key; passwords never go in a manifest');
+    expect(JSON.stringify(error)).not.toContain('hunter2-secret');
+    expect(redact('x hunter2-secret y')).not.toContain('hunter2-secret');
+    expect(() => resolveTarget(request({ service: 'db', database: 'bad name' }), context, options)).toThrow('packages/shop/manifest.yaml: backup[0].database: must be 1-63');
+    const target = resolveTarget(request({ service: 'db', database: 'shop' }), context, options);
+    expect(target).toMatchObject({ user: 'postgres', database: 'shop', container: { service: 'shop', target: 'db', osUser: 'postgres' } });
+  });
+
+  test('a service no runtime runs containers for fails with exit 2 and says what is needed', async () => {
+    const { context } = testContext(defaultPlugins());
+    mkdirSync(join(context.repoDir, 'packages', 'shop'), { recursive: true });
+    writeFileSync(join(context.repoDir, 'packages', 'shop', 'manifest.yaml'), manifestYaml({ name: 'shop' }));
+    const size = context.hooks.sizeBackup.for('postgres').promise(request({ service: 'db', database: 'shop' }), context);
+    await expect(size).rejects.toThrow('no runtime runs commands in service shop (compose service db): a postgres entry with service: needs one');
   });
 });

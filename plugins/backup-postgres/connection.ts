@@ -25,6 +25,12 @@ export interface PgTarget {
   passfile: string;
   /** `user@host:port/database`: how messages name the database. Never holds a password. */
   label: string;
+  /**
+   * Container mode: the tools run inside the running container of compose service `target` of
+   * platform service `service` (hooks.execIn), as OS user `osUser`, over the container's local
+   * socket; `host`, `port` and `passfile` are then unused.
+   */
+  container?: { service: string; target: string; osUser: string };
 }
 
 /** `where` is `packages/<svc>/manifest.yaml: backup[0].url`, the key errors name. */
@@ -169,6 +175,7 @@ export function pgEnv(target: PgTarget, connectTimeoutSec: number): Record<strin
 
 /** Connection arguments: each part its own `--key=value` argument; never a password. */
 export function connectionArgs(target: PgTarget, database = target.database): string[] {
+  if (target.container) return [`--username=${target.user}`, `--dbname=${database}`];
   return [`--host=${target.host}`, `--port=${target.port}`, `--username=${target.user}`, `--dbname=${database}`];
 }
 

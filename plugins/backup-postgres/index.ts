@@ -7,7 +7,7 @@ import { readdirSync, rmdirSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
-  ReleaseError, createArchiveStream, defineBackupStrategy, hashingCounter, parseOptions, registerSecret, removeArchive, sealArchive, verifyArchive, z,
+  ReleaseError, createArchiveStream, defineBackupStrategy, hashingCounter, parseOptions, registerSecret, readArchive, removeArchive, sealArchive, verifyArchive, z,
   type BackupRequest, type BackupResult, type Plugin, type RunContext,
 } from '../../api/index.js';
 import {
@@ -31,6 +31,8 @@ const optionsSchema = z.strictObject({
   connectTimeoutSec: z.number().int().positive().default(10),
   /** How long restore waits for the sessions it ended to go away before it gives up. */
   sessionsTimeoutSec: z.number().positive().default(30),
+  /** pg_restore's parallel jobs; default min(4, cores). */
+  restoreJobs: z.number().int().min(1).max(32).optional(),
 });
 
 export type PostgresBackupOptions = z.infer<typeof optionsSchema>;
@@ -44,6 +46,21 @@ const entrySchema = z.strictObject({
   passfile: z.string().min(1).optional(),
 });
 
+/**
+ * A manifest `backup:` entry of type postgres whose server is a compose service of the same
+ * platform service: the tools run inside its container (hooks.execIn), over its local socket.
+ */
+const containerEntrySchema = z.strictObject({
+  type: z.literal(BACKUP_TYPE),
+  /** The compose service running PostgreSQL (e.g. db). */
+  service: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be a compose service name'),
+  database: z.string().regex(PG_NAME, 'must be 1-63 of A-Z a-z 0-9 _ . $ - and not start with . $ or -'),
+  /** The role the tools log in as; the container's local auth must admit osUser as it. */
+  user: z.string().regex(PG_NAME, 'must be 1-63 of A-Z a-z 0-9 _ . $ - and not start with . $ or -').default('postgres'),
+  /** The OS user the tools run as inside the container (peer authentication maps it to a role). */
+  osUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be an OS user name').default('postgres'),
+});
+
 /** The dump's file name in the backup folder: `<index>-postgres.dump`. */
 export const dumpName = (request: BackupRequest) => `${request.index}-${BACKUP_TYPE}.dump`;
 
@@ -52,6 +69,25 @@ export function resolveTarget(request: BackupRequest, context: RunContext, optio
   const file = request.manifest;
   const at = `backup[${request.index}]`;
   const entry = request.entry;
+  if (!('url' in entry) && 'service' in entry) {
+    const parsed = containerEntrySchema.safeParse(entry);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const secretKeys = issue.code === 'unrecognized_keys' ? issue.keys.filter((key) => /pass|secret|token/i.test(key)) : [];
+      for (const key of secretKeys) if (typeof entry[key] === 'string') registerSecret(entry[key]);
+      const key = secretKeys[0] ?? (issue.code === 'unrecognized_keys' ? issue.keys[0]! : issue.path.join('.'));
+      throw new ReleaseError('BAD_INPUT', `${file}: ${at}${key ? `.${key}` : ''}: ${issue.code === 'unrecognized_keys' ? 'unknown key' : issue.message}${secretKeys.length > 0 ? '; passwords never go in a manifest' : ''}`, {
+        hint: secretKeys.length > 0 ? 'the tools run inside the container and log in with its local auth (peer or trust): no password is needed'
+          : 'write it as { type: postgres, service: COMPOSE_SERVICE, database: DB } (optionally user: ROLE, osUser: OS_USER), or { type: postgres, url: ... }',
+      });
+    }
+    const { service: target, database, user, osUser } = parsed.data;
+    return {
+      user, host: '', port: 0, database, passfile: '',
+      label: `${user}@${request.service}/${target}/${database}`,
+      container: { service: request.service, target, osUser },
+    };
+  }
   // The URL first: a password in it is registered as a secret before any other message is made.
   if (typeof entry.url === 'string') parsePostgresUrl(entry.url, `${file}: ${at}.url`);
   const parsed = entrySchema.safeParse(entry);
@@ -62,7 +98,7 @@ export function resolveTarget(request: BackupRequest, context: RunContext, optio
       for (const key of secretKeys) if (typeof entry[key] === 'string') registerSecret(entry[key]);
       const key = secretKeys[0] ?? issue.keys[0]!;
       throw new ReleaseError('BAD_INPUT', `${file}: ${at}.${key}: unknown key${secretKeys.length > 0 ? '; passwords never go in a manifest' : ''}`, {
-        hint: secretKeys.length > 0 ? PASSWORD_HINT : 'a postgres backup entry has the keys type, url and passfile',
+        hint: secretKeys.length > 0 ? PASSWORD_HINT : 'a postgres backup entry has the keys type, url and passfile (host mode) or type, service, database, user, osUser (in a container)',
       });
     }
     const key = issue.path.join('.');
@@ -94,6 +130,7 @@ function removeDirIfEmpty(dir: string): void {
 async function backup(request: BackupRequest, context: RunContext, options: PostgresBackupOptions): Promise<BackupResult> {
   const target = resolveTarget(request, context, options);
   const pg = new PgTools(context, target, options);
+  await pg.waitReady(options.connectTimeoutSec);
   const name = dumpName(request);
   const { path, stream } = createArchiveStream(request.dir, name);
   const progress = context.transfers.start(`backup ${request.service}: postgres ${target.label}`);
@@ -131,7 +168,10 @@ async function backup(request: BackupRequest, context: RunContext, options: Post
     progress.finish('dumped');
     finished = true;
     // Proof that what is on disk is a dump pg_restore can read, of the database we meant.
-    const listing = await pg.run('pg_restore', ['--list', path]);
+    // In a container the file is on this host: the tool reads its head from stdin.
+    const listing = target.container
+      ? await pg.run('pg_restore', ['--list'], { stdinFrom: readArchive(path), stdinMayStopEarly: true })
+      : await pg.run('pg_restore', ['--list', path]);
     if (listing.exitCode !== 0) {
       throw fail({ ...pg.failure('pg_restore --list', listing), hint: 'the dump on disk is unreadable: check the disk and the pg_dump/pg_restore versions, then run again' });
     }
@@ -151,6 +191,7 @@ async function sizeBackup(request: BackupRequest, context: RunContext, options: 
   const target = resolveTarget(request, context, options);
   const pg = new PgTools(context, target, options);
   try {
+    await pg.waitReady(options.connectTimeoutSec);
     return Number(await pg.psql(target.database, 'SELECT pg_database_size(current_database());'));
   } catch (error) {
     if (!(error instanceof ToolError)) throw error;
@@ -182,6 +223,7 @@ async function checkBackup(request: BackupRequest, context: RunContext, options:
   const pg = new PgTools(context, target, options);
   let canCreate: string;
   try {
+    await pg.waitReady(options.connectTimeoutSec);
     canCreate = await pg.psql(options.maintenanceDb, 'SELECT rolsuper OR rolcreatedb FROM pg_roles WHERE rolname = current_user;');
   } catch (error) {
     if (!(error instanceof ToolError)) throw error;

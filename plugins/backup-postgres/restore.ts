@@ -14,13 +14,11 @@
  *
  * A run interrupted at any point leaves `<db>` whole (old or new); the next run drops the leftovers.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { pipeline } from 'node:stream/promises';
-import { ReleaseError, PRIVATE_FILE_MODE, hashingCounter, readArchive, type RestoreRequest } from '../../api/index.js';
+import { ReleaseError, hashingCounter, readArchive, type RestoreRequest } from '../../api/index.js';
 import { connectionArgs, derivedName, quoteIdent, quoteLiteral } from './connection.js';
-import { PgTools, ToolError } from './tools.js';
+import { PgTools, ToolError, type Scratch } from './tools.js';
 
 export const RESTORING_SUFFIX = '_ro_restoring';
 export const REPLACED_SUFFIX = '_ro_replaced';
@@ -28,7 +26,12 @@ export const REPLACED_SUFFIX = '_ro_replaced';
 interface RestoreOptions {
   maintenanceDb: string;
   sessionsTimeoutSec: number;
+  /** pg_restore's parallel jobs; undefined: min(4, cores). */
+  restoreJobs?: number;
 }
+
+/** pg_restore -j: one job per core, at most 4 (more rarely helps a service's database and starves the host). */
+export const restoreJobs = (options: Pick<RestoreOptions, 'restoreJobs'>) => options.restoreJobs ?? Math.max(1, Math.min(4, availableParallelism()));
 
 /** What the dump says of the database itself, beside its contents. */
 interface DatabasePlan {
@@ -45,8 +48,8 @@ const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&
 /** Database-level TOC entries: the database itself, its properties, comment, ACL and labels. */
 const DATABASE_ENTRY = /^\d+; \d+ \d+ (?:DATABASE(?: PROPERTIES)? - |(?:COMMENT|ACL|SECURITY LABEL) - DATABASE )/;
 
-async function readPlan(pg: PgTools, file: string, database: string): Promise<DatabasePlan> {
-  const fail = (why: string) => new ReleaseError('BACKUP_FAILED', `backup ${file} cannot be restored: ${why}; database ${pg.target.label} was not touched`, {
+async function readPlan(pg: PgTools, scratch: Scratch, file: string, hostFile: string, database: string): Promise<DatabasePlan> {
+  const fail = (why: string) => new ReleaseError('BACKUP_FAILED', `backup ${hostFile} cannot be restored: ${why}; database ${pg.target.label} was not touched`, {
     hint: 'restore by hand from another copy',
   });
   const listing = await pg.run('pg_restore', ['--create', '--list', file]);
@@ -54,10 +57,8 @@ async function readPlan(pg: PgTools, file: string, database: string): Promise<Da
   const dbname = /^;\s+dbname: (.*)$/m.exec(listing.stdout)?.[1];
   if (dbname !== database) throw fail(`it holds database ${dbname ?? '(none)'}, but the manifest entry names ${database}`);
   const entries = listing.stdout.split('\n').filter((line) => DATABASE_ENTRY.test(line));
-  const dir = mkdtempSync(join(tmpdir(), 'ro-pg-list-'));
-  try {
-    const listFile = join(dir, 'database.list');
-    writeFileSync(listFile, `${entries.join('\n')}\n`, { mode: PRIVATE_FILE_MODE });
+  {
+    const listFile = await scratch.put('database.list', `${entries.join('\n')}\n`);
     const script = await pg.run('pg_restore', ['--create', '--schema-only', `--use-list=${listFile}`, '--file=-', file]);
     if (script.exitCode !== 0) throw fail(pg.failure('pg_restore', script).why);
     const lines = script.stdout.split('\n');
@@ -74,20 +75,31 @@ async function readPlan(pg: PgTools, file: string, database: string): Promise<Da
       owner: head.map((line) => owner.exec(line)?.[1]).find(Boolean),
       properties: connectAt < 0 ? '' : lines.slice(connectAt).filter((line) => !line.startsWith('\\connect ')).join('\n'),
     };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 
 export async function restoreDatabase(pg: PgTools, request: RestoreRequest, file: string, options: RestoreOptions): Promise<void> {
-  const { context, target } = pg;
-  const db = target.database;
-  const service = request.service;
+  const db = pg.target.database;
   if (db === options.maintenanceDb) {
     throw new ReleaseError('BAD_INPUT', `cannot restore database ${db}: it is the maintenance database restore connects to`, {
       hint: `set the maintenanceDb option of plugin backup-postgres to another database (e.g. template1)`,
     });
   }
+  await pg.waitReady(options.sessionsTimeoutSec);
+  // pg_restore -j needs a seekable archive: the dump file itself on this host; in container mode
+  // a copy under the container's /tmp, removed when the restore is over (or replaced by the next).
+  const scratch = await pg.scratch();
+  try {
+    await restoreWith(pg, scratch, request, file, options);
+  } finally {
+    await scratch.remove();
+  }
+}
+
+async function restoreWith(pg: PgTools, scratch: Scratch, request: RestoreRequest, file: string, options: RestoreOptions): Promise<void> {
+  const { context, target } = pg;
+  const db = target.database;
+  const service = request.service;
   const restoring = derivedName(db, RESTORING_SUFFIX);
   const replaced = derivedName(db, REPLACED_SUFFIX);
   const say = (message: string) => context.out.phase('restore', `${service}: ${message}`);
@@ -106,7 +118,23 @@ export async function restoreDatabase(pg: PgTools, request: RestoreRequest, file
     `SELECT datname FROM pg_database WHERE datname IN (${[db, restoring, replaced].map(quoteLiteral).join(', ')});`,
   )).split('\n').filter(Boolean));
 
-  const plan = await readPlan(pg, file, db);
+  let dumpPath = file;
+  if (target.container) {
+    const progress = context.transfers.start(`restore ${service}: copying the dump into compose service ${target.container.target}`);
+    const counter = hashingCounter(progress);
+    // pipeline, not pipe: a read error ends the copy (and the exec) instead of leaving it waiting.
+    const feeding = pipeline(readArchive(file), counter.stream).catch(() => undefined);
+    try {
+      dumpPath = await scratch.put('restore.dump', counter.stream);
+      await feeding;
+    } catch (error) {
+      progress.finish('failed');
+      if (!(error instanceof ToolError)) throw error;
+      throw failed(`copying the dump into the container: ${error.failure.why}`, `database ${db} was not touched`, error.failure.hint, error.failure.lines);
+    }
+    progress.finish('copied');
+  }
+  const plan = await readPlan(pg, scratch, dumpPath, file, db);
 
   // Leftovers of an interrupted earlier run.
   let present: Set<string>;
@@ -140,20 +168,20 @@ export async function restoreDatabase(pg: PgTools, request: RestoreRequest, file
     await dropQuietly(restoring);
     throw failed(`creating the temporary database ${restoring}: ${error.failure.why}`, `database ${db} was not touched`, error.failure.hint, error.failure.lines);
   }
-  const progress = context.transfers.start(`restore ${service}: postgres ${target.label} (into ${restoring})`);
-  const counter = hashingCounter(progress);
-  const feeding = pipeline(readArchive(file), counter.stream).catch(() => undefined);
-  const result = await pg.run('pg_restore', ['--exit-on-error', '-w', ...connectionArgs(target, restoring)], { stdinFrom: counter.stream });
-  await feeding;
+  const jobs = restoreJobs(options);
+  say(`pg_restore -j ${jobs} into ${restoring}`);
+  // synchronous_commit off for the restore's own sessions: a crash loses only the copy, which
+  // nothing uses yet and the next run drops; the swap below commits synchronously as always.
+  const result = await pg.run('pg_restore', ['--exit-on-error', '-w', `--jobs=${jobs}`, ...connectionArgs(target, restoring), dumpPath],
+    { env: { PGOPTIONS: '-c synchronous_commit=off' } });
   if (result.exitCode !== 0) {
-    progress.finish('failed');
     const failure = pg.failure('pg_restore', result, restoring);
     await dropQuietly(restoring);
     throw failed(`pg_restore into the temporary database ${restoring}: ${failure.why}`, `database ${db} was not touched and ${restoring} was dropped`,
       failure.hint === 'see the lines above' ? `the dump does not restore cleanly into an empty database (e.g. a role it needs is gone): fix that, then run release-revert again` : failure.hint,
       failure.lines);
   }
-  progress.finish('restored');
+  context.log.event('restore', 'postgres-restored', { service, database: restoring, jobs });
 
   // 2. and 3. End the target's sessions and swap the restored copy in, in one transaction.
   const targetExists = present.has(db);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type Plugin, type RunContext } from '../../api/index.js';
+import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type ExecInRequest, type ExecResult, type Plugin, type RunContext } from '../../api/index.js';
 import { git } from '../git/git.js';
 import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, readManifest, type Manifest } from '../platform/manifest.js';
@@ -211,6 +211,35 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     else stopped.set(service, ids);
   }
 
+  /**
+   * `docker exec` in the container of compose service `request.target`, found by compose's labels.
+   * A container that is stopped (revert stops a service while its data is restored) is started
+   * first: the command needs it. Streams go through `-i` and the command's stdout.
+   */
+  async function execIn(request: ExecInRequest, context: RunContext): Promise<ExecResult | undefined> {
+    if (!isOurs(context, request.service)) return undefined;
+    const containers = (await cli.containers(context, request.service)).filter((c) => c.composeService === request.target);
+    let container = containers.find((c) => c.state === 'running');
+    if (!container) {
+      const stopped = containers[0];
+      if (!stopped) {
+        throw new ReleaseError('PHASE_FAILED', `service ${request.service} has no container of compose service ${request.target}`, {
+          hint: `is ${request.target} a service of ${composePath(request.service)}, and is ${request.service} deployed? (release --service=${request.service})`,
+        });
+      }
+      context.out.detail(`starting ${stopped.name} (${stopped.state}) to run ${request.argv[0]} in it`);
+      await cli.docker(context, ['start', stopped.id]);
+      container = stopped;
+    }
+    const streaming = Boolean(request.stdinFrom) || request.input !== undefined;
+    const args = ['exec', ...(streaming ? ['-i'] : []), ...(request.user ? ['--user', request.user] : []),
+      ...Object.entries(request.env ?? {}).flatMap(([key, value]) => ['--env', `${key}=${value}`]),
+      container.id, ...request.argv];
+    return context.exec('docker', args, {
+      input: request.input, stdinFrom: request.stdinFrom, stdoutTo: request.stdoutTo, stdinMayStopEarly: request.stdinMayStopEarly,
+    });
+  }
+
   const handlers: Record<string, (context: RunContext, action: Action) => Promise<void>> = {
     build,
     redeploy: (context, action) => deploy(context, action, false),
@@ -225,6 +254,7 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     apply({ hooks }) {
       hooks.runtime.for(RUNTIME).tap(PLUGIN_NAME, () => undefined);
       hooks.plan.tapPromise(PLUGIN_NAME, plan);
+      hooks.execIn.tapPromise(PLUGIN_NAME, execIn);
       for (const [kind, handler] of Object.entries(handlers)) {
         hooks.act.for(kind).tapPromise(PLUGIN_NAME, async (action, context) => {
           if (!isOurs(context, action.service)) return undefined;

@@ -6,5 +6,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 bash "$here/ensure-tools.sh"
 bash "$here/ensure-docker.sh"
 bash "$here/build-test-images.sh"
+bash "$here/build-pg-image.sh"
 bash "$here/ensure-postgres.sh" >/dev/null
 bash "$here/ensure-mariadb.sh" >/dev/null

@@ -1,0 +1,188 @@
+/**
+ * Issue #11, items 0-2: a platform service whose compose project holds web (${IMAGE}), db (a real
+ * PostgreSQL image, local/testpg:15, on a named volume, no published port) and a cache sidecar.
+ * The postgres entry `{ type: postgres, service: db, database: shop }` backs up and restores inside
+ * the db container; the drift check compares each compose service with what the file asks.
+ */
+import { execa } from 'execa';
+import { join } from 'node:path';
+import { Platform, ORCHESTRATOR_ROOT } from './helpers/platform.js';
+import { freePort, removeProjects, uniqueName, httpGet } from './helpers/docker.js';
+
+const PG_IMAGE = 'local/testpg:15';
+const WEB_IMAGE = 'local/testsvc:1';
+/** The busybox test image under its other tag: a sidecar running an image of its own. */
+const CACHE_IMAGE = 'local/testsvc:2';
+
+function files(name: string, port: number, health = { endpoint: '/health', timeout: '20s' }): Record<string, string> {
+  return {
+    [`packages/${name}/manifest.yaml`]: [
+      `name: ${name}`,
+      `image: ${WEB_IMAGE}`,
+      'health:',
+      `  url: http://127.0.0.1:${port}`,
+      `  endpoint: ${health.endpoint}`,
+      `  timeout: ${health.timeout}`,
+      'backup:',
+      '  - type: postgres',
+      '    service: db',
+      '    database: shop',
+      '',
+    ].join('\n'),
+    [`packages/${name}/compose.yaml`]: [
+      'services:',
+      '  web:',
+      '    image: ${IMAGE}',
+      '    ports:',
+      `      - "127.0.0.1:${port}:8080"`,
+      '  db:',
+      `    image: ${PG_IMAGE}`,
+      '    environment:',
+      '      POSTGRES_USER: shop',
+      '      POSTGRES_DB: shop',
+      '    stop_signal: SIGINT',
+      '    volumes:',
+      '      - pgdata:/var/lib/postgresql/data',
+      '  cache:',
+      `    image: ${CACHE_IMAGE}`,
+      'volumes:',
+      '  pgdata:',
+      '',
+    ].join('\n'),
+  };
+}
+
+async function containerOf(project: string, composeService: string): Promise<string> {
+  const { stdout } = await execa('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${project}`,
+    '--filter', `label=com.docker.compose.service=${composeService}`]);
+  const id = stdout.trim().split('\n')[0];
+  if (!id) throw new Error(`no running container of ${project}/${composeService}`);
+  return id;
+}
+
+/** psql in the db container, over its local socket as OS user postgres (peer). */
+async function sql(project: string, text: string): Promise<string> {
+  const id = await containerOf(project, 'db');
+  const result = await execa('docker', ['exec', '-i', '-u', 'postgres', id, 'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', 'shop'],
+    { input: text, reject: false });
+  if (result.exitCode !== 0) throw new Error(`psql in ${project}/db failed: ${result.stderr}`);
+  return result.stdout.trim();
+}
+
+async function waitForDb(project: string): Promise<void> {
+  for (let i = 0; i < 120; i++) {
+    try {
+      if ((await sql(project, 'SELECT 1;')) === '1') return;
+    } catch { /* not yet */ }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`${project}/db never answered`);
+}
+
+/** The schema (as pg_dump prints it) and every table's rows, read inside the container. */
+async function stateOf(project: string): Promise<{ schema: string; rows: Record<string, string> }> {
+  const id = await containerOf(project, 'db');
+  const dump = await execa('docker', ['exec', '-u', 'postgres', id, 'pg_dump', '--schema-only', '-d', 'shop']);
+  const schema = dump.stdout.split('\n').filter((line) => !/^\\(un)?restrict /.test(line)).join('\n');
+  const tables = (await sql(project, `SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = 'public' ORDER BY 1;`)).split('\n').filter(Boolean);
+  const rows: Record<string, string> = {};
+  for (const table of tables) rows[table] = await sql(project, `SELECT t::text FROM ${table} t ORDER BY 1;`);
+  rows.owner = await sql(project, `SELECT string_agg(tableowner, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public';`);
+  return { schema, rows };
+}
+
+const SEED = `
+  SET ROLE shop;
+  CREATE TABLE products (id serial PRIMARY KEY, name text NOT NULL, price numeric(8, 2));
+  CREATE TABLE orders (id bigserial PRIMARY KEY, product_id int REFERENCES products (id), qty int);
+  INSERT INTO products (name, price) SELECT 'p' || g, g * 1.25 FROM generate_series(1, 300) g;
+  INSERT INTO orders (product_id, qty) SELECT 1 + g % 300, g % 7 FROM generate_series(1, 3000) g;
+`;
+
+/** The ticket's real schema change, run through the db container (as an operator's script would). */
+const ticketScript = (project: string) => `#!/bin/sh
+set -eu
+db=$(docker ps -q --filter label=com.docker.compose.project=${project} --filter label=com.docker.compose.service=db)
+docker exec -i -u postgres "$db" psql -X -q -v ON_ERROR_STOP=1 -d shop <<'SQL'
+SET ROLE shop;
+ALTER TABLE products ADD COLUMN sku text;
+CREATE TABLE discounts (product_id int REFERENCES products (id), pct int);
+INSERT INTO discounts SELECT id, 10 FROM products WHERE id < 50;
+UPDATE products SET price = price * 2, sku = 'S' || id;
+DELETE FROM orders WHERE qty = 0;
+SQL
+echo "schema changed"
+`;
+
+describe('postgres in a compose service, on real containers', () => {
+  const projects: string[] = [];
+  const platforms: Platform[] = [];
+
+  beforeAll(async () => {
+    const built = await execa('bash', [join(ORCHESTRATOR_ROOT, 'test', 'infra', 'build-pg-image.sh')], { reject: false });
+    if (built.exitCode !== 0) throw new Error(`build-pg-image.sh failed: ${built.stderr}`);
+  });
+  afterAll(async () => {
+    await removeProjects(projects);
+    for (const platform of platforms) platform.remove();
+  });
+
+  test('web + db + cache: release, drift 0 actions; ticket changes the schema, verify fails, revert brings every row back; kill -9 mid-restore, revert again', async () => {
+    const name = uniqueName('shop');
+    projects.push(name);
+    const port = await freePort();
+    const platform = await Platform.create([]);
+    platforms.push(platform);
+    await platform.mergeFeature('100', files(name, port));
+    const first = await platform.run('release-run', ['100']);
+    expect({ exit: first.exitCode, out: first.all }).toEqual({ exit: 0, out: expect.stringContaining(`${name} is new in this release: nothing to back up`) });
+
+    // Item 0: every compose service runs what the file asks: no drift (db and cache are not ${IMAGE}).
+    const drift = await platform.run('release', [`--service=${name}`]);
+    expect({ exit: drift.exitCode, out: drift.stdout.trim() }).toEqual({ exit: 0, out: '0 actions' });
+
+    await waitForDb(name);
+    await sql(name, SEED);
+    const before = await stateOf(name);
+    expect(before.rows['public.products']!.split('\n')).toHaveLength(300);
+
+    // The ticket changes the schema through the container; verify fails (404 within 3 s): exit 7.
+    await platform.mergeFeature('T', {
+      ...files(name, port, { endpoint: '/nonexistent', timeout: '3s' }),
+      'releases/T-schema.sh': ticketScript(name),
+    });
+    const run = await platform.run('release-run', ['T']);
+    expect({ exit: run.exitCode, err: run.stderr }).toEqual({ exit: 7, err: expect.stringContaining('release-run failed in phase verify') });
+    expect(run.stdout).toContain('schema changed');
+    expect(run.stdout).toContain('read back with pg_restore --list');
+    const changed = await stateOf(name);
+    expect(changed.schema).toContain('discounts');
+    expect(changed.rows['public.products']).not.toBe(before.rows['public.products']);
+    // The dump was streamed out: nothing of it stayed in the container.
+    expect((await execa('docker', ['exec', await containerOf(name, 'db'), 'ls', '-A', '/tmp'])).stdout.trim()).toBe('');
+
+    // kill -9 of the revert once the restore is done but before it is marked; then revert again.
+    const killed = await platform.run('release-revert', ['T'], { RELEASE_FAILPOINT: 'mid-restore' });
+    expect({ exit: killed.exitCode, out: killed.all }).toEqual({ exit: -1, out: expect.stringContaining('failpoint mid-restore: killing this process') });
+    const reverted = await platform.run('release-revert', ['T']);
+    expect({ exit: reverted.exitCode, out: reverted.all }).toEqual({ exit: 0, out: expect.stringContaining('[release-revert] release T reverted') });
+
+    // The schema and every row are back; no temporary database, no file left in the container.
+    await waitForDb(name);
+    expect(await stateOf(name)).toEqual(before);
+    expect(reverted.stdout).toMatch(/pg_restore -j [1-4] into shop_ro_restoring/);
+    expect(await sql(name, `SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE datname LIKE 'shop%';`)).toBe('shop');
+    expect((await execa('docker', ['exec', await containerOf(name, 'db'), 'ls', '-A', '/tmp'])).stdout.trim()).toBe('');
+    expect((await httpGet(`http://127.0.0.1:${port}/health`)).status).toBe(200);
+    expect((await platform.run('release', [`--service=${name}`])).stdout.trim()).toBe('0 actions');
+    // No password anywhere: the log and the output never name one, and none was configured.
+    expect(platform.readLog('T').join('\n')).not.toMatch(/password/i);
+
+    // Item 0, the other way: a sidecar run by hand on another image is drift.
+    const sidecar = await execa('docker', ['run', '-d', '--label', `com.docker.compose.project=${name}`, '--label', 'com.docker.compose.service=cache',
+      '--name', `${name}-cache-byhand`, WEB_IMAGE]);
+    expect(sidecar.exitCode).toBe(0);
+    const drifted = await platform.run('release', [`--service=${name}`]);
+    expect({ exit: drifted.exitCode, out: drifted.stdout }).toEqual({ exit: 5, out: expect.stringContaining(`cache: image ${WEB_IMAGE} -> ${CACHE_IMAGE}`) });
+  });
+});
