@@ -1,7 +1,14 @@
 /**
  * A folder as a compressed tar stream and back, with host GNU tar: `tar -c` writes the stream,
- * the compressor (node's zlib for gzip, the host's zstd, or none) shrinks it, and archive.ts hashes
- * it and puts it on disk. Reading back runs the same chain the other way into `tar -t` or `tar -x`.
+ * the compressor shrinks it, and archive.ts hashes it and puts it on disk.
+ *
+ * zstd (the default) runs as tar's own compress program (`--use-compress-program`): tar pipes to
+ * it directly, so node only sees the compressed bytes, which it hashes, writes to the file and
+ * tees into `zstd -t` (the read-back proof, done as the archive is written). A restore feeds the
+ * hashed archive to `tar -x`, which runs `zstd -d` the same way.
+ *
+ * gzip (node's zlib) and none run the older chain: tar's stream through node's zlib, hashed,
+ * written, then read back from the file through gunzip into `tar -t`.
  */
 import { rmdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import {
   ReleaseError, createArchiveStream, formatBytes, hashingCounter, readArchive, removeArchive, sealArchive,
-  type Artifact, type ExecResult, type RunContext, type TransferProgress,
+  type Artifact, type RunContext, type TransferProgress,
 } from '../../api/index.js';
 
 export type Compressor = 'gzip' | 'zstd' | 'none';
@@ -34,51 +41,69 @@ const EXTRACT_ARGS = ['--extract', '--ignore-zeros', '--file=-', '--numeric-owne
 
 const CHUNK = 256 * 1024;
 
-/** A compressor or decompressor: a node transform, a process, or nothing. */
+/**
+ * tar says every CHECKPOINT_RECORDS records (of 10 KiB, the default record size) how far it is:
+ * the progress of the uncompressed stream when the compressor runs inside tar.
+ */
+const CHECKPOINT_RECORDS = 256;
+const CHECKPOINT_BYTES = CHECKPOINT_RECORDS * 10240;
+const CHECKPOINT_TEXT = 'release-orchestrator-checkpoint';
+const CHECKPOINT_ARGS = [`--checkpoint=${CHECKPOINT_RECORDS}`, `--checkpoint-action=echo=${CHECKPOINT_TEXT}`];
+
+/** The arguments that make tar run zstd itself: multi-threaded (-T0) when compressing. */
+export function zstdProgramArgs(level?: number): string[] {
+  return [`--use-compress-program=${level === undefined ? 'zstd -q' : `zstd -q -T0 -${level}`}`];
+}
+
+/** A compressor or decompressor node runs itself (node's zlib), or nothing. */
 interface Stage {
   stream?: Duplex;
-  /** The process's result, for a process stage. */
-  done?: Promise<ExecResult>;
-  /** Stops a process stage when the chain around it failed (a Duplex.from pair does not pass that on reliably). */
-  abort?: (error: unknown) => void;
   name: string;
 }
 
-function processStage(context: RunContext, file: string, args: string[]): Stage {
-  const input = new PassThrough({ highWaterMark: CHUNK });
-  const output = new PassThrough({ highWaterMark: CHUNK });
-  const done = context.exec(file, args, { stdinFrom: input, stdoutTo: output });
-  const abort = (error: unknown) => {
-    const reason = error instanceof Error ? error : new Error(String(error));
-    input.destroy(reason);
-    output.destroy(reason);
-  };
-  return { stream: Duplex.from({ writable: input, readable: output }), done, abort, name: `${file} ${args.join(' ')}` };
-}
-
-function compressStage(context: RunContext, compressor: Compressor, level: number): Stage {
+/** The stage node runs between tar and the file; zstd runs inside tar (see zstdProgramArgs). */
+function compressStage(compressor: Compressor, level: number): Stage {
   switch (compressor) {
     case 'gzip': return { stream: createGzip({ level, chunkSize: CHUNK }), name: `gzip -${level}` };
-    case 'zstd': return processStage(context, 'zstd', ['-q', `-${level}`, '-T0', '-c']);
-    case 'none': return { name: 'none' };
+    case 'zstd': case 'none': return { name: compressor };
   }
 }
 
-function decompressStage(context: RunContext, compressor: Compressor): Stage {
+function decompressStage(compressor: Compressor): Stage {
   switch (compressor) {
     case 'gzip': return { stream: createGunzip({ chunkSize: CHUNK }), name: 'gunzip' };
-    case 'zstd': return processStage(context, 'zstd', ['-q', '-d', '-c']);
-    case 'none': return { name: 'none' };
+    case 'zstd': case 'none': return { name: compressor };
   }
 }
 
-/** Fails early and clearly when the host lacks the compressor a backup needs. */
+/**
+ * A pass-through that also writes every chunk to `tester` (a process's stdin), waiting for it when
+ * it falls behind: the file and the test see the same bytes, and memory stays bounded.
+ */
+function teeInto(tester: PassThrough) {
+  return new Transform({
+    highWaterMark: CHUNK,
+    transform(chunk: Buffer, _encoding, done) {
+      if (tester.destroyed || tester.write(chunk)) done(null, chunk);
+      else tester.once('drain', () => done(null, chunk));
+    },
+    flush(done) {
+      tester.end();
+      done();
+    },
+  });
+}
+
+/**
+ * Fails early, before anything is read or written, when the host lacks zstd: one line that says
+ * how to install it or how to choose gzip instead (the hint repeats the config line).
+ */
 export async function requireCompressor(context: RunContext, compressor: Compressor, what: string): Promise<void> {
   if (compressor !== 'zstd') return;
   const probe = await context.exec('zstd', ['--version'], {});
   if (probe.exitCode !== 0) {
-    throw new ReleaseError('BACKUP_FAILED', `${what} needs zstd, which this host does not have`, {
-      hint: 'apt-get install zstd, or set the backup-volume option compressor to gzip',
+    throw new ReleaseError('BACKUP_FAILED', `${what} needs zstd, which is not on this host's PATH: install it (apt-get install zstd) or choose compressor: 'gzip' in release.config.ts (defaultPlugins({ backupVolume: { compressor: 'gzip' } }))`, {
+      hint: "apt-get install zstd; or in release.config.ts: export default ({ defaultPlugins }) => ({ plugins: defaultPlugins({ backupVolume: { compressor: 'gzip' } }) })",
     });
   }
 }
@@ -136,9 +161,10 @@ export interface WriteRequest {
 }
 
 export interface Written extends Artifact {
-  /** Bytes of the tar stream before compression. */
-  tarBytes: number;
-  entries: number;
+  /** Bytes of the tar stream before compression (gzip and none: zstd runs inside tar). */
+  tarBytes?: number;
+  /** Entries `tar --list` read back (gzip and none; zstd is tested with `zstd -t` as it is written). */
+  entries?: number;
   /** tar's warnings (e.g. a file changed while it was read). */
   warnings: string[];
 }
@@ -170,22 +196,36 @@ export async function writeTarArchive(request: WriteRequest): Promise<Written> {
   };
   try {
     const file = createArchiveStream(dir, name).stream;
-    const raw = counting(progress);
+    const zstd = compressor === 'zstd';
+    // zstd runs inside tar; tar's checkpoints count the uncompressed stream for the progress line.
+    const raw = zstd ? undefined : counting(progress);
     const hashed = hashingCounter();
-    const stage = compressStage(context, compressor, level);
-    const written = pipeline([raw.stream, ...(stage.stream ? [stage.stream] : []), hashed.stream, file as Writable] as [Readable, ...Writable[]])
+    const stage = compressStage(compressor, level);
+    // The read-back proof for zstd: `zstd -t` decodes the very bytes written to the file as they
+    // are written and checks zstd's own checksum of the whole tar stream (-T0 frames carry one).
+    const testInput = zstd ? new PassThrough({ highWaterMark: CHUNK }) : undefined;
+    const tested = testInput ? context.exec('zstd', ['-t', '-q', '-'], { stdinFrom: testInput }) : undefined;
+    const chain = [...(raw ? [raw.stream] : []), ...(stage.stream ? [stage.stream] : []), hashed.stream, ...(testInput ? [teeInto(testInput)] : []), file as Writable];
+    const tarOutput = chain[0] as Writable;
+    const written = (chain.length > 1 ? pipeline(chain as [Readable, ...Writable[]]) : Promise.resolve())
       .then(() => undefined, (error: unknown) => {
-        stage.abort?.(error);
+        testInput?.destroy(error instanceof Error ? error : new Error(String(error)));
         return error ?? new Error('stream failed');
       });
     const tarLines: string[] = [];
     const excludes = (request.exclude ?? []).map((pattern) => `--exclude=${pattern}`);
-    const tar = await context.exec('tar', [...CREATE_ARGS, ...excludes, `--directory=${source}`, '.'], {
-      stdoutTo: raw.stream,
-      onLine: (line) => tarLines.push(line),
+    const tar = await context.exec('tar', [...CREATE_ARGS, ...(zstd ? [...zstdProgramArgs(level), ...CHECKPOINT_ARGS] : []), ...excludes, `--directory=${source}`, '.'], {
+      stdoutTo: tarOutput,
+      onLine: (line) => {
+        if (zstd && line.endsWith(CHECKPOINT_TEXT)) {
+          progress.add(CHECKPOINT_BYTES);
+        } else {
+          tarLines.push(line);
+        }
+      },
     });
     const writeError = await written;
-    const stageResult = stage.done ? await stage.done : undefined;
+    const test = tested ? await tested : undefined;
     const totals = hashed.totals();
     let problem: ReleaseError | undefined;
     if (writeError) {
@@ -195,21 +235,26 @@ export async function writeTarArchive(request: WriteRequest): Promise<Written> {
         : 'check the disk and the backup folder, then run again');
     } else if (tar.exitCode !== 0 && tar.exitCode !== 1) {
       // GNU tar exits 1 when a file changed while it was read: the archive is whole, that file may be torn.
+      // It exits 2 when its compress program failed too, and says so in its last lines.
       problem = failure(`tar could not read ${source} (exit ${tar.exitCode})`, "check that the folder is readable by the orchestrator's user (root)", lastLines(tarLines));
-    } else if (stageResult && stageResult.exitCode !== 0) {
-      problem = failure(`${stage.name} exited ${stageResult.exitCode}`, 'see the lines above', lastLines(stageResult.stderr.split('\n')));
+    } else if (test && test.exitCode !== 0) {
+      problem = failure(`it did not read back: zstd -t exited ${test.exitCode}`, 'the disk or memory may be failing; check dmesg, then run again', lastLines(test.stderr.split('\n')));
     }
     finish(problem ? 'failed' : `done (${formatBytes(totals.bytes)} ${compressor === 'none' ? 'tar' : compressor} in ${name})`);
     await afterRead();
     if (problem) throw problem;
     const warnings = tar.exitCode === 1 ? lastLines(tarLines, 5) : [];
     const artifact = await sealArchive(path, totals);
-    const readBack = await runTarOnArchive(context, path, compressor, LIST_ARGS, { expectSha256: totals.sha256, countLines: true });
-    if (!readBack.ok) {
-      throw failure(`it did not read back: ${readBack.why}`, 'the disk may be failing or full; check dmesg and df, then run again', readBack.lines);
+    let entries: number | undefined;
+    if (!zstd) {
+      const readBack = await runTarOnArchive(context, path, compressor, LIST_ARGS, { expectSha256: totals.sha256, countLines: true });
+      if (!readBack.ok) {
+        throw failure(`it did not read back: ${readBack.why}`, 'the disk may be failing or full; check dmesg and df, then run again', readBack.lines);
+      }
+      entries = readBack.entries;
     }
     if (afterReadError) throw afterReadError; // the backup is good; the service did not come back
-    return { ...artifact, tarBytes: raw.bytes(), entries: readBack.entries, warnings };
+    return { ...artifact, tarBytes: raw ? raw.bytes() : undefined, entries, warnings };
   } catch (error) {
     if (afterReadDone && error === afterReadError) throw error;
     finish('failed');
@@ -238,21 +283,19 @@ export async function runTarOnArchive(
   options: { expectSha256: string; countLines?: boolean; progress?: TransferProgress },
 ): Promise<TarOnArchive> {
   const hashed = hashingCounter(options.progress);
-  const stage = decompressStage(context, compressor);
+  const stage = decompressStage(compressor);
   const head = [readArchive(path), hashed.stream, ...(stage.stream ? [stage.stream] : [])] as [Readable, ...Duplex[]];
-  const fed = pipeline(head).then(() => undefined, (error: unknown) => {
-    stage.abort?.(error);
-    return error ?? new Error('stream failed');
-  });
+  const fed = pipeline(head).then(() => undefined, (error: unknown) => error ?? new Error('stream failed'));
   const counter = options.countLines ? lineCounter() : undefined;
-  const tar = await context.exec('tar', args, { stdinFrom: head[head.length - 1] as Readable, ...(counter ? { stdoutTo: counter.stream } : {}) });
+  // zstd -d runs inside tar, fed the hashed archive: node never sees the decompressed bytes.
+  const programArgs = compressor === 'zstd' ? zstdProgramArgs() : [];
+  const tar = await context.exec('tar', [...programArgs, ...args], { stdinFrom: head[head.length - 1] as Readable, ...(counter ? { stdoutTo: counter.stream } : {}) });
   const readError = await fed;
-  const stageResult = stage.done ? await stage.done : undefined;
   const tarLines = lastLines(tar.stderr.split('\n'));
   const result = (why: string, lines: string[] = []): TarOnArchive => ({ ok: false, why, lines, entries: counter?.lines() ?? 0 });
+  // A corrupt archive can fail tar (and its zstd -d) before the sha256 is complete: the sha256 is the clearer reason.
   if (readError) return result(`${stage.name === 'gunzip' ? 'gunzip: ' : ''}${errorText(readError)}`, tarLines);
-  if (stageResult && stageResult.exitCode !== 0) return result(`${stage.name} exited ${stageResult.exitCode}`, lastLines(stageResult.stderr.split('\n')));
-  if (tar.exitCode !== 0) return result(`tar exited ${tar.exitCode}`, tarLines);
+  if (tar.exitCode !== 0) return result(`tar${compressor === 'zstd' ? ' (zstd -d)' : ''} exited ${tar.exitCode}`, tarLines);
   const sha256 = hashed.totals().sha256;
   if (sha256 !== options.expectSha256) return result(`its sha256 ${sha256.slice(0, 12)}… is not the recorded ${options.expectSha256.slice(0, 12)}…`);
   return { ok: true, why: '', lines: [], entries: counter?.lines() ?? 0 };
