@@ -88,7 +88,7 @@ describe('backup-volume on real docker volumes and host folders', () => {
     expect(mode(request.dir)).toBe('700');
     expect(await listing(dir)).toBe(before); // a backup changes nothing
     expect(printed()).toMatch(new RegExp(`backup svc (volume|path) \\S+: done \\(.* ${compressor} in 0-volume\\.${ext.replace('.', '\\.')}\\), .* in \\d+\\.\\ds \\(.*/s\\)`));
-    expect(printed()).toMatch(compressor === 'zstd' ? /0-volume\.tar\.zst: tested with zstd -t as it was written, sha256 [0-9a-f]{12}…/ : /0-volume\.tar\.gz: \d+ entries read back/);
+    expect(printed()).toMatch(compressor === 'zstd' ? /0-volume\.tar\.zst: read back \(sha256 [0-9a-f]{12}…, zstd -t\)/ : /0-volume\.tar\.gz: \d+ entries read back/);
     // The sha256 beside it is what sha256sum -c reads.
     await run('sh', ['-c', `cd "$1" && sha256sum -c --quiet 0-volume.${ext}.sha256`, 'sh', request.dir]);
 
@@ -163,6 +163,17 @@ describe('backup-volume on real docker volumes and host folders', () => {
     const restored = await failure(call.restore(request));
     expect(restored.code).toBe('BACKUP_FAILED');
     expect(restored.message).toContain(archive);
+    expect(await listing(mountpoint)).toBe(mutated);
+
+    // A whole archive whose recorded sha256 differs: the restore checks the hash of what it
+    // extracts and swaps nothing in.
+    const again = openSync(archive, 'r+');
+    writeSync(again, byte, 0, 1, at);
+    closeSync(again);
+    expect(await call.check(request)).toBe(true);
+    writeFileSync(`${archive}.sha256`, `${'0'.repeat(64)}  2-volume.tar.zst\n`);
+    const wrongSum = await failure(call.restore(request));
+    expect(wrongSum.message).toMatch(new RegExp(`^restore of svc volume ${name} from ${archive} failed: its sha256 [0-9a-f]{12}… is not the recorded 000000000000…; `));
     expect(await listing(mountpoint)).toBe(mutated);
   });
 

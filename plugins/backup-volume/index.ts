@@ -117,7 +117,7 @@ async function backup(request: Request, context: RunContext, options: z.infer<ty
     context.out.warn(`${what} changed while it was read; the files named above may be inconsistent in the backup (consistency: stop avoids this)`);
   }
   context.out.detail(written.entries === undefined
-    ? `${written.path}: tested with zstd -t as it was written, sha256 ${written.sha256.slice(0, 12)}…`
+    ? `${written.path}: read back (sha256 ${written.sha256.slice(0, 12)}…, zstd -t)`
     : `${written.path}: ${written.entries} entries read back, ${formatBytes(written.tarBytes ?? 0)} of tar, sha256 ${written.sha256.slice(0, 12)}…`);
   return { files: [name, `${name}.sha256`, `${name}.size`], bytes: written.bytes };
 }

@@ -1,22 +1,21 @@
 /**
- * A folder as a compressed tar stream and back, with host GNU tar: `tar -c` writes the stream,
- * the compressor shrinks it, and archive.ts hashes it and puts it on disk.
+ * A folder as a compressed tar archive and back, with host GNU tar.
  *
- * zstd (the default) runs as tar's own compress program (`--use-compress-program`): tar pipes to
- * it directly, so node only sees the compressed bytes, which it hashes, writes to the file and
- * tees into `zstd -t` (the read-back proof, done as the archive is written). A restore feeds the
- * hashed archive to `tar -x`, which runs `zstd -d` the same way.
+ * zstd (the default) runs as tar's own compress program (`--use-compress-program`) and writes the
+ * file itself: node never copies the data. The file is then read back twice at once: node's
+ * sha256 of it (recorded beside it) and `zstd -t` of it. A restore lets tar read the file (with
+ * `zstd -d` inside) while node hashes the same file; nothing is swapped in unless the hash matches.
  *
  * gzip (node's zlib) and none run the older chain: tar's stream through node's zlib, hashed,
  * written, then read back from the file through gunzip into `tar -t`.
  */
-import { rmdirSync } from 'node:fs';
+import { rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Duplex, PassThrough, Transform, Writable, type Readable } from 'node:stream';
+import { Duplex, Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import {
-  ReleaseError, createArchiveStream, formatBytes, hashingCounter, readArchive, removeArchive, sealArchive,
+  PRIVATE_FILE_MODE, ReleaseError, createArchiveStream, ensurePrivateDir, formatBytes, hashingCounter, readArchive, removeArchive, sealArchive, sha256OfFile,
   type Artifact, type RunContext, type TransferProgress,
 } from '../../api/index.js';
 
@@ -29,7 +28,7 @@ export const EXTENSIONS: Record<Compressor, string> = { gzip: 'tar.gz', zstd: 't
  * ids), modes, symlinks as links, hard links once, sparse files as sparse, xattrs and ACLs (pax
  * format). Dotfiles come with `.`.
  */
-const CREATE_ARGS = ['--create', '--file=-', '--format=posix', '--numeric-owner', '--xattrs', "--xattrs-include=*", '--acls', '--sparse'];
+const CREATE_ARGS = ['--create', '--format=posix', '--numeric-owner', '--xattrs', "--xattrs-include=*", '--acls', '--sparse'];
 /**
  * Reading an archive from stdin, tar reads to the end of the stream (--ignore-zeros): it would
  * otherwise stop at the end-of-archive blocks and close its stdin while the last bytes are still
@@ -74,24 +73,6 @@ function decompressStage(compressor: Compressor): Stage {
     case 'gzip': return { stream: createGunzip({ chunkSize: CHUNK }), name: 'gunzip' };
     case 'zstd': case 'none': return { name: compressor };
   }
-}
-
-/**
- * A pass-through that also writes every chunk to `tester` (a process's stdin), waiting for it when
- * it falls behind: the file and the test see the same bytes, and memory stays bounded.
- */
-function teeInto(tester: PassThrough) {
-  return new Transform({
-    highWaterMark: CHUNK,
-    transform(chunk: Buffer, _encoding, done) {
-      if (tester.destroyed || tester.write(chunk)) done(null, chunk);
-      else tester.once('drain', () => done(null, chunk));
-    },
-    flush(done) {
-      tester.end();
-      done();
-    },
-  });
 }
 
 /**
@@ -194,67 +175,75 @@ export async function writeTarArchive(request: WriteRequest): Promise<Written> {
     afterReadDone = true;
     try { await request.afterRead?.(); } catch (error) { afterReadError = error; }
   };
+  const excludes = (request.exclude ?? []).map((pattern) => `--exclude=${pattern}`);
+  const tarLines: string[] = [];
+  const writeFailure = (why: string) => failure(`${why} while writing ${path}`, /no space|quota/.test(why)
+    ? `free space where the backups go (df -h ${dir}) or move old backups away, then run again`
+    : 'check the disk and the backup folder, then run again');
   try {
+    if (compressor === 'zstd') {
+      // tar runs zstd and zstd writes the file: node is not in the data path. The file is made
+      // first (0600, never over an existing one); tar opens it without changing its mode.
+      ensurePrivateDir(dir);
+      writeFileSync(path, '', { flag: 'wx', mode: PRIVATE_FILE_MODE });
+      const tar = await context.exec('tar', [...CREATE_ARGS, `--file=${path}`, ...zstdProgramArgs(level), ...CHECKPOINT_ARGS, ...excludes, `--directory=${source}`, '.'], {
+        onLine: (line) => {
+          if (line.endsWith(CHECKPOINT_TEXT)) progress.add(CHECKPOINT_BYTES);
+          else tarLines.push(line);
+        },
+      });
+      const full = tarLines.find((line) => /no space left on device|disk quota exceeded/i.test(line));
+      const problem = full
+        ? writeFailure(/quota/i.test(full) ? 'disk quota exceeded' : 'no space left on device')
+        : tar.exitCode !== 0 && tar.exitCode !== 1
+          // exit 1: a file changed while it was read (the archive is whole, that file may be torn);
+          // exit 2: a fatal error, its compress program's included, named in the last lines.
+          ? failure(`tar could not read ${source} or write ${path} (exit ${tar.exitCode})`, "check that the folder is readable by the orchestrator's user (root) and the disk", lastLines(tarLines))
+          : undefined;
+      finish(problem ? 'failed' : `done (${formatBytes(statSync(path).size)} zstd in ${name})`);
+      await afterRead();
+      if (problem) throw problem;
+      const warnings = tar.exitCode === 1 ? lastLines(tarLines, 5) : [];
+      // Read back: the file's sha256 (recorded) and `zstd -t` of the file (every frame decodes and
+      // zstd's checksum of the whole tar stream matches), both reading the file at once.
+      const [sha256, test] = await Promise.all([sha256OfFile(path), context.exec('zstd', ['-t', '-q', '--', path], {})]);
+      if (test.exitCode !== 0) {
+        throw failure(`it did not read back: zstd -t exited ${test.exitCode}`, 'the disk may be failing or full; check dmesg and df, then run again', lastLines(test.stderr.split('\n')));
+      }
+      const artifact = await sealArchive(path, { bytes: statSync(path).size, sha256 });
+      if (afterReadError) throw afterReadError; // the backup is good; the service did not come back
+      return { ...artifact, warnings };
+    }
     const file = createArchiveStream(dir, name).stream;
-    const zstd = compressor === 'zstd';
-    // zstd runs inside tar; tar's checkpoints count the uncompressed stream for the progress line.
-    const raw = zstd ? undefined : counting(progress);
+    const raw = counting(progress);
     const hashed = hashingCounter();
     const stage = compressStage(compressor, level);
-    // The read-back proof for zstd: `zstd -t` decodes the very bytes written to the file as they
-    // are written and checks zstd's own checksum of the whole tar stream (-T0 frames carry one).
-    const testInput = zstd ? new PassThrough({ highWaterMark: CHUNK }) : undefined;
-    const tested = testInput ? context.exec('zstd', ['-t', '-q', '-'], { stdinFrom: testInput }) : undefined;
-    const chain = [...(raw ? [raw.stream] : []), ...(stage.stream ? [stage.stream] : []), hashed.stream, ...(testInput ? [teeInto(testInput)] : []), file as Writable];
-    const tarOutput = chain[0] as Writable;
-    const written = (chain.length > 1 ? pipeline(chain as [Readable, ...Writable[]]) : Promise.resolve())
-      .then(() => undefined, (error: unknown) => {
-        testInput?.destroy(error instanceof Error ? error : new Error(String(error)));
-        return error ?? new Error('stream failed');
-      });
-    const tarLines: string[] = [];
-    const excludes = (request.exclude ?? []).map((pattern) => `--exclude=${pattern}`);
-    const tar = await context.exec('tar', [...CREATE_ARGS, ...(zstd ? [...zstdProgramArgs(level), ...CHECKPOINT_ARGS] : []), ...excludes, `--directory=${source}`, '.'], {
-      stdoutTo: tarOutput,
-      onLine: (line) => {
-        if (zstd && line.endsWith(CHECKPOINT_TEXT)) {
-          progress.add(CHECKPOINT_BYTES);
-        } else {
-          tarLines.push(line);
-        }
-      },
+    const written = pipeline([raw.stream, ...(stage.stream ? [stage.stream] : []), hashed.stream, file as Writable] as [Readable, ...Writable[]])
+      .then(() => undefined, (error: unknown) => error ?? new Error('stream failed'));
+    const tar = await context.exec('tar', [...CREATE_ARGS, '--file=-', ...excludes, `--directory=${source}`, '.'], {
+      stdoutTo: raw.stream,
+      onLine: (line) => tarLines.push(line),
     });
     const writeError = await written;
-    const test = tested ? await tested : undefined;
     const totals = hashed.totals();
     let problem: ReleaseError | undefined;
     if (writeError) {
-      const why = errorText(writeError);
-      problem = failure(`${why} while writing ${path}`, /no space|quota/.test(why)
-        ? `free space where the backups go (df -h ${dir}) or move old backups away, then run again`
-        : 'check the disk and the backup folder, then run again');
+      problem = writeFailure(errorText(writeError));
     } else if (tar.exitCode !== 0 && tar.exitCode !== 1) {
       // GNU tar exits 1 when a file changed while it was read: the archive is whole, that file may be torn.
-      // It exits 2 when its compress program failed too, and says so in its last lines.
       problem = failure(`tar could not read ${source} (exit ${tar.exitCode})`, "check that the folder is readable by the orchestrator's user (root)", lastLines(tarLines));
-    } else if (test && test.exitCode !== 0) {
-      problem = failure(`it did not read back: zstd -t exited ${test.exitCode}`, 'the disk or memory may be failing; check dmesg, then run again', lastLines(test.stderr.split('\n')));
     }
     finish(problem ? 'failed' : `done (${formatBytes(totals.bytes)} ${compressor === 'none' ? 'tar' : compressor} in ${name})`);
     await afterRead();
     if (problem) throw problem;
     const warnings = tar.exitCode === 1 ? lastLines(tarLines, 5) : [];
     const artifact = await sealArchive(path, totals);
-    let entries: number | undefined;
-    if (!zstd) {
-      const readBack = await runTarOnArchive(context, path, compressor, LIST_ARGS, { expectSha256: totals.sha256, countLines: true });
-      if (!readBack.ok) {
-        throw failure(`it did not read back: ${readBack.why}`, 'the disk may be failing or full; check dmesg and df, then run again', readBack.lines);
-      }
-      entries = readBack.entries;
+    const readBack = await runTarOnArchive(context, path, compressor, LIST_ARGS, { expectSha256: totals.sha256, countLines: true });
+    if (!readBack.ok) {
+      throw failure(`it did not read back: ${readBack.why}`, 'the disk may be failing or full; check dmesg and df, then run again', readBack.lines);
     }
     if (afterReadError) throw afterReadError; // the backup is good; the service did not come back
-    return { ...artifact, tarBytes: raw ? raw.bytes() : undefined, entries, warnings };
+    return { ...artifact, tarBytes: raw.bytes(), entries: readBack.entries, warnings };
   } catch (error) {
     if (afterReadDone && error === afterReadError) throw error;
     finish('failed');
@@ -283,17 +272,24 @@ export async function runTarOnArchive(
   options: { expectSha256: string; countLines?: boolean; progress?: TransferProgress },
 ): Promise<TarOnArchive> {
   const hashed = hashingCounter(options.progress);
-  const stage = decompressStage(compressor);
-  const head = [readArchive(path), hashed.stream, ...(stage.stream ? [stage.stream] : [])] as [Readable, ...Duplex[]];
-  const fed = pipeline(head).then(() => undefined, (error: unknown) => error ?? new Error('stream failed'));
   const counter = options.countLines ? lineCounter() : undefined;
-  // zstd -d runs inside tar, fed the hashed archive: node never sees the decompressed bytes.
-  const programArgs = compressor === 'zstd' ? zstdProgramArgs() : [];
-  const tar = await context.exec('tar', [...programArgs, ...args], { stdinFrom: head[head.length - 1] as Readable, ...(counter ? { stdoutTo: counter.stream } : {}) });
+  const output = counter ? { stdoutTo: counter.stream } : {};
+  let fed: Promise<unknown>;
+  let tar: Awaited<ReturnType<RunContext['exec']>>;
+  const stage = decompressStage(compressor);
+  if (compressor === 'zstd') {
+    // tar reads the file (zstd -d inside it) while node hashes the same file: node copies nothing.
+    const sink = new Writable({ write(_chunk, _encoding, done) { done(); } });
+    fed = pipeline(readArchive(path), hashed.stream, sink).then(() => undefined, (error: unknown) => error ?? new Error('stream failed'));
+    tar = await context.exec('tar', [...zstdProgramArgs(), ...args.map((arg) => (arg === '--file=-' ? `--file=${path}` : arg))], output);
+  } else {
+    const head = [readArchive(path), hashed.stream, ...(stage.stream ? [stage.stream] : [])] as [Readable, ...Duplex[]];
+    fed = pipeline(head).then(() => undefined, (error: unknown) => error ?? new Error('stream failed'));
+    tar = await context.exec('tar', args, { stdinFrom: head[head.length - 1] as Readable, ...output });
+  }
   const readError = await fed;
   const tarLines = lastLines(tar.stderr.split('\n'));
   const result = (why: string, lines: string[] = []): TarOnArchive => ({ ok: false, why, lines, entries: counter?.lines() ?? 0 });
-  // A corrupt archive can fail tar (and its zstd -d) before the sha256 is complete: the sha256 is the clearer reason.
   if (readError) return result(`${stage.name === 'gunzip' ? 'gunzip: ' : ''}${errorText(readError)}`, tarLines);
   if (tar.exitCode !== 0) return result(`tar${compressor === 'zstd' ? ' (zstd -d)' : ''} exited ${tar.exitCode}`, tarLines);
   const sha256 = hashed.totals().sha256;
