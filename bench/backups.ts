@@ -93,11 +93,11 @@ async function warm(dir: string): Promise<void> {
 /**
  * Our volume backup and restore beside the raw tools, on the same `gib` GiB tree, `runs` times each
  * (ours, then the raw tool right after, the page cache warmed the same way before each), medians:
- * - backup (the default: tar running `zstd -T0 -1`, sha256 of the stream, `zstd -t` of the stream
- *   as it is written, fsync, sha256 and size files) beside `tar -cf - . | zstd -T0 -1 > file`;
+ * - backup (the default: tar running `zstd -T0 -1` into the file, then the file read back by its
+ *   sha256 and `zstd -t` at once, fsync, sha256 and size files) beside `tar -cf - . | zstd -T0 -1 > file`;
  * - the same backup beside `tar -cf - . | gzip -1 > file` (once: it is slow), the old default's raw tool;
- * - restore of that backup (size check, sha256 of the bytes as they stream, `zstd -d` inside
- *   `tar -x` into a staging folder, swap, old contents deleted) beside `zstd -d -c ARCHIVE | tar -x`
+ * - restore of that backup (size check, `tar -x` running `zstd -d` on the file into a staging folder
+ *   while node hashes the file, swap, old contents deleted) beside `zstd -d -c ARCHIVE | tar -x`
  *   into an empty folder.
  */
 export async function volumeRows(gib: number, runs = Number(process.env.BENCH_VOLUME_RUNS ?? 3)): Promise<Row[]> {
@@ -131,9 +131,9 @@ export async function volumeRows(gib: number, runs = Number(process.env.BENCH_VO
     const of = (times: number[]) => (times.length > 1 ? ` (${times.map((t) => (t / 1000).toFixed(2)).join(', ')} s)` : '');
     if (process.env.BENCH_VERBOSE) console.error(`volume runs: ours${of(backups.ours)} raw${of(backups.raw)} restore${of(restores.ours)} raw${of(restores.raw)} gzip ${(gzip / 1000).toFixed(2)} s`);
     return [
-      { what: `volume backup, ${gib} GiB of mixed files: tar + zstd -T0 -1, sha256, zstd -t as written, fsync (median of ${runs})`, ours, rawName: '`tar -cf - . | zstd -T0 -1 > file` alone', raw: medianOf(backups.raw) },
+      { what: `volume backup, ${gib} GiB of mixed files: tar + zstd -T0 -1 into the file, read back (sha256 and zstd -t at once), fsync (median of ${runs})`, ours, rawName: '`tar -cf - . | zstd -T0 -1 > file` alone', raw: medianOf(backups.raw) },
       { what: `the same volume backup beside the old default's raw tool (target: at most 0.5x)`, ours, rawName: '`tar -cf - . | gzip -1 > file` alone (one run)', raw: gzip },
-      { what: `volume restore of it: sha256 as it streams, zstd -d + tar -x into staging, swap (median of ${runs})`, ours: medianOf(restores.ours), rawName: '`zstd -d -c file | tar -x` into an empty folder', raw: medianOf(restores.raw) },
+      { what: `volume restore of it: tar -x with zstd -d into staging while the file is hashed, swap, old files deleted (median of ${runs})`, ours: medianOf(restores.ours), rawName: '`zstd -d -c file | tar -x` into an empty folder', raw: medianOf(restores.raw) },
     ];
   } finally {
     rmSync(repoDir, { recursive: true, force: true });
