@@ -144,7 +144,7 @@ export interface WriteRequest {
 export interface Written extends Artifact {
   /** Bytes of the tar stream before compression (gzip and none: zstd runs inside tar). */
   tarBytes?: number;
-  /** Entries `tar --list` read back (gzip and none; zstd is tested with `zstd -t` as it is written). */
+  /** Entries `tar --list` read back (gzip and none; a zstd archive is read back with `zstd -t`). */
   entries?: number;
   /** tar's warnings (e.g. a file changed while it was read). */
   warnings: string[];
@@ -186,7 +186,7 @@ export async function writeTarArchive(request: WriteRequest): Promise<Written> {
       // first (0600, never over an existing one); tar opens it without changing its mode.
       ensurePrivateDir(dir);
       writeFileSync(path, '', { flag: 'wx', mode: PRIVATE_FILE_MODE });
-      const tar = await context.exec('tar', [...CREATE_ARGS, `--file=${path}`, ...zstdProgramArgs(level), ...CHECKPOINT_ARGS, ...excludes, `--directory=${source}`, '.'], {
+      const tar = await context.exec('tar', [...CREATE_ARGS, '--force-local', `--file=${path}`, ...zstdProgramArgs(level), ...CHECKPOINT_ARGS, ...excludes, `--directory=${source}`, '.'], {
         onLine: (line) => {
           if (line.endsWith(CHECKPOINT_TEXT)) progress.add(CHECKPOINT_BYTES);
           else tarLines.push(line);
@@ -281,7 +281,8 @@ export async function runTarOnArchive(
     // tar reads the file (zstd -d inside it) while node hashes the same file: node copies nothing.
     const sink = new Writable({ write(_chunk, _encoding, done) { done(); } });
     fed = pipeline(readArchive(path), hashed.stream, sink).then(() => undefined, (error: unknown) => error ?? new Error('stream failed'));
-    tar = await context.exec('tar', [...zstdProgramArgs(), ...args.map((arg) => (arg === '--file=-' ? `--file=${path}` : arg))], output);
+    // --force-local: a colon in the path never names a remote host.
+    tar = await context.exec('tar', ['--force-local', ...zstdProgramArgs(), ...args.map((arg) => (arg === '--file=-' ? `--file=${path}` : arg))], output);
   } else {
     const head = [readArchive(path), hashed.stream, ...(stage.stream ? [stage.stream] : [])] as [Readable, ...Duplex[]];
     fed = pipeline(head).then(() => undefined, (error: unknown) => error ?? new Error('stream failed'));
