@@ -19,7 +19,7 @@ import { selfUpdatePlugin } from './plugins/self-update/index.js';
 import { playbooksPlugin } from './plugins/playbooks/index.js';
 import { sqliteBackupPlugin } from './plugins/backup-sqlite/index.js';
 import { postgresBackupPlugin } from './plugins/backup-postgres/index.js';
-import { backupVolumePlugin } from './plugins/backup-volume/index.js';
+import { backupVolumePlugin, type BackupVolumeOptions } from './plugins/backup-volume/index.js';
 import { initPlugin } from './plugins/init/index.js';
 
 export const builtins = {
@@ -36,6 +36,8 @@ const defaultOptionsSchema = z.strictObject({
   composeCommand: z.array(z.string().min(1)).min(1).optional(),
   /** How many services prepare backs up at once (default 2). */
   backupConcurrency: z.number().int().min(1).max(32).optional(),
+  /** backup-volume's options, e.g. `{ compressor: 'gzip' }` on a host without zstd; that plugin checks them. */
+  backupVolume: z.custom<BackupVolumeOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { compressor: \'gzip\' }').optional(),
 });
 
 export type DefaultOptions = z.input<typeof defaultOptionsSchema>;
@@ -57,7 +59,7 @@ export function defaultPlugins(rawOptions: DefaultOptions = {}): Plugin[] {
     playbooksPlugin(),
     sqliteBackupPlugin(),
     postgresBackupPlugin(),
-    backupVolumePlugin(),
+    backupVolumePlugin(options.backupVolume),
     initPlugin(),
   ];
 }

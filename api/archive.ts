@@ -68,17 +68,29 @@ export async function sha256OfFile(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** The archive is there, its size and sha256 are what was recorded; else BACKUP_FAILED naming the file. */
-export async function verifyArchive(path: string): Promise<Artifact> {
-  const bad = (why: string) => new ReleaseError('BACKUP_FAILED', `backup ${path} ${why}; nothing was restored`, {
-    hint: 'restore by hand from another copy, or revert without this backup after checking the data yourself',
-  });
+const badArchive = (path: string, why: string) => new ReleaseError('BACKUP_FAILED', `backup ${path} ${why}; nothing was restored`, {
+  hint: 'restore by hand from another copy, or revert without this backup after checking the data yourself',
+});
+
+/**
+ * The archive is there with its recorded size: the recorded sha256 is returned unchecked, for a
+ * restore that checks it on the bytes it streams (and touches nothing unless they match).
+ */
+export function recordedArchive(path: string): Artifact {
+  const bad = (why: string) => badArchive(path, why);
   if (!existsSync(path)) throw bad('is missing');
   if (!existsSync(sumFile(path)) || !existsSync(sizeFile(path))) throw bad('has no recorded checksum or size');
   const recordedSha = readFileSync(sumFile(path), 'utf8').split(/\s+/)[0] ?? '';
   const recordedBytes = Number(readFileSync(sizeFile(path), 'utf8').trim());
   const bytes = statSync(path).size;
   if (bytes !== recordedBytes) throw bad(`is ${bytes} bytes, ${recordedBytes} were recorded`);
+  return { path, bytes, sha256: recordedSha };
+}
+
+/** The archive is there, its size and sha256 are what was recorded; else BACKUP_FAILED naming the file. */
+export async function verifyArchive(path: string): Promise<Artifact> {
+  const bad = (why: string) => badArchive(path, why);
+  const { bytes, sha256: recordedSha } = recordedArchive(path);
   const sha256 = await sha256OfFile(path);
   if (sha256 !== recordedSha) throw bad(`does not match its recorded sha256 (corrupt)`);
   return { path, bytes, sha256 };

@@ -6,5 +6,5 @@ export * from '../core/index.js';
 /** The command migrate.sh runs for each of its actions. */
 export { STEP_BIN } from '../cli/step.js';
 export { defineBackupStrategy, type BackupStrategy, type StrategyRequest } from './backup-strategy.js';
-export { createArchiveStream, hashingCounter, sealArchive, verifyArchive, readArchive, removeArchive, sha256OfFile, type Artifact } from './archive.js';
+export { createArchiveStream, hashingCounter, sealArchive, verifyArchive, recordedArchive, readArchive, removeArchive, sha256OfFile, type Artifact } from './archive.js';
 export { withServiceStopped } from './service-stop.js';

@@ -4,6 +4,7 @@
  */
 import { execa } from 'execa';
 import { join } from 'node:path';
+import { cpus, loadavg } from 'node:os';
 import picomatch from 'picomatch';
 import { Platform, ORCHESTRATOR_ROOT } from '../test/helpers/platform.js';
 import { applyPlugins } from '../core/runner.js';
@@ -15,6 +16,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { parallelRows, postgresContainerRows, postgresRows, volumeRows } from './backups.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
+/** The machine, for the table's header: cores and load when the bench started (other work disturbs it). */
+const BENCH_MACHINE = `${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} at start`;
 const bin = (verb: string) => join(ORCHESTRATOR_ROOT, 'dist', 'cli', 'bin', `${verb}.js`);
 
 async function median(runs: number, once: () => Promise<unknown>): Promise<number> {
@@ -157,20 +160,23 @@ async function main(): Promise<void> {
   rows.push(...(await volumeRows(Number(process.env.BENCH_VOLUME_GIB ?? 1))));
   rows.push(...(await parallelRows(Number(process.env.BENCH_PARALLEL_MIB ?? 200))));
   const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
-  console.log(`\nrelease-orchestrator benchmarks, ${new Date().toISOString().slice(0, 10)}: start-up and dry run the median of ${RUNS} runs, classification of 5, backups and restores one run each\n`);
+  console.log(`\nrelease-orchestrator benchmarks, ${new Date().toISOString().slice(0, 10)}, ${BENCH_MACHINE}: start-up and dry run the median of ${RUNS} runs, classification of 5, postgres backups and restores one run each, volume rows the median of ${process.env.BENCH_VOLUME_RUNS ?? 3}\n`);
   console.log('| what | ours | raw tool | raw | ours / raw |');
   console.log('|---|---:|---|---:|---:|');
   for (const row of rows) console.log(`| ${row.what} | ${fmt(row.ours)} | ${row.rawName} | ${fmt(row.raw)} | ${(row.ours / row.raw).toFixed(2)}x |`);
 }
 
-// `node dist/bench/run.js cli|classify|config|postgres` runs only those rows.
+// `node dist/bench/run.js cli|classify|config|postgres|volume` runs only those rows.
 const only: Record<string, (platform: Platform) => Promise<Row[]>> = {
   cli: cliRows,
   classify: (platform) => classificationRows(platform.root),
   config: async (platform) => [await configLoadRow(platform)],
   postgres: async () => [...(await postgresRows(Number(process.env.BENCH_PG_SCALE ?? 20))), ...(await postgresContainerRows(Number(process.env.BENCH_PG_SCALE ?? 20)))],
 };
-if (process.argv[2] && only[process.argv[2]]) {
+if (process.argv[2] === 'volume') {
+  console.log(`volume rows, ${new Date().toISOString()}, ${BENCH_MACHINE}`);
+  for (const row of await volumeRows(Number(process.env.BENCH_VOLUME_GIB ?? 1))) console.log(`| ${row.what} | ${(row.ours / 1000).toFixed(2)} s | ${row.rawName} | ${(row.raw / 1000).toFixed(2)} s | ${(row.ours / row.raw).toFixed(2)}x |`);
+} else if (process.argv[2] && only[process.argv[2]]) {
   const platform = await Platform.create();
   try {
     for (const row of await only[process.argv[2]]!(platform)) console.log(`| ${row.what} | ${row.ours.toFixed(1)} ms | ${row.rawName} | ${row.raw.toFixed(1)} ms | ${(row.ours / row.raw).toFixed(2)}x |`);

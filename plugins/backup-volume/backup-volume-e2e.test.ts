@@ -1,9 +1,9 @@
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Platform } from '../../test/helpers/platform.js';
+import { Platform, manifestYaml } from '../../test/helpers/platform.js';
 import { containersOf, dockerServiceFiles, freePort, httpGet, removeProjects, uniqueName } from '../../test/helpers/docker.js';
-import { listing, populate, run } from '../../test/helpers/volume.js';
+import { listing, pathWithoutZstd, populate, run } from '../../test/helpers/volume.js';
 
 describe('a volume backup through release-run and release-revert (real git, real compose service)', () => {
   let platform: Platform;
@@ -59,12 +59,12 @@ describe('a volume backup through release-run and release-revert (real git, real
 
     expect(failed.exitCode).toBe(1);
     expect(failed.stderr).toContain('release-run failed in phase ticket. To roll back:');
-    expect(failed.stdout).toMatch(new RegExp(`backup ${service} volume ${volume}: done \\(.* gzip in 0-volume\\.tar\\.gz\\)`));
+    expect(failed.stdout).toMatch(new RegExp(`backup ${service} volume ${volume}: done \\(.* zstd in 0-volume\\.tar\\.zst\\)`));
     const stamp = (platform.readState('9999').BACKUPS ?? '').replace(`${service}=`, '');
     expect(stamp).toMatch(/^\d{8}_\d{6}$/);
     const backupDir = join(platform.prod, '.asd/workspace/backups', service, stamp);
-    expect(readdirSync(backupDir).sort()).toEqual(['0-volume.tar.gz', '0-volume.tar.gz.sha256', '0-volume.tar.gz.size']);
-    expect((statSync(join(backupDir, '0-volume.tar.gz')).mode & 0o777).toString(8)).toBe('600');
+    expect(readdirSync(backupDir).sort()).toEqual(['0-volume.tar.zst', '0-volume.tar.zst.sha256', '0-volume.tar.zst.size']);
+    expect((statSync(join(backupDir, '0-volume.tar.zst')).mode & 0o777).toString(8)).toBe('600');
     expect(await listing(mountpoint)).not.toBe(before);
     expect((await httpGet(`${url}/version`)).body).toBe('2');
 
@@ -82,5 +82,24 @@ describe('a volume backup through release-run and release-revert (real git, real
       'ticket=9999 phase=revert-verify event=done rc=0',
     ]));
     expect(readdirSync(outside)).toEqual(['keep.txt']);
+  });
+
+  test('(9) a prod host without zstd: release-run stops before any backup with exit 6 and one line saying how to install it or choose gzip', async () => {
+    const data = join(scratch, 'files');
+    mkdirSync(data);
+    writeFileSync(join(data, 'f.txt'), 'data\n');
+    const files = await Platform.create([{ name: 'files' }]);
+    try {
+      await files.mergeFeature('200', { 'packages/files/manifest.yaml': manifestYaml({ name: 'files', image: 'local/files:2', extra: `backup:\n  - type: volume\n    path: ${data}\n` }) });
+      const noZstd = pathWithoutZstd(join(scratch, 'bin'));
+
+      const result = await files.run('release-run', ['200'], { PATH: noZstd });
+
+      expect(result.exitCode).toBe(6);
+      expect(result.stderr.split('\n')).toContain(`[release-run] error: backup of files path ${data} needs zstd, which is not on this host's PATH: install it (apt-get install zstd) or choose compressor: 'gzip' in release.config.ts (defaultPlugins({ backupVolume: { compressor: 'gzip' } })) (plugin backup-volume, hook backup.for(volume))`);
+      expect(existsSync(join(files.prod, '.asd/workspace/backups/files'))).toBe(false); // nothing was written
+    } finally {
+      files.remove();
+    }
   });
 });

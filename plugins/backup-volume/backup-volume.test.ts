@@ -7,8 +7,9 @@ import { composeRuntimePlugin } from '../runtime-compose/index.js';
 import { uniqueName, containersOf } from '../../test/helpers/docker.js';
 import { backupVolumePlugin, entrySchema, type BackupVolumeOptions } from './index.js';
 import { applyPlugins } from '../../core/runner.js';
-import { createVolume, filesUnder, listing, mutate, populate, removeVolume, run } from '../../test/helpers/volume.js';
+import { createVolume, filesUnder, listing, mutate, pathWithoutZstd, populate, removeVolume, run } from '../../test/helpers/volume.js';
 import { testContext } from '../../test/helpers/context.js';
+import { defaultPlugins } from '../../release.config.js';
 
 const repos: string[] = [];
 afterEach(() => {
@@ -80,13 +81,14 @@ describe('backup-volume on real docker volumes and host folders', () => {
     expect(existsSync(request.dir)).toBe(false); // the estimate wrote nothing
 
     const result = await call.backup(request);
-    const ext = options.compressor === 'zstd' ? 'tar.zst' : 'tar.gz';
+    const compressor = options.compressor ?? 'zstd'; // the default
+    const ext = compressor === 'zstd' ? 'tar.zst' : 'tar.gz';
     expect(result).toEqual({ files: [`0-volume.${ext}`, `0-volume.${ext}.sha256`, `0-volume.${ext}.size`], bytes: statSync(join(request.dir, `0-volume.${ext}`)).size });
     for (const file of result!.files) expect(mode(join(request.dir, file))).toBe('600');
     expect(mode(request.dir)).toBe('700');
     expect(await listing(dir)).toBe(before); // a backup changes nothing
-    expect(printed()).toMatch(new RegExp(`backup svc (volume|path) \\S+: done \\(.* ${options.compressor ?? 'gzip'} in 0-volume\\.${ext.replace('.', '\\.')}\\), .* in \\d+\\.\\ds \\(.*/s\\)`));
-    expect(printed()).toMatch(/entries read back/);
+    expect(printed()).toMatch(new RegExp(`backup svc (volume|path) \\S+: done \\(.* ${compressor} in 0-volume\\.${ext.replace('.', '\\.')}\\), .* in \\d+\\.\\ds \\(.*/s\\)`));
+    expect(printed()).toMatch(compressor === 'zstd' ? /0-volume\.tar\.zst: read back \(sha256 [0-9a-f]{12}…, zstd -t\)/ : /0-volume\.tar\.gz: \d+ entries read back/);
     // The sha256 beside it is what sha256sum -c reads.
     await run('sh', ['-c', `cd "$1" && sha256sum -c --quiet 0-volume.${ext}.sha256`, 'sh', request.dir]);
 
@@ -116,10 +118,10 @@ describe('backup-volume on real docker volumes and host folders', () => {
     expect(readdirSync(join(mountpoint, '..'))).toEqual(['_data']);
   });
 
-  test('(2) a host path comes back exactly; a symlink out of it is never followed by the wipe', async () => {
+  test('(2) a host path comes back exactly (gzip); a symlink out of it is never followed by the wipe', async () => {
     const data = join(scratch, 'srv', 'files');
     mkdirSync(data, { recursive: true });
-    await roundTrip({ path: data }, data);
+    await roundTrip({ path: data }, data, { compressor: 'gzip' });
     expect(readdirSync(join(scratch, 'srv'))).toEqual(['files']);
   });
 
@@ -143,7 +145,7 @@ describe('backup-volume on real docker volumes and host folders', () => {
     const request: BackupRequest = { service: 'svc', entry: { type: 'volume', volume: name }, dir: join(scratch, 'b'), index: 2, manifest: 'packages/svc/manifest.yaml' };
     await populate(mountpoint, outside);
     await call.backup(request);
-    const archive = join(request.dir, '2-volume.tar.gz');
+    const archive = join(request.dir, '2-volume.tar.zst');
     const fd = openSync(archive, 'r+');
     const byte = Buffer.alloc(1);
     const at = Math.floor(statSync(archive).size / 2);
@@ -161,6 +163,17 @@ describe('backup-volume on real docker volumes and host folders', () => {
     const restored = await failure(call.restore(request));
     expect(restored.code).toBe('BACKUP_FAILED');
     expect(restored.message).toContain(archive);
+    expect(await listing(mountpoint)).toBe(mutated);
+
+    // A whole archive whose recorded sha256 differs: the restore checks the hash of what it
+    // extracts and swaps nothing in.
+    const again = openSync(archive, 'r+');
+    writeSync(again, byte, 0, 1, at);
+    closeSync(again);
+    expect(await call.check(request)).toBe(true);
+    writeFileSync(`${archive}.sha256`, `${'0'.repeat(64)}  2-volume.tar.zst\n`);
+    const wrongSum = await failure(call.restore(request));
+    expect(wrongSum.message).toMatch(new RegExp(`^restore of svc volume ${name} from ${archive} failed: its sha256 [0-9a-f]{12}… is not the recorded 000000000000…; `));
     expect(await listing(mountpoint)).toBe(mutated);
   });
 
@@ -211,6 +224,62 @@ describe('backup-volume on real docker volumes and host folders', () => {
     seen.length = 0;
     await call.backup({ ...request, entry: { type: 'volume', volume: name }, index: 1 });
     expect(seen).toEqual(['running']);
+  });
+
+  test('(7) a gzip backup taken before zstd became the default restores with the new default in force', async () => {
+    const data = join(scratch, 'srv', 'files');
+    mkdirSync(data, { recursive: true });
+    await populate(data, outside);
+    const before = await listing(data);
+    const request: BackupRequest = { service: 'svc', entry: { type: 'volume', path: data }, dir: join(scratch, 'b', 'svc', '20260101_000000'), index: 0, manifest: 'packages/svc/manifest.yaml' };
+    // What the old default (gzip level 1) wrote.
+    await setup({ compressor: 'gzip', level: 1 }).call.backup(request);
+    expect(readdirSync(request.dir).sort()).toEqual(['0-volume.tar.gz', '0-volume.tar.gz.sha256', '0-volume.tar.gz.size']);
+    mutate(data, outside);
+
+    const now = setup(); // the new default: zstd
+    expect(await now.call.check(request)).toBe(true);
+    expect(await now.call.restore(request)).toBe(true);
+
+    expect(await listing(data)).toBe(before);
+    expect(now.printed()).toContain(`${data} now holds exactly the backup ${join(request.dir, '0-volume.tar.gz')}`);
+    // and a backup taken now is zstd
+    await now.call.backup({ ...request, dir: join(scratch, 'b', 'svc', '20260101_000001') });
+    expect(readdirSync(join(scratch, 'b', 'svc', '20260101_000001')).sort()).toEqual(['0-volume.tar.zst', '0-volume.tar.zst.sha256', '0-volume.tar.zst.size']);
+  });
+
+  test('(8) a host without zstd: backup and zstd restore fail with exit 6 and one line saying what to do; gzip still works', async () => {
+    const data = join(scratch, 'srv', 'files');
+    mkdirSync(data, { recursive: true });
+    await populate(data, outside);
+    const request = (dir: string): BackupRequest => ({ service: 'svc', entry: { type: 'volume', path: data }, dir: join(scratch, dir), index: 0, manifest: 'packages/svc/manifest.yaml' });
+    await setup().call.backup(request('zst')); // taken while zstd was there
+    mutate(data, outside);
+    const mutated = await listing(data);
+    const path = process.env.PATH;
+    process.env.PATH = pathWithoutZstd(join(scratch, 'bin'));
+    try {
+      const { call, printed } = setup();
+      const error = await failure(call.backup(request('new')));
+      expect(error.exitCode).toBe(6);
+      expect(error.message).toBe(`backup of svc path ${data} needs zstd, which is not on this host's PATH: install it (apt-get install zstd) or choose compressor: 'gzip' in release.config.ts (defaultPlugins({ backupVolume: { compressor: 'gzip' } }))`);
+      expect(error.message).not.toContain('\n');
+      expect(existsSync(join(scratch, 'new'))).toBe(false); // checked before anything was written
+      expect(printed()).not.toMatch(/backup svc path/); // no backup started
+
+      const restore = await failure(call.restore(request('zst')));
+      expect(restore.exitCode).toBe(6);
+      expect(restore.message).toMatch(/^restore of svc path \S+ needs zstd, which is not on this host's PATH: install it \(apt-get install zstd\)/);
+      expect(await listing(data)).toBe(mutated);
+
+      // gzip needs nothing from the host but tar
+      const gzip = setup({ compressor: 'gzip' });
+      await gzip.call.backup(request('gz'));
+      expect(await gzip.call.restore(request('gz'))).toBe(true);
+      expect(await listing(data)).toBe(mutated);
+    } finally {
+      process.env.PATH = path;
+    }
   });
 
   test('a missing volume or path fails the backup naming it; a short compose name gets a hint', async () => {
@@ -278,7 +347,12 @@ describe('backup-volume manifest entries and options', () => {
   });
 
   test('plugin options are validated', () => {
-    expect(() => backupVolumePlugin({ level: 12 })).toThrow('options of plugin backup-volume: level: gzip levels are 1 to 9');
+    expect(() => backupVolumePlugin({ compressor: 'gzip', level: 12 })).toThrow('options of plugin backup-volume: level: gzip levels are 1 to 9');
+    expect(() => backupVolumePlugin({ level: 12 })).not.toThrow(); // zstd by default
+    // The options reach the plugin from defaultPlugins() too (the way a platform picks gzip).
+    expect(() => defaultPlugins({ backupVolume: { compressor: 'xz' as never } })).toThrow(/options of plugin backup-volume: compressor:/);
+    expect(() => defaultPlugins({ backupVolume: 'gzip' as never })).toThrow(/defaultPlugins\(\).*backupVolume/);
+    expect(defaultPlugins({ backupVolume: { compressor: 'gzip' } }).filter((plugin) => plugin.name === 'backup-volume')).toHaveLength(1);
     expect(() => backupVolumePlugin({ compressor: 'xz' as never })).toThrow(/options of plugin backup-volume: compressor:/);
     expect(() => backupVolumePlugin({ compressor: 'zstd', level: 12 })).not.toThrow();
   });

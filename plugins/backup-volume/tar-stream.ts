@@ -1,16 +1,22 @@
 /**
- * A folder as a compressed tar stream and back, with host GNU tar: `tar -c` writes the stream,
- * the compressor (node's zlib for gzip, the host's zstd, or none) shrinks it, and archive.ts hashes
- * it and puts it on disk. Reading back runs the same chain the other way into `tar -t` or `tar -x`.
+ * A folder as a compressed tar archive and back, with host GNU tar.
+ *
+ * zstd (the default) runs as tar's own compress program (`--use-compress-program`) and writes the
+ * file itself: node never copies the data. The file is then read back twice at once: node's
+ * sha256 of it (recorded beside it) and `zstd -t` of it. A restore lets tar read the file (with
+ * `zstd -d` inside) while node hashes the same file; nothing is swapped in unless the hash matches.
+ *
+ * gzip (node's zlib) and none run the older chain: tar's stream through node's zlib, hashed,
+ * written, then read back from the file through gunzip into `tar -t`.
  */
-import { rmdirSync } from 'node:fs';
+import { rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Duplex, PassThrough, Transform, Writable, type Readable } from 'node:stream';
+import { Duplex, Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import {
-  ReleaseError, createArchiveStream, formatBytes, hashingCounter, readArchive, removeArchive, sealArchive,
-  type Artifact, type ExecResult, type RunContext, type TransferProgress,
+  PRIVATE_FILE_MODE, ReleaseError, createArchiveStream, ensurePrivateDir, formatBytes, hashingCounter, readArchive, removeArchive, sealArchive, sha256OfFile,
+  type Artifact, type RunContext, type TransferProgress,
 } from '../../api/index.js';
 
 export type Compressor = 'gzip' | 'zstd' | 'none';
@@ -22,7 +28,7 @@ export const EXTENSIONS: Record<Compressor, string> = { gzip: 'tar.gz', zstd: 't
  * ids), modes, symlinks as links, hard links once, sparse files as sparse, xattrs and ACLs (pax
  * format). Dotfiles come with `.`.
  */
-const CREATE_ARGS = ['--create', '--file=-', '--format=posix', '--numeric-owner', '--xattrs', "--xattrs-include=*", '--acls', '--sparse'];
+const CREATE_ARGS = ['--create', '--format=posix', '--numeric-owner', '--xattrs', "--xattrs-include=*", '--acls', '--sparse'];
 /**
  * Reading an archive from stdin, tar reads to the end of the stream (--ignore-zeros): it would
  * otherwise stop at the end-of-archive blocks and close its stdin while the last bytes are still
@@ -34,51 +40,51 @@ const EXTRACT_ARGS = ['--extract', '--ignore-zeros', '--file=-', '--numeric-owne
 
 const CHUNK = 256 * 1024;
 
-/** A compressor or decompressor: a node transform, a process, or nothing. */
+/**
+ * tar says every CHECKPOINT_RECORDS records (of 10 KiB, the default record size) how far it is:
+ * the progress of the uncompressed stream when the compressor runs inside tar.
+ */
+const CHECKPOINT_RECORDS = 256;
+const CHECKPOINT_BYTES = CHECKPOINT_RECORDS * 10240;
+const CHECKPOINT_TEXT = 'release-orchestrator-checkpoint';
+const CHECKPOINT_ARGS = [`--checkpoint=${CHECKPOINT_RECORDS}`, `--checkpoint-action=echo=${CHECKPOINT_TEXT}`];
+
+/** The arguments that make tar run zstd itself: multi-threaded (-T0) when compressing. */
+export function zstdProgramArgs(level?: number): string[] {
+  return [`--use-compress-program=${level === undefined ? 'zstd -q' : `zstd -q -T0 -${level}`}`];
+}
+
+/** A compressor or decompressor node runs itself (node's zlib), or nothing. */
 interface Stage {
   stream?: Duplex;
-  /** The process's result, for a process stage. */
-  done?: Promise<ExecResult>;
-  /** Stops a process stage when the chain around it failed (a Duplex.from pair does not pass that on reliably). */
-  abort?: (error: unknown) => void;
   name: string;
 }
 
-function processStage(context: RunContext, file: string, args: string[]): Stage {
-  const input = new PassThrough({ highWaterMark: CHUNK });
-  const output = new PassThrough({ highWaterMark: CHUNK });
-  const done = context.exec(file, args, { stdinFrom: input, stdoutTo: output });
-  const abort = (error: unknown) => {
-    const reason = error instanceof Error ? error : new Error(String(error));
-    input.destroy(reason);
-    output.destroy(reason);
-  };
-  return { stream: Duplex.from({ writable: input, readable: output }), done, abort, name: `${file} ${args.join(' ')}` };
-}
-
-function compressStage(context: RunContext, compressor: Compressor, level: number): Stage {
+/** The stage node runs between tar and the file; zstd runs inside tar (see zstdProgramArgs). */
+function compressStage(compressor: Compressor, level: number): Stage {
   switch (compressor) {
     case 'gzip': return { stream: createGzip({ level, chunkSize: CHUNK }), name: `gzip -${level}` };
-    case 'zstd': return processStage(context, 'zstd', ['-q', `-${level}`, '-T0', '-c']);
-    case 'none': return { name: 'none' };
+    case 'zstd': case 'none': return { name: compressor };
   }
 }
 
-function decompressStage(context: RunContext, compressor: Compressor): Stage {
+function decompressStage(compressor: Compressor): Stage {
   switch (compressor) {
     case 'gzip': return { stream: createGunzip({ chunkSize: CHUNK }), name: 'gunzip' };
-    case 'zstd': return processStage(context, 'zstd', ['-q', '-d', '-c']);
-    case 'none': return { name: 'none' };
+    case 'zstd': case 'none': return { name: compressor };
   }
 }
 
-/** Fails early and clearly when the host lacks the compressor a backup needs. */
+/**
+ * Fails early, before anything is read or written, when the host lacks zstd: one line that says
+ * how to install it or how to choose gzip instead (the hint repeats the config line).
+ */
 export async function requireCompressor(context: RunContext, compressor: Compressor, what: string): Promise<void> {
   if (compressor !== 'zstd') return;
   const probe = await context.exec('zstd', ['--version'], {});
   if (probe.exitCode !== 0) {
-    throw new ReleaseError('BACKUP_FAILED', `${what} needs zstd, which this host does not have`, {
-      hint: 'apt-get install zstd, or set the backup-volume option compressor to gzip',
+    throw new ReleaseError('BACKUP_FAILED', `${what} needs zstd, which is not on this host's PATH: install it (apt-get install zstd) or choose compressor: 'gzip' in release.config.ts (defaultPlugins({ backupVolume: { compressor: 'gzip' } }))`, {
+      hint: "apt-get install zstd; or in release.config.ts: export default ({ defaultPlugins }) => ({ plugins: defaultPlugins({ backupVolume: { compressor: 'gzip' } }) })",
     });
   }
 }
@@ -136,9 +142,10 @@ export interface WriteRequest {
 }
 
 export interface Written extends Artifact {
-  /** Bytes of the tar stream before compression. */
-  tarBytes: number;
-  entries: number;
+  /** Bytes of the tar stream before compression (gzip and none: zstd runs inside tar). */
+  tarBytes?: number;
+  /** Entries `tar --list` read back (gzip and none; a zstd archive is read back with `zstd -t`). */
+  entries?: number;
   /** tar's warnings (e.g. a file changed while it was read). */
   warnings: string[];
 }
@@ -168,36 +175,63 @@ export async function writeTarArchive(request: WriteRequest): Promise<Written> {
     afterReadDone = true;
     try { await request.afterRead?.(); } catch (error) { afterReadError = error; }
   };
+  const excludes = (request.exclude ?? []).map((pattern) => `--exclude=${pattern}`);
+  const tarLines: string[] = [];
+  const writeFailure = (why: string) => failure(`${why} while writing ${path}`, /no space|quota/.test(why)
+    ? `free space where the backups go (df -h ${dir}) or move old backups away, then run again`
+    : 'check the disk and the backup folder, then run again');
   try {
+    if (compressor === 'zstd') {
+      // tar runs zstd and zstd writes the file: node is not in the data path. The file is made
+      // first (0600, never over an existing one); tar opens it without changing its mode.
+      ensurePrivateDir(dir);
+      writeFileSync(path, '', { flag: 'wx', mode: PRIVATE_FILE_MODE });
+      const tar = await context.exec('tar', [...CREATE_ARGS, '--force-local', `--file=${path}`, ...zstdProgramArgs(level), ...CHECKPOINT_ARGS, ...excludes, `--directory=${source}`, '.'], {
+        onLine: (line) => {
+          if (line.endsWith(CHECKPOINT_TEXT)) progress.add(CHECKPOINT_BYTES);
+          else tarLines.push(line);
+        },
+      });
+      const full = tarLines.find((line) => /no space left on device|disk quota exceeded/i.test(line));
+      const problem = full
+        ? writeFailure(/quota/i.test(full) ? 'disk quota exceeded' : 'no space left on device')
+        : tar.exitCode !== 0 && tar.exitCode !== 1
+          // exit 1: a file changed while it was read (the archive is whole, that file may be torn);
+          // exit 2: a fatal error, its compress program's included, named in the last lines.
+          ? failure(`tar could not read ${source} or write ${path} (exit ${tar.exitCode})`, "check that the folder is readable by the orchestrator's user (root) and the disk", lastLines(tarLines))
+          : undefined;
+      finish(problem ? 'failed' : `done (${formatBytes(statSync(path).size)} zstd in ${name})`);
+      await afterRead();
+      if (problem) throw problem;
+      const warnings = tar.exitCode === 1 ? lastLines(tarLines, 5) : [];
+      // Read back: the file's sha256 (recorded) and `zstd -t` of the file (every frame decodes and
+      // zstd's checksum of the whole tar stream matches), both reading the file at once.
+      const [sha256, test] = await Promise.all([sha256OfFile(path), context.exec('zstd', ['-t', '-q', '--', path], {})]);
+      if (test.exitCode !== 0) {
+        throw failure(`it did not read back: zstd -t exited ${test.exitCode}`, 'the disk may be failing or full; check dmesg and df, then run again', lastLines(test.stderr.split('\n')));
+      }
+      const artifact = await sealArchive(path, { bytes: statSync(path).size, sha256 });
+      if (afterReadError) throw afterReadError; // the backup is good; the service did not come back
+      return { ...artifact, warnings };
+    }
     const file = createArchiveStream(dir, name).stream;
     const raw = counting(progress);
     const hashed = hashingCounter();
-    const stage = compressStage(context, compressor, level);
+    const stage = compressStage(compressor, level);
     const written = pipeline([raw.stream, ...(stage.stream ? [stage.stream] : []), hashed.stream, file as Writable] as [Readable, ...Writable[]])
-      .then(() => undefined, (error: unknown) => {
-        stage.abort?.(error);
-        return error ?? new Error('stream failed');
-      });
-    const tarLines: string[] = [];
-    const excludes = (request.exclude ?? []).map((pattern) => `--exclude=${pattern}`);
-    const tar = await context.exec('tar', [...CREATE_ARGS, ...excludes, `--directory=${source}`, '.'], {
+      .then(() => undefined, (error: unknown) => error ?? new Error('stream failed'));
+    const tar = await context.exec('tar', [...CREATE_ARGS, '--file=-', ...excludes, `--directory=${source}`, '.'], {
       stdoutTo: raw.stream,
       onLine: (line) => tarLines.push(line),
     });
     const writeError = await written;
-    const stageResult = stage.done ? await stage.done : undefined;
     const totals = hashed.totals();
     let problem: ReleaseError | undefined;
     if (writeError) {
-      const why = errorText(writeError);
-      problem = failure(`${why} while writing ${path}`, /no space|quota/.test(why)
-        ? `free space where the backups go (df -h ${dir}) or move old backups away, then run again`
-        : 'check the disk and the backup folder, then run again');
+      problem = writeFailure(errorText(writeError));
     } else if (tar.exitCode !== 0 && tar.exitCode !== 1) {
       // GNU tar exits 1 when a file changed while it was read: the archive is whole, that file may be torn.
       problem = failure(`tar could not read ${source} (exit ${tar.exitCode})`, "check that the folder is readable by the orchestrator's user (root)", lastLines(tarLines));
-    } else if (stageResult && stageResult.exitCode !== 0) {
-      problem = failure(`${stage.name} exited ${stageResult.exitCode}`, 'see the lines above', lastLines(stageResult.stderr.split('\n')));
     }
     finish(problem ? 'failed' : `done (${formatBytes(totals.bytes)} ${compressor === 'none' ? 'tar' : compressor} in ${name})`);
     await afterRead();
@@ -238,21 +272,27 @@ export async function runTarOnArchive(
   options: { expectSha256: string; countLines?: boolean; progress?: TransferProgress },
 ): Promise<TarOnArchive> {
   const hashed = hashingCounter(options.progress);
-  const stage = decompressStage(context, compressor);
-  const head = [readArchive(path), hashed.stream, ...(stage.stream ? [stage.stream] : [])] as [Readable, ...Duplex[]];
-  const fed = pipeline(head).then(() => undefined, (error: unknown) => {
-    stage.abort?.(error);
-    return error ?? new Error('stream failed');
-  });
   const counter = options.countLines ? lineCounter() : undefined;
-  const tar = await context.exec('tar', args, { stdinFrom: head[head.length - 1] as Readable, ...(counter ? { stdoutTo: counter.stream } : {}) });
+  const output = counter ? { stdoutTo: counter.stream } : {};
+  let fed: Promise<unknown>;
+  let tar: Awaited<ReturnType<RunContext['exec']>>;
+  const stage = decompressStage(compressor);
+  if (compressor === 'zstd') {
+    // tar reads the file (zstd -d inside it) while node hashes the same file: node copies nothing.
+    const sink = new Writable({ write(_chunk, _encoding, done) { done(); } });
+    fed = pipeline(readArchive(path), hashed.stream, sink).then(() => undefined, (error: unknown) => error ?? new Error('stream failed'));
+    // --force-local: a colon in the path never names a remote host.
+    tar = await context.exec('tar', ['--force-local', ...zstdProgramArgs(), ...args.map((arg) => (arg === '--file=-' ? `--file=${path}` : arg))], output);
+  } else {
+    const head = [readArchive(path), hashed.stream, ...(stage.stream ? [stage.stream] : [])] as [Readable, ...Duplex[]];
+    fed = pipeline(head).then(() => undefined, (error: unknown) => error ?? new Error('stream failed'));
+    tar = await context.exec('tar', args, { stdinFrom: head[head.length - 1] as Readable, ...output });
+  }
   const readError = await fed;
-  const stageResult = stage.done ? await stage.done : undefined;
   const tarLines = lastLines(tar.stderr.split('\n'));
   const result = (why: string, lines: string[] = []): TarOnArchive => ({ ok: false, why, lines, entries: counter?.lines() ?? 0 });
   if (readError) return result(`${stage.name === 'gunzip' ? 'gunzip: ' : ''}${errorText(readError)}`, tarLines);
-  if (stageResult && stageResult.exitCode !== 0) return result(`${stage.name} exited ${stageResult.exitCode}`, lastLines(stageResult.stderr.split('\n')));
-  if (tar.exitCode !== 0) return result(`tar exited ${tar.exitCode}`, tarLines);
+  if (tar.exitCode !== 0) return result(`tar${compressor === 'zstd' ? ' (zstd -d)' : ''} exited ${tar.exitCode}`, tarLines);
   const sha256 = hashed.totals().sha256;
   if (sha256 !== options.expectSha256) return result(`its sha256 ${sha256.slice(0, 12)}… is not the recorded ${options.expectSha256.slice(0, 12)}…`);
   return { ok: true, why: '', lines: [], entries: counter?.lines() ?? 0 };

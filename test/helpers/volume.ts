@@ -95,3 +95,20 @@ export function filesUnder(dir: string): string[] {
     .filter((entry) => !entry.isDirectory())
     .map((entry) => join(entry.parentPath ?? (entry as unknown as { path: string }).path, entry.name));
 }
+
+/**
+ * A PATH that holds every program of the current PATH except zstd and its aliases (symlinks in
+ * `dir`): a host on which zstd was never installed.
+ */
+export function pathWithoutZstd(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  for (const folder of (process.env.PATH ?? '').split(':').filter(Boolean)) {
+    let names: string[];
+    try { names = readdirSync(folder); } catch { continue; }
+    for (const name of names) {
+      if (/zst/.test(name)) continue;
+      try { symlinkSync(join(folder, name), join(dir, name)); } catch { /* an earlier folder's program of that name wins */ }
+    }
+  }
+  return dir;
+}
