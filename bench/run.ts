@@ -48,7 +48,7 @@ function syntheticDiff(count: number): ChangedFile[] {
 
 /** A diff whose every service has a manifest and no compose file, held in memory. */
 function inMemoryDiff(files: ChangedFile[]): DiffView {
-  return { base: 'a'.repeat(40), merge: 'b'.repeat(40), files, prefetch() {}, read: (path) => (path.endsWith('/manifest.yaml') ? 'name: x\n' : undefined) };
+  return { base: 'a'.repeat(40), merge: 'b'.repeat(40), files, prefetch() {}, list: () => [], read: (path) => (path.endsWith('/manifest.yaml') ? 'name: x\n' : undefined) };
 }
 
 /**

@@ -38,6 +38,8 @@ export interface DiffView {
   read(path: string): string | undefined;
   /** Loads several files at once, so rules that need many pay for one read. */
   prefetch(paths: readonly string[]): void;
+  /** The names of the entries of a folder at `merge` (none when it does not exist). */
+  list(folder: string): string[];
 }
 
 /** What a classifier rule says of one changed path. */

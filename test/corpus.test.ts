@@ -77,6 +77,12 @@ const initial: Record<string, string> = {
   'packages/db/initdb/001-schema.sql': 'create table t (id int);\n',
   'packages/proxy/conf.d/site.cfg': 'frontend x\n',
   'packages/proxy/docs/ops.txt': 'ops\n',
+  // A service built from a folder shared outside the service folders.
+  'packages/report/manifest.yaml': manifest('report'),
+  'packages/report/compose.yaml': 'services:\n  report:\n    image: ${IMAGE}\n    build:\n      context: ../../shared/py\n      dockerfile: ../../packages/report/Dockerfile\n',
+  'packages/report/Dockerfile': 'FROM python:3.12\n',
+  'shared/py/requirements.txt': 'pandas\n',
+  'shared/py/report/main.py': 'print(1)\n',
 };
 
 /** One commit each: the files it changes, and the services it must build. */
@@ -111,6 +117,8 @@ const history: { files: Record<string, string | null>; builds: string[] }[] = [
   { files: { 'packages/web/app/src/index.js': 'console.log(3)\n', 'packages/api/app/main.py': 'print(3)\n', 'docs/changes.md': '# 3\n' }, builds: ['web', 'api'] },
   { files: { 'packages/shared-notes/todo.txt': 'a folder without a manifest\n' }, builds: [] },
   { files: { 'packages/web/app/src/old.js': 'x\n' }, builds: ['web'] },
+  { files: { 'shared/py/requirements.txt': 'pandas\npyarrow\n' }, builds: ['report'] },
+  { files: { 'shared/py/report/main.py': 'print(2)\n', 'packages/report/Dockerfile': 'FROM python:3.13\n' }, builds: ['report'] },
   { files: { 'packages/web/app/src/old.js': null }, builds: ['web'] },
   { files: { 'packages/proxy/manifest.yaml': null, 'packages/proxy/compose.yaml': null, 'packages/proxy/conf.d/site.cfg': null, 'packages/proxy/docs/ops.txt': null }, builds: [] },
 ];

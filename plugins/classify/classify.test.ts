@@ -8,7 +8,8 @@ import { globRule } from './index.js';
 /** A diff held in memory: the classifier's logic alone (the git-backed view is tested end to end). */
 function memoryDiff(paths: (string | ChangedFile)[], tree: Record<string, string>): DiffView {
   const files = paths.map((p) => (typeof p === 'string' ? { path: p, status: 'M' } : p));
-  return { base: 'a'.repeat(40), merge: 'b'.repeat(40), files, prefetch() {}, read: (path) => tree[path] };
+  const list = (folder: string) => [...new Set(Object.keys(tree).filter((path) => path.startsWith(`${folder}/`)).map((path) => path.slice(folder.length + 1).split('/')[0]!))];
+  return { base: 'a'.repeat(40), merge: 'b'.repeat(40), files, prefetch() {}, read: (path) => tree[path], list };
 }
 
 const manifest = (name: string) => `name: ${name}\nimage: local/${name}:1\n`;
@@ -102,6 +103,19 @@ describe('the default classifier rules', () => {
       'packages/api/manifest.yaml': 'manifest (service-files) api: redeploy',
       'packages/lib/src/a.ts': 'service-file (service-files) lib: -',
       'packages/lib/manifest.yaml': 'manifest (service-files) lib: redeploy',
+    });
+  });
+
+  test('a build context outside the service folder: its files build the services that use it', () => {
+    const shared = {
+      ...tree,
+      'packages/api/compose.yaml': 'services:\n  api:\n    image: ${IMAGE}\n    build:\n      context: ../../shared/base\n      dockerfile: ../../packages/api/Dockerfile\n',
+      'packages/lib/compose.yaml': 'services:\n  job:\n    image: ${IMAGE}\n    build: ../web/app\n',
+    };
+    expect(summary(['shared/base/requirements.txt', 'packages/api/Dockerfile', 'packages/web/app/index.js'], undefined, shared)).toEqual({
+      'shared/base/requirements.txt': 'build-context (service-files) api: build[api] redeploy',
+      'packages/api/Dockerfile': 'build-context (service-files) api: build[api] redeploy',
+      'packages/web/app/index.js': 'build-context (service-files) web: build[app] redeploy build[job] redeploy',
     });
   });
 

@@ -1,6 +1,6 @@
 import picomatch from 'picomatch';
-import { ReleaseError, parseOptions, z, type Action, type Classification, type DiffView, type Plugin } from '../../api/index.js';
-import { composeRoles, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
+import { ReleaseError, parseOptions, z, type Action, type ChangedFile, type Classification, type DiffView, type Plugin } from '../../api/index.js';
+import { composeRoles, foreignBuilders, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, serviceOfPath } from '../platform/manifest.js';
 
 /**
@@ -84,6 +84,14 @@ function serviceAtMerge(diff: DiffView, service: string): ServiceAtMerge {
   return found;
 }
 
+/** The build actions a path asks for as part of other services' build contexts. */
+function foreignBuilds(diff: DiffView, path: string, except?: string): Action[] {
+  return [...foreignBuilders(diff, path, except)].flatMap(([service, targets]) => [
+    { service, kind: 'build', reason: `${path} changed in the build context of ${targets.join(', ')}`, targets },
+    { service, kind: 'redeploy', reason: `rebuilt ${targets.join(', ')}` },
+  ]);
+}
+
 /** A service folder's manifest was deleted or renamed away in this diff: the service goes. */
 const manifestLeaves = (diff: DiffView, service: string) =>
   diff.files.some((file) => (file.status === 'D' && file.path === manifestPath(service)) || file.from === manifestPath(service));
@@ -100,41 +108,53 @@ export function serviceFilesRule(name = 'service-files'): Plugin {
     apply({ hooks }) {
       hooks.classify.tap(name, (file, diff): Classification | undefined => {
         const service = serviceOfPath(file.path);
-        if (!service) return undefined;
-        const at = serviceAtMerge(diff, service);
-        if (!at.hasManifest && !manifestLeaves(diff, service)) return { kind: 'no-manifest', rule: name, actions: [] };
-        const classification = (kind: string, actions: Action[]): Classification => {
-          // A renamed folder: the old service is removed too.
-          const oldService = file.from ? serviceOfPath(file.from) : undefined;
-          if (oldService && oldService !== service) actions.push({ service: oldService, kind: 'remove', reason: `renamed to ${service}` });
-          return { kind, rule: name, service, actions };
-        };
-        const deleted = file.status === 'D';
-        if (file.path === manifestPath(service)) {
-          return classification('manifest', [deleted
-            ? { service, kind: 'remove', reason: `${file.path} was deleted` }
-            : { service, kind: 'redeploy', reason: `${file.path} changed` }]);
+        if (!service) {
+          // Outside every service folder: a file of another service's build context, or not ours.
+          const builds = foreignBuilds(diff, file.path);
+          return builds.length > 0 ? { kind: 'build-context', rule: name, service: builds[0]!.service, actions: builds } : undefined;
         }
-        if (file.path === composePath(service)) {
-          return classification('compose', [deleted && !at.hasManifest
-            ? { service, kind: 'remove', reason: `${file.path} was deleted` }
-            : { service, kind: 'redeploy', reason: `${file.path} ${deleted ? 'was deleted' : 'changed'}` }]);
-        }
-        if (!at.compose) return classification('service-file', []);
-        const roles = composeRoles(at.compose, file.path);
-        const actions: Action[] = [];
-        if (roles.builds.length > 0) {
-          actions.push({ service, kind: 'build', reason: `${file.path} changed in the build context of ${roles.builds.join(', ')}`, targets: roles.builds });
-          actions.push({ service, kind: 'redeploy', reason: `rebuilt ${roles.builds.join(', ')}` });
-        }
-        if (roles.mounts.length > 0) {
-          actions.push({ service, kind: 'recreate', reason: `${file.path} is mounted by ${roles.mounts.join(', ')}`, targets: roles.mounts });
-        }
-        const kind = roles.builds.length > 0 ? 'build-context' : roles.mounts.length > 0 ? 'mounted-config' : 'service-file';
-        return classification(kind, actions);
+        const own = serviceClassification(file, diff, service);
+        const builds = foreignBuilds(diff, file.path, service);
+        if (builds.length === 0) return own;
+        const kind = own.kind === 'service-file' || own.kind === 'no-manifest' ? 'build-context' : own.kind;
+        return { ...own, kind, actions: [...own.actions, ...builds] };
       });
     },
   };
+
+  function serviceClassification(file: ChangedFile, diff: DiffView, service: string): Classification {
+    const at = serviceAtMerge(diff, service);
+    if (!at.hasManifest && !manifestLeaves(diff, service)) return { kind: 'no-manifest', rule: name, actions: [] };
+    const classification = (kind: string, actions: Action[]): Classification => {
+      // A renamed folder: the old service is removed too.
+      const oldService = file.from ? serviceOfPath(file.from) : undefined;
+      if (oldService && oldService !== service) actions.push({ service: oldService, kind: 'remove', reason: `renamed to ${service}` });
+      return { kind, rule: name, service, actions };
+    };
+    const deleted = file.status === 'D';
+    if (file.path === manifestPath(service)) {
+      return classification('manifest', [deleted
+        ? { service, kind: 'remove', reason: `${file.path} was deleted` }
+        : { service, kind: 'redeploy', reason: `${file.path} changed` }]);
+    }
+    if (file.path === composePath(service)) {
+      return classification('compose', [deleted && !at.hasManifest
+        ? { service, kind: 'remove', reason: `${file.path} was deleted` }
+        : { service, kind: 'redeploy', reason: `${file.path} ${deleted ? 'was deleted' : 'changed'}` }]);
+    }
+    if (!at.compose) return classification('service-file', []);
+    const roles = composeRoles(at.compose, file.path);
+    const actions: Action[] = [];
+    if (roles.builds.length > 0) {
+      actions.push({ service, kind: 'build', reason: `${file.path} changed in the build context of ${roles.builds.join(', ')}`, targets: roles.builds });
+      actions.push({ service, kind: 'redeploy', reason: `rebuilt ${roles.builds.join(', ')}` });
+    }
+    if (roles.mounts.length > 0) {
+      actions.push({ service, kind: 'recreate', reason: `${file.path} is mounted by ${roles.mounts.join(', ')}`, targets: roles.mounts });
+    }
+    const kind = roles.builds.length > 0 ? 'build-context' : roles.mounts.length > 0 ? 'mounted-config' : 'service-file';
+    return classification(kind, actions);
+  }
 }
 
 const IMAGES = '*.{png,jpg,jpeg,gif,svg,ico,webp}';

@@ -50,6 +50,14 @@ export function createDiffView(repoDir: string, base: string, merge: string, fil
       if (!cache.has(path)) view.prefetch([path]);
       return cache.get(path);
     },
+    list(folder) {
+      try {
+        const out = execFileSync('git', ['ls-tree', '--name-only', '-z', merge, '--', `${folder.replace(/\/$/, '')}/`], { cwd: repoDir, maxBuffer: 256 * 1024 * 1024 });
+        return out.toString('utf8').split('\0').filter(Boolean).map((path) => path.slice(path.lastIndexOf('/') + 1));
+      } catch {
+        return [];
+      }
+    },
   };
   return view;
 }

@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { ReleaseError } from '../../api/index.js';
+import { ReleaseError, type DiffView } from '../../api/index.js';
+import { composePath, SERVICES_DIR } from './manifest.js';
 
 /**
  * What a service's compose file says about the files of the repo: which folders are build
@@ -107,4 +108,54 @@ export function composeRoles(compose: ComposeFile, path: string): { builds: stri
   const builds = compose.services.filter((s) => s.build && (within(s.build.context, path) || s.build.dockerfile === path)).map((s) => s.name);
   const mounts = compose.services.filter((s) => s.mounts.some((mount) => within(mount, path))).map((s) => s.name);
   return { builds, mounts };
+}
+
+/** A build context of one service that lies outside its own folder (e.g. `build: ../../shared/base`). */
+interface ForeignContext {
+  service: string;
+  composeService: string;
+  context: string;
+  dockerfile: string;
+}
+
+/** Per diff: every service's build contexts outside its own folder, from all compose files at MERGE_SHA. */
+const foreignContextsOfDiff = new WeakMap<DiffView, ForeignContext[]>();
+
+function foreignContexts(diff: DiffView): ForeignContext[] {
+  let found = foreignContextsOfDiff.get(diff);
+  if (found) return found;
+  found = [];
+  const services = diff.list(SERVICES_DIR);
+  diff.prefetch(services.map(composePath));
+  for (const service of services) {
+    const text = diff.read(composePath(service));
+    if (text === undefined) continue;
+    let compose: ComposeFile;
+    try {
+      compose = parseComposeFile(text, composePath(service));
+    } catch {
+      continue; // a service this release does not touch is not judged by it (prepare checks the changed ones)
+    }
+    const own = `${SERVICES_DIR}/${service}/`;
+    for (const spec of compose.services) {
+      if (spec.build && !`${spec.build.context}/`.startsWith(own)) {
+        found.push({ service, composeService: spec.name, context: spec.build.context, dockerfile: spec.build.dockerfile });
+      }
+    }
+  }
+  foreignContextsOfDiff.set(diff, found);
+  return found;
+}
+
+/**
+ * The services (and their compose services) whose build context, outside their own folder, holds
+ * `path`: a change to it rebuilds them too. `except` leaves out the service that owns the path.
+ */
+export function foreignBuilders(diff: DiffView, path: string, except?: string): Map<string, string[]> {
+  const builders = new Map<string, string[]>();
+  for (const ctx of foreignContexts(diff)) {
+    if (ctx.service === except || !(path.startsWith(`${ctx.context}/`) || ctx.context === '.' || path === ctx.dockerfile)) continue;
+    builders.set(ctx.service, [...(builders.get(ctx.service) ?? []), ctx.composeService]);
+  }
+  return builders;
 }

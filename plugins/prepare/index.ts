@@ -1,5 +1,7 @@
 import { ReleaseError, type Plugin, type ReleaseState, type RunContext, parseOptions } from '../../api/index.js';
-import { currentBranch, diffFiles, dirtyPaths, git, headSha, isAncestor, requireKnownCommits, resolveSha, showFile } from '../git/git.js';
+import { diffView } from '../git/diff-view.js';
+import { foreignBuilders } from '../platform/compose-file.js';
+import { currentBranch, dirtyPaths, git, headSha, isAncestor, requireKnownCommits, resolveSha, showFile } from '../git/git.js';
 import { validateServicesAt } from '../platform/validate.js';
 import { manifestPath, serviceOfPath } from '../platform/manifest.js';
 import { backUpAll, backUpService } from '../backups/take.js';
@@ -25,10 +27,13 @@ async function refuseUnlessClean(context: RunContext, options: PrepareOptions): 
 
 /** The services a diff touches: `packages/<svc>/` folders with a manifest at either end. */
 async function changedServices(context: RunContext, base: string, target: string) {
-  const files = await diffFiles(context, base, target);
+  const diff = await diffView(context, base, target);
+  const files = [...diff.files];
   const services = new Set<string>();
   const skipped = new Set<string>();
   for (const file of files) {
+    // A service that builds from a folder outside its own (a shared base) is changed by it too.
+    for (const builder of foreignBuilders(diff, file.path).keys()) services.add(builder);
     for (const path of [file.path, file.from]) {
       const service = path ? serviceOfPath(path) : undefined;
       if (!service || services.has(service) || skipped.has(service)) continue;
