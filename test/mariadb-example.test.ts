@@ -103,7 +103,7 @@ describe('worked example: a platform MariaDB strategy shipped with its first use
     const stamp = platform.readState('4711').BACKUPS!.replace(/^shop=/, '');
     expect(stamp).toMatch(/^\d{8}_\d{6}$/);
     const folder = join(platform.prod, '.asd', 'workspace', 'backups', 'shop', stamp);
-    expect(readdirSync(folder).sort()).toEqual(['0-mariadb.sql', '0-mariadb.sql.sha256', '0-mariadb.sql.size']);
+    expect(readdirSync(folder).sort()).toEqual(['.entries.json', '0-mariadb.sql', '0-mariadb.sql.sha256', '0-mariadb.sql.size']);
     expect(run.stdout).toContain(`shop: ${join(folder, '0-mariadb.sql')} holds ${db} (3 tables, "-- Dump completed" read back)`);
     const released = await databaseState(server, db);
     expect(released.tables.coupons!.rows).toEqual(['WELCOME']);

@@ -93,4 +93,34 @@ describe("a platform's own plugin, shipped with its first use in one merge", () 
     expect(result.stderr.split('\n')[0]).toMatch(/backup strategy backup-file lacks restore: a strategy needs entry, backup, size, check and restore/);
     expect(await platform.head()).toBe(head);
   });
+
+  test('a release continued after exit 5 restores the entries its backup was taken for, even once the manifest changed them', async () => {
+    const other = join(dataDir, 'other.txt');
+    writeFileSync(other, 'the other file\n');
+    await platform.mergeFeature('510', { 'tools/rotate.py': 'print(1)\n' });
+    const stopped = await platform.run('release-run', ['510']);
+    expect(stopped.exitCode).toBe(5);
+    expect(platform.readState('510').BACKUPS).toMatch(/^notes=\d{8}_\d{6}$/);
+
+    // The fix merged: a rule for tools/**, and the manifest now lists another file first.
+    await platform.mergeFeature('510b', {
+      'release.config.ts': `import { fileBackup } from './release/plugins/file-backup.js';
+import type { Plugin } from 'release-orchestrator/plugin';
+
+export default ({ defaultPlugins, builtins }: { defaultPlugins: () => Plugin[]; builtins: { globRule: (options: object) => Plugin } }) => ({
+  plugins: [...defaultPlugins(), fileBackup(), builtins.globRule({ name: 'tools', patterns: ['tools/**'], kind: 'tool' })],
+});
+`,
+      'packages/notes/manifest.yaml': `name: notes\nruntime: none\nimage: local/notes:3\nbackup:\n  - type: file\n    path: ${other}\n  - type: file\n    path: ${data}\n`,
+    });
+    const continued = await platform.run('release-run', ['510', '--from=prepare']);
+    expect(continued.exitCode).toBe(0);
+    writeFileSync(data, 'changed after the release\n');
+
+    const reverted = await platform.run('release-revert', ['510']);
+
+    expect(reverted.exitCode).toBe(0);
+    expect(readFileSync(data, 'utf8')).toBe('before the release\n');
+    expect(readFileSync(other, 'utf8')).toBe('the other file\n');
+  });
 });

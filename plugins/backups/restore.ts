@@ -1,21 +1,39 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseError, writeFileAtomic, type RestoreRequest, type RunContext, type ReleaseState } from '../../api/index.js';
 import { showFile } from '../git/git.js';
 import { manifestPath, parseManifest } from '../platform/manifest.js';
-import { backupDir, backupRequests } from './take.js';
+import { backupDir, backupRequests, ENTRIES_FILE } from './take.js';
 
 /** Beside each entry's files once it is restored: `.restored.<index>`. */
 const RESTORED_MARKER = '.restored';
 
-/** The backup entries of a release, from the manifest as it was when they were taken. */
+/**
+ * The backup entries of a release: as recorded beside each backup when it was taken, else (a
+ * backup from before they were recorded) from the release's manifest.
+ */
 async function restoreRequests(context: RunContext, state: ReleaseState): Promise<RestoreRequest[]> {
   const requests: RestoreRequest[] = [];
   for (const [service, stamp] of Object.entries(state.backups)) {
+    const dir = backupDir(context, service, stamp);
+    const recorded = join(dir, ENTRIES_FILE);
+    if (existsSync(recorded)) {
+      let entries: RestoreRequest['entry'][];
+      try {
+        entries = JSON.parse(readFileSync(recorded, 'utf8')) as RestoreRequest['entry'][];
+        if (!Array.isArray(entries) || !entries.every((entry) => typeof entry?.type === 'string')) throw new Error('not a list of entries');
+      } catch (error) {
+        throw new ReleaseError('BACKUP_FAILED', `${recorded} is damaged (${(error as Error).message}); nothing was restored`, {
+          hint: `restore ${service} by hand from ${dir}, or put the file back as prepare wrote it`,
+        });
+      }
+      requests.push(...backupRequests(service, entries, dir));
+      continue;
+    }
     const text = (await showFile(context, state.mergeSha || 'HEAD', manifestPath(service))) ?? (await showFile(context, state.baseSha, manifestPath(service)));
     if (text === undefined) throw new ReleaseError('BACKUP_FAILED', `no manifest for ${service} at MERGE_SHA or BASE_SHA: cannot tell how its backup was taken`);
     const manifest = parseManifest(text, manifestPath(service), service);
-    requests.push(...backupRequests(service, manifest.backup, backupDir(context, service, stamp)));
+    requests.push(...backupRequests(service, manifest.backup, dir));
   }
   return requests;
 }

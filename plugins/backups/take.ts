@@ -1,11 +1,14 @@
 import { existsSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pMap from 'p-map';
-import { ReleaseError, ensurePrivateDir, formatBytes, toReleaseError, type BackupRequest, type ReleaseState, type RunContext } from '../../api/index.js';
+import { ReleaseError, ensurePrivateDir, formatBytes, toReleaseError, writeFileAtomic, type BackupRequest, type ReleaseState, type RunContext } from '../../api/index.js';
 import { showFile } from '../git/git.js';
 import { manifestPath, parseManifest } from '../platform/manifest.js';
 
 export const PHASE = 'prepare';
+
+/** Beside a backup's files: the manifest's `backup:` entries it was taken for. */
+export const ENTRIES_FILE = '.entries.json';
 
 /** The folder of one backup of a service: `.asd/workspace/backups/<svc>/<YYYYMMDD_HHMMSS>/`. */
 export const backupDir = (context: RunContext, service: string, stamp: string) => join(context.workspaceDir, 'backups', service, stamp);
@@ -81,8 +84,10 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
   }
   discardInterruptedBackups(context, service);
   context.log.event(PHASE, 'backup-start', { service, at: stamp });
-  // The folder exists (0700) before any strategy writes into it.
+  // The folder exists (0700) before any strategy writes into it, with the entries it is taken for:
+  // a restore reads them back, whatever the manifest says by then (a release continued further).
   ensurePrivateDir(dir);
+  writeFileAtomic(join(dir, ENTRIES_FILE), `${JSON.stringify(entries)}\n`);
   let bytes = 0;
   try {
     for (const request of requests) {
