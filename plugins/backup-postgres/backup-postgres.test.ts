@@ -94,7 +94,7 @@ describe('backup strategy postgres, on a real PostgreSQL server', () => {
     expect(run.stdout).toMatch(new RegExp(`backup ${SERVICE}: postgres ro_admin@127\\.0\\.0\\.1:\\d+/${db}: dumped, .* in [\\d.]+s`));
     expect(run.stdout).toMatch(/read back with pg_restore --list/);
     const files = filesUnder(join(backupDir(platform), SERVICE, stamp));
-    expect(files.map((f) => `${f.path} ${f.mode.toString(8)}`).sort()).toEqual(['0-postgres.dump 600', '0-postgres.dump.sha256 600', '0-postgres.dump.size 600']);
+    expect(files.map((f) => `${f.path} ${f.mode.toString(8)}`).sort()).toEqual(['.entries.json 600', '0-postgres.dump 600', '0-postgres.dump.sha256 600', '0-postgres.dump.size 600']);
     expect(statSync(join(backupDir(platform), SERVICE, stamp)).mode & 0o777).toBe(0o700);
 
     // What a release does: a new table, a new column, new rows, deleted and changed rows, settings.

@@ -288,7 +288,7 @@ describe('backup-sqlite through release-run and release-revert (real git platfor
     const stamp = platform.readState('9999').BACKUPS!.replace(/^notes=/, '');
     expect(stamp).toMatch(/^\d{8}_\d{6}$/);
     const folder = join(backupsOf('notes'), stamp);
-    expect(readdirSync(folder).sort()).toEqual(['0-sqlite.db.gz', '0-sqlite.db.gz.sha256', '0-sqlite.db.gz.size']);
+    expect(readdirSync(folder).sort()).toEqual(['.entries.json', '0-sqlite.db.gz', '0-sqlite.db.gz.sha256', '0-sqlite.db.gz.size']);
     expect(run.stdout).toMatch(/backup sqlite notes .*notes\.sqlite: \d+(\.\d)? KiB database gzipped, \d+ B in /);
     expect(await dump(db)).not.toBe(before);
 

@@ -63,7 +63,7 @@ describe('a volume backup through release-run and release-revert (real git, real
     const stamp = (platform.readState('9999').BACKUPS ?? '').replace(`${service}=`, '');
     expect(stamp).toMatch(/^\d{8}_\d{6}$/);
     const backupDir = join(platform.prod, '.asd/workspace/backups', service, stamp);
-    expect(readdirSync(backupDir).sort()).toEqual(['0-volume.tar.zst', '0-volume.tar.zst.sha256', '0-volume.tar.zst.size']);
+    expect(readdirSync(backupDir).sort()).toEqual(['.entries.json', '0-volume.tar.zst', '0-volume.tar.zst.sha256', '0-volume.tar.zst.size']);
     expect((statSync(join(backupDir, '0-volume.tar.zst')).mode & 0o777).toString(8)).toBe('600');
     expect(await listing(mountpoint)).not.toBe(before);
     expect((await httpGet(`${url}/version`)).body).toBe('2');
