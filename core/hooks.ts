@@ -76,16 +76,16 @@ export interface RestoreRequest extends BackupRequest {}
 
 /**
  * A command to run inside one part of a service, wherever its runtime runs it (`hooks.execIn`):
- * e.g. `pg_dump` in the container of compose service `db` of platform service `redmine`.
+ * e.g. a database's dump tool in the part `db` of platform service `redmine`.
  */
 export interface ExecInRequest {
   /** The platform service (`packages/<svc>/`). */
   service: string;
-  /** The part of it to run in: a compose service of its compose file. */
+  /** The part of it to run in, as the service's runtime names its parts. */
   target: string;
   /** The program and its arguments: an array, never a shell string. */
   argv: string[];
-  /** The OS user inside (e.g. `postgres`, for peer authentication); default: the container's. */
+  /** The OS user to run as inside (e.g. for the tool's local authentication); default: the runtime's. */
   user?: string;
   /** Set in the command's environment. Visible to whoever can list the runtime's processes: never a secret. */
   env?: Record<string, string>;
