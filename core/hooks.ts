@@ -95,7 +95,7 @@ export interface ExecInRequest {
   stdinFrom?: NodeJS.ReadableStream;
   /** Send the command's stdout, unbuffered, through this stream. */
   stdoutTo?: NodeJS.WritableStream;
-  /** The command may exit before reading all of stdinFrom (e.g. `pg_restore --list` reads only the head). */
+  /** The command may exit before reading all of stdinFrom (e.g. a tool that lists an archive reads only its head). */
   stdinMayStopEarly?: boolean;
 }
 
