@@ -36,6 +36,8 @@ const defaultOptionsSchema = z.strictObject({
   composeCommand: z.array(z.string().min(1)).min(1).optional(),
   /** How many services prepare backs up at once (default 2). */
   backupConcurrency: z.number().int().min(1).max(32).optional(),
+  /** How many services migrate applies, and verify checks, at once (default: this host's cores). */
+  concurrency: z.number().int().min(1).max(64).optional(),
   /** backup-volume's options, e.g. `{ compressor: 'gzip' }` on a host without zstd; that plugin checks them. */
   backupVolume: z.custom<BackupVolumeOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { compressor: \'gzip\' }').optional(),
 });
@@ -49,9 +51,9 @@ export function defaultPlugins(rawOptions: DefaultOptions = {}): Plugin[] {
     preparePlugin({ remote: options.remote, branch: options.branch, backupConcurrency: options.backupConcurrency }),
     selfUpdatePlugin(),
     ...defaultRules(),
-    migratePlugin(),
+    migratePlugin({ concurrency: options.concurrency }),
     ticketPlugin(),
-    verifyPlugin(),
+    verifyPlugin({ concurrency: options.concurrency }),
     revertPlugin({ remote: options.remote, branch: options.branch }),
     composeRuntimePlugin({ command: options.composeCommand }),
     noneRuntimePlugin(),

@@ -5,7 +5,7 @@ export { parseOptions, invalidInput, keyPath } from './options.js';
 export { z } from 'zod';
 export { carryOut, requireActionPlugins, describeActionPlugins } from './actions.js';
 export { tappedKeys } from './tapped.js';
-export { serveActions, ACTION_SOCKET_ENV, type ActionServer } from './action-server.js';
+export { serveActions, appliedKey, ACTION_SOCKET_ENV, type ActionServer } from './action-server.js';
 export { commandLine, pasteable, shellQuote, INVOKED_VIA_ENV } from './commands.js';
 export { formatBytes, describeProgress, formatDuration, type TransferProgress, type TransferOptions } from './progress.js';
 export type { Hooks, ChangedFile, DiffView, Action, Classification, BackupRequest, BackupResult, RestoreRequest, InitResult, ExecInRequest } from './hooks.js';

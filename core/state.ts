@@ -20,7 +20,16 @@ export interface ReleaseState {
   skippedMetadata: string[];
   /** service name -> backup timestamp (YYYYMMDD_HHMMSS). */
   backups: Record<string, string>;
+  /**
+   * The actions of this release carried out so far, as `service:kind` (the optional last line
+   * APPLIED, absent until migrate has applied one): a resumed migrate does not repeat them.
+   */
+  applied?: string[];
 }
+
+/** The optional key after STATE_KEYS. */
+const APPLIED_KEY = 'APPLIED';
+const APPLIED_ENTRY = /^[a-z0-9][a-z0-9_-]*:[a-z][a-z0-9-]*$/;
 
 const QUOTED_KEYS: ReadonlySet<StateKey> = new Set(['SERVICES', 'SKIPPED_METADATA', 'BACKUPS']);
 const SAFE_VALUE = /^[A-Za-z0-9._\/:@=, -]*$/;
@@ -40,7 +49,13 @@ export function serializeState(state: ReleaseState): string {
     const value = values[key];
     if (!SAFE_VALUE.test(value)) throw new Error(`state value for ${key} has characters a state file cannot hold: ${value}`);
     return QUOTED_KEYS.has(key) ? `${key}="${value}"` : `${key}=${value}`;
-  }).join('\n') + '\n';
+  }).join('\n') + '\n' + (state.applied?.length ? `${APPLIED_KEY}="${serializeApplied(state.applied)}"\n` : '');
+}
+
+function serializeApplied(applied: readonly string[]): string {
+  const bad = applied.find((entry) => !APPLIED_ENTRY.test(entry));
+  if (bad !== undefined) throw new Error(`state value for ${APPLIED_KEY} has an entry that is not service:kind: ${bad}`);
+  return applied.join(' ');
 }
 
 function damaged(path: string, why: string): ReleaseError {
@@ -53,6 +68,12 @@ function damaged(path: string, why: string): ReleaseError {
 export function parseState(text: string, path: string): ReleaseState {
   if (!text.endsWith('\n')) throw damaged(path, 'the last line is cut off');
   const lines = text.slice(0, -1).split('\n');
+  let applied: string[] | undefined;
+  if (lines.length === STATE_KEYS.length + 1) {
+    const match = new RegExp(`^${APPLIED_KEY}="([^"]*)"$`).exec(lines.pop()!);
+    applied = match?.[1]!.split(' ').filter(Boolean);
+    if (!applied || applied.some((entry) => !APPLIED_ENTRY.test(entry))) throw damaged(path, `line ${STATE_KEYS.length + 1} should be ${APPLIED_KEY}="service:kind ..."`);
+  }
   if (lines.length !== STATE_KEYS.length) throw damaged(path, `expected ${STATE_KEYS.length} lines, found ${lines.length}`);
   const values = {} as Record<StateKey, string>;
   lines.forEach((line, index) => {
@@ -80,6 +101,7 @@ export function parseState(text: string, path: string): ReleaseState {
     services: split(values.SERVICES),
     skippedMetadata: split(values.SKIPPED_METADATA),
     backups,
+    ...(applied ? { applied } : {}),
   };
 }
 

@@ -1,10 +1,21 @@
 import { join } from 'node:path';
-import { ACTION_SOCKET_ENV, ReleaseError, STEP_BIN, codeOfExit, serveActions, requireActionPlugins, writeFileAtomic, type Action, type Plugin, type RunContext } from '../../api/index.js';
+import { availableParallelism } from 'node:os';
+import { ACTION_SOCKET_ENV, ReleaseError, appliedKey, type ActionServer, STEP_BIN, codeOfExit, parseOptions, serveActions, requireActionPlugins, writeFileAtomic, z, type Action, type Plugin, type RunContext } from '../../api/index.js';
+import { afterInWorkTree, dependencyWaves } from '../platform/waves.js';
 import { classifyAll, type ClassifiedFile } from '../classify/classify-all.js';
 import { diffView } from '../git/diff-view.js';
 import { renderMigrateScript } from './script.js';
 
 export const PLUGIN_NAME = 'migrate';
+
+/** How many services are migrated (and verified) at once: `concurrency` in defaultPlugins(). */
+export const concurrencySchema = z.number().int().min(1).max(64);
+export const defaultConcurrency = () => Math.min(64, availableParallelism());
+
+const optionsSchema = z.strictObject({
+  /** Services of one wave migrated at once; default: this host's cores. */
+  concurrency: concurrencySchema.optional(),
+});
 
 export type { ClassifiedFile } from '../classify/classify-all.js';
 export { classifyAll };
@@ -44,17 +55,20 @@ export const describeAction = (action: Action) => `${action.kind} ${action.servi
 
 export const scriptPath = (context: RunContext) => join(context.workspaceDir, 'release', 'migrate.sh');
 
-async function migrate(context: RunContext): Promise<void> {
+async function migrate(context: RunContext, concurrency: number): Promise<void> {
   const state = context.requireState();
   const classified = classifyAll(context, await diffView(context, state.baseSha, state.mergeSha));
   for (const { file, classification } of classified) context.out.detail(`${file.path}: ${classification.kind} (${classification.rule})`);
   const actions = planActions(classified);
   requireActionPlugins(context, actions);
+  const waves = dependencyWaves([...new Set(actions.map((action) => action.service))], afterInWorkTree(context.repoDir));
   const script = renderMigrateScript({
     ticket: context.ticket,
     state,
     classified,
     actions,
+    waves,
+    concurrency,
     stepCommand: [process.execPath, STEP_BIN, '--repo', context.repoDir, '--ticket', context.ticket],
   });
   const path = scriptPath(context);
@@ -72,6 +86,9 @@ async function migrate(context: RunContext): Promise<void> {
     return;
   }
   for (const action of actions) context.out.phase(PLUGIN_NAME, `${describeAction(action)}: ${action.reason}`);
+  waves.forEach((wave, index) => context.out.phase(PLUGIN_NAME, `wave ${index + 1} of ${waves.length}: ${wave.join(' ')}${wave.length > 1 ? ` (up to ${concurrency} at once)` : ''}`));
+  const resumed = actions.filter((action) => state.applied?.includes(appliedKey(action)));
+  if (resumed.length > 0) context.out.phase(PLUGIN_NAME, `resuming: ${resumed.map(describeAction).join(', ')} done before (APPLIED in the state file), not repeated`);
   // Each step of migrate.sh is carried out here, in this process, with the release's own config.
   const server = await serveActions(context);
   let result;
@@ -83,7 +100,7 @@ async function migrate(context: RunContext): Promise<void> {
   } finally {
     await server.close();
   }
-  if (result.exitCode !== 0 && server.failure) throw server.failure;
+  if (result.exitCode !== 0 && server.failure) throw haltedBy(server, actions, state.applied ?? []);
   if (result.exitCode !== 0) {
     throw new ReleaseError(codeOfExit(result.exitCode), `migrate.sh exited ${result.exitCode}`, {
       lines: result.output.split('\n').slice(-5),
@@ -92,11 +109,34 @@ async function migrate(context: RunContext): Promise<void> {
   }
 }
 
-export function migratePlugin(): Plugin {
+/**
+ * The first failure, naming its service, with what else failed, what was applied (recorded in the
+ * state, not repeated by --from=migrate) and what never started.
+ */
+function haltedBy(server: ActionServer, actions: readonly Action[], applied: readonly string[]): ReleaseError {
+  const [first, ...others] = server.failures;
+  const services = [...new Set(actions.map((action) => action.service))];
+  const done = services.filter((service) => actions.filter((a) => a.service === service).every((a) => applied.includes(appliedKey(a))));
+  const failed = [...new Set(server.failures.map((failure) => failure.service).filter(Boolean))];
+  const lines = [
+    ...first!.lines,
+    ...others.map((other) => `also failed: ${other.message}`),
+    `failed: ${failed.join(' ') || 'none'}; applied: ${done.join(' ') || 'none'}; not applied: ${services.filter((s) => !done.includes(s)).join(' ') || 'none'}`,
+    ...(server.notStarted.length > 0 ? [`not started after the failure: ${server.notStarted.join(', ')}`] : []),
+  ];
+  return new ReleaseError(first!.code, first!.message, {
+    lines, plugin: first!.plugin, hook: first!.hook, service: first!.service,
+    hint: `${first!.hint ? `${first!.hint}; ` : ''}--from=migrate applies only what is not applied yet`,
+  });
+}
+
+export function migratePlugin(rawOptions: z.input<typeof optionsSchema> = {}): Plugin {
+  const options = parseOptions(PLUGIN_NAME, optionsSchema, rawOptions);
+  const concurrency = options.concurrency ?? defaultConcurrency();
   return {
     name: PLUGIN_NAME,
     apply({ hooks }) {
-      hooks.phase.for('migrate').tapPromise(PLUGIN_NAME, migrate);
+      hooks.phase.for('migrate').tapPromise(PLUGIN_NAME, (context) => migrate(context, concurrency));
     },
   };
 }

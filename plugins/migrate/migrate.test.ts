@@ -61,7 +61,8 @@ describe('migrate.sh', () => {
     const debug = await execa('bash', [file, 'web', '--debug'], { reject: false, env });
     expect(debug.stdout.split('\n')).toEqual(['step backup web', 'step redeploy web']);
     const all = await execa('bash', [file, 'all', '--no-backup', '--debug'], { reject: false, env });
-    expect(all.stdout.split('\n')).toEqual(['step redeploy api', 'step redeploy web']);
+    // One wave of both, up to `concurrency` at once: each line names its service.
+    expect(all.stdout.split('\n').sort()).toEqual(['[api] step redeploy api', '[web] step redeploy web', 'migrate.sh: api done', 'migrate.sh: wave 1 of 1: api web', 'migrate.sh: web done']);
     const unknown = await execa('bash', [file, 'nope', '--debug'], { reject: false, env });
     expect(unknown.exitCode).toBe(2);
     expect(unknown.stderr).toBe('migrate.sh: give all or one of: api web');
@@ -156,5 +157,59 @@ describe('the migrate phase on real git', () => {
     const result = await platform.run('release-run', ['304']);
     expect(result.stderr).toBe('');
     expect(result.exitCode).toBe(0);
+  });
+});
+
+describe('migrate.sh all: waves, concurrency and halting', () => {
+  let dir: string;
+  beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'rowv-waves-')); });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A step that logs its start and end (ms) to `trace`, sleeps, and fails for `failing`. */
+  function traced(name: string, waves: string[][], concurrency: number, failing = 'none') {
+    const trace = join(dir, `${name}.trace`);
+    const step = `echo "start $2 $(date +%s%3N)" >> ${trace}; sleep 0.4; echo "end $2 $(date +%s%3N)" >> ${trace}; [ "$2" != ${failing} ]`;
+    const services = waves.flat();
+    const script = renderMigrateScript({ ...input(services), waves, concurrency, stepCommand: ['bash', '-c', step, 'step'] });
+    const file = join(dir, `${name}.sh`);
+    writeFileSync(file, script);
+    return {
+      script,
+      run: () => execa('bash', [file, 'all', '--no-backup', '--debug'], { reject: false, env: { RELEASE_ORCHESTRATOR: '' }, all: true }),
+      events: () => readFileSync(trace, 'utf8').trim().split('\n').map((line) => { const [what, service, at] = line.split(' '); return { what: what!, service: service!, at: Number(at) }; }),
+    };
+  }
+
+  test('a wave starts once the one before it is done; a wave runs `concurrency` services at once; the header lists the waves', async () => {
+    const plan = traced('order', [['db'], ['api', 'web']], 2);
+    expect(plan.script).toContain('#   wave 1: db\n#   wave 2: api web\n');
+    expect(plan.script).toContain('up to 2 at once');
+    const result = await plan.run();
+    expect(result.exitCode).toBe(0);
+    const events = plan.events();
+    const at = (what: string, service: string) => events.find((e) => e.what === what && e.service === service)!.at;
+    expect(at('end', 'db')).toBeLessThanOrEqual(Math.min(at('start', 'api'), at('start', 'web')));
+    // api and web overlap: each started before the other ended.
+    expect(at('start', 'api')).toBeLessThan(at('end', 'web'));
+    expect(at('start', 'web')).toBeLessThan(at('end', 'api'));
+    expect(result.all).toContain('migrate.sh: wave 2 of 2: api web');
+  });
+
+  test('after a failure no further service starts, those running finish, and the exit code is the failure\'s', async () => {
+    const plan = traced('halt', [['a', 'b', 'c', 'd']], 2, 'a');
+    const result = await plan.run();
+    expect(result.exitCode).toBe(1);
+    const started = plan.events().filter((e) => e.what === 'start').map((e) => e.service).sort();
+    expect(started).toEqual(['a', 'b']);
+    expect(plan.events().filter((e) => e.what === 'end').map((e) => e.service).sort()).toEqual(['a', 'b']);
+    expect(result.all).toContain('migrate.sh: a failed (exit 1): no further service starts');
+    expect(result.all).toContain('migrate.sh: failed: a');
+  });
+
+  test('waves and concurrency 1 pass shellcheck', async () => {
+    const file = join(dir, 'lint.sh');
+    writeFileSync(file, renderMigrateScript({ ...input(['db', 'web']), waves: [['db'], ['web']], concurrency: 1 }));
+    const lint = await execa('shellcheck', ['--shell=bash', file], { reject: false });
+    expect(lint.stdout).toBe('');
   });
 });

@@ -6,6 +6,13 @@ export interface ScriptInput {
   state: Pick<ReleaseState, 'baseSha' | 'mergeSha'>;
   classified: ClassifiedFile[];
   actions: Action[];
+  /**
+   * The services in the order `all` runs them: each wave starts once the one before it is done
+   * (a service's `after:` are in earlier waves); absent, one wave of every service.
+   */
+  waves?: string[][];
+  /** How many services of a wave `all` runs at once. */
+  concurrency?: number;
   /** The command that carries out one action: `"${step[@]}" KIND SERVICE`. */
   stepCommand: string[];
 }
@@ -20,6 +27,8 @@ const comment = (value: string) => value.replace(/[\r\n]/g, ' ');
  */
 export function renderMigrateScript(input: ScriptInput): string {
   const services = [...new Set(input.actions.map((action) => action.service))].sort();
+  const waves = (input.waves ?? [services]).map((wave) => wave.filter((service) => services.includes(service)).sort()).filter((wave) => wave.length > 0);
+  const concurrency = Math.max(1, input.concurrency ?? 1);
   const width = Math.max(0, ...input.classified.map(({ file }) => file.path.length));
   const lines: string[] = [
     '#!/usr/bin/env bash',
@@ -36,7 +45,13 @@ export function renderMigrateScript(input: ScriptInput): string {
       return comment(`#   ${file.status} ${file.path.padEnd(width)}  ${classification.kind} (${classification.rule})${actions ? ` -> ${actions}` : ''}`);
     }),
     '#',
-    ...(services.length === 0 ? ['# No changed file asks for an action: this script touches no service.', '#'] : []),
+    ...(services.length === 0 ? ['# No changed file asks for an action: this script touches no service.', '#'] : [
+      `# \`all\` runs the services in waves, up to ${concurrency} at once; a wave starts once the one before`,
+      '# it is done (a manifest\'s after: puts a service in a later wave than what it names). After a',
+      '# failure no further service starts, and those running finish. Each output line names its service.',
+      ...waves.map((wave, index) => `#   wave ${index + 1}: ${wave.join(' ')}`),
+      '#',
+    ]),
     '# usage: migrate.sh all|SERVICE [--no-backup] [--debug]',
     '#   without --no-backup it asks the orchestrator to back up each service first.',
     '#   Outside release-run it refuses to run unless given --debug.',
@@ -44,6 +59,8 @@ export function renderMigrateScript(input: ScriptInput): string {
     '',
     `step=(${input.stepCommand.map(quote).join(' ')})`,
     `services=(${services.map(quote).join(' ')})`,
+    `waves=(${waves.map((wave) => quote(wave.join(' '))).join(' ')})`,
+    `concurrency=${concurrency}`,
     '',
   ];
   for (const service of services) {
@@ -71,19 +88,58 @@ export function renderMigrateScript(input: ScriptInput): string {
     '  echo "migrate.sh is run by release-run; to run it by hand for debugging, add --debug" >&2',
     '  exit 2',
     'fi',
-    'if [ "$target" = all ]; then',
-    '  selected=("${services[@]}")',
-    'elif [ -n "$target" ] && printf "%s\\n" "${services[@]}" | grep -qxF -- "$target"; then',
-    '  selected=("$target")',
-    'else',
-    '  echo "migrate.sh: give all or one of: ${services[*]}" >&2',
-    '  exit 2',
+    '',
+    '# One service, after its backup unless --no-backup; in `all` each of its lines names it.',
+    'run_service() {',
+    '  if [ "$backup" = 1 ]; then "${step[@]}" backup "$1"; fi',
+    '  "migrate_$1"',
+    '}',
+    '',
+    'declare -A running=()',
+    'failed=""',
+    'status=0',
+    '# Waits for one running service to end; after a failure no further service starts.',
+    'reap() {',
+    '  local pid="" rc=0',
+    '  wait -n -p pid "${!running[@]}" || rc=$?',
+    '  local service="${running[$pid]}"',
+    '  unset "running[$pid]"',
+    '  if [ "$rc" != 0 ]; then',
+    '    echo "migrate.sh: $service failed (exit $rc): no further service starts" >&2',
+    '    failed="$failed $service"',
+    '    if [ "$status" = 0 ]; then status=$rc; fi',
+    '  else',
+    '    echo "migrate.sh: $service done"',
+    '    if [ "${RELEASE_FAILPOINT:-}" = migrate-between-services ]; then kill -9 "$PPID"; exit 137; fi',
+    '  fi',
+    '}',
+    '',
+    'if [ "$target" != all ]; then',
+    '  if [ -z "$target" ] || ! printf "%s\\n" "${services[@]}" | grep -qxF -- "$target"; then',
+    '    echo "migrate.sh: give all or one of: ${services[*]}" >&2',
+    '    exit 2',
+    '  fi',
+    '  run_service "$target"',
+    '  exit 0',
     'fi',
-    'for service in "${selected[@]}"; do',
-    '  if [ "$backup" = 1 ]; then "${step[@]}" backup "$service"; fi',
-    '  "migrate_$service"',
-    '  if [ "${RELEASE_FAILPOINT:-}" = migrate-between-services ]; then kill -9 "$PPID"; exit 137; fi',
+    'number=0',
+    'for wave in "${waves[@]}"; do',
+    '  number=$((number + 1))',
+    '  if [ -n "$failed" ]; then break; fi',
+    '  echo "migrate.sh: wave $number of ${#waves[@]}: $wave"',
+    '  read -ra members <<< "$wave"',
+    '  for service in "${members[@]}"; do',
+    '    while [ "${#running[@]}" -ge "$concurrency" ]; do reap; done',
+    '    if [ -n "$failed" ]; then break; fi',
+    '    (run_service "$service" 2>&1 | sed -u "s/^/[$service] /") &',
+    '    running[$!]="$service"',
+    '  done',
+    '  while [ "${#running[@]}" -gt 0 ]; do reap; done',
     'done',
+    'if [ -n "$failed" ]; then',
+    '  echo "migrate.sh: failed:$failed" >&2',
+    '  exit "$status"',
+    'fi',
     '',
   );
   return lines.join('\n');

@@ -34,6 +34,8 @@ export const manifestSchema = z.strictObject({
     timeout: duration.default('60s'),
   }).optional(),
   backup: z.array(z.looseObject({ type: z.string().min(1) })).default([]),
+  /** Services whose actions finish before this one's start (migrate's waves): e.g. `after: [db]`. */
+  after: z.array(z.string().regex(SERVICE_NAME, `expected a service name: ${SERVICE_NAME_RULE}`)).default([]),
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;

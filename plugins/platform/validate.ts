@@ -3,6 +3,7 @@ import { requireBackupPlugins } from '../backups/take.js';
 import { git, showFile } from '../git/git.js';
 import { parseComposeFile } from './compose-file.js';
 import { composePath, manifestPath, parseManifest, SERVICE_NAME, SERVICE_NAME_RULE, SERVICES_DIR } from './manifest.js';
+import { validateAfterAt } from './waves.js';
 
 /**
  * Refuses (exit 2) a release whose services' files are bad at commit `sha`: a `packages/` folder
@@ -50,4 +51,6 @@ export async function validateServicesAt(context: RunContext, sha: string, folde
       });
     }
   }
+  // The order migrate applies them in: an unknown name or a cycle in after: is refused here.
+  await validateAfterAt(context, sha, services);
 }

@@ -1,10 +1,16 @@
-import { ReleaseError, type Plugin } from '../../api/index.js';
+import { ReleaseError, parseOptions, z, type Plugin } from '../../api/index.js';
 import { headSha } from '../git/git.js';
 import { requireHealthy, requireNoDrift } from './checks.js';
 
 export const PLUGIN_NAME = 'verify';
 
-export function verifyPlugin(): Plugin {
+const optionsSchema = z.strictObject({
+  /** Services whose drift checks and health probes run at once; default: this host's cores. */
+  concurrency: z.number().int().min(1).max(64).optional(),
+});
+
+export function verifyPlugin(rawOptions: z.input<typeof optionsSchema> = {}): Plugin {
+  const { concurrency } = parseOptions(PLUGIN_NAME, optionsSchema, rawOptions);
   return {
     name: PLUGIN_NAME,
     apply({ hooks }) {
@@ -22,8 +28,8 @@ export function verifyPlugin(): Plugin {
         }
         context.out.phase(PLUGIN_NAME, `HEAD == MERGE_SHA ${head.slice(0, 12)}`);
         context.failpoint('verify');
-        await requireNoDrift(context, state.services);
-        await requireHealthy(context, state.services);
+        await requireNoDrift(context, state.services, concurrency);
+        await requireHealthy(context, state.services, concurrency);
       });
     },
   };
