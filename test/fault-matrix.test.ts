@@ -31,6 +31,9 @@ const scenarios: Scenario[] = [
   { failpoint: 'after-pull', killed: 'release-run', recovery: ['release-revert', T], outcome: 'reverted' },
   { failpoint: 'migrate-between-services', killed: 'release-run', recovery: ['release-run', T, '--from=migrate'], outcome: 'released' },
   { failpoint: 'migrate-between-services', killed: 'release-run', recovery: ['release-revert', T], outcome: 'reverted' },
+  // api and web share a wave: killed once one is applied (APPLIED in the state) while the other runs.
+  { failpoint: 'migrate-mid-wave', killed: 'release-run', recovery: ['release-run', T, '--from=migrate'], outcome: 'released' },
+  { failpoint: 'migrate-mid-wave', killed: 'release-run', recovery: ['release-revert', T], outcome: 'reverted' },
   { failpoint: 'ticket-script', killed: 'release-run', recovery: ['release-run', T, '--from=ticket'], outcome: 'released' },
   { failpoint: 'ticket-script', killed: 'release-run', recovery: ['release-revert', T], outcome: 'reverted' },
   { failpoint: 'verify', killed: 'release-run', recovery: ['release-run', T, '--from=verify'], outcome: 'released' },
@@ -92,9 +95,16 @@ describe('kill -9 at every failpoint, then the recovery the operator is told to 
       }
       const killed = await run(platform, [scenario.killed, T], { RELEASE_FAILPOINT: scenario.failpoint });
       expect(killed.signal).toBe('SIGKILL');
+      const appliedAtKill = parseState(readFileSync(platform.stateFile(T), 'utf8'), platform.stateFile(T)).applied ?? [];
+      if (scenario.failpoint === 'migrate-mid-wave') expect(appliedAtKill).toHaveLength(1);
 
       const recovered = await run(platform, scenario.recovery);
       expect(`${recovered.exitCode}\n${recovered.all}`).toMatch(/^0\n/);
+      if (scenario.failpoint === 'migrate-mid-wave' && scenario.recovery[2] === '--from=migrate') {
+        // Only what was not applied is applied again.
+        const [service, kind] = appliedAtKill[0]!.split(':');
+        expect(recovered.stdout).toContain(`${kind} ${service}: done before this resume (APPLIED in the state file), not repeated`);
+      }
 
       const workspace = join(platform.prod, '.asd', 'workspace');
       const state = parseState(readFileSync(platform.stateFile(T), 'utf8'), platform.stateFile(T));
