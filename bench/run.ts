@@ -14,6 +14,7 @@ import { createDiffView } from '../plugins/git/diff-view.js';
 import type { ChangedFile, DiffView, RunContext } from '../core/index.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { parallelRows, postgresContainerRows, postgresRows, volumeRows } from './backups.js';
+import { waveRows } from './waves.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 /** The machine, for the table's header: cores and load when the bench started (other work disturbs it). */
@@ -166,11 +167,12 @@ async function main(): Promise<void> {
   for (const row of rows) console.log(`| ${row.what} | ${fmt(row.ours)} | ${row.rawName} | ${fmt(row.raw)} | ${(row.ours / row.raw).toFixed(2)}x |`);
 }
 
-// `node dist/bench/run.js cli|classify|config|postgres|volume` runs only those rows.
+// `node dist/bench/run.js cli|classify|config|postgres|volume|waves` runs only those rows.
 const only: Record<string, (platform: Platform) => Promise<Row[]>> = {
   cli: cliRows,
   classify: (platform) => classificationRows(platform.root),
   config: async (platform) => [await configLoadRow(platform)],
+  waves: async () => waveRows(),
   postgres: async () => [...(await postgresRows(Number(process.env.BENCH_PG_SCALE ?? 20))), ...(await postgresContainerRows(Number(process.env.BENCH_PG_SCALE ?? 20)))],
 };
 if (process.argv[2] === 'volume') {
