@@ -46,11 +46,18 @@ async function restoreRequests(context: RunContext, state: ReleaseState): Promis
  * after an interruption skips what is done. The services stay stopped: revert's redeploy starts them.
  */
 export async function restoreAll(context: RunContext, state: ReleaseState, space: DiskSpaceOptions, retention: RetentionOptions): Promise<void> {
-  const requests = await restoreRequests(context, state);
+  let requests = await restoreRequests(context, state);
   if (requests.length === 0) {
     context.out.phase('restore', 'no backups recorded: nothing to restore');
     return;
   }
+  // A revert that finished restored everything; a prune may have removed the backups since.
+  const events = context.log.events();
+  const finishedRevert = events.some((e) => e.phase === 'revert-verify' && e.event === 'done');
+  const prunedAway = (request: RestoreRequest) => events.find((e) => e.event === 'pruned' && e.service === request.service && e.at === basename(request.dir));
+  const gone = requests.filter((request) => finishedRevert && !existsSync(request.dir) && prunedAway(request));
+  for (const request of gone) context.out.phase('restore', `${request.entry.type} of ${request.service} was restored by the revert that finished; its backup was pruned since`);
+  requests = requests.filter((request) => !gone.includes(request));
   // Check every backup before restoring any, so a bad one never leaves data half restored.
   for (const request of requests) {
     const check = context.hooks.checkBackup.get(request.entry.type);
@@ -61,7 +68,7 @@ export async function restoreAll(context: RunContext, state: ReleaseState, space
       });
     }
     if (!existsSync(request.dir)) {
-      const pruned = context.log.events().find((e) => e.event === 'pruned' && e.service === request.service && e.at === basename(request.dir));
+      const pruned = prunedAway(request);
       throw new ReleaseError('BACKUP_FAILED', `backup folder ${request.dir} is missing${pruned ? ` (release prune removed it: by=${pruned.by})` : ''}; nothing was restored`, {
         hint: pruned ? 'restore that data by hand from another copy, or revert the code alone after checking the data yourself' : undefined,
       });
