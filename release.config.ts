@@ -21,11 +21,13 @@ import { sqliteBackupPlugin } from './plugins/backup-sqlite/index.js';
 import { postgresBackupPlugin } from './plugins/backup-postgres/index.js';
 import { backupVolumePlugin, type BackupVolumeOptions } from './plugins/backup-volume/index.js';
 import { initPlugin } from './plugins/init/index.js';
+import { backupRetentionPlugin } from './plugins/backups/index.js';
+import type { DiskSpaceInput, RetentionInput } from './plugins/backups/options.js';
 
 export const builtins = {
   platformPlugin, preparePlugin, defaultRules, globRule, serviceFilesRule, orchestratorSourceRule, migratePlugin, ticketPlugin, verifyPlugin, revertPlugin,
   composeRuntimePlugin, noneRuntimePlugin, healthHttpPlugin, selfUpdatePlugin, playbooksPlugin,
-  backupVolumePlugin, postgresBackupPlugin, sqliteBackupPlugin, initPlugin,
+  backupVolumePlugin, postgresBackupPlugin, sqliteBackupPlugin, initPlugin, backupRetentionPlugin,
 };
 
 /** defaultPlugins()'s options; an unknown one is an error (exit 2) naming it. */
@@ -40,6 +42,10 @@ const defaultOptionsSchema = z.strictObject({
   concurrency: z.number().int().min(1).max(64).optional(),
   /** backup-volume's options, e.g. `{ compressor: 'gzip' }` on a host without zstd; that plugin checks them. */
   backupVolume: z.custom<BackupVolumeOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { compressor: \'gzip\' }').optional(),
+  /** The room backups and restores must find first, e.g. `{ marginPercent: 20, keepFree: '2GiB' }`; prepare and revert check it. */
+  diskSpace: z.custom<DiskSpaceInput>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { marginPercent: 10, keepFree: \'1GiB\' }').optional(),
+  /** Backup retention, e.g. `{ keep: 5, autoPrune: true }`: `release prune`'s default and prepare's own prune. */
+  retention: z.custom<RetentionInput>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { keep: 3, autoPrune: true }').optional(),
 });
 
 export type DefaultOptions = z.input<typeof defaultOptionsSchema>;
@@ -48,13 +54,13 @@ export function defaultPlugins(rawOptions: DefaultOptions = {}): Plugin[] {
   const options = parseOptions('defaultPlugins()', defaultOptionsSchema, rawOptions);
   return [
     platformPlugin(),
-    preparePlugin({ remote: options.remote, branch: options.branch, backupConcurrency: options.backupConcurrency }),
+    preparePlugin({ remote: options.remote, branch: options.branch, backupConcurrency: options.backupConcurrency, diskSpace: options.diskSpace, retention: options.retention }),
     selfUpdatePlugin(),
     ...defaultRules(),
     migratePlugin({ concurrency: options.concurrency }),
     ticketPlugin(),
     verifyPlugin({ concurrency: options.concurrency }),
-    revertPlugin({ remote: options.remote, branch: options.branch }),
+    revertPlugin({ remote: options.remote, branch: options.branch, diskSpace: options.diskSpace, retention: options.retention }),
     composeRuntimePlugin({ command: options.composeCommand }),
     noneRuntimePlugin(),
     healthHttpPlugin(),
@@ -63,6 +69,7 @@ export function defaultPlugins(rawOptions: DefaultOptions = {}): Plugin[] {
     postgresBackupPlugin(),
     backupVolumePlugin(options.backupVolume),
     initPlugin(),
+    backupRetentionPlugin(options.retention),
   ];
 }
 

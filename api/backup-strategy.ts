@@ -1,4 +1,4 @@
-import { ReleaseError, invalidInput, z, type BackupRequest, type BackupResult, type Plugin, type RunContext } from '../core/index.js';
+import { ReleaseError, invalidInput, z, type BackupRequest, type BackupResult, type Plugin, type RunContext, type SpaceNeed } from '../core/index.js';
 
 /** A backup request with the manifest entry parsed by the strategy's own schema. */
 export interface StrategyRequest<Entry> extends BackupRequest {
@@ -25,6 +25,11 @@ export interface BackupStrategy<Schema extends z.ZodType> {
   check(request: StrategyRequest<z.infer<Schema>>, context: RunContext): Promise<void>;
   /** Put the data back as it was at backup time, all or nothing. */
   restore(request: StrategyRequest<z.infer<Schema>>, context: RunContext): Promise<void>;
+  /**
+   * Optional: the room the restore needs on this host while it runs (e.g. a copy extracted beside
+   * the data), so a revert that would fill the disk refuses before it stops any service.
+   */
+  restoreSpace?(request: StrategyRequest<z.infer<Schema>>, context: RunContext): Promise<SpaceNeed | undefined>;
 }
 
 const PARTS = ['backup', 'size', 'check', 'restore'] as const;
@@ -70,6 +75,8 @@ export function defineBackupStrategy<Schema extends z.ZodType>(strategy: BackupS
         await strategy.restore(parseEntry(strategy, request), context);
         return true;
       });
+      const restoreSpace = strategy.restoreSpace?.bind(strategy);
+      if (restoreSpace) hooks.restoreSpace.for(strategy.type).tapPromise(name, (request, context) => restoreSpace(parseEntry(strategy, request), context));
     },
   };
 }

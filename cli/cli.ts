@@ -75,6 +75,7 @@ Exit codes: 0 reverted, 2 bad input or no state, 3 locked, 6 a backup is missing
 7 health probe failed, 8 revert blocked (HEAD moved past MERGE_SHA, or a conflict), 130 interrupted.`,
   release: `usage: release --service=NAME [--repo DIR]
        release init [--example NAME] [--repo DIR]
+       release prune [--keep=N] [--dry-run] [--repo DIR]
 
 --service=NAME  the drift check: prints each action that would bring service NAME to what its
                 manifest and compose file at HEAD ask for, then "N actions". Changes nothing.
@@ -82,9 +83,14 @@ init            sets up the platform repo for releases: a justfile whose recipes
                 installed verbs, .asd/ in .gitignore, recovery/playbooks/, a commented
                 release.config.ts, and with --example NAME a first service packages/NAME/.
                 Never overwrites a file; run twice, it changes nothing.
+prune           removes the backups of old releases and prints the space freed; never those
+                of the newest N releases (--keep=N; default: retention.keep in release.config.ts,
+                3), of a release that is not finished, or of one release-revert could still undo
+                (HEAD is its MERGE_SHA). --dry-run lists what it would remove.
 --version       print the version and the orchestrator's commit
 
-Exit codes: 0 in sync (or initialised), 2 bad input or unknown service, 5 drift.`,
+Exit codes: 0 in sync (or initialised, or pruned), 2 bad input or unknown service, 3 a release
+holds the lock (prune), 5 drift.`,
 };
 
 interface ParsedArgs {
@@ -95,6 +101,7 @@ interface ParsedArgs {
   repo?: string;
   service?: string;
   example?: string;
+  keep?: string;
   help: boolean;
   version: boolean;
 }
@@ -122,6 +129,7 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
         repo: { type: 'string' },
         service: { type: 'string' },
         example: { type: 'string' },
+        keep: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', short: 'V', default: false },
       },
@@ -129,14 +137,14 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
     const allowed: Record<string, readonly string[]> = {
       'release-run': ['from', 'dry-run', 'local', 'repo', 'help', 'version'],
       'release-revert': ['dry-run', 'repo', 'help', 'version'],
-      release: ['service', 'example', 'repo', 'help', 'version'],
+      release: ['service', 'example', 'repo', 'help', 'version', 'keep', 'dry-run'],
     };
     for (const [key, value] of Object.entries(values)) {
       if (value !== undefined && value !== false && !allowed[verb]!.includes(key)) throw new Error(`option --${key} is not known to ${verb}`);
     }
     return {
       positionals, from: values.from, dryRun: values['dry-run'] ?? false, local: values.local ?? false, repo: values.repo,
-      service: values.service, example: values.example, help: values.help ?? false, version: values.version ?? false,
+      service: values.service, example: values.example, keep: values.keep, help: values.help ?? false, version: values.version ?? false,
     };
   } catch (error) {
     const message = (error as Error).message.split('\n')[0]!.replace(/\. To specify a positional.*$/, '');
@@ -194,6 +202,30 @@ async function init(args: ParsedArgs, out: Output, signal: AbortSignal): Promise
   return 0;
 }
 
+/** `release prune [--keep=N] [--dry-run]`: the retention plugin removes old releases' backups, under the release lock. */
+async function prune(args: ParsedArgs, out: Output, signal: AbortSignal): Promise<number> {
+  if (args.positionals.length !== 1 || args.service !== undefined || args.example !== undefined) {
+    throw new ReleaseError('BAD_INPUT', 'release prune takes no other arguments than --keep=N, --dry-run and --repo DIR', { hint: 'see release --help' });
+  }
+  if (args.keep !== undefined && !/^\d{1,5}$/.test(args.keep)) {
+    throw new ReleaseError('BAD_INPUT', `invalid --keep=${args.keep}: expected a whole number of releases, e.g. --keep=3`, { hint: 'see release --help' });
+  }
+  const repoDir = resolveRepo(args.repo);
+  const { loadConfig, applyPlugins, createContext, workspacePaths, ReleaseLock } = await loadEngine();
+  const hooks = applyPlugins((await loadConfig(repoDir)).config);
+  if (!hooks.prune.isUsed()) throw new ReleaseError('BAD_INPUT', 'no plugin carries out release prune', { hint: 'keep defaultPlugins() in release.config.ts' });
+  const context = createContext({ verb: 'release', ticket: 'prune', repoDir, dryRun: args.dryRun, hooks, out, signal });
+  // No release may take or restore a backup while old ones are removed.
+  const lock = args.dryRun ? undefined : new ReleaseLock(workspacePaths(repoDir, 'prune').lockFile);
+  lock?.acquire('prune');
+  try {
+    await hooks.prune.promise({ keep: args.keep === undefined ? undefined : Number(args.keep), removed: [], freedBytes: 0 }, context);
+  } finally {
+    lock?.release();
+  }
+  return 0;
+}
+
 async function driftCheck(args: ParsedArgs, out: Output, signal: AbortSignal): Promise<number> {
   if (!args.service) throw new ReleaseError('BAD_INPUT', 'missing --service=NAME', { hint: 'see release --help' });
   const repoDir = resolveRepo(args.repo);
@@ -222,8 +254,12 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
     }
     const controller = abortOnSignals(out);
     if (verb === 'release' && args.positionals[0] === 'init') return await init(args, out, controller.signal);
+    if (verb === 'release' && args.positionals[0] === 'prune') return await prune(args, out, controller.signal);
+    if (verb === 'release' && (args.keep !== undefined || args.dryRun)) {
+      throw new ReleaseError('BAD_INPUT', `option --${args.keep !== undefined ? 'keep' : 'dry-run'} is not known to release${args.positionals[0] ? ` ${args.positionals[0]}` : ''}`, { hint: 'it belongs to release prune; see release --help' });
+    }
     if (verb === 'release' && args.positionals.length > 0) {
-      throw new ReleaseError('BAD_INPUT', `unknown command release ${args.positionals[0]}`, { hint: 'use release --service=NAME or release init; see release --help' });
+      throw new ReleaseError('BAD_INPUT', `unknown command release ${args.positionals[0]}`, { hint: 'use release --service=NAME, release init or release prune; see release --help' });
     }
     if (args.local && args.from !== undefined && args.from !== 'prepare') {
       throw new ReleaseError('BAD_INPUT', '--local applies to prepare only; drop it when resuming with --from', { hint: 'see release-run --help' });

@@ -74,6 +74,25 @@ export interface BackupResult {
 
 export interface RestoreRequest extends BackupRequest {}
 
+/** Room a step needs on one of this host's filesystems before it starts (e.g. a restore's staging copy). */
+export interface SpaceNeed {
+  /** A folder, or where one will be made: the space is checked on the filesystem that holds it. */
+  path: string;
+  bytes: number;
+  /** What it is for, in words an operator reads: "staging copy of web path /srv/web". */
+  what: string;
+}
+
+/** `release prune`: taps remove the backups of old releases and count what they removed. */
+export interface PruneRequest {
+  /** Keep the backups of the newest N releases; undefined: the config's default. */
+  keep?: number;
+  /** Backup folders removed (or, in a dry run, that would be). */
+  removed: string[];
+  /** Bytes freed (or that would be). */
+  freedBytes: number;
+}
+
 /**
  * A command to run inside one part of a service, wherever its runtime runs it (`hooks.execIn`):
  * e.g. a database's dump tool in the part `db` of platform service `redmine`.
@@ -184,6 +203,12 @@ export function createHooks() {
     restore: new HookMap<AsyncSeriesBailHook<[RestoreRequest, RunContext], true | undefined>>(
       () => new AsyncSeriesBailHook(['request', 'context']),
     ),
+    /** The room a restore needs on disk while it runs (a staging copy), keyed by backup type; checked before any service stops. */
+    restoreSpace: new HookMap<AsyncSeriesBailHook<[RestoreRequest, RunContext], SpaceNeed | undefined>>(
+      () => new AsyncSeriesBailHook(['request', 'context']),
+    ),
+    /** `release prune`: remove the backups of old releases (the retention plugin). */
+    prune: new AsyncSeriesHook<[PruneRequest, RunContext]>(['request', 'context']),
     /**
      * The runtimes plugins provide, keyed by a manifest's `runtime:` value: a runtime plugin taps
      * its name (the tap does nothing), and a service whose runtime nobody provides is refused early.

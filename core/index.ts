@@ -8,10 +8,14 @@ export { tappedKeys } from './tapped.js';
 export { serveActions, appliedKey, ACTION_SOCKET_ENV, type ActionServer } from './action-server.js';
 export { commandLine, pasteable, shellQuote, INVOKED_VIA_ENV } from './commands.js';
 export { formatBytes, describeProgress, formatDuration, type TransferProgress, type TransferOptions } from './progress.js';
-export type { Hooks, ChangedFile, DiffView, Action, Classification, BackupRequest, BackupResult, RestoreRequest, InitResult, ExecInRequest } from './hooks.js';
+export type { Hooks, ChangedFile, DiffView, Action, Classification, BackupRequest, BackupResult, RestoreRequest, InitResult, ExecInRequest, SpaceNeed, PruneRequest } from './hooks.js';
 export type { RunContext } from './hooks.js';
 export type { Plugin, Release, ReleaseConfig } from './plugin.js';
 export type { ReleaseState } from './state.js';
+/** Other tickets' records, for plugins that look across releases (retention). */
+export { StateFile } from './state.js';
+export { AuditLog } from './audit-log.js';
+export { workspacePaths } from './context.js';
 export type { ExecResult, ExecOptions } from './exec.js';
 export { registerSecret, redact } from './secrets.js';
 export { writeFileAtomic, ensurePrivateDir, fsyncPath, PRIVATE_FILE_MODE, PRIVATE_DIR_MODE } from './fs-private.js';

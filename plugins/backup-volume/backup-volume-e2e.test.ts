@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execa } from 'execa';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Platform, manifestYaml } from '../../test/helpers/platform.js';
@@ -63,7 +64,10 @@ describe('a volume backup through release-run and release-revert (real git, real
     const stamp = (platform.readState('9999').BACKUPS ?? '').replace(`${service}=`, '');
     expect(stamp).toMatch(/^\d{8}_\d{6}$/);
     const backupDir = join(platform.prod, '.asd/workspace/backups', service, stamp);
-    expect(readdirSync(backupDir).sort()).toEqual(['.entries.json', '0-volume.tar.zst', '0-volume.tar.zst.sha256', '0-volume.tar.zst.size']);
+    expect(readdirSync(backupDir).sort()).toEqual(['.entries.json', '0-volume.tar.zst', '0-volume.tar.zst.sha256', '0-volume.tar.zst.size', '0-volume.tar.zst.tar-size']);
+    // What a restore will extract, for its space check: the tar stream's size, as zstd -d gives it back.
+    const unpacked = await execa('sh', ['-c', 'zstd -dc "$1" | wc -c', 'sh', join(backupDir, '0-volume.tar.zst')]);
+    expect(readFileSync(join(backupDir, '0-volume.tar.zst.tar-size'), 'utf8')).toBe(`${unpacked.stdout.trim()}\n`);
     expect((statSync(join(backupDir, '0-volume.tar.zst')).mode & 0o777).toString(8)).toBe('600');
     expect(await listing(mountpoint)).not.toBe(before);
     expect((await httpGet(`${url}/version`)).body).toBe('2');

@@ -83,7 +83,7 @@ describe('backup-volume on real docker volumes and host folders', () => {
     const result = await call.backup(request);
     const compressor = options.compressor ?? 'zstd'; // the default
     const ext = compressor === 'zstd' ? 'tar.zst' : 'tar.gz';
-    expect(result).toEqual({ files: [`0-volume.${ext}`, `0-volume.${ext}.sha256`, `0-volume.${ext}.size`], bytes: statSync(join(request.dir, `0-volume.${ext}`)).size });
+    expect(result).toEqual({ files: [`0-volume.${ext}`, `0-volume.${ext}.sha256`, `0-volume.${ext}.size`, `0-volume.${ext}.tar-size`], bytes: statSync(join(request.dir, `0-volume.${ext}`)).size });
     for (const file of result!.files) expect(mode(join(request.dir, file))).toBe('600');
     expect(mode(request.dir)).toBe('700');
     expect(await listing(dir)).toBe(before); // a backup changes nothing
@@ -234,7 +234,7 @@ describe('backup-volume on real docker volumes and host folders', () => {
     const request: BackupRequest = { service: 'svc', entry: { type: 'volume', path: data }, dir: join(scratch, 'b', 'svc', '20260101_000000'), index: 0, manifest: 'packages/svc/manifest.yaml' };
     // What the old default (gzip level 1) wrote.
     await setup({ compressor: 'gzip', level: 1 }).call.backup(request);
-    expect(readdirSync(request.dir).sort()).toEqual(['0-volume.tar.gz', '0-volume.tar.gz.sha256', '0-volume.tar.gz.size']);
+    expect(readdirSync(request.dir).sort()).toEqual(['0-volume.tar.gz', '0-volume.tar.gz.sha256', '0-volume.tar.gz.size', '0-volume.tar.gz.tar-size']);
     mutate(data, outside);
 
     const now = setup(); // the new default: zstd
@@ -245,7 +245,7 @@ describe('backup-volume on real docker volumes and host folders', () => {
     expect(now.printed()).toContain(`${data} now holds exactly the backup ${join(request.dir, '0-volume.tar.gz')}`);
     // and a backup taken now is zstd
     await now.call.backup({ ...request, dir: join(scratch, 'b', 'svc', '20260101_000001') });
-    expect(readdirSync(join(scratch, 'b', 'svc', '20260101_000001')).sort()).toEqual(['0-volume.tar.zst', '0-volume.tar.zst.sha256', '0-volume.tar.zst.size']);
+    expect(readdirSync(join(scratch, 'b', 'svc', '20260101_000001')).sort()).toEqual(['0-volume.tar.zst', '0-volume.tar.zst.sha256', '0-volume.tar.zst.size', '0-volume.tar.zst.tar-size']);
   });
 
   test('(8) a host without zstd: backup and zstd restore fail with exit 6 and one line saying what to do; gzip still works', async () => {

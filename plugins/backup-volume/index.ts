@@ -2,14 +2,14 @@
  * backup-volume: backs up and restores a folder of files, a docker volume or a host path, as one
  * compressed tar archive per manifest entry. See README.md beside this file.
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, statfsSync } from 'node:fs';
 import { isAbsolute, join, posix, relative } from 'node:path';
 import {
-  ReleaseError, defineBackupStrategy, formatBytes, parseOptions, recordedArchive, verifyArchive, withServiceStopped, z,
-  type BackupRequest, type BackupResult, type Plugin, type RunContext, type StrategyRequest,
+  ReleaseError, defineBackupStrategy, formatBytes, parseOptions, recordedArchive, verifyArchive, withServiceStopped, writeFileAtomic, z,
+  type BackupRequest, type BackupResult, type Plugin, type RunContext, type SpaceNeed, type StrategyRequest,
 } from '../../api/index.js';
 import { makeStagingDir, removeLeftovers, replaceContents, ReplaceError, stagingFor } from './replace.js';
-import { describeEntry, mountsInside, sourceFolder, targetFolder, type VolumeEntry } from './source.js';
+import { describeEntry, inspectVolume, mountsInside, sourceFolder, targetFolder, type VolumeEntry } from './source.js';
 import { EXTENSIONS, extractArgs, requireCompressor, runTarOnArchive, writeTarArchive, type Compressor } from './tar-stream.js';
 
 export const PLUGIN_NAME = 'backup-volume';
@@ -119,7 +119,37 @@ async function backup(request: Request, context: RunContext, options: z.infer<ty
   context.out.detail(written.entries === undefined
     ? `${written.path}: read back (sha256 ${written.sha256.slice(0, 12)}…, zstd -t)`
     : `${written.path}: ${written.entries} entries read back, ${formatBytes(written.tarBytes ?? 0)} of tar, sha256 ${written.sha256.slice(0, 12)}…`);
-  return { files: [name, `${name}.sha256`, `${name}.size`], bytes: written.bytes };
+  // What a restore extracts: its staging copy's space is checked before any service stops.
+  if (written.tarBytes !== undefined) writeFileAtomic(join(request.dir, `${name}${TAR_SIZE}`), `${written.tarBytes}\n`);
+  return { files: [name, `${name}.sha256`, `${name}.size`, ...(written.tarBytes === undefined ? [] : [`${name}${TAR_SIZE}`])], bytes: written.bytes };
+}
+
+/** Beside the archive: the size of its tar stream, uncompressed. */
+const TAR_SIZE = '.tar-size';
+
+/**
+ * A restore extracts the whole tree beside the data (staging) before it swaps it in: that much
+ * room on the target's filesystem, as recorded at backup time (the archive's own size, at least,
+ * for a backup from before it was recorded).
+ */
+async function restoreSpace(request: Request, context: RunContext, options: z.infer<typeof optionsSchema>): Promise<SpaceNeed> {
+  const entry = request.options;
+  const archive = existingArchive(request, options.compressor);
+  const recorded = Number(readFileIfThere(`${archive.path}${TAR_SIZE}`)?.trim());
+  const bytes = Number.isFinite(recorded) && recorded > 0 ? recorded : statSync(archive.path, { throwIfNoEntry: false })?.size ?? 0;
+  // Where the staging folder will be: beside the target (or inside it when it is a mount point).
+  const target = entry.volume !== undefined ? (await inspectVolume(context, entry.volume))?.Mountpoint : entry.path;
+  const parent = target === undefined ? context.workspaceDir : stagingFor(target).parent;
+  return { path: parent, bytes, what: `staging copy of ${describeEntry(request.service, entry)}${Number.isFinite(recorded) && recorded > 0 ? '' : ' (at least: its unpacked size was not recorded)'}` };
+}
+
+function freeBytes(folder: string): number {
+  const stats = statfsSync(folder);
+  return stats.bavail * stats.bsize;
+}
+
+function readFileIfThere(path: string): string | undefined {
+  try { return readFileSync(path, 'utf8'); } catch { return undefined; }
 }
 
 async function sizeBackup(request: Request, context: RunContext): Promise<number> {
@@ -160,9 +190,12 @@ async function restore(request: Request, context: RunContext, options: z.infer<t
   if (!extracted.ok) {
     progress.finish('failed');
     rmSync(staged, { recursive: true, force: true });
-    throw new ReleaseError('BACKUP_FAILED', `restore of ${what} from ${archive.path} failed: ${extracted.why}; ${target.path} was not touched`, {
+    // GNU tar reports a full disk under extraction as a short write ("Wrote only N of M bytes").
+    const full = /no space left|quota|wrote only \d+ of \d+ bytes/i.test(`${extracted.lines.join('\n')}\n${extracted.why}`);
+    const why = full ? `no space left on device in ${staging.parent} (${formatBytes(freeBytes(staging.parent))} free once the partial copy was removed)` : extracted.why;
+    throw new ReleaseError('BACKUP_FAILED', `restore of ${what} from ${archive.path} failed: ${why}; the partial copy was removed and ${target.path} was not touched`, {
       lines: extracted.lines,
-      hint: /space|quota/i.test(extracted.lines.join(' ') + extracted.why)
+      hint: full
         ? `free space on the filesystem of ${target.path} (df -h ${staging.parent}): a restore needs room for a second copy, then run release-revert again`
         : 'see the lines above, then run release-revert again',
     });
@@ -199,5 +232,6 @@ export function backupVolumePlugin(rawOptions: BackupVolumeOptions = {}): Plugin
     size: sizeBackup,
     check: (request) => checkBackup(request, options),
     restore: (request, context) => restore(request, context, options),
+    restoreSpace: (request, context) => restoreSpace(request, context, options),
   });
 }

@@ -40,6 +40,9 @@ const EXTRACT_ARGS = ['--extract', '--ignore-zeros', '--file=-', '--numeric-owne
 
 const CHUNK = 256 * 1024;
 
+/** GNU tar's `--totals` line on stderr. */
+const TOTALS = /^Total bytes written: (\d+)/;
+
 /**
  * tar says every CHECKPOINT_RECORDS records (of 10 KiB, the default record size) how far it is:
  * the progress of the uncompressed stream when the compressor runs inside tar.
@@ -142,7 +145,7 @@ export interface WriteRequest {
 }
 
 export interface Written extends Artifact {
-  /** Bytes of the tar stream before compression (gzip and none: zstd runs inside tar). */
+  /** Bytes of the tar stream before compression (zstd: as tar --totals says). */
   tarBytes?: number;
   /** Entries `tar --list` read back (gzip and none; a zstd archive is read back with `zstd -t`). */
   entries?: number;
@@ -186,9 +189,13 @@ export async function writeTarArchive(request: WriteRequest): Promise<Written> {
       // first (0600, never over an existing one); tar opens it without changing its mode.
       ensurePrivateDir(dir);
       writeFileSync(path, '', { flag: 'wx', mode: PRIVATE_FILE_MODE });
-      const tar = await context.exec('tar', [...CREATE_ARGS, '--force-local', `--file=${path}`, ...zstdProgramArgs(level), ...CHECKPOINT_ARGS, ...excludes, `--directory=${source}`, '.'], {
+      let tarBytes: number | undefined;
+      // --totals: the tar stream's size, which a restore extracts (its space is checked before it starts).
+      const tar = await context.exec('tar', [...CREATE_ARGS, '--force-local', `--file=${path}`, ...zstdProgramArgs(level), ...CHECKPOINT_ARGS, '--totals', ...excludes, `--directory=${source}`, '.'], {
         onLine: (line) => {
+          const totals = TOTALS.exec(line);
           if (line.endsWith(CHECKPOINT_TEXT)) progress.add(CHECKPOINT_BYTES);
+          else if (totals) tarBytes = Number(totals[1]);
           else tarLines.push(line);
         },
       });
@@ -212,7 +219,7 @@ export async function writeTarArchive(request: WriteRequest): Promise<Written> {
       }
       const artifact = await sealArchive(path, { bytes: statSync(path).size, sha256 });
       if (afterReadError) throw afterReadError; // the backup is good; the service did not come back
-      return { ...artifact, warnings };
+      return { ...artifact, tarBytes, warnings };
     }
     const file = createArchiveStream(dir, name).stream;
     const raw = counting(progress);

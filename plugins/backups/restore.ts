@@ -1,6 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { ReleaseError, writeFileAtomic, type RestoreRequest, type RunContext, type ReleaseState } from '../../api/index.js';
+import { basename, join } from 'node:path';
+import { ReleaseError, writeFileAtomic, type RestoreRequest, type RunContext, type ReleaseState, type SpaceNeed } from '../../api/index.js';
+import type { DiskSpaceOptions, RetentionOptions } from './options.js';
+import { requireSpace } from './space.js';
 import { showFile } from '../git/git.js';
 import { manifestPath, parseManifest } from '../platform/manifest.js';
 import { backupDir, backupRequests, ENTRIES_FILE } from './take.js';
@@ -43,12 +45,19 @@ async function restoreRequests(context: RunContext, state: ReleaseState): Promis
  * services with data to put back are stopped, then each entry is restored and marked, so a run
  * after an interruption skips what is done. The services stay stopped: revert's redeploy starts them.
  */
-export async function restoreAll(context: RunContext, state: ReleaseState): Promise<void> {
-  const requests = await restoreRequests(context, state);
+export async function restoreAll(context: RunContext, state: ReleaseState, space: DiskSpaceOptions, retention: RetentionOptions): Promise<void> {
+  let requests = await restoreRequests(context, state);
   if (requests.length === 0) {
     context.out.phase('restore', 'no backups recorded: nothing to restore');
     return;
   }
+  // A revert that finished restored everything; a prune may have removed the backups since.
+  const events = context.log.events();
+  const finishedRevert = events.some((e) => e.phase === 'revert-verify' && e.event === 'done');
+  const prunedAway = (request: RestoreRequest) => events.find((e) => e.event === 'pruned' && e.service === request.service && e.at === basename(request.dir));
+  const gone = requests.filter((request) => finishedRevert && !existsSync(request.dir) && prunedAway(request));
+  for (const request of gone) context.out.phase('restore', `${request.entry.type} of ${request.service} was restored by the revert that finished; its backup was pruned since`);
+  requests = requests.filter((request) => !gone.includes(request));
   // Check every backup before restoring any, so a bad one never leaves data half restored.
   for (const request of requests) {
     const check = context.hooks.checkBackup.get(request.entry.type);
@@ -59,12 +68,27 @@ export async function restoreAll(context: RunContext, state: ReleaseState): Prom
       });
     }
     if (!existsSync(request.dir)) {
-      throw new ReleaseError('BACKUP_FAILED', `backup folder ${request.dir} is missing; nothing was restored`);
+      const pruned = prunedAway(request);
+      throw new ReleaseError('BACKUP_FAILED', `backup folder ${request.dir} is missing${pruned ? ` (release prune removed it: by=${pruned.by})` : ''}; nothing was restored`, {
+        hint: pruned ? 'restore that data by hand from another copy, or revert the code alone after checking the data yourself' : undefined,
+      });
     }
     await check.promise(request, context);
     context.out.phase('restore', `backup ${request.entry.type} of ${request.service} checked`);
   }
   const pending = requests.filter((request) => !existsSync(join(request.dir, `${RESTORED_MARKER}.${request.index}`)));
+  // Room for the staging copies, before any service is stopped.
+  const needs: SpaceNeed[] = [];
+  for (const request of pending) {
+    const need = await context.hooks.restoreSpace.get(request.entry.type)?.promise(request, context);
+    if (need) needs.push(need);
+  }
+  await requireSpace(context, needs, space, retention, {
+    purpose: 'the restores of this release',
+    unchanged: context.dryRun ? 'this is a dry run' : 'no service was stopped and nothing was restored',
+    phase: 'restore',
+    rerun: `just release-revert ${context.ticket}`,
+  });
   if (!context.dryRun) {
     // The released code must not write while its data is put back; redeploy starts the old code.
     for (const service of new Set(pending.map((request) => request.service))) {

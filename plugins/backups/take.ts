@@ -1,9 +1,12 @@
 import { existsSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pMap from 'p-map';
-import { ReleaseError, ensurePrivateDir, formatBytes, toReleaseError, writeFileAtomic, type BackupRequest, type ReleaseState, type RunContext } from '../../api/index.js';
+import { ReleaseError, ensurePrivateDir, formatBytes, toReleaseError, writeFileAtomic, type BackupRequest, type ReleaseState, type RunContext, type SpaceNeed } from '../../api/index.js';
 import { showFile } from '../git/git.js';
 import { manifestPath, parseManifest } from '../platform/manifest.js';
+import type { DiskSpaceOptions, RetentionOptions } from './options.js';
+import { carryOutPrune, loadReleases, planPrune } from './retention.js';
+import { filesystemOf, requireSpace } from './space.js';
 
 export const PHASE = 'prepare';
 
@@ -59,25 +62,99 @@ function discardInterruptedBackups(context: RunContext, service: string): void {
  * Backs up one service's `backup:` entries into one timestamped folder and records it in BACKUPS.
  * A failure removes that folder whole: no partial backup is ever left to be mistaken for a good one.
  */
-export async function backUpService(context: RunContext, state: ReleaseState, sha: string, service: string): Promise<void> {
-  if (state.backups[service]) {
-    context.out.phase(PHASE, `backup of ${service} already taken (${state.backups[service]})`);
-    return;
-  }
+/** The `backup:` entries of a service this release still has to back up; why not, when none. */
+async function pendingEntries(context: RunContext, state: ReleaseState, sha: string, service: string): Promise<{ entries: BackupRequest['entry'][] } | { skip?: string }> {
+  if (state.backups[service]) return { skip: `backup of ${service} already taken (${state.backups[service]})` };
   // A service this release adds has no data yet: its volumes and databases appear on its first deploy.
-  if ((await showFile(context, state.baseSha, manifestPath(service))) === undefined) {
-    context.out.phase(PHASE, `${service} is new in this release: nothing to back up`);
+  if ((await showFile(context, state.baseSha, manifestPath(service))) === undefined) return { skip: `${service} is new in this release: nothing to back up` };
+  const entries = await backupEntries(context, state, sha, service);
+  if (entries.length === 0) return {};
+  requireBackupPlugins(context, service, entries);
+  return { entries };
+}
+
+/** Size estimates of this run (hooks.sizeBackup), so the backups reuse what the space check measured. */
+const estimates = new WeakMap<RunContext, Map<string, number>>();
+const estimateKey = (request: BackupRequest) => `${request.service}#${request.index}`;
+
+/**
+ * Before the first backup byte is written: the backups still to take, by their strategies'
+ * estimates, fit on the backups' filesystem with the margin (exit 6 otherwise, nothing changed).
+ * An estimate that fails is reported and left out: the backup itself then says what is wrong.
+ */
+export async function requireBackupSpace(context: RunContext, state: ReleaseState, sha: string, space: DiskSpaceOptions, retention: RetentionOptions, credit?: Map<number, number>): Promise<void> {
+  const needs: SpaceNeed[] = [];
+  const measured = estimates.get(context) ?? new Map<string, number>();
+  estimates.set(context, measured);
+  for (const service of state.services) {
+    const pending = await pendingEntries(context, state, sha, service);
+    if (!('entries' in pending)) continue;
+    for (const request of backupRequests(service, pending.entries, backupDir(context, service, 'pending'))) {
+      const what = `${service}: backup[${request.index}] ${request.entry.type}`;
+      try {
+        const bytes = await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, context);
+        if (bytes === undefined) continue;
+        measured.set(estimateKey(request), bytes);
+        needs.push({ path: request.dir, bytes, what });
+      } catch (error) {
+        context.out.warn(`${what}: its size could not be estimated (${toReleaseError(error).message}); its space is not checked`);
+      }
+    }
+  }
+  if (needs.length === 0) return;
+  await requireSpace(context, needs, space, retention, {
+    purpose: 'the backups of this release',
+    unchanged: context.dryRun ? 'this is a dry run' : 'nothing was changed',
+    phase: PHASE,
+    rerun: `just release-run ${context.ticket}`,
+    folder: join(context.workspaceDir, 'backups'),
+    credit,
+  });
+}
+
+/**
+ * `autoPrune`: before the space check, remove the backups of old releases as `release prune`
+ * would (logged in each pruned release's log and in this one's). Returns what it frees per
+ * filesystem, which a dry run (that removes nothing) credits to the space check.
+ */
+export async function autoPrune(context: RunContext, retention: RetentionOptions): Promise<Map<number, number>> {
+  const plan = planPrune(context, await loadReleases(context), retention.keep);
+  const freed = new Map<number, number>();
+  for (const candidate of plan.remove) freed.set(candidate.dev, (freed.get(candidate.dev) ?? 0) + candidate.bytes);
+  if (plan.remove.length === 0) return freed;
+  const result = carryOutPrune(context, { ...plan, kept: [], unclaimed: [] }, (line) => context.out.phase(PHASE, `autoPrune: ${line}`), context.ticket);
+  context.log.event(PHASE, 'auto-prune', { removed: result.removed.length, freed: result.freedBytes, keep: retention.keep });
+  return freed;
+}
+
+const DISK_FULL = /no space left on device|disk quota exceeded|ENOSPC|EDQUOT/i;
+
+/** A backup that filled the disk: say how full it is now that the partial files are gone, and how to make room. */
+function diskFullAdvice(context: RunContext, thrown: unknown): unknown {
+  const error = toReleaseError(thrown);
+  if (!DISK_FULL.test([error.message, ...error.lines].join('\n'))) return thrown;
+  const backups = join(context.workspaceDir, 'backups');
+  const fs = filesystemOf(backups);
+  return new ReleaseError(error.code === 'PHASE_FAILED' ? 'BACKUP_FAILED' : error.code, error.message, {
+    lines: [...error.lines, `the partial files were removed; the filesystem of ${backups} now has ${formatBytes(fs.free)} free of ${formatBytes(fs.total)} (df -h ${backups})`],
+    hint: `make room (just release prune --dry-run shows what old releases' backups can go; or grow the disk), then just release-run ${context.ticket} --from=prepare`,
+    plugin: error.plugin, hook: error.hook, service: error.service, cause: error,
+  });
+}
+
+export async function backUpService(context: RunContext, state: ReleaseState, sha: string, service: string): Promise<void> {
+  const pending = await pendingEntries(context, state, sha, service);
+  if (!('entries' in pending)) {
+    if (pending.skip) context.out.phase(PHASE, pending.skip);
     return;
   }
-  const entries = await backupEntries(context, state, sha, service);
-  if (entries.length === 0) return;
+  const entries = pending.entries;
   const stamp = backupTimestamp();
   const dir = backupDir(context, service, stamp);
   const requests = backupRequests(service, entries, dir);
-  requireBackupPlugins(context, service, entries);
   if (context.dryRun) {
     for (const request of requests) {
-      const size = await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, context);
+      const size = estimates.get(context)?.get(estimateKey(request)) ?? await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, context);
       context.out.phase(PHASE, `would back up ${service}: ${request.entry.type}${size === undefined ? '' : ` (about ${formatBytes(size)} before compression)`} into ${dir}`);
     }
     return;
@@ -93,7 +170,8 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
     for (const request of requests) {
       context.failpoint(`before-backup-${service}`);
       // The same estimate the dry run shows; without one, progress shows bytes and rate only.
-      request.expectedBytes ??= await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, context).catch(() => undefined);
+      request.expectedBytes ??= estimates.get(context)?.get(estimateKey(request))
+        ?? await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, context).catch(() => undefined);
       const result = await context.hooks.backup.get(request.entry.type)!.promise(request, context);
       if (!result) throw new ReleaseError('BACKUP_FAILED', `backup ${request.entry.type} of ${service} produced nothing`);
       bytes += result.bytes;
@@ -104,7 +182,7 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
     // The service's folder too, when this was its only backup: a failed backup leaves nothing.
     if (readdirSync(dirname(dir)).length === 0) rmdirSync(dirname(dir));
     context.log.event(PHASE, 'backup-failed', { service, at: stamp });
-    throw error;
+    throw diskFullAdvice(context, error);
   }
   state.backups[service] = stamp;
   context.saveState();

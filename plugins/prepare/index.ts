@@ -4,8 +4,8 @@ import { foreignBuilders } from '../platform/compose-file.js';
 import { currentBranch, dirtyPaths, git, headSha, isAncestor, requireKnownCommits, resolveSha, showFile } from '../git/git.js';
 import { validateServicesAt } from '../platform/validate.js';
 import { manifestPath, serviceOfPath } from '../platform/manifest.js';
-import { backUpAll, backUpService } from '../backups/take.js';
-import { prepareOptionsSchema, type PrepareOptions } from './options.js';
+import { autoPrune, backUpAll, backUpService, requireBackupSpace } from '../backups/take.js';
+import { prepareOptionsSchema, type PrepareInput, type PrepareOptions } from './options.js';
 
 export const PLUGIN_NAME = 'prepare';
 
@@ -67,6 +67,12 @@ function alreadyReleased(context: RunContext, head: string): ReleaseError {
   });
 }
 
+/** autoPrune when the config asks, then the space check of the backups still to take. */
+async function makeRoomForBackups(context: RunContext, state: ReleaseState, sha: string, options: PrepareOptions): Promise<void> {
+  const credit = options.retention.autoPrune ? await autoPrune(context, options.retention) : undefined;
+  await requireBackupSpace(context, state, sha, options.diskSpace, options.retention, context.dryRun ? credit : undefined);
+}
+
 async function prepare(context: RunContext, options: PrepareOptions): Promise<void> {
   const upstream = `refs/remotes/${options.remote}/${options.branch}`;
   await refuseUnlessClean(context, options);
@@ -98,6 +104,7 @@ async function prepare(context: RunContext, options: PrepareOptions): Promise<vo
     }
     context.out.phase(PLUGIN_NAME, `resuming: HEAD is already at this ticket's MERGE_SHA ${state.mergeSha.slice(0, 12)}`);
     context.log.event(PLUGIN_NAME, 'resumed', { merge: state.mergeSha });
+    await makeRoomForBackups(context, state, state.mergeSha, options);
     await backUpAll(context, state, state.mergeSha, options.backupConcurrency);
     return;
   }
@@ -167,6 +174,8 @@ async function prepare(context: RunContext, options: PrepareOptions): Promise<vo
   context.out.phase(PLUGIN_NAME, `BASE_SHA=${base}`);
   context.out.phase(PLUGIN_NAME, `${changed.files.length} changed file(s) up to ${context.local ? 'HEAD' : `${options.remote}/${options.branch}`} ${target.slice(0, 12)}; services: ${state.services.join(' ') || 'none'}`);
   for (const file of changed.files) context.out.detail(`${file.status} ${file.from ? `${file.from} -> ` : ''}${file.path}`);
+  // Before the state file: a release the disk cannot hold stops with nothing written but its log.
+  await makeRoomForBackups(context, state, target, options);
   context.saveState();
 
   // Backups come before the pull: a backup that fails leaves the clone and every service as they were.
@@ -192,7 +201,7 @@ async function prepare(context: RunContext, options: PrepareOptions): Promise<vo
   context.saveState();
 }
 
-export function preparePlugin(rawOptions: Partial<PrepareOptions> = {}): Plugin {
+export function preparePlugin(rawOptions: PrepareInput = {}): Plugin {
   const options = parseOptions(PLUGIN_NAME, prepareOptionsSchema, rawOptions);
   return {
     name: PLUGIN_NAME,

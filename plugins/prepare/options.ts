@@ -1,9 +1,15 @@
 import { z } from 'zod';
 import { gitOptionsSchema } from '../git/options.js';
+import { diskSpaceSchema, retentionSchema } from '../backups/options.js';
 
 export const prepareOptionsSchema = gitOptionsSchema.extend({
   /** How many services are backed up at once. */
   backupConcurrency: z.number().int().min(1).max(32).default(2),
+  /** The room the backups must find before the first is written (see plugins/backups/options.ts). */
+  diskSpace: diskSpaceSchema.prefault({}),
+  /** Which old releases' backups `autoPrune` removes before the backups. */
+  retention: retentionSchema.prefault({}),
 });
 
 export type PrepareOptions = z.infer<typeof prepareOptionsSchema>;
+export type PrepareInput = z.input<typeof prepareOptionsSchema>;

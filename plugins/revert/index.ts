@@ -1,7 +1,15 @@
-import { ReleaseError, carryOut, type Action, type Plugin, type RunContext, parseOptions } from '../../api/index.js';
+import { ReleaseError, carryOut, type Action, type Plugin, type RunContext, parseOptions, type z } from '../../api/index.js';
 import { restoreAll } from '../backups/restore.js';
 import { dirtyPaths, git, gitTry, headSha, isAncestor, parents } from '../git/git.js';
 import { gitOptionsSchema, type GitOptions } from '../git/options.js';
+import { diskSpaceSchema, retentionSchema } from '../backups/options.js';
+
+const revertOptionsSchema = gitOptionsSchema.extend({
+  /** The room restores' staging copies must find before any service is stopped. */
+  diskSpace: diskSpaceSchema.prefault({}),
+  /** For the `release prune` a refusal suggests. */
+  retention: retentionSchema.prefault({}),
+});
 import { requireHealthy, requireNoDrift } from '../verify/checks.js';
 
 export const PLUGIN_NAME = 'revert';
@@ -115,8 +123,8 @@ async function redeploy(context: RunContext): Promise<void> {
   }
 }
 
-export function revertPlugin(rawOptions: Partial<GitOptions> = {}): Plugin {
-  const options = parseOptions(PLUGIN_NAME, gitOptionsSchema, rawOptions);
+export function revertPlugin(rawOptions: z.input<typeof revertOptionsSchema> = {}): Plugin {
+  const options = parseOptions(PLUGIN_NAME, revertOptionsSchema, rawOptions);
   return {
     name: PLUGIN_NAME,
     apply({ hooks }) {
@@ -133,7 +141,7 @@ export function revertPlugin(rawOptions: Partial<GitOptions> = {}): Plugin {
           context.out.phase('restore', 'the release never pulled, so no service changed: nothing to restore (its backups are kept)');
           return;
         }
-        await restoreAll(context, context.requireState());
+        await restoreAll(context, context.requireState(), options.diskSpace, options.retention);
       });
       hooks.phase.for('git-revert').tapPromise(PLUGIN_NAME, (context) => revertInGit(context, options));
       hooks.phase.for('redeploy').tapPromise(PLUGIN_NAME, redeploy);
