@@ -21,11 +21,12 @@ import { sqliteBackupPlugin } from './plugins/backup-sqlite/index.js';
 import { postgresBackupPlugin } from './plugins/backup-postgres/index.js';
 import { backupVolumePlugin, type BackupVolumeOptions } from './plugins/backup-volume/index.js';
 import { initPlugin } from './plugins/init/index.js';
+import { deadlinesPlugin, type DeadlineOptions } from './plugins/deadlines/index.js';
 
 export const builtins = {
   platformPlugin, preparePlugin, defaultRules, globRule, serviceFilesRule, orchestratorSourceRule, migratePlugin, ticketPlugin, verifyPlugin, revertPlugin,
   composeRuntimePlugin, noneRuntimePlugin, healthHttpPlugin, selfUpdatePlugin, playbooksPlugin,
-  backupVolumePlugin, postgresBackupPlugin, sqliteBackupPlugin, initPlugin,
+  backupVolumePlugin, postgresBackupPlugin, sqliteBackupPlugin, initPlugin, deadlinesPlugin,
 };
 
 /** defaultPlugins()'s options; an unknown one is an error (exit 2) naming it. */
@@ -38,6 +39,8 @@ const defaultOptionsSchema = z.strictObject({
   backupConcurrency: z.number().int().min(1).max(32).optional(),
   /** backup-volume's options, e.g. `{ compressor: 'gzip' }` on a host without zstd; that plugin checks them. */
   backupVolume: z.custom<BackupVolumeOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { compressor: \'gzip\' }').optional(),
+  /** Deadlines of external commands per kind, e.g. `{ ticket: '8h', compose: '10m' }`; the deadlines plugin checks them. */
+  deadlines: z.custom<DeadlineOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { ticket: \'8h\' }').optional(),
 });
 
 export type DefaultOptions = z.input<typeof defaultOptionsSchema>;
@@ -61,6 +64,7 @@ export function defaultPlugins(rawOptions: DefaultOptions = {}): Plugin[] {
     postgresBackupPlugin(),
     backupVolumePlugin(options.backupVolume),
     initPlugin(),
+    deadlinesPlugin(options.deadlines),
   ];
 }
 

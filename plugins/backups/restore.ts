@@ -4,6 +4,7 @@ import { ReleaseError, writeFileAtomic, type RestoreRequest, type RunContext, ty
 import { showFile } from '../git/git.js';
 import { manifestPath, parseManifest } from '../platform/manifest.js';
 import { backupDir, backupRequests, ENTRIES_FILE } from './take.js';
+import { withDeadline } from '../deadlines/index.js';
 
 /** Beside each entry's files once it is restored: `.restored.<index>`. */
 const RESTORED_MARKER = '.restored';
@@ -49,6 +50,8 @@ export async function restoreAll(context: RunContext, state: ReleaseState): Prom
     context.out.phase('restore', 'no backups recorded: nothing to restore');
     return;
   }
+  // Every command a check or a restore runs is bounded by the restore deadline, unless it names its own.
+  const bounded = withDeadline(context, 'restore');
   // Check every backup before restoring any, so a bad one never leaves data half restored.
   for (const request of requests) {
     const check = context.hooks.checkBackup.get(request.entry.type);
@@ -61,7 +64,7 @@ export async function restoreAll(context: RunContext, state: ReleaseState): Prom
     if (!existsSync(request.dir)) {
       throw new ReleaseError('BACKUP_FAILED', `backup folder ${request.dir} is missing; nothing was restored`);
     }
-    await check.promise(request, context);
+    await check.promise(request, bounded);
     context.out.phase('restore', `backup ${request.entry.type} of ${request.service} checked`);
   }
   const pending = requests.filter((request) => !existsSync(join(request.dir, `${RESTORED_MARKER}.${request.index}`)));
@@ -81,7 +84,7 @@ export async function restoreAll(context: RunContext, state: ReleaseState): Prom
       context.out.phase('restore', `would restore ${request.entry.type} of ${request.service} from ${request.dir}`);
       continue;
     }
-    await context.hooks.restore.get(request.entry.type)!.promise(request, context);
+    await context.hooks.restore.get(request.entry.type)!.promise(request, bounded);
     context.failpoint('mid-restore');
     writeFileAtomic(marker, `${new Date().toISOString()}\n`);
     context.log.event('restore', 'restored', { service: request.service, type: request.entry.type });

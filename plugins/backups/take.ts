@@ -4,6 +4,7 @@ import pMap from 'p-map';
 import { ReleaseError, ensurePrivateDir, formatBytes, toReleaseError, writeFileAtomic, type BackupRequest, type ReleaseState, type RunContext } from '../../api/index.js';
 import { showFile } from '../git/git.js';
 import { manifestPath, parseManifest } from '../platform/manifest.js';
+import { withDeadline } from '../deadlines/index.js';
 
 export const PHASE = 'prepare';
 
@@ -77,7 +78,7 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
   requireBackupPlugins(context, service, entries);
   if (context.dryRun) {
     for (const request of requests) {
-      const size = await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, context);
+      const size = await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, withDeadline(context, 'backup'));
       context.out.phase(PHASE, `would back up ${service}: ${request.entry.type}${size === undefined ? '' : ` (about ${formatBytes(size)} before compression)`} into ${dir}`);
     }
     return;
@@ -89,12 +90,14 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
   ensurePrivateDir(dir);
   writeFileAtomic(join(dir, ENTRIES_FILE), `${JSON.stringify(entries)}\n`);
   let bytes = 0;
+  // Every command the strategy runs is bounded by the backup deadline, unless it names its own.
+  const bounded = withDeadline(context, 'backup');
   try {
     for (const request of requests) {
       context.failpoint(`before-backup-${service}`);
       // The same estimate the dry run shows; without one, progress shows bytes and rate only.
-      request.expectedBytes ??= await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, context).catch(() => undefined);
-      const result = await context.hooks.backup.get(request.entry.type)!.promise(request, context);
+      request.expectedBytes ??= await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, bounded).catch(() => undefined);
+      const result = await context.hooks.backup.get(request.entry.type)!.promise(request, bounded);
       if (!result) throw new ReleaseError('BACKUP_FAILED', `backup ${request.entry.type} of ${service} produced nothing`);
       bytes += result.bytes;
       context.failpoint(`after-backup-${service}`);

@@ -1,4 +1,5 @@
 import { ReleaseError, type RunContext } from '../../api/index.js';
+import { deadline } from '../deadlines/index.js';
 
 /** One container of a compose project, as `docker ps` shows it. */
 export interface ContainerInfo {
@@ -23,7 +24,7 @@ export class ComposeCli {
     if (this.configured) return Promise.resolve(this.configured);
     this.detected ??= (async () => {
       for (const candidate of [['docker', 'compose'], ['docker-compose']]) {
-        const result = await context.exec(candidate[0]!, [...candidate.slice(1), 'version'], {});
+        const result = await context.exec(candidate[0]!, [...candidate.slice(1), 'version'], deadline(context, 'docker'));
         if (result.exitCode === 0) return candidate;
       }
       throw new ReleaseError('BAD_INPUT', 'neither `docker compose` nor `docker-compose` answers', {
@@ -39,11 +40,12 @@ export class ComposeCli {
     return context.exec(bin!, [...prefix, '--project-name', project, '--file', file, ...args], {
       env,
       onLine: (line) => context.out.detail(line),
+      ...deadline(context, args[0] === 'build' ? 'build' : 'compose'),
     });
   }
 
   async docker(context: RunContext, args: string[]) {
-    const result = await context.exec('docker', args, {});
+    const result = await context.exec('docker', args, deadline(context, 'docker'));
     if (result.exitCode !== 0) {
       throw new ReleaseError('PHASE_FAILED', `docker ${args[0]} failed: ${result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`}`, {
         hint: 'is the Docker engine running? (docker info)',

@@ -6,6 +6,7 @@ import { git } from '../git/git.js';
 import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, readManifest, type Manifest } from '../platform/manifest.js';
 import { ComposeCli, type ContainerInfo } from './compose.js';
+import { deadline } from '../deadlines/index.js';
 
 export const PLUGIN_NAME = 'runtime-compose';
 export const RUNTIME = 'compose';
@@ -114,7 +115,7 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
   }
 
   async function imageMissing(context: RunContext, image: string): Promise<boolean> {
-    return (await context.exec('docker', ['image', 'inspect', '--format', '{{.Id}}', image], {})).exitCode !== 0;
+    return (await context.exec('docker', ['image', 'inspect', '--format', '{{.Id}}', image], deadline(context, 'docker'))).exitCode !== 0;
   }
 
   async function plan(service: string, context: RunContext, actions: Action[]): Promise<void> {
@@ -193,7 +194,7 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
   async function remove(context: RunContext, service: string): Promise<void> {
     const ids = (await cli.containers(context, service)).map((c) => c.id);
     if (ids.length > 0) await cli.docker(context, ['rm', '--force', ...ids]);
-    await context.exec('docker', ['network', 'rm', `${service}_default`], {});
+    await context.exec('docker', ['network', 'rm', `${service}_default`], deadline(context, 'docker'));
     rmSync(appliedFile(context, service), { force: true });
     context.log.event('apply', 'removed', { service, containers: ids.length });
   }
@@ -237,6 +238,8 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
       container.id, ...request.argv];
     return context.exec('docker', args, {
       input: request.input, stdinFrom: request.stdinFrom, stdoutTo: request.stdoutTo, stdinMayStopEarly: request.stdinMayStopEarly,
+      // The caller's deadline (e.g. a backup's); without one, the run's own scope bounds it.
+      ...(request.deadlineMs === undefined ? {} : { deadlineMs: request.deadlineMs, deadlineName: request.deadlineName }),
     });
   }
 
