@@ -44,6 +44,20 @@ export class ComposeCli {
     });
   }
 
+  /**
+   * Why the engine cannot be used, when it does not answer (stopped, restarting, hung); undefined
+   * when it answers. Asked after a compose command failed, so the error names the real cause.
+   */
+  async engineDown(context: RunContext): Promise<string | undefined> {
+    try {
+      const info = await context.exec('docker', ['info', '--format', '{{.ServerVersion}}'], { deadlineMs: 10_000, deadlineName: 'docker' });
+      if (info.exitCode === 0) return undefined;
+      return info.stderr.split('\n').map((line) => line.trim()).filter(Boolean).pop() ?? `docker info exited ${info.exitCode}`;
+    } catch {
+      return 'docker info got no answer within 10s';
+    }
+  }
+
   async docker(context: RunContext, args: string[]) {
     const result = await context.exec('docker', args, deadline(context, 'docker'));
     if (result.exitCode !== 0) {

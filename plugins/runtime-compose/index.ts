@@ -160,6 +160,13 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
   async function compose(context: RunContext, service: string, want: Desired, args: string[], what: string): Promise<void> {
     const result = await cli.compose(context, service, join(context.repoDir, composePath(service)), args, want.env);
     if (result.exitCode !== 0) {
+      const engineDown = await cli.engineDown(context);
+      if (engineDown) {
+        throw new ReleaseError('PHASE_FAILED', `compose ${what} of ${service} failed (exit ${result.exitCode}): the Docker engine does not answer (${engineDown})`, {
+          lines: result.output.split('\n').slice(-5),
+          hint: 'start the Docker engine and check it answers (docker info), then resume; what compose did before is kept and converged again',
+        });
+      }
       throw new ReleaseError('PHASE_FAILED', `compose ${what} of ${service} failed (exit ${result.exitCode})`, {
         lines: result.output.split('\n').slice(-5), hint: `see the lines above; check with: release --service=${service}`,
       });
