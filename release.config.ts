@@ -23,11 +23,12 @@ import { backupVolumePlugin, type BackupVolumeOptions } from './plugins/backup-v
 import { initPlugin } from './plugins/init/index.js';
 import { backupRetentionPlugin } from './plugins/backups/index.js';
 import type { DiskSpaceInput, RetentionInput } from './plugins/backups/options.js';
+import { deadlinesPlugin, type DeadlineOptions } from './plugins/deadlines/index.js';
 
 export const builtins = {
   platformPlugin, preparePlugin, defaultRules, globRule, serviceFilesRule, orchestratorSourceRule, migratePlugin, ticketPlugin, verifyPlugin, revertPlugin,
   composeRuntimePlugin, noneRuntimePlugin, healthHttpPlugin, selfUpdatePlugin, playbooksPlugin,
-  backupVolumePlugin, postgresBackupPlugin, sqliteBackupPlugin, initPlugin, backupRetentionPlugin,
+  backupVolumePlugin, postgresBackupPlugin, sqliteBackupPlugin, initPlugin, backupRetentionPlugin, deadlinesPlugin,
 };
 
 /** defaultPlugins()'s options; an unknown one is an error (exit 2) naming it. */
@@ -46,6 +47,8 @@ const defaultOptionsSchema = z.strictObject({
   diskSpace: z.custom<DiskSpaceInput>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { marginPercent: 10, keepFree: \'1GiB\' }').optional(),
   /** Backup retention, e.g. `{ keep: 5, autoPrune: true }`: `release prune`'s default and prepare's own prune. */
   retention: z.custom<RetentionInput>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { keep: 3, autoPrune: true }').optional(),
+  /** Deadlines of external commands per kind, e.g. `{ ticket: '8h', compose: '10m' }`; the deadlines plugin checks them. */
+  deadlines: z.custom<DeadlineOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { ticket: \'8h\' }').optional(),
 });
 
 export type DefaultOptions = z.input<typeof defaultOptionsSchema>;
@@ -70,6 +73,7 @@ export function defaultPlugins(rawOptions: DefaultOptions = {}): Plugin[] {
     backupVolumePlugin(options.backupVolume),
     initPlugin(),
     backupRetentionPlugin(options.retention),
+    deadlinesPlugin(options.deadlines),
   ];
 }
 

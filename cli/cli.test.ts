@@ -2,6 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { Platform, snapshot, runCli, ORCHESTRATOR_ROOT } from '../test/helpers/platform.js';
+import { waitFor, withGatedChildren } from '../test/helpers/gated.js';
 
 describe('the operator verbs', () => {
   let platform: Platform;
@@ -89,18 +90,19 @@ describe('the release lock', () => {
     await platform.mergeFeature('300', {
       'releases/300-wait.sh': `#!/bin/sh\necho waiting\nwhile [ ! -f ${gate} ]; do sleep 0.1; done\n`,
     });
-    const running = runCli('release-run', ['300'], platform.prod);
-    while (!existsSync(lockFile()) || !platform.readLog('300').some((l) => l.includes('phase=migrate event=done'))) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    // Whatever fails here, the gate is opened and the first release stopped: jest never hangs on it.
+    await withGatedChildren(gate, async (spawn) => {
+      const running = spawn('node', [join(ORCHESTRATOR_ROOT, 'dist/cli/bin/release-run.js'), '300'], { cwd: platform.prod, env: { NO_COLOR: '1' } });
+      await waitFor('release 300 to hold the lock in its ticket phase', () => existsSync(lockFile()) && platform.readLog('300').some((l) => l.includes('phase=migrate event=done')));
 
-    const second = await platform.run('release-run', ['301']);
+      const second = await platform.run('release-run', ['301']);
 
-    expect(second.exitCode).toBe(3);
-    expect(second.stderr).toMatch(/another release holds the lock: ticket 300 \(pid \d+ on \S+, since \S+\)/);
-    platform.write(platform.root, { gate: 'open\n' });
-    expect((await running).exitCode).toBe(0);
-    expect(existsSync(lockFile())).toBe(false);
+      expect(second.exitCode).toBe(3);
+      expect(second.stderr).toMatch(/another release holds the lock: ticket 300 \(pid \d+ on \S+, since \S+\)/);
+      platform.write(platform.root, { gate: 'open\n' });
+      expect((await running).exitCode).toBe(0);
+      expect(existsSync(lockFile())).toBe(false);
+    });
   });
 
   test('a lock whose process is gone is taken over, and the takeover is logged', async () => {

@@ -2,6 +2,7 @@ import { execa } from 'execa';
 import { pipeline } from 'node:stream/promises';
 import { constants } from 'node:os';
 import { redact } from './secrets.js';
+import { ReleaseError } from './errors.js';
 
 export interface ExecOptions {
   cwd?: string;
@@ -22,6 +23,13 @@ export interface ExecOptions {
   stdoutTo?: NodeJS.WritableStream;
   /** The child may exit before it has read all of stdinFrom: a closed stdin (EPIPE) is then no failure. */
   stdinMayStopEarly?: boolean;
+  /**
+   * How long the command may run: past it its process group is stopped (SIGTERM, then SIGKILL)
+   * and exec throws a ReleaseError naming the command and how long it ran. None when absent or 0.
+   */
+  deadlineMs?: number;
+  /** The deadline's name in that error, e.g. `ticket`: the key an operator raises in the config. */
+  deadlineName?: string;
 }
 
 export interface ExecResult {
@@ -71,6 +79,12 @@ export async function exec(file: string, args: readonly string[], options: ExecO
   };
   if (options.signal?.aborted) onAbort();
   options.signal?.addEventListener('abort', onAbort, { once: true });
+  const started = Date.now();
+  let deadlinePassed = false;
+  // setTimeout takes at most 2^31-1 ms (about 24 days); a larger deadline is none.
+  const deadlineTimer = options.deadlineMs && options.deadlineMs > 0 && options.deadlineMs < 2 ** 31
+    ? setTimeout(() => { deadlinePassed = true; onAbort(); }, options.deadlineMs)
+    : undefined;
   // A stream that fails (a full disk, a corrupt archive) stops the process, and the failure is reported as its result.
   let streamError: Error | undefined;
   const streams: Promise<void>[] = [];
@@ -88,8 +102,10 @@ export async function exec(file: string, args: readonly string[], options: ExecO
     killGroup('SIGTERM');
   });
   const result = await subprocess;
+  clearTimeout(deadlineTimer);
   options.signal?.removeEventListener('abort', onAbort);
   await streamsDone;
+  if (deadlinePassed) throw deadlineError(file, args, options, Date.now() - started);
   if (streamError) {
     return {
       command: redact([file, ...args].join(' ')),
@@ -110,4 +126,24 @@ export async function exec(file: string, args: readonly string[], options: ExecO
     stderr: failedToStart ? redact(result.message ?? "") : stderr,
     output: typeof result.all === 'string' ? result.all : `${stdout}\n${stderr}`.trim(),
   };
+}
+
+/** A command stopped at its deadline: what it was, how long it ran, and which setting bounds it. */
+function deadlineError(file: string, args: readonly string[], options: ExecOptions, ranMs: number): ReleaseError {
+  const full = redact([file, ...args].join(' '));
+  const command = full.length > 300 ? `${full.slice(0, 297)}...` : full;
+  const name = options.deadlineName ? ` (${options.deadlineName})` : '';
+  return new ReleaseError('PHASE_FAILED', `\`${command}\` ran past its deadline${name} of ${describeMs(options.deadlineMs!)} and was stopped after ${describeMs(ranMs)}`, {
+    hint: options.deadlineName
+      ? `find out why it hung; if it needs longer, raise deadlines.${options.deadlineName} (defaultPlugins({ deadlines }) in release.config.ts)`
+      : 'find out why it hung, then run again',
+  });
+}
+
+/** `2.1s`, `10m`, `4h30m`: a duration as an operator reads it (and as the config writes it). */
+export function describeMs(ms: number): string {
+  if (ms < 60_000) return `${Math.round(ms / 100) / 10}s`;
+  const seconds = Math.round(ms / 1000);
+  const [h, m, s] = [Math.floor(seconds / 3600), Math.floor((seconds % 3600) / 60), seconds % 60];
+  return `${h ? `${h}h` : ''}${m ? `${m}m` : ''}${s ? `${s}s` : ''}`;
 }

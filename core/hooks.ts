@@ -116,6 +116,9 @@ export interface ExecInRequest {
   stdoutTo?: NodeJS.WritableStream;
   /** The command may exit before reading all of stdinFrom (e.g. a tool that lists an archive reads only its head). */
   stdinMayStopEarly?: boolean;
+  /** Past it the command is stopped (see ExecOptions.deadlineMs); the runtime passes it on. */
+  deadlineMs?: number;
+  deadlineName?: string;
 }
 
 /** What one run of a verb knows; passed to every hook. */
@@ -228,6 +231,11 @@ export function createHooks() {
      * service returns the result (a non-zero exit is a result, not an error), others `undefined`.
      */
     execIn: new AsyncSeriesBailHook<[ExecInRequest, RunContext], ExecResult | undefined>(['request', 'context']),
+    /**
+     * How long an external command of a kind (e.g. `ticket`) may run, in ms, as the config sets
+     * it; the first tap that knows the kind answers. Plugins give the answer to exec as deadlineMs.
+     */
+    deadline: new SyncBailHook<[string, RunContext], number | undefined>(['kind', 'context']),
     /** Health probes of one service; a tap throws when it is unhealthy. */
     probe: new AsyncSeriesHook<[string, RunContext]>(['service', 'context']),
     /** `release init`: set up a platform repo. */

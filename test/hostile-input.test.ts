@@ -1,6 +1,7 @@
 import { execa } from 'execa';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { waitFor, withGatedChildren } from './helpers/gated.js';
 import { Platform, sh, snapshot, ORCHESTRATOR_ROOT } from './helpers/platform.js';
 
 /**
@@ -120,14 +121,18 @@ describe('twenty release-run at once on one repo', () => {
     const gate = join(platform.root, 'gate');
     await platform.mergeFeature('900', { 'releases/900-hold.sh': `#!/bin/sh\nwhile [ ! -f ${gate} ]; do sleep 0.05; done\n` });
     const bin = join(ORCHESTRATOR_ROOT, 'dist/cli/bin/release-run.js');
-    const runs = Array.from({ length: 20 }, () => execa('node', [bin, '900'], { cwd: platform.prod, reject: false, env: { NO_COLOR: '1' } }));
-    // The losers finish on their own; the winner waits at the gate until they have.
     const results: { exitCode?: number; stderr: unknown }[] = [];
-    const finished = runs.map((run) => run.then((result) => { results.push(result); return result; }));
-    while (results.length < 19) await new Promise((resolve) => setTimeout(resolve, 50));
-    const losers = [...results];
-    platform.write(platform.root, { gate: 'open\n' });
-    await Promise.all(finished);
+    // Whatever fails here, the gate is opened and every release still running stopped: jest never hangs on them.
+    const losers = await withGatedChildren(gate, async (spawn) => {
+      const runs = Array.from({ length: 20 }, () => spawn('node', [bin, '900'], { cwd: platform.prod, env: { NO_COLOR: '1' } }));
+      // The losers finish on their own; the winner waits at the gate until they have.
+      const finished = runs.map((run) => run.then((result) => { results.push(result); return result; }));
+      await waitFor('nineteen of the twenty releases to finish', () => results.length >= 19);
+      const early = [...results];
+      platform.write(platform.root, { gate: 'open\n' });
+      await Promise.all(finished);
+      return early;
+    });
     const winner = results.find((result) => !losers.includes(result));
     expect(winner?.exitCode).toBe(0);
     expect(losers.map((r) => r.exitCode)).toEqual(Array(19).fill(3));

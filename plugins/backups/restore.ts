@@ -6,6 +6,7 @@ import { requireSpace } from './space.js';
 import { showFile } from '../git/git.js';
 import { manifestPath, parseManifest } from '../platform/manifest.js';
 import { backupDir, backupRequests, ENTRIES_FILE } from './take.js';
+import { withDeadline } from '../deadlines/index.js';
 
 /** Beside each entry's files once it is restored: `.restored.<index>`. */
 const RESTORED_MARKER = '.restored';
@@ -58,6 +59,8 @@ export async function restoreAll(context: RunContext, state: ReleaseState, space
   const gone = requests.filter((request) => finishedRevert && !existsSync(request.dir) && prunedAway(request));
   for (const request of gone) context.out.phase('restore', `${request.entry.type} of ${request.service} was restored by the revert that finished; its backup was pruned since`);
   requests = requests.filter((request) => !gone.includes(request));
+  // Every command a check or a restore runs is bounded by the restore deadline, unless it names its own.
+  const bounded = withDeadline(context, 'restore');
   // Check every backup before restoring any, so a bad one never leaves data half restored.
   for (const request of requests) {
     const check = context.hooks.checkBackup.get(request.entry.type);
@@ -73,7 +76,7 @@ export async function restoreAll(context: RunContext, state: ReleaseState, space
         hint: pruned ? 'restore that data by hand from another copy, or revert the code alone after checking the data yourself' : undefined,
       });
     }
-    await check.promise(request, context);
+    await check.promise(request, bounded);
     context.out.phase('restore', `backup ${request.entry.type} of ${request.service} checked`);
   }
   const pending = requests.filter((request) => !existsSync(join(request.dir, `${RESTORED_MARKER}.${request.index}`)));
@@ -105,7 +108,7 @@ export async function restoreAll(context: RunContext, state: ReleaseState, space
       context.out.phase('restore', `would restore ${request.entry.type} of ${request.service} from ${request.dir}`);
       continue;
     }
-    await context.hooks.restore.get(request.entry.type)!.promise(request, context);
+    await context.hooks.restore.get(request.entry.type)!.promise(request, bounded);
     context.failpoint('mid-restore');
     writeFileAtomic(marker, `${new Date().toISOString()}\n`);
     context.log.event('restore', 'restored', { service: request.service, type: request.entry.type });

@@ -7,6 +7,7 @@ import { manifestPath, parseManifest } from '../platform/manifest.js';
 import type { DiskSpaceOptions, RetentionOptions } from './options.js';
 import { carryOutPrune, loadReleases, planPrune } from './retention.js';
 import { filesystemOf, requireSpace } from './space.js';
+import { withDeadline } from '../deadlines/index.js';
 
 export const PHASE = 'prepare';
 
@@ -154,7 +155,7 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
   const requests = backupRequests(service, entries, dir);
   if (context.dryRun) {
     for (const request of requests) {
-      const size = estimates.get(context)?.get(estimateKey(request)) ?? await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, context);
+      const size = estimates.get(context)?.get(estimateKey(request)) ?? await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, withDeadline(context, 'backup'));
       context.out.phase(PHASE, `would back up ${service}: ${request.entry.type}${size === undefined ? '' : ` (about ${formatBytes(size)} before compression)`} into ${dir}`);
     }
     return;
@@ -166,13 +167,15 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
   ensurePrivateDir(dir);
   writeFileAtomic(join(dir, ENTRIES_FILE), `${JSON.stringify(entries)}\n`);
   let bytes = 0;
+  // Every command the strategy runs is bounded by the backup deadline, unless it names its own.
+  const bounded = withDeadline(context, 'backup');
   try {
     for (const request of requests) {
       context.failpoint(`before-backup-${service}`);
       // The same estimate the dry run shows; without one, progress shows bytes and rate only.
       request.expectedBytes ??= estimates.get(context)?.get(estimateKey(request))
-        ?? await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, context).catch(() => undefined);
-      const result = await context.hooks.backup.get(request.entry.type)!.promise(request, context);
+        ?? await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, bounded).catch(() => undefined);
+      const result = await context.hooks.backup.get(request.entry.type)!.promise(request, bounded);
       if (!result) throw new ReleaseError('BACKUP_FAILED', `backup ${request.entry.type} of ${service} produced nothing`);
       bytes += result.bytes;
       context.failpoint(`after-backup-${service}`);

@@ -1,11 +1,13 @@
 import { ReleaseError, type ChangedFile, type ExecResult, type ReleaseState, type RunContext } from '../../api/index.js';
+import { deadline } from '../deadlines/index.js';
 
 /**
  * The git commands the plugins share. Arguments are arrays; any ref that came from input or
  * config goes after `--end-of-options` so it can never be read as an option.
  */
 export async function gitTry(context: RunContext, args: readonly string[]): Promise<ExecResult> {
-  return context.exec('git', args, { env: { GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' } });
+  // Only a fetch reaches the network; every other git command here is local.
+  return context.exec('git', args, { env: { GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' }, ...deadline(context, args[0] === 'fetch' ? 'fetch' : 'git') });
 }
 
 export async function git(context: RunContext, args: readonly string[], failure = 'PHASE_FAILED' as const): Promise<string> {
@@ -62,7 +64,7 @@ export async function diffFiles(context: RunContext, base: string, merge: string
 
 /** A file's content at a commit, or undefined when it does not exist there. */
 export async function showFile(context: RunContext, sha: string, path: string): Promise<string | undefined> {
-  const result = await context.exec('git', ['show', `${sha}:${path}`], {});
+  const result = await context.exec('git', ['show', `${sha}:${path}`], deadline(context, 'git'));
   return result.exitCode === 0 ? result.stdout : undefined;
 }
 

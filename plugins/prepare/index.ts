@@ -1,7 +1,7 @@
 import { ReleaseError, type Plugin, type ReleaseState, type RunContext, parseOptions } from '../../api/index.js';
 import { diffView } from '../git/diff-view.js';
 import { foreignBuilders } from '../platform/compose-file.js';
-import { currentBranch, dirtyPaths, git, headSha, isAncestor, requireKnownCommits, resolveSha, showFile } from '../git/git.js';
+import { currentBranch, dirtyPaths, git, gitTry, headSha, isAncestor, requireKnownCommits, resolveSha, showFile } from '../git/git.js';
 import { validateServicesAt } from '../platform/validate.js';
 import { manifestPath, serviceOfPath } from '../platform/manifest.js';
 import { autoPrune, backUpAll, backUpService, requireBackupSpace } from '../backups/take.js';
@@ -73,6 +73,27 @@ async function makeRoomForBackups(context: RunContext, state: ReleaseState, sha:
   await requireBackupSpace(context, state, sha, options.diskSpace, options.retention, context.dryRun ? credit : undefined);
 }
 
+/** A remote's URL as it may be shown: without a password or token in it. */
+function shownUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1');
+}
+
+/**
+ * `git fetch REMOTE`, before anything is written: a remote that cannot be reached stops the
+ * release naming it and its URL (exit 1), with nothing changed.
+ */
+async function fetchRemote(context: RunContext, options: PrepareOptions): Promise<void> {
+  const result = await gitTry(context, ['fetch', '--quiet', '--end-of-options', options.remote]);
+  if (result.exitCode === 0) return;
+  const url = await gitTry(context, ['remote', 'get-url', '--end-of-options', options.remote]);
+  const where = url.exitCode === 0 ? ` (${shownUrl(url.stdout.trim())})` : '';
+  const why = result.stderr.split('\n').map((line) => line.replace(/^fatal: /, '').trim()).filter(Boolean).map(shownUrl);
+  throw new ReleaseError('PHASE_FAILED', `cannot fetch from remote ${options.remote}${where}: ${why[why.length - 1] ?? `git fetch exited ${result.exitCode}`}; nothing was changed`, {
+    lines: why.slice(0, -1).slice(-4),
+    hint: `check that this host reaches it (git ls-remote ${options.remote}), then run the release again; it has not started`,
+  });
+}
+
 async function prepare(context: RunContext, options: PrepareOptions): Promise<void> {
   const upstream = `refs/remotes/${options.remote}/${options.branch}`;
   await refuseUnlessClean(context, options);
@@ -88,7 +109,7 @@ async function prepare(context: RunContext, options: PrepareOptions): Promise<vo
     context.out.phase(PLUGIN_NAME, `--local: no fetch and no pull; releasing ${options.remote}/${options.branch} (as last fetched)..HEAD`);
   } else {
     context.out.phase(PLUGIN_NAME, `git fetch ${options.remote}`);
-    await git(context, ['fetch', '--quiet', '--end-of-options', options.remote]);
+    await fetchRemote(context, options);
     context.failpoint('after-fetch');
   }
   const fetched = await resolveSha(context, upstream);

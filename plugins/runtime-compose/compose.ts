@@ -1,4 +1,5 @@
 import { ReleaseError, type RunContext } from '../../api/index.js';
+import { deadline } from '../deadlines/index.js';
 
 /** One container of a compose project, as `docker ps` shows it. */
 export interface ContainerInfo {
@@ -23,7 +24,7 @@ export class ComposeCli {
     if (this.configured) return Promise.resolve(this.configured);
     this.detected ??= (async () => {
       for (const candidate of [['docker', 'compose'], ['docker-compose']]) {
-        const result = await context.exec(candidate[0]!, [...candidate.slice(1), 'version'], {});
+        const result = await context.exec(candidate[0]!, [...candidate.slice(1), 'version'], deadline(context, 'docker'));
         if (result.exitCode === 0) return candidate;
       }
       throw new ReleaseError('BAD_INPUT', 'neither `docker compose` nor `docker-compose` answers', {
@@ -39,11 +40,26 @@ export class ComposeCli {
     return context.exec(bin!, [...prefix, '--project-name', project, '--file', file, ...args], {
       env,
       onLine: (line) => context.out.detail(line),
+      ...deadline(context, args[0] === 'build' ? 'build' : 'compose'),
     });
   }
 
+  /**
+   * Why the engine cannot be used, when it does not answer (stopped, restarting, hung); undefined
+   * when it answers. Asked after a compose command failed, so the error names the real cause.
+   */
+  async engineDown(context: RunContext): Promise<string | undefined> {
+    try {
+      const info = await context.exec('docker', ['info', '--format', '{{.ServerVersion}}'], { deadlineMs: 10_000, deadlineName: 'docker' });
+      if (info.exitCode === 0) return undefined;
+      return info.stderr.split('\n').map((line) => line.trim()).filter(Boolean).pop() ?? `docker info exited ${info.exitCode}`;
+    } catch {
+      return 'docker info got no answer within 10s';
+    }
+  }
+
   async docker(context: RunContext, args: string[]) {
-    const result = await context.exec('docker', args, {});
+    const result = await context.exec('docker', args, deadline(context, 'docker'));
     if (result.exitCode !== 0) {
       throw new ReleaseError('PHASE_FAILED', `docker ${args[0]} failed: ${result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`}`, {
         hint: 'is the Docker engine running? (docker info)',

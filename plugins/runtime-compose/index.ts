@@ -6,6 +6,7 @@ import { git } from '../git/git.js';
 import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, readManifest, type Manifest } from '../platform/manifest.js';
 import { ComposeCli, type ContainerInfo } from './compose.js';
+import { deadline } from '../deadlines/index.js';
 
 export const PLUGIN_NAME = 'runtime-compose';
 export const RUNTIME = 'compose';
@@ -114,7 +115,7 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
   }
 
   async function imageMissing(context: RunContext, image: string): Promise<boolean> {
-    return (await context.exec('docker', ['image', 'inspect', '--format', '{{.Id}}', image], {})).exitCode !== 0;
+    return (await context.exec('docker', ['image', 'inspect', '--format', '{{.Id}}', image], deadline(context, 'docker'))).exitCode !== 0;
   }
 
   async function plan(service: string, context: RunContext, actions: Action[]): Promise<void> {
@@ -159,6 +160,13 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
   async function compose(context: RunContext, service: string, want: Desired, args: string[], what: string): Promise<void> {
     const result = await cli.compose(context, service, join(context.repoDir, composePath(service)), args, want.env);
     if (result.exitCode !== 0) {
+      const engineDown = await cli.engineDown(context);
+      if (engineDown) {
+        throw new ReleaseError('PHASE_FAILED', `compose ${what} of ${service} failed (exit ${result.exitCode}): the Docker engine does not answer (${engineDown})`, {
+          lines: result.output.split('\n').slice(-5),
+          hint: 'start the Docker engine and check it answers (docker info), then resume; what compose did before is kept and converged again',
+        });
+      }
       throw new ReleaseError('PHASE_FAILED', `compose ${what} of ${service} failed (exit ${result.exitCode})`, {
         lines: result.output.split('\n').slice(-5), hint: `see the lines above; check with: release --service=${service}`,
       });
@@ -193,7 +201,7 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
   async function remove(context: RunContext, service: string): Promise<void> {
     const ids = (await cli.containers(context, service)).map((c) => c.id);
     if (ids.length > 0) await cli.docker(context, ['rm', '--force', ...ids]);
-    await context.exec('docker', ['network', 'rm', `${service}_default`], {});
+    await context.exec('docker', ['network', 'rm', `${service}_default`], deadline(context, 'docker'));
     rmSync(appliedFile(context, service), { force: true });
     context.log.event('apply', 'removed', { service, containers: ids.length });
   }
@@ -237,6 +245,8 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
       container.id, ...request.argv];
     return context.exec('docker', args, {
       input: request.input, stdinFrom: request.stdinFrom, stdoutTo: request.stdoutTo, stdinMayStopEarly: request.stdinMayStopEarly,
+      // The caller's deadline (e.g. a backup's); without one, the run's own scope bounds it.
+      ...(request.deadlineMs === undefined ? {} : { deadlineMs: request.deadlineMs, deadlineName: request.deadlineName }),
     });
   }
 

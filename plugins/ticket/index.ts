@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { openSync, writeSync, closeSync } from 'node:fs';
 import { ReleaseError, ensurePrivateDir, PRIVATE_FILE_MODE, type Plugin, type RunContext } from '../../api/index.js';
 import { git } from '../git/git.js';
+import { deadline } from '../deadlines/index.js';
 
 export const PLUGIN_NAME = 'ticket';
 export const SCRIPTS_DIR = 'releases';
@@ -64,6 +65,7 @@ export function ticketPlugin(): Plugin {
               writeSync(fd, `${line}\n`);
               context.failpoint('ticket-script');
             },
+            ...deadline(context, 'ticket'),
           });
           context.log.event(PLUGIN_NAME, 'script', { script: script.path, rc: result.exitCode });
           if (result.exitCode !== 0) {
