@@ -79,6 +79,7 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
     for (const request of requests) {
       const size = await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, context);
       context.out.phase(PHASE, `would back up ${service}: ${request.entry.type}${size === undefined ? '' : ` (about ${formatBytes(size)} before compression)`} into ${dir}`);
+      context.out.events.emit(PHASE, 'backup-estimate', { service, type: request.entry.type, bytes: size ?? null, dir });
     }
     return;
   }

@@ -6,7 +6,9 @@ export async function requireNoDrift(context: RunContext, services: readonly str
   for (const service of services) {
     const actions: Action[] = [];
     await context.hooks.plan.promise(service, context, actions);
-    context.out.phase(context.verb === 'release-revert' ? 'revert-verify' : 'verify', `drift check ${service}: ${actions.length} actions`);
+    const phase = context.verb === 'release-revert' ? 'revert-verify' : 'verify';
+    context.out.phase(phase, `drift check ${service}: ${actions.length} actions`);
+    context.out.events.emit(phase, 'drift-check', { service, actions: actions.map((action) => ({ ...action })) });
     drift.push(...actions);
   }
   if (drift.length > 0) {
