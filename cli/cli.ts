@@ -217,7 +217,8 @@ const short = (sha: string | null) => (sha ? sha.slice(0, 12) : '?');
 const when = (iso: string) => (iso ? iso.replace('T', ' ').slice(0, 19) : '(no start recorded)');
 
 function describeRun(run: import('../core/history.js').RunRecord, formatDuration: (seconds: number) => string): string {
-  const outcome = run.exit_code === null ? run.result : `${run.result} (exit ${run.exit_code}${run.phase_failed ? ` in ${run.phase_failed}` : ''})`;
+  const where = run.phase_failed === 'orchestrator' ? ' before its first phase' : run.phase_failed ? ` in ${run.phase_failed}` : '';
+  const outcome = run.exit_code === null ? run.result : `${run.result} (exit ${run.exit_code}${where})`;
   const duration = run.duration_s === null ? '' : `, ${formatDuration(run.duration_s)}`;
   const backups = run.backups.map((b) => `${b.service}=${b.at}${b.present ? '' : ' (gone)'}`).join(' ');
   return [

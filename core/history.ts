@@ -225,6 +225,9 @@ function revertPossible(state: ReleaseState | null, runs: RunRecord[], backups: 
   if (!state.mergeSha) return { possible: false, why: 'the release never pulled (no MERGE_SHA): nothing to revert' };
   const last = [...runs].reverse().find((run) => run.result !== 'running');
   if (last?.verb === 'release-revert' && last.result === 'reverted') return { possible: false, why: `reverted already, at ${last.ended}` };
+  if (last?.verb === 'release-revert' && last.exit_code === 8) {
+    return { possible: false, why: `the last revert was blocked (exit 8 at ${last.ended}: HEAD moved past MERGE_SHA, or a conflict)` };
+  }
   const missing = backups.filter((backup) => !backup.present);
   if (missing.length > 0) return { possible: false, why: `backup folder(s) gone: ${missing.map((b) => b.dir).join(', ')}` };
   return { possible: true, why: `state file and ${backups.length} backup folder(s) present; the revert itself checks that HEAD is still MERGE_SHA` };
