@@ -316,6 +316,8 @@ async function driftCheck(args: ParsedArgs, out: Output, signal: AbortSignal): P
 function outputFor(verb: Verb | 'release', argv: readonly string[]): Output {
   const end = argv.indexOf('--');
   if (!(end < 0 ? argv : argv.slice(0, end)).includes('--json')) return new Output(verb);
+  // A reader that goes away (`| head -1`) must not stop a release halfway: its events are dropped.
+  process.stdout.on('error', () => undefined);
   return new Output(verb, process.stderr, process.stderr, new EventStream(verb, (line) => process.stdout.write(line)));
 }
 

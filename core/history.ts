@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { LOG_LINE } from './audit-log.js';
 import { parseState, type ReleaseState } from './state.js';
 import { isProcessAlive } from './pid.js';
+import { isGroupAlive } from './exec.js';
 import { hostname } from 'node:os';
 
 /**
@@ -166,7 +167,9 @@ function liveLockTicket(workspaceDir: string): string | undefined {
     const text = readFileSync(join(workspaceDir, 'release.lock'), 'utf8');
     const fields = Object.fromEntries(text.split('\n').filter(Boolean).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
     const pid = Number(fields.pid);
-    return fields.host === hostname() && Number.isInteger(pid) && pid > 0 && isProcessAlive(pid) ? fields.ticket : undefined;
+    const groups = (fields.groups ?? '').split(',').map(Number).filter((group) => Number.isInteger(group) && group > 1);
+    const live = Number.isInteger(pid) && pid > 0 && (isProcessAlive(pid) || groups.some(isGroupAlive));
+    return fields.host === hostname() && live ? fields.ticket : undefined;
   } catch {
     return undefined;
   }

@@ -56,7 +56,7 @@ export class ReleaseLock {
       this.hold(me);
       return undefined;
     }
-    if (holder && holder.host === hostname() && !isProcessAlive(holder.pid)) {
+    if (holder && holder.host === hostname() && !isProcessAlive(holder.pid) && !waitForGroups(holder)) {
       const orphans = orphansOf(holder);
       if (orphans.length > 0) throw orphanedLockError(holder, orphans, this.path);
     }
@@ -182,6 +182,23 @@ function isStale(holder: LockHolder): boolean {
   return holder.host === hostname() && !isProcessAlive(holder.pid) && !(holder.groups ?? []).some(isGroupAlive);
 }
 
+/**
+ * How long a run waits for the children of a killed run to end by themselves (a script finishing
+ * its last command) before it refuses with exit 3.
+ */
+export const ORPHAN_WAIT_MS = 5000;
+
+/** Waits (blocking: nothing else runs before the lock is taken) until the holder's groups are gone; false if they outlive the wait. */
+function waitForGroups(holder: LockHolder, waitMs = ORPHAN_WAIT_MS): boolean {
+  const deadline = Date.now() + waitMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  while ((holder.groups ?? []).some(isGroupAlive)) {
+    if (Date.now() >= deadline) return false;
+    Atomics.wait(pause, 0, 0, 100);
+  }
+  return true;
+}
+
 /** The processes still running in the recorded groups of a lock (from /proc: this host only). */
 export function orphansOf(holder: LockHolder): OrphanProcess[] {
   const groups = new Set((holder.groups ?? []).filter(isGroupAlive));
@@ -207,7 +224,7 @@ export function orphansOf(holder: LockHolder): OrphanProcess[] {
 function orphanedLockError(holder: LockHolder, orphans: OrphanProcess[], path: string): ReleaseError {
   const groups = [...new Set(orphans.map((orphan) => orphan.pgid))];
   const first = orphans[0]!;
-  return new ReleaseError('LOCKED', `the release of ticket ${holder.ticket} (pid ${holder.pid}, since ${holder.started}) is gone, but a process it started still runs: pid ${first.pid} (${first.command.slice(0, 200)})`, {
+  return new ReleaseError('LOCKED', `the release of ticket ${holder.ticket} (pid ${holder.pid}, since ${holder.started}) is gone, but a process it started still runs after ${ORPHAN_WAIT_MS / 1000}s of waiting: pid ${first.pid} (${first.command.slice(0, 200)})`, {
     lines: orphans.map((orphan) => `pid ${orphan.pid} in process group ${orphan.pgid}: ${orphan.command.slice(0, 200)}`),
     hint: `wait for it to end, or stop it and everything it started: kill -TERM -- ${groups.map((group) => `-${group}`).join(' ')}; then run this again (the lock ${path} is then taken over)`,
   });

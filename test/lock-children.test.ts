@@ -26,7 +26,7 @@ echo "$$" >> ${root}/script-runs
 # Two copies at once would both see the other's file.
 if [ -e ${root}/script-running ] && kill -0 "$(cat ${root}/script-running)" 2>/dev/null; then echo second-copy >> ${root}/script-runs; fi
 echo "$$" > ${root}/script-running
-if [ -e ${root}/slow ]; then sleep 60; fi
+if [ -e ${root}/slow ]; then sleep "$(cat ${root}/slow)"; fi
 rm -f ${root}/script-running
 echo finished
 `;
@@ -58,7 +58,7 @@ describe('the lock covers the children of a run', () => {
   });
 
   test('after a kill -9 of the orchestrator alone, --from and revert refuse (exit 3) naming the running script and the command that stops it; once it is gone, --from takes the lock over', async () => {
-    writeFileSync(join(platform.root, 'slow'), '');
+    writeFileSync(join(platform.root, 'slow'), '60');
     await platform.mergeFeature('500', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:2\n', 'releases/500-slow.sh': SCRIPT(platform.root) });
     orchestrator = execa('node', [join(ORCHESTRATOR_ROOT, 'dist/cli/bin/release-run.js'), '500'], {
       cwd: platform.prod, env: { NO_COLOR: '1', RELEASE_INVOKED_VIA: '' }, reject: false,
@@ -75,13 +75,13 @@ describe('the lock covers the children of a run', () => {
     const resumed = await platform.run('release-run', ['500', '--from=ticket']);
 
     expect(resumed.exitCode).toBe(3);
-    expect(resumed.stderr).toContain(`a process it started still runs: pid ${scriptPid} (/bin/bash ${join(platform.prod, 'releases/500-slow.sh')} --yes)`);
+    expect(resumed.stderr).toContain(`a process it started still runs after 5s of waiting: pid ${scriptPid} (/bin/bash ${join(platform.prod, 'releases/500-slow.sh')} --yes)`);
     expect(resumed.stderr).toMatch(/^\s+pid \d+ in process group \d+: sleep 60$/m);
     const stop = /fix: wait for it to end, or stop it and everything it started: (kill -TERM -- -\d+);/.exec(resumed.stderr);
     expect(stop?.[1]).toBe(`kill -TERM -- -${scriptPid}`);
     const revert = await platform.run('release-revert', ['500']);
     expect(revert.exitCode).toBe(3);
-    expect(revert.stderr).toContain(`still runs: pid ${scriptPid}`);
+    expect(revert.stderr).toContain(`of waiting: pid ${scriptPid}`);
     // Never a second copy of the script.
     expect(scriptPids()).toEqual([scriptPid]);
 
@@ -97,5 +97,24 @@ describe('the lock covers the children of a run', () => {
     expect(scriptPids()).toHaveLength(2);
     expect(readFileSync(join(platform.root, 'script-runs'), 'utf8')).not.toContain('second-copy');
     expect(existsSync(lockFile())).toBe(false);
+  });
+
+  test('a child that ends within the wait is waited for: --from then runs the script once more, never beside it', async () => {
+    writeFileSync(join(platform.root, 'slow'), '2');
+    await platform.mergeFeature('501', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:2\n', 'releases/501-slow.sh': SCRIPT(platform.root) });
+    orchestrator = execa('node', [join(ORCHESTRATOR_ROOT, 'dist/cli/bin/release-run.js'), '501'], {
+      cwd: platform.prod, env: { NO_COLOR: '1', RELEASE_INVOKED_VIA: '' }, reject: false,
+    });
+    await until('the ticket script to start', () => scriptPids().length === 1 && recordedGroups().length > 0);
+    process.kill(orchestrator.pid!, 'SIGKILL');
+    await orchestrator;
+    rmSync(join(platform.root, 'slow'));
+
+    const resumed = await platform.run('release-run', ['501', '--from=ticket']);
+
+    expect(resumed.exitCode).toBe(0);
+    expect(resumed.stderr).toContain('took over a stale lock of ticket 501');
+    expect(scriptPids()).toHaveLength(2);
+    expect(readFileSync(join(platform.root, 'script-runs'), 'utf8')).not.toContain('second-copy');
   });
 });
