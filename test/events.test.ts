@@ -132,6 +132,28 @@ describe('--json: one event per line on stdout', () => {
   });
 });
 
+describe('--json on the release sub-verbs', () => {
+  let platform: Platform;
+  beforeEach(async () => { platform = await Platform.create([{ name: 'web' }], {}, 'roev-platform-'); });
+  afterEach(() => platform.remove());
+
+  test('the drift check and init: valid events only on stdout, the human lines on stderr', async () => {
+    const drift = await platform.run('release', ['--service=web', '--json']);
+
+    expect(drift.exitCode).toBe(0);
+    const checked = events(drift);
+    expect(checked.at(-1)).toMatchObject({ ticket: null, verb: 'release', phase: 'drift-check', event: 'drift-check', fields: { service: 'web', actions: [] } });
+    expect(drift.stderr).toContain('0 actions');
+
+    const init = await platform.run('release', ['init', '--json']);
+
+    expect(init.exitCode).toBe(0);
+    const written = events(init).filter((e) => e.event === 'written').map((e) => e.fields.path);
+    expect(written).toContain('justfile');
+    expect(init.stderr).toContain('wrote justfile');
+  });
+});
+
 describe('release history and release show', () => {
   let platform: Platform;
   beforeEach(async () => { platform = await Platform.create([{ name: 'web' }, { name: 'api' }], {}, 'roev-platform-'); });
