@@ -7,6 +7,7 @@ import { Output } from '../core/output.js';
 import { carryOut } from '../core/actions.js';
 import { ACTION_SOCKET_ENV, requestAction } from '../core/action-client.js';
 import { PHASES_OF, type Verb } from '../core/phases.js';
+import { EventStream } from '../core/events.js';
 
 /**
  * The engine (zod, execa, tapable, the plugins) is imported only once the arguments are valid,
@@ -57,6 +58,7 @@ ${PHASES_OF['release-run'].map((p) => `  ${p.name.padEnd(9)} ${p.summary}`).join
   --local       a dev host's drill: release the commits HEAD holds beyond origin's main as last
                 fetched (BASE_SHA), without fetching or pulling (MERGE_SHA = HEAD)
   --repo DIR    the platform repo (default: the git repo of the current folder)
+  --json        one JSON event per line on stdout (docs/events.md); the human output goes to stderr
   --version     print the version and the orchestrator's commit
 
 Exit codes: 0 done, 1 a phase failed, 2 bad input or config, 3 locked, 4 nothing to release,
@@ -69,6 +71,7 @@ ${PHASES_OF['release-revert'].map((p) => `  ${p.name.padEnd(13)} ${p.summary}`).
 
   --dry-run     preview every step; change nothing
   --repo DIR    the platform repo (default: the git repo of the current folder)
+  --json        one JSON event per line on stdout (docs/events.md); the human output goes to stderr
   --version     print the version and the orchestrator's commit
 
 Exit codes: 0 reverted, 2 bad input or no state, 3 locked, 6 a backup is missing or corrupt,
@@ -76,6 +79,8 @@ Exit codes: 0 reverted, 2 bad input or no state, 3 locked, 6 a backup is missing
   release: `usage: release --service=NAME [--repo DIR]
        release init [--example NAME] [--repo DIR]
        release prune [--keep=N] [--dry-run] [--repo DIR]
+       release history [--service=NAME] [--repo DIR]
+       release show TICKET [--repo DIR]
 
 --service=NAME  the drift check: prints each action that would bring service NAME to what its
                 manifest and compose file at HEAD ask for, then "N actions". Changes nothing.
@@ -87,6 +92,11 @@ prune           removes the backups of old releases and prints the space freed; 
                 of the newest N releases (--keep=N; default: retention.keep in release.config.ts,
                 3), of a release that is not finished, or of one release-revert could still undo
                 (HEAD is its MERGE_SHA). --dry-run lists what it would remove.
+history         every release and revert on this clone, newest first: start, duration, result
+                and exit code, BASE->MERGE, services and backups (--service=NAME: those of NAME)
+show TICKET     one release in full: its phases with their times, backups with sizes and
+                checksums, the playbooks that matched, and whether a revert is still possible
+--json          one JSON object per line on stdout (docs/events.md)
 --version       print the version and the orchestrator's commit
 
 Exit codes: 0 in sync (or initialised, or pruned), 2 bad input or unknown service, 3 a release
@@ -104,6 +114,7 @@ interface ParsedArgs {
   keep?: string;
   help: boolean;
   version: boolean;
+  json: boolean;
 }
 
 /** `release-run 0.1.0 (orchestrator commit abc123...)`, from what the build recorded. */
@@ -132,12 +143,13 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
         keep: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', short: 'V', default: false },
+        json: { type: 'boolean', default: false },
       },
     });
     const allowed: Record<string, readonly string[]> = {
-      'release-run': ['from', 'dry-run', 'local', 'repo', 'help', 'version'],
-      'release-revert': ['dry-run', 'repo', 'help', 'version'],
-      release: ['service', 'example', 'repo', 'help', 'version', 'keep', 'dry-run'],
+      'release-run': ['from', 'dry-run', 'local', 'repo', 'help', 'version', 'json'],
+      'release-revert': ['dry-run', 'repo', 'help', 'version', 'json'],
+      release: ['service', 'example', 'repo', 'help', 'version', 'keep', 'dry-run', 'json'],
     };
     for (const [key, value] of Object.entries(values)) {
       if (value !== undefined && value !== false && !allowed[verb]!.includes(key)) throw new Error(`option --${key} is not known to ${verb}`);
@@ -145,6 +157,7 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
     return {
       positionals, from: values.from, dryRun: values['dry-run'] ?? false, local: values.local ?? false, repo: values.repo,
       service: values.service, example: values.example, keep: values.keep, help: values.help ?? false, version: values.version ?? false,
+      json: values.json ?? false,
     };
   } catch (error) {
     const message = (error as Error).message.split('\n')[0]!.replace(/\. To specify a positional.*$/, '');
@@ -191,8 +204,14 @@ async function init(args: ParsedArgs, out: Output, signal: AbortSignal): Promise
   const context = createContext({ verb: 'release', ticket: 'init', repoDir, dryRun: false, hooks, out, signal });
   const result: InitResult = { example: args.example, written: [], kept: [] };
   await hooks.init.promise(result, context);
-  for (const file of result.written) out.plain(`wrote ${file}`);
-  for (const file of result.kept) out.plain(`kept  ${file}${file.includes(' (') ? '' : ' (it exists; not overwritten)'}`);
+  for (const file of result.written) {
+    out.plain(`wrote ${file}`);
+    out.events.emit('init', 'written', { path: file });
+  }
+  for (const file of result.kept) {
+    out.plain(`kept  ${file}${file.includes(' (') ? '' : ' (it exists; not overwritten)'}`);
+    out.events.emit('init', 'kept', { path: file });
+  }
   out.plain(result.written.length === 0
     ? 'nothing to do: the repo is set up already'
     : `${result.written.length} file(s) written: review them, commit them and merge them into origin's main`);
@@ -226,6 +245,84 @@ async function prune(args: ParsedArgs, out: Output, signal: AbortSignal): Promis
   return 0;
 }
 
+const short = (sha: string | null) => (sha ? sha.slice(0, 12) : '?');
+const when = (iso: string) => (iso ? iso.replace('T', ' ').slice(0, 19) : '(no start recorded)');
+
+function describeRun(run: import('../core/history.js').RunRecord, formatDuration: (seconds: number) => string): string {
+  const where = run.phase_failed === 'orchestrator' ? ' before its first phase' : run.phase_failed ? ` in ${run.phase_failed}` : '';
+  const outcome = run.exit_code === null ? run.result : `${run.result} (exit ${run.exit_code}${where})`;
+  const duration = run.duration_s === null ? '' : `, ${formatDuration(run.duration_s)}`;
+  const backups = run.backups.map((b) => `${b.service}=${b.at}${b.present ? '' : ' (gone)'}`).join(' ');
+  return [
+    `${when(run.started)}  ${run.ticket}  ${run.verb}${run.from ? ` --from=${run.from}` : ''}  ${outcome}${duration}`,
+    `    ${short(run.base_sha)}->${short(run.merge_sha)}  services: ${run.services.join(' ') || '-'}  backups: ${backups || '-'}`,
+    ...run.problems.map((problem) => `    damaged: ${problem}`),
+  ].join('\n');
+}
+
+/** `release history [--service=NAME]`: every run on this clone, newest first, from its files alone. */
+async function history(args: ParsedArgs, out: Output): Promise<number> {
+  if (args.positionals.length !== 1 || args.example !== undefined) {
+    throw new ReleaseError('BAD_INPUT', 'release history takes only --service=NAME, --json and --repo DIR', { hint: 'see release --help' });
+  }
+  const repoDir = resolveRepo(args.repo);
+  const { readHistory } = await import('../core/history.js');
+  const { formatDuration } = await import('../core/progress.js');
+  const { workspacePaths } = await import('../core/context.js');
+  const rows = readHistory(workspacePaths(repoDir, '_').workspaceDir, { service: args.service });
+  for (const row of rows) {
+    out.plain(describeRun(row, formatDuration));
+    out.events.ticket = row.ticket;
+    out.events.emit('history', 'run', { ...row });
+  }
+  out.events.ticket = null;
+  out.plain(`${rows.length} run${rows.length === 1 ? '' : 's'}${args.service ? ` of service ${args.service}` : ''}`);
+  out.events.emit('history', 'end', { runs: rows.length, service: args.service });
+  return 0;
+}
+
+/** `release show TICKET`: one ticket's runs in full, its backups' files, and whether it can be reverted. */
+async function show(args: ParsedArgs, out: Output): Promise<number> {
+  if (args.positionals.length !== 2 || args.service !== undefined || args.example !== undefined) {
+    throw new ReleaseError('BAD_INPUT', 'usage: release show TICKET [--json] [--repo DIR]', { hint: 'see release --help' });
+  }
+  const ticket = validateTicket(args.positionals[1]);
+  out.events.ticket = ticket;
+  const repoDir = resolveRepo(args.repo);
+  const { readTicketHistory, backupFiles } = await import('../core/history.js');
+  const { formatBytes, formatDuration } = await import('../core/progress.js');
+  const { workspacePaths } = await import('../core/context.js');
+  const paths = workspacePaths(repoDir, ticket);
+  const record = readTicketHistory(paths.workspaceDir, ticket);
+  if (!record) {
+    throw new ReleaseError('BAD_INPUT', `no release of ticket ${ticket} on this clone (no ${paths.stateFile} or ${paths.logFile})`, {
+      hint: 'see the tickets this clone knows with: just release history',
+    });
+  }
+  const backups = record.backups.map((backup) => ({ ...backup, files: backupFiles(backup.dir) }));
+  for (const run of record.runs) {
+    out.plain(describeRun(run, formatDuration));
+    for (const phase of run.phases) out.plain(`      ${phase.name.padEnd(13)} ${phase.result}${phase.rc ? ` (exit ${phase.rc})` : ''}  ended ${when(phase.ended)}  ${formatDuration(phase.duration_s)}`);
+    if (run.playbooks.length > 0) out.plain(`      playbooks matched: ${run.playbooks.join(', ')}`);
+  }
+  if (record.runs.length === 0) out.plain(`${ticket}: no run recorded in the audit log`);
+  for (const problem of record.problems) out.plain(`damaged: ${problem}`);
+  out.plain(backups.length === 0 ? `backups of ${ticket}: none` : `backups of ${ticket}:`);
+  for (const backup of backups) {
+    out.plain(`  ${backup.service}=${backup.at}  ${backup.present ? backup.dir : `${backup.dir} (gone)`}${backup.bytes === null ? '' : `  ${formatBytes(backup.bytes)}`}`);
+    for (const file of backup.files) out.plain(`    ${file.file}  ${file.bytes === null ? '?' : formatBytes(file.bytes)}  sha256 ${file.sha256 ?? '(not recorded)'}`);
+  }
+  out.plain(record.revert.possible
+    ? `revert possible: yes (${record.revert.why}): ${out.command('release-revert', [ticket])}`
+    : `revert possible: no (${record.revert.why})`);
+  out.events.emit('history', 'show', {
+    runs: record.runs.map((run) => ({ ...run })), backups: backups.map((backup) => ({ ...backup, files: backup.files.map((file) => ({ ...file })) })),
+    problems: record.problems, revert_possible: record.revert.possible, revert_why: record.revert.why,
+    revert_command: record.revert.possible ? out.command('release-revert', [ticket]) : null,
+  });
+  return 0;
+}
+
 async function driftCheck(args: ParsedArgs, out: Output, signal: AbortSignal): Promise<number> {
   if (!args.service) throw new ReleaseError('BAD_INPUT', 'missing --service=NAME', { hint: 'see release --help' });
   const repoDir = resolveRepo(args.repo);
@@ -235,13 +332,30 @@ async function driftCheck(args: ParsedArgs, out: Output, signal: AbortSignal): P
   const context = createContext({ verb: 'release', ticket: 'drift-check', repoDir, dryRun: true, hooks, out, signal });
   const actions: Action[] = [];
   await hooks.plan.promise(args.service, context, actions);
-  for (const action of actions) out.plain(`${action.kind} ${action.service}: ${action.reason}`);
+  for (const action of actions) {
+    out.plain(`${action.kind} ${action.service}: ${action.reason}`);
+    out.events.emit('drift-check', 'action', { ...action });
+  }
   out.plain(`${actions.length} action${actions.length === 1 ? '' : 's'}`);
+  out.events.emit('drift-check', 'drift-check', { service: args.service, actions: actions.map((action) => ({ ...action })) });
   return actions.length === 0 ? 0 : 5;
 }
 
+/**
+ * With --json, stdout carries only the events and the human output moves to stderr. Read before
+ * the arguments are parsed, so input refused as bad is reported as an event too.
+ */
+function outputFor(verb: Verb | 'release', argv: readonly string[]): Output {
+  const end = argv.indexOf('--');
+  if (!(end < 0 ? argv : argv.slice(0, end)).includes('--json')) return new Output(verb);
+  // A reader that goes away (`| head -1`) must not stop a release halfway: its events are dropped.
+  process.stdout.on('error', () => undefined);
+  return new Output(verb, process.stderr, process.stderr, new EventStream(verb, (line) => process.stdout.write(line)));
+}
+
 export async function main(verb: Verb | 'release', argv: string[]): Promise<number> {
-  const out = new Output(verb);
+  const out = outputFor(verb, argv);
+  const started = new Date();
   try {
     const args = parse(verb, argv);
     if (args.help) {
@@ -255,11 +369,13 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
     const controller = abortOnSignals(out);
     if (verb === 'release' && args.positionals[0] === 'init') return await init(args, out, controller.signal);
     if (verb === 'release' && args.positionals[0] === 'prune') return await prune(args, out, controller.signal);
+    if (verb === 'release' && args.positionals[0] === 'history') return await history(args, out);
+    if (verb === 'release' && args.positionals[0] === 'show') return await show(args, out);
     if (verb === 'release' && (args.keep !== undefined || args.dryRun)) {
       throw new ReleaseError('BAD_INPUT', `option --${args.keep !== undefined ? 'keep' : 'dry-run'} is not known to release${args.positionals[0] ? ` ${args.positionals[0]}` : ''}`, { hint: 'it belongs to release prune; see release --help' });
     }
     if (verb === 'release' && args.positionals.length > 0) {
-      throw new ReleaseError('BAD_INPUT', `unknown command release ${args.positionals[0]}`, { hint: 'use release --service=NAME, release init or release prune; see release --help' });
+      throw new ReleaseError('BAD_INPUT', `unknown command release ${args.positionals[0]}`, { hint: 'use release --service=NAME, release init, release prune, release history or release show TICKET; see release --help' });
     }
     if (args.local && args.from !== undefined && args.from !== 'prepare') {
       throw new ReleaseError('BAD_INPUT', '--local applies to prepare only; drop it when resuming with --from', { hint: 'see release-run --help' });
@@ -269,6 +385,8 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
       throw new ReleaseError('BAD_INPUT', `expected one ticket id, got ${args.positionals.length} arguments`, { hint: `see ${verb} --help` });
     }
     const ticket = validateTicket(args.positionals[0]);
+    out.events.ticket = ticket;
+    out.events.dryRun = args.dryRun;
     if (args.from !== undefined && !PHASES_OF[verb].some((phase) => phase.name === args.from)) {
       throw new ReleaseError('BAD_INPUT', `unknown phase --from=${args.from}`, {
         hint: `use one of ${PHASES_OF[verb].map((phase) => phase.name).join(', ')}`,
@@ -283,8 +401,23 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
   } catch (thrown) {
     const error = toReleaseError(thrown);
     out.reportError(error);
+    reportRefusal(out, error, started);
     return error.exitCode;
   }
+}
+
+/** Input refused before a run started: the same `error` and `outcome` events a run ends with. */
+function reportRefusal(out: Output, error: ReleaseError, started: Date): void {
+  if (!out.events.enabled) return;
+  out.events.emit('orchestrator', 'error', {
+    code: error.code, exit_code: error.exitCode, message: error.message, hint: error.hint,
+    lines: error.lines.length > 0 ? error.lines : undefined, plugin: error.plugin, hook: error.hook, service: error.service,
+  });
+  out.events.emit('orchestrator', 'outcome', {
+    result: 'refused', exit_code: error.exitCode, started: started.toISOString(),
+    duration_s: Math.round((Date.now() - started.getTime()) / 100) / 10, services: [], base_sha: '', merge_sha: '',
+    phase_failed: null, message: error.message, code: error.code, next: [],
+  });
 }
 
 /**

@@ -28,7 +28,16 @@ export function formatLogLine(ticket: string, phase: string, event: string, fiel
 
 /** The audit log `.asd/workspace/releases/TICKET.log`: append-only, one event a line, flushed per event. */
 export class AuditLog {
-  constructor(readonly path: string, readonly ticket: string, private readonly enabled = true) {}
+  /**
+   * `onEvent` sees every event, in a dry run too (when nothing is written): the `--json` stream
+   * is fed from here, so it holds the same events as the log.
+   */
+  constructor(
+    readonly path: string,
+    readonly ticket: string,
+    private readonly enabled = true,
+    private readonly onEvent?: (phase: string, event: string, fields: Record<string, unknown>) => void,
+  ) {}
 
   /**
    * Called under the lock before this run writes: a last line cut off by a crash is moved to
@@ -68,8 +77,9 @@ export class AuditLog {
       Object.fromEntries([...line.matchAll(/ ([a-z_]+)=("(?:[^"\\]|\\.)*"|\S+)/g)].map((m) => [m[1]!, m[2]!.startsWith('"') ? JSON.parse(m[2]!) as string : m[2]!])));
   }
 
-  event(phase: string, event: string, fields: LogFields = {}): void {
-    if (!this.enabled) return;
-    appendPrivateLine(this.path, formatLogLine(this.ticket, phase, event, fields));
+  /** `more`: fields for the `--json` event only (lists, prose), kept out of the one-token log line. */
+  event(phase: string, event: string, fields: LogFields = {}, more: Record<string, unknown> = {}): void {
+    if (this.enabled) appendPrivateLine(this.path, formatLogLine(this.ticket, phase, event, fields));
+    this.onEvent?.(phase, event, { ...fields, ...more });
   }
 }

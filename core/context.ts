@@ -45,7 +45,7 @@ export function createContext(init: ContextInit): RunContext {
     ...init,
     local: init.local ?? false,
     workspaceDir: paths.workspaceDir,
-    log: new AuditLog(paths.logFile, init.ticket, !init.dryRun),
+    log: new AuditLog(paths.logFile, init.ticket, !init.dryRun, (phase, event, fields) => init.out.events.emit(phase, event, fields)),
     stateFile,
     state: undefined,
     phase: 'orchestrator',

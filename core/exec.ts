@@ -42,6 +42,36 @@ export interface ExecResult {
 }
 
 /**
+ * The process groups of the children running now: each child leads its own group (`detached`), so
+ * a group outlives its leader for as long as anything it started runs. The release lock records
+ * them (core/lock.ts): a lock whose orchestrator was killed is not stale while one of them runs.
+ */
+const childGroups = new Set<number>();
+const childGroupListeners = new Set<(groups: readonly number[]) => void>();
+
+/** Calls `listener` with every running child group whenever that set changes; returns the unsubscribe. */
+export function watchChildGroups(listener: (groups: readonly number[]) => void): () => void {
+  childGroupListeners.add(listener);
+  return () => { childGroupListeners.delete(listener); };
+}
+
+function setChildGroup(pgid: number, running: boolean): void {
+  if (running) childGroups.add(pgid);
+  else childGroups.delete(pgid);
+  for (const listener of childGroupListeners) listener([...childGroups]);
+}
+
+/** Whether any process of process group `pgid` still runs (EPERM: one runs as another user). */
+export function isGroupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/**
  * The one way the orchestrator starts a process: a file and an argument array (never a shell
  * string), output captured and optionally streamed, every captured line redacted.
  * A non-zero exit does not throw: callers decide what a failure means for their phase.
@@ -70,6 +100,8 @@ export async function exec(file: string, args: readonly string[], options: ExecO
     detached: true,
     stripFinalNewline: true,
   });
+  const pgid = subprocess.pid;
+  if (pgid !== undefined) setChildGroup(pgid, true);
   const killGroup = (signal: NodeJS.Signals) => {
     try { process.kill(-subprocess.pid!, signal); } catch { /* already gone */ }
   };
@@ -103,6 +135,8 @@ export async function exec(file: string, args: readonly string[], options: ExecO
   });
   const result = await subprocess;
   clearTimeout(deadlineTimer);
+  // What the child left running in its group (a script's `cmd &`) keeps the group recorded.
+  if (pgid !== undefined && !isGroupAlive(pgid)) setChildGroup(pgid, false);
   options.signal?.removeEventListener('abort', onAbort);
   await streamsDone;
   if (deadlinePassed) throw deadlineError(file, args, options, Date.now() - started);

@@ -6,6 +6,7 @@ import type { StateFile, ReleaseState } from './state.js';
 import type { ExecOptions, ExecResult } from './exec.js';
 import type { Verb } from './phases.js';
 import type { Transfers } from './progress.js';
+import type { OutcomeFields } from './events.js';
 
 /** A path of the BASE..MERGE diff. */
 export interface ChangedFile {
@@ -168,6 +169,11 @@ export interface RunContext {
    */
   requestHandoff(reason: string): void;
   handoffReason?: string;
+  /**
+   * The fields of the run's final `outcome` event (core/events.ts), set before `done`/`failed`
+   * run, so a notifier posts what `--json` prints: `context.out.events.build('orchestrator', 'outcome', context.outcome)`.
+   */
+  outcome?: OutcomeFields;
 }
 
 /** `release init`: taps write what a platform repo needs (never overwriting) and say what. */

@@ -1,15 +1,27 @@
 import { hostname } from 'node:os';
-import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ensurePrivateDir, PRIVATE_FILE_MODE } from './fs-private.js';
 import { ReleaseError } from './errors.js';
 import { isProcessAlive } from './pid.js';
+import { isGroupAlive, watchChildGroups } from './exec.js';
+import { writeFileAtomic } from './fs-private.js';
 
 export interface LockHolder {
   pid: number;
   host: string;
   ticket: string;
   started: string;
+  /** The process groups of the run's children (core/exec.ts), recorded while they run. */
+  groups?: number[];
+}
+
+/** A process still running in a group of a lock whose orchestrator is gone. */
+export interface OrphanProcess {
+  pid: number;
+  pgid: number;
+  /** Its command line, as /proc shows it. */
+  command: string;
 }
 
 /**
@@ -19,6 +31,7 @@ export interface LockHolder {
  */
 export class ReleaseLock {
   private held = false;
+  private stopWatching?: () => void;
 
   constructor(readonly path: string) {}
 
@@ -31,7 +44,7 @@ export class ReleaseLock {
     ensurePrivateDir(dirname(this.path));
     const me: LockHolder = { pid: process.pid, host: hostname(), ticket, started: new Date().toISOString() };
     if (this.createExclusive(this.path, me)) {
-      this.held = true;
+      this.hold(me);
       return undefined;
     }
     const holder = this.readHolder();
@@ -40,8 +53,12 @@ export class ReleaseLock {
       const tmp = `${this.path}.${process.pid}.tmp`;
       writeFileSync(tmp, holderText(me), { mode: PRIVATE_FILE_MODE });
       renameSync(tmp, this.path);
-      this.held = true;
+      this.hold(me);
       return undefined;
+    }
+    if (holder && holder.host === hostname() && !isProcessAlive(holder.pid) && !waitForGroups(holder)) {
+      const orphans = orphansOf(holder);
+      if (orphans.length > 0) throw orphanedLockError(holder, orphans, this.path);
     }
     if (!holder || !isStale(holder)) {
       throw new ReleaseError('LOCKED', `another release holds the lock: ${holder ? ReleaseLock.describe(holder) : 'unreadable lock file'}`, {
@@ -49,8 +66,19 @@ export class ReleaseLock {
       });
     }
     this.takeOver(holder, me);
-    this.held = true;
+    this.hold(me);
     return holder;
+  }
+
+  /** From now on every child group this process starts is recorded in the lock, until release(). */
+  private hold(me: LockHolder): void {
+    this.held = true;
+    this.stopWatching = watchChildGroups((groups) => {
+      const current = this.readHolder();
+      // Only ever rewrite our own lock (a handoff's child may have taken it on meanwhile).
+      if (!this.held || !current || current.pid !== process.pid || current.host !== me.host) return;
+      writeFileAtomic(this.path, holderText({ ...me, groups: [...groups] }));
+    });
   }
 
   /**
@@ -81,6 +109,8 @@ export class ReleaseLock {
   }
 
   release(): void {
+    this.stopWatching?.();
+    this.stopWatching = undefined;
     if (!this.held) return;
     const holder = this.readHolder();
     // Never remove a lock that is not ours, even if we believe we hold it.
@@ -118,7 +148,8 @@ export class ReleaseLock {
 }
 
 function holderText(holder: LockHolder): string {
-  return `pid=${holder.pid}\nhost=${holder.host}\nticket=${holder.ticket}\nstarted=${holder.started}\n`;
+  const groups = holder.groups && holder.groups.length > 0 ? `groups=${holder.groups.join(',')}\n` : '';
+  return `pid=${holder.pid}\nhost=${holder.host}\nticket=${holder.ticket}\nstarted=${holder.started}\n${groups}`;
 }
 
 function readHolderFile(path: string): LockHolder | undefined {
@@ -134,7 +165,8 @@ function readHolderFile(path: string): LockHolder | undefined {
   }));
   const pid = Number(fields.pid);
   if (!Number.isInteger(pid) || pid <= 0 || !fields.host || !fields.ticket || !fields.started) return undefined;
-  return { pid, host: fields.host, ticket: fields.ticket, started: fields.started };
+  const groups = (fields.groups ?? '').split(',').map(Number).filter((group) => Number.isInteger(group) && group > 1);
+  return { pid, host: fields.host, ticket: fields.ticket, started: fields.started, groups };
 }
 
 /** Env var naming the pid that handed its lock to this process (a re-run of the remaining phases). */
@@ -145,6 +177,55 @@ function isInheritedFromParent(holder: LockHolder): boolean {
   return process.env[INHERITED_LOCK_ENV] === String(holder.pid) && holder.pid === process.ppid && holder.host === hostname();
 }
 
+/** Stale only when its orchestrator AND every process group it recorded are gone from this host. */
 function isStale(holder: LockHolder): boolean {
-  return holder.host === hostname() && !isProcessAlive(holder.pid);
+  return holder.host === hostname() && !isProcessAlive(holder.pid) && !(holder.groups ?? []).some(isGroupAlive);
+}
+
+/**
+ * How long a run waits for the children of a killed run to end by themselves (a script finishing
+ * its last command) before it refuses with exit 3.
+ */
+export const ORPHAN_WAIT_MS = 5000;
+
+/** Waits (blocking: nothing else runs before the lock is taken) until the holder's groups are gone; false if they outlive the wait. */
+function waitForGroups(holder: LockHolder, waitMs = ORPHAN_WAIT_MS): boolean {
+  const deadline = Date.now() + waitMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  while ((holder.groups ?? []).some(isGroupAlive)) {
+    if (Date.now() >= deadline) return false;
+    Atomics.wait(pause, 0, 0, 100);
+  }
+  return true;
+}
+
+/** The processes still running in the recorded groups of a lock (from /proc: this host only). */
+export function orphansOf(holder: LockHolder): OrphanProcess[] {
+  const groups = new Set((holder.groups ?? []).filter(isGroupAlive));
+  if (groups.size === 0) return [];
+  const found: OrphanProcess[] = [];
+  let pids: string[] = [];
+  try { pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name)); } catch { /* no /proc: named by group only */ }
+  for (const name of pids) {
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // Fields after the command (which may hold spaces and parentheses): state ppid pgrp ...
+      const pgid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+      if (!groups.has(pgid)) continue;
+      const command = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+      found.push({ pid: Number(name), pgid, command });
+    } catch { /* it ended meanwhile */ }
+  }
+  if (found.length === 0) return [...groups].map((pgid) => ({ pid: pgid, pgid, command: '(unknown)' }));
+  // The group's leader first (the command the orchestrator started), then what it started.
+  return found.sort((a, b) => Number(b.pid === b.pgid) - Number(a.pid === a.pgid) || a.pid - b.pid);
+}
+
+function orphanedLockError(holder: LockHolder, orphans: OrphanProcess[], path: string): ReleaseError {
+  const groups = [...new Set(orphans.map((orphan) => orphan.pgid))];
+  const first = orphans[0]!;
+  return new ReleaseError('LOCKED', `the release of ticket ${holder.ticket} (pid ${holder.pid}, since ${holder.started}) is gone, but a process it started still runs after ${ORPHAN_WAIT_MS / 1000}s of waiting: pid ${first.pid} (${first.command.slice(0, 200)})`, {
+    lines: orphans.map((orphan) => `pid ${orphan.pid} in process group ${orphan.pgid}: ${orphan.command.slice(0, 200)}`),
+    hint: `wait for it to end, or stop it and everything it started: kill -TERM -- ${groups.map((group) => `-${group}`).join(' ')}; then run this again (the lock ${path} is then taken over)`,
+  });
 }

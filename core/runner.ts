@@ -10,6 +10,9 @@ import { removeStaleTempFiles } from './fs-private.js';
 import type { Output } from './output.js';
 import { PHASES_OF, phasesFrom, type Verb } from './phases.js';
 import type { ReleaseConfig } from './plugin.js';
+import type { OutcomeFields } from './events.js';
+import type { ReleaseState } from './state.js';
+import { pasteable } from './commands.js';
 
 /** Tags every error a tap throws with the plugin (tap name) and the hook it came from. */
 function tagErrors(hook: { intercept(interceptor: object): void }, hookName: string): void {
@@ -86,6 +89,9 @@ function interruptedIfAborted(context: RunContext, error: ReleaseError): Release
  */
 export async function runVerb(options: RunVerbOptions): Promise<number> {
   const { verb, out } = options;
+  const started = new Date();
+  out.events.ticket = options.ticket;
+  out.events.dryRun = options.dryRun;
   const phases = phasesFrom(verb, options.from);
   requirePhasePlugins(options.hooks, verb);
   const context = createContext({ ...options, from: options.from });
@@ -120,6 +126,7 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
       context.phase = phase.name;
       if (context.signal.aborted) throw new ReleaseError('INTERRUPTED', 'interrupted by a signal');
       out.phase(phase.name, options.dryRun ? `preview: ${phase.summary}` : phase.summary);
+      out.events.emit(phase.name, 'phase-start', { summary: phase.summary });
       await context.hooks.phase.for(phase.name).promise(context);
       context.log.event(phase.name, 'done', { rc: 0 });
       const next = phases[index + 1];
@@ -129,11 +136,14 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
     }
     context.phase = 'orchestrator';
     context.log.event('orchestrator', 'done', { rc: 0 });
-    await context.hooks.done.promise(context);
     const outcome = verb === 'release-run' ? 'complete' : 'reverted';
+    const result = options.dryRun ? 'dry-run' : outcome;
+    context.outcome = outcomeFields(context, started, result, 0, { next: [] });
+    await context.hooks.done.promise(context);
     out.plain(options.dryRun
       ? `[${verb}] dry run of release ${options.ticket} finished: nothing was changed`
       : `[${verb}] release ${options.ticket} ${outcome}`);
+    out.events.emit('orchestrator', 'outcome', context.outcome);
     return 0;
   } catch (thrown) {
     const error = interruptedIfAborted(context, toReleaseError(thrown));
@@ -148,12 +158,20 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
         out.warn(`the audit log could not record the failure: ${String(logError)}`);
       }
     }
-    reportFailure(out, context, options, current, error);
+    const next = reportFailure(out, context, options, current, error);
+    out.events.emit(current, 'error', errorFields(error));
+    out.events.emit('orchestrator', 'next', { ...next });
+    const result = error.code === 'LOCKED' || (current === 'orchestrator' && error.code === 'BAD_INPUT') ? 'refused'
+      : error.code === 'INTERRUPTED' ? 'interrupted' : options.dryRun ? 'dry-run-failed' : 'failed';
+    context.outcome = outcomeFields(context, started, result, error.exitCode, {
+      phase_failed: current === 'orchestrator' ? null : current, message: error.message, code: error.code, next: next.commands,
+    });
     try {
       await context.hooks.failed.promise(context, error);
     } catch (hookError) {
       out.warn(`a failure handler failed too: ${toReleaseError(hookError).message}`);
     }
+    out.events.emit('orchestrator', 'outcome', context.outcome);
     return error.exitCode;
   } finally {
     lock.release();
@@ -167,7 +185,8 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
 async function handOff(context: RunContext, options: RunVerbOptions, from: string, reason: string): Promise<number> {
   context.log.event('orchestrator', 'handoff', { from, reason });
   options.out.info(`${reason}: re-running the remaining phases in a new process with the pulled config (--from=${from})`);
-  const result = await exec(process.execPath, [process.argv[1]!, options.ticket, `--from=${from}`, '--repo', options.repoDir], {
+  const json = options.out.events.enabled ? ['--json'] : [];
+  const result = await exec(process.execPath, [process.argv[1]!, options.ticket, `--from=${from}`, '--repo', options.repoDir, ...json], {
     env: { [INHERITED_LOCK_ENV]: String(process.pid) },
     inheritOutput: true,
     signal: options.signal,
@@ -190,17 +209,23 @@ function releasePulled(context: RunContext): boolean {
  * changed (a dry run, bad input, the lock, nothing to release, or before the pull); every
  * command in the form this operator pastes.
  */
-function reportFailure(out: Output, context: RunContext, options: RunVerbOptions, phase: string, error: ReleaseError): void {
+function reportFailure(realOut: Output, context: RunContext, options: RunVerbOptions, phase: string, error: ReleaseError): NextSteps {
   const { verb, ticket } = options;
-  out.reportError(error);
+  const next: NextSteps = { commands: [], advice: [] };
+  // The same lines and commands the operator reads, recorded for the `next` event.
+  const out = {
+    advice(line: string) { realOut.advice(line); next.advice.push(pasteable(line)); },
+    command(name: string, args: readonly string[] = []) { const line = realOut.command(name, args); next.commands.push(line); return line; },
+  };
+  realOut.reportError(error);
   // Before the first phase (lock, state file) nothing ran: there is nothing to roll back or resume.
-  if (phase === 'orchestrator') return;
+  if (phase === 'orchestrator') return next;
   const code = error.exitCode;
   if (options.dryRun) {
     out.advice(`This was a dry run: nothing was changed. A real run would stop here, in phase ${phase}, with exit ${code}.`);
     out.advice(`Fix the cause above, then preview again:`);
     out.advice(`  ${out.command(verb, [ticket, ...(options.from ? [`--from=${options.from}`] : []), '--dry-run'])}`);
-    return;
+    return next;
   }
   if (verb === 'release-run') {
     const pulled = releasePulled(context);
@@ -210,13 +235,13 @@ function reportFailure(out: Output, context: RunContext, options: RunVerbOptions
         out.advice(`Once the cause is fixed, run it again:`);
         out.advice(`  ${out.command('release-run', [ticket])}`);
       }
-      return;
+      return next;
     }
     if (code === 2) {
       // Bad input or config after the pull: fix it and go on; a roll back is not what it calls for.
       out.advice(`release-run stopped in phase ${phase} on bad input or config; the clone is at the release's MERGE_SHA. Once the cause is fixed, resume:`);
       out.advice(`  ${out.command('release-run', [ticket, `--from=${error.resumeFrom ?? phase}`])}`);
-      return;
+      return next;
     }
     out.advice(`release-run failed in phase ${phase}. To roll back:`);
     out.advice(`  ${out.command('release-revert', [ticket])}`);
@@ -231,4 +256,42 @@ function reportFailure(out: Output, context: RunContext, options: RunVerbOptions
     out.advice(`Once the cause is fixed, run it again; finished steps are not repeated:`);
     out.advice(`  ${out.command('release-revert', [ticket])}`);
   }
+  return next;
+}
+
+interface NextSteps {
+  /** Each command the failure block offers, as the operator pastes it, in the order shown. */
+  commands: string[];
+  advice: string[];
+}
+
+/** The error as the `error` event carries it. */
+export function errorFields(error: ReleaseError): Record<string, unknown> {
+  return {
+    code: error.code, exit_code: error.exitCode, message: error.message, hint: error.hint,
+    lines: error.lines.length > 0 ? error.lines : undefined, plugin: error.plugin, hook: error.hook, service: error.service,
+  };
+}
+
+/** The fields of the run's last event (`outcome`): what a CI job or a notifier reads. */
+function outcomeFields(context: RunContext, started: Date, result: OutcomeFields['result'], exitCode: number, extra: Partial<OutcomeFields> & Record<string, unknown>): OutcomeFields {
+  let state: ReleaseState | undefined;
+  try {
+    state = context.state ?? (context.stateFile.exists() ? context.stateFile.read() : undefined);
+  } catch {
+    state = undefined; // a damaged state file was reported already
+  }
+  return {
+    result,
+    exit_code: exitCode,
+    started: started.toISOString(),
+    duration_s: Math.round((Date.now() - started.getTime()) / 100) / 10,
+    services: state?.services ?? [],
+    base_sha: state?.baseSha ?? '',
+    merge_sha: state?.mergeSha ?? '',
+    backups: state?.backups ?? {},
+    phase_failed: null,
+    message: null,
+    ...extra,
+  } as OutcomeFields;
 }

@@ -157,6 +157,7 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
     for (const request of requests) {
       const size = estimates.get(context)?.get(estimateKey(request)) ?? await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, withDeadline(context, 'backup'));
       context.out.phase(PHASE, `would back up ${service}: ${request.entry.type}${size === undefined ? '' : ` (about ${formatBytes(size)} before compression)`} into ${dir}`);
+      context.out.events.emit(PHASE, 'backup-estimate', { service, type: request.entry.type, bytes: size ?? null, dir });
     }
     return;
   }

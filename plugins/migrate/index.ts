@@ -58,7 +58,10 @@ export const scriptPath = (context: RunContext) => join(context.workspaceDir, 'r
 async function migrate(context: RunContext, concurrency: number): Promise<void> {
   const state = context.requireState();
   const classified = classifyAll(context, await diffView(context, state.baseSha, state.mergeSha));
-  for (const { file, classification } of classified) context.out.detail(`${file.path}: ${classification.kind} (${classification.rule})`);
+  for (const { file, classification } of classified) {
+    context.out.detail(`${file.path}: ${classification.kind} (${classification.rule})`);
+    context.out.events.emit(PLUGIN_NAME, 'classified', { path: file.path, status: file.status, kind: classification.kind, rule: classification.rule, service: classification.service });
+  }
   const actions = planActions(classified);
   requireActionPlugins(context, actions);
   const waves = dependencyWaves([...new Set(actions.map((action) => action.service))], afterInWorkTree(context.repoDir));
@@ -75,7 +78,10 @@ async function migrate(context: RunContext, concurrency: number): Promise<void> 
   if (context.dryRun) {
     context.out.phase(PLUGIN_NAME, `would write ${path} and run it with: all --no-backup`);
     for (const line of script.split('\n')) context.out.detail(line);
-    for (const action of actions) context.out.phase(PLUGIN_NAME, `would ${describeAction(action)}: ${action.reason}`);
+    for (const action of actions) {
+      context.out.phase(PLUGIN_NAME, `would ${describeAction(action)}: ${action.reason}`);
+      context.out.events.emit(PLUGIN_NAME, 'action', { ...action });
+    }
     if (actions.length === 0) context.out.phase(PLUGIN_NAME, 'no changed file asks for an action: no service would be touched');
     return;
   }
@@ -85,7 +91,10 @@ async function migrate(context: RunContext, concurrency: number): Promise<void> 
     context.out.phase(PLUGIN_NAME, `no changed file asks for an action: no service is touched`);
     return;
   }
-  for (const action of actions) context.out.phase(PLUGIN_NAME, `${describeAction(action)}: ${action.reason}`);
+  for (const action of actions) {
+    context.out.phase(PLUGIN_NAME, `${describeAction(action)}: ${action.reason}`);
+    context.out.events.emit(PLUGIN_NAME, 'action', { ...action });
+  }
   waves.forEach((wave, index) => context.out.phase(PLUGIN_NAME, `wave ${index + 1} of ${waves.length}: ${wave.join(' ')}${wave.length > 1 ? ` (up to ${concurrency} at once)` : ''}`));
   const resumed = actions.filter((action) => state.applied?.includes(appliedKey(action)));
   if (resumed.length > 0) context.out.phase(PLUGIN_NAME, `resuming: ${resumed.map(describeAction).join(', ')} done before (APPLIED in the state file), not repeated`);

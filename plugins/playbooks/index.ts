@@ -76,7 +76,10 @@ function show(context: RunContext, error: ReleaseError): void {
   }
   if (context.dryRun) {
     // A playbook's steps are for a release that changed something; a dry run changed nothing.
-    for (const playbook of matching) context.out.advice(`A real run would show the recovery playbook ${playbook.id}: ${playbook.title}`);
+    for (const playbook of matching) {
+      context.out.advice(`A real run would show the recovery playbook ${playbook.id}: ${playbook.title}`);
+      context.log.event('orchestrator', 'playbook', { id: playbook.id }, { title: playbook.title });
+    }
     return;
   }
   for (const playbook of matching) {
@@ -85,7 +88,10 @@ function show(context: RunContext, error: ReleaseError): void {
     context.out.advice(`  cause: ${fillIn(playbook.cause.trim().replace(/\s*\n\s*/g, ' '), values)}`);
     playbook.steps.forEach((step, index) => context.out.advice(`  ${index + 1}. ${fillIn(step, values)}`));
     context.out.advice(`  next: ${fillIn(playbook.next, values)}`);
-    if (error.code !== 'LOCKED') context.log.event('orchestrator', 'playbook', { id: playbook.id }); // the holder owns the log
+    const more = { title: playbook.title, next: fillIn(playbook.next, values) };
+    // The holder owns the log; the --json stream is this run's own.
+    if (error.code !== 'LOCKED') context.log.event('orchestrator', 'playbook', { id: playbook.id }, more);
+    else context.out.events.emit('orchestrator', 'playbook', { id: playbook.id, ...more });
   }
 }
 

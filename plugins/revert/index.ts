@@ -117,6 +117,7 @@ async function redeploy(context: RunContext): Promise<void> {
     if (actions.length === 0) context.out.phase('redeploy', `${service}: 0 actions`);
     for (const action of actions) {
       context.out.phase('redeploy', `${context.dryRun ? 'would ' : ''}${action.kind} ${service}: ${action.reason}`);
+      context.out.events.emit('redeploy', 'action', { ...action });
       if (context.dryRun) continue;
       await carryOut(context, action);
     }

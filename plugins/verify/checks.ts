@@ -14,7 +14,9 @@ export async function requireNoDrift(context: RunContext, services: readonly str
   await pMap(services, async (service) => {
     const actions: Action[] = [];
     await context.hooks.plan.promise(service, context, actions);
-    context.out.phase(context.verb === 'release-revert' ? 'revert-verify' : 'verify', `drift check ${service}: ${actions.length} actions`);
+    const phase = context.verb === 'release-revert' ? 'revert-verify' : 'verify';
+    context.out.phase(phase, `drift check ${service}: ${actions.length} actions`);
+    context.out.events.emit(phase, 'drift-check', { service, actions: actions.map((action) => ({ ...action })) });
     drift.set(service, actions);
   }, { concurrency });
   const left = services.flatMap((service) => drift.get(service) ?? []);

@@ -52,8 +52,8 @@ export class Platform {
   }
 
   /** A platform whose first commit holds `services` and `files`; prod is cloned from it. */
-  static async create(services: ServiceSpec[] = [{ name: 'web' }], files: Record<string, string> = {}): Promise<Platform> {
-    const platform = new Platform(mkdtempSync(join(tmpdir(), 'ro-platform-')));
+  static async create(services: ServiceSpec[] = [{ name: 'web' }], files: Record<string, string> = {}, tempPrefix = 'ro-platform-'): Promise<Platform> {
+    const platform = new Platform(mkdtempSync(join(tmpdir(), tempPrefix)));
     await sh(platform.root, 'git', ['init', '-q', '--bare', '-b', 'main', platform.origin]);
     await sh(platform.root, 'git', ['clone', '-q', platform.origin, platform.dev]);
     await sh(platform.dev, 'git', ['checkout', '-q', '-b', 'main']);

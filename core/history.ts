@@ -1,0 +1,279 @@
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { LOG_LINE } from './audit-log.js';
+import { parseState, type ReleaseState } from './state.js';
+import { isProcessAlive } from './pid.js';
+import { isGroupAlive } from './exec.js';
+import { hostname } from 'node:os';
+
+/**
+ * What happened on this clone, read back from the state files and audit logs of
+ * `.asd/workspace/releases/` only (never git, never the services): `release history` and
+ * `release show`. A damaged file is named in the row it belongs to; it never stops the listing.
+ */
+
+export type RunResult = 'complete' | 'reverted' | 'failed' | 'interrupted' | 'running' | 'unfinished';
+
+export interface PhaseRecord {
+  name: string;
+  /** When it ended (`done` or `failed`), ISO 8601 UTC. */
+  ended: string;
+  /** Since the previous phase ended (or the run started): the log records ends only. */
+  duration_s: number;
+  result: 'done' | 'failed' | 'interrupted';
+  rc: number;
+}
+
+export interface BackupFile {
+  /** Relative to the backup folder. */
+  file: string;
+  bytes: number | null;
+  sha256: string | null;
+}
+
+export interface BackupRecord {
+  service: string;
+  /** The backup folder's timestamp, YYYYMMDD_HHMMSS. */
+  at: string;
+  /** As the log recorded it when it was taken; null when the log does not say. */
+  bytes: number | null;
+  /** `.asd/workspace/backups/SERVICE/AT/`. */
+  dir: string;
+  /** Whether that folder is still there (a prune may have removed it). */
+  present: boolean;
+}
+
+/** One run of a verb: a row of `release history`. */
+export interface RunRecord {
+  ticket: string;
+  verb: string;
+  /** `--from=PHASE` of this run, when it resumed. */
+  from: string | null;
+  started: string;
+  ended: string | null;
+  duration_s: number | null;
+  result: RunResult;
+  exit_code: number | null;
+  phase_failed: string | null;
+  base_sha: string | null;
+  merge_sha: string | null;
+  services: string[];
+  backups: BackupRecord[];
+  phases: PhaseRecord[];
+  playbooks: string[];
+  /** Damage found in this ticket's files: one line each, naming the file. */
+  problems: string[];
+}
+
+export interface TicketRecord {
+  ticket: string;
+  state: ReleaseState | null;
+  runs: RunRecord[];
+  backups: BackupRecord[];
+  problems: string[];
+  /** Whether `release-revert TICKET` can still run, and if not why. */
+  revert: { possible: boolean; why: string };
+}
+
+/** `2026-05-18T15:30:12+00:00` (the log's form) as a Date. */
+const logTime = (value: string) => new Date(value.replace('+00:00', 'Z'));
+const seconds = (from: string, to: string) => Math.max(0, Math.round((logTime(to).getTime() - logTime(from).getTime()) / 1000));
+const iso = (value: string) => logTime(value).toISOString();
+
+interface LogEvent {
+  time: string;
+  phase: string;
+  event: string;
+  fields: Record<string, string>;
+}
+
+function readLog(path: string, problems: string[]): LogEvent[] {
+  if (!existsSync(path)) return [];
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    problems.push(`${path}: unreadable (${(error as Error).message})`);
+    return [];
+  }
+  const events: LogEvent[] = [];
+  const lines = text.split('\n');
+  if (lines.at(-1) !== '') problems.push(`${path}: the last line is cut off (a crash); the next run of this ticket repairs it`);
+  lines.slice(0, -1).forEach((line, index) => {
+    if (!LOG_LINE.test(line)) {
+      problems.push(`${path}: line ${index + 1} is damaged and was skipped`);
+      return;
+    }
+    const fields = Object.fromEntries([...line.matchAll(/ ([a-z_]+)=("(?:[^"\\]|\\.)*"|\S+)/g)].map((m) => [m[1]!, m[2]!.startsWith('"') ? JSON.parse(m[2]!) as string : m[2]!]));
+    const { ticket: _ticket, phase, event, ...rest } = fields;
+    events.push({ time: line.slice(0, 25), phase: phase!, event: event!, fields: rest });
+  });
+  return events;
+}
+
+/** The runs one log holds. A handoff's second process continues its parent's run, not a new one. */
+function splitRuns(ticket: string, events: LogEvent[], lockedByLiveRun: boolean): RunRecord[] {
+  const runs: RunRecord[] = [];
+  let run: RunRecord | undefined;
+  let phaseStart = '';
+  let handedOff = false;
+  for (const event of events) {
+    if (event.phase === 'orchestrator' && event.event === 'start') {
+      if (run && handedOff) {
+        handedOff = false;
+        continue;
+      }
+      run = {
+        ticket, verb: event.fields.verb ?? 'release-run', from: event.fields.from ?? null, started: iso(event.time), ended: null, duration_s: null,
+        result: 'unfinished', exit_code: null, phase_failed: null, base_sha: null, merge_sha: null, services: [], backups: [], phases: [], playbooks: [], problems: [],
+      };
+      runs.push(run);
+      phaseStart = event.time;
+      continue;
+    }
+    if (!run) continue;
+    if (event.phase === 'orchestrator') {
+      if (event.event === 'handoff') handedOff = true;
+      if (event.event === 'playbook' && event.fields.id && event.fields.id !== 'none') run.playbooks.push(event.fields.id);
+      if (['done', 'failed', 'interrupted'].includes(event.event)) {
+        run.ended = iso(event.time);
+        run.duration_s = seconds(run.started, run.ended);
+        run.exit_code = Number(event.fields.rc ?? (event.event === 'done' ? 0 : 1));
+        run.phase_failed = event.fields.phase_failed ?? null;
+        run.result = event.event === 'done' ? (run.verb === 'release-revert' ? 'reverted' : 'complete') : event.event === 'interrupted' ? 'interrupted' : 'failed';
+      }
+      continue;
+    }
+    if (['done', 'failed', 'interrupted'].includes(event.event) && event.fields.rc !== undefined) {
+      run.phases.push({
+        name: event.phase, ended: iso(event.time), duration_s: seconds(phaseStart, event.time),
+        result: event.event as PhaseRecord['result'], rc: Number(event.fields.rc),
+      });
+      phaseStart = event.time;
+    }
+    if (event.phase === 'prepare' && event.event === 'backup' && event.fields.service && event.fields.at) {
+      const bytes = Number(event.fields.bytes);
+      run.backups.push({ service: event.fields.service, at: event.fields.at, bytes: Number.isFinite(bytes) ? bytes : null, dir: '', present: false });
+    }
+  }
+  const last = runs.at(-1);
+  if (last && last.result === 'unfinished' && lockedByLiveRun) last.result = 'running';
+  return runs;
+}
+
+/** The ticket a live run holds the lock for, if any (read from the lock file; never taken). */
+function liveLockTicket(workspaceDir: string): string | undefined {
+  try {
+    const text = readFileSync(join(workspaceDir, 'release.lock'), 'utf8');
+    const fields = Object.fromEntries(text.split('\n').filter(Boolean).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
+    const pid = Number(fields.pid);
+    const groups = (fields.groups ?? '').split(',').map(Number).filter((group) => Number.isInteger(group) && group > 1);
+    const live = Number.isInteger(pid) && pid > 0 && (isProcessAlive(pid) || groups.some(isGroupAlive));
+    return fields.host === hostname() && live ? fields.ticket : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function backupFiles(dir: string): BackupFile[] {
+  if (!existsSync(dir)) return [];
+  const names = readdirSync(dir).filter((name) => !name.startsWith('.') && !name.endsWith('.sha256') && !name.endsWith('.size')).sort();
+  return names.map((file) => {
+    const path = join(dir, file);
+    let sha256: string | null = null;
+    let bytes: number | null = null;
+    try { sha256 = /^([0-9a-f]{64})\s/.exec(readFileSync(`${path}.sha256`, 'utf8'))?.[1] ?? null; } catch { /* none recorded */ }
+    try { bytes = statSync(path).size; } catch { /* gone meanwhile */ }
+    return { file, bytes, sha256 };
+  });
+}
+
+function readTicket(workspaceDir: string, ticket: string, liveTicket: string | undefined): TicketRecord {
+  const releasesDir = join(workspaceDir, 'releases');
+  const problems: string[] = [];
+  const statePath = join(releasesDir, `${ticket}.env`);
+  let state: ReleaseState | null = null;
+  if (existsSync(statePath)) {
+    try {
+      state = parseState(readFileSync(statePath, 'utf8'), statePath);
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+  }
+  const runs = splitRuns(ticket, readLog(join(releasesDir, `${ticket}.log`), problems), liveTicket === ticket);
+  const backupOf = (service: string, at: string, bytes: number | null): BackupRecord => {
+    const dir = join(workspaceDir, 'backups', service, at);
+    return { service, at, bytes, dir, present: existsSync(dir) };
+  };
+  const logged = new Map(runs.flatMap((run) => run.backups).map((backup) => [`${backup.service}=${backup.at}`, backup.bytes]));
+  const backups = state
+    ? Object.entries(state.backups).map(([service, at]) => backupOf(service, at, logged.get(`${service}=${at}`) ?? null))
+    : [];
+  for (const run of runs) {
+    run.backups = run.backups.map((backup) => backupOf(backup.service, backup.at, backup.bytes));
+    run.problems = problems;
+    // The state file is the ticket's latest attempt: it describes the release runs, and what a revert undoes.
+    if (state) {
+      run.base_sha = state.baseSha;
+      run.merge_sha = state.mergeSha || null;
+      run.services = state.services;
+      if (run.verb === 'release-revert' || run.backups.length === 0) run.backups = backups;
+    }
+  }
+  return { ticket, state, runs, backups, problems, revert: revertPossible(state, runs, backups, problems, statePath) };
+}
+
+function revertPossible(state: ReleaseState | null, runs: RunRecord[], backups: BackupRecord[], problems: string[], statePath: string): TicketRecord['revert'] {
+  if (!state) return { possible: false, why: problems.length > 0 ? `the state file is damaged: ${problems[0]}` : `no state file (${statePath})` };
+  if (!state.mergeSha) return { possible: false, why: 'the release never pulled (no MERGE_SHA): nothing to revert' };
+  const last = [...runs].reverse().find((run) => run.result !== 'running');
+  if (last?.verb === 'release-revert' && last.result === 'reverted') return { possible: false, why: `reverted already, at ${last.ended}` };
+  if (last?.verb === 'release-revert' && last.exit_code === 8) {
+    return { possible: false, why: `the last revert was blocked (exit 8 at ${last.ended}: HEAD moved past MERGE_SHA, or a conflict)` };
+  }
+  const missing = backups.filter((backup) => !backup.present);
+  if (missing.length > 0) return { possible: false, why: `backup folder(s) gone: ${missing.map((b) => b.dir).join(', ')}` };
+  return { possible: true, why: `state file and ${backups.length} backup folder(s) present; the revert itself checks that HEAD is still MERGE_SHA` };
+}
+
+const TICKET_FILE = /^([A-Za-z0-9][A-Za-z0-9_-]{0,63})\.(env|log)$/;
+
+/** Every ticket with a state file or an audit log on this clone. */
+export function listTickets(workspaceDir: string): string[] {
+  const releasesDir = join(workspaceDir, 'releases');
+  if (!existsSync(releasesDir)) return [];
+  return [...new Set(readdirSync(releasesDir).map((name) => TICKET_FILE.exec(name)?.[1]).filter((name): name is string => Boolean(name)))].sort();
+}
+
+/** One ticket in full (`release show`); undefined when this clone has no file of it. */
+export function readTicketHistory(workspaceDir: string, ticket: string): TicketRecord | undefined {
+  if (!listTickets(workspaceDir).includes(ticket)) return undefined;
+  return readTicket(workspaceDir, ticket, liveLockTicket(workspaceDir));
+}
+
+/**
+ * Every run of every ticket, newest first (`release history`). A ticket whose log holds no run
+ * (only a state file, or a damaged log) still gets one row, so its damage is seen.
+ */
+export function readHistory(workspaceDir: string, options: { service?: string } = {}): RunRecord[] {
+  const live = liveLockTicket(workspaceDir);
+  const rows: RunRecord[] = [];
+  for (const ticket of listTickets(workspaceDir)) {
+    const record = readTicket(workspaceDir, ticket, live);
+    if (record.runs.length > 0) {
+      rows.push(...record.runs);
+    } else {
+      rows.push({
+        ticket, verb: 'release-run', from: null, started: '', ended: null, duration_s: null, result: 'unfinished', exit_code: null,
+        phase_failed: null, base_sha: record.state?.baseSha ?? null, merge_sha: record.state?.mergeSha || null,
+        services: record.state?.services ?? [], backups: record.backups, phases: [], playbooks: [],
+        problems: record.problems.length > 0 ? record.problems : ['no run recorded in the audit log'],
+      });
+    }
+  }
+  // A row whose state file is damaged names no services: it is kept, so the damage is seen.
+  const filtered = options.service ? rows.filter((row) => row.services.includes(options.service!) || (row.services.length === 0 && row.problems.length > 0)) : rows;
+  return filtered.sort((a, b) => b.started.localeCompare(a.started) || b.ticket.localeCompare(a.ticket));
+}
+
+export { backupFiles };
