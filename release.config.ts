@@ -21,11 +21,14 @@ import { sqliteBackupPlugin } from './plugins/backup-sqlite/index.js';
 import { postgresBackupPlugin } from './plugins/backup-postgres/index.js';
 import { backupVolumePlugin, type BackupVolumeOptions } from './plugins/backup-volume/index.js';
 import { initPlugin } from './plugins/init/index.js';
+import { notifyWebhookPlugin } from './plugins/notify-webhook/index.js';
+import { notifyRedminePlugin } from './plugins/notify-redmine/index.js';
 
 export const builtins = {
   platformPlugin, preparePlugin, defaultRules, globRule, serviceFilesRule, orchestratorSourceRule, migratePlugin, ticketPlugin, verifyPlugin, revertPlugin,
   composeRuntimePlugin, noneRuntimePlugin, healthHttpPlugin, selfUpdatePlugin, playbooksPlugin,
   backupVolumePlugin, postgresBackupPlugin, sqliteBackupPlugin, initPlugin,
+  notifyWebhookPlugin, notifyRedminePlugin,
 };
 
 /** defaultPlugins()'s options; an unknown one is an error (exit 2) naming it. */
