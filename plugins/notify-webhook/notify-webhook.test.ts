@@ -1,0 +1,189 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Platform } from '../../test/helpers/platform.js';
+
+/** Ports of this test (19450-19499 belong to the notifier tests). */
+const RECEIVER_PORT = 19451;
+const SILENT_PORT = 19452;
+const SECRET = 'whsec-4b1d0c0ffee5ec7e7-test';
+
+interface Delivery {
+  headers: IncomingHttpHeaders;
+  body: string;
+  signatureValid: boolean;
+}
+
+/**
+ * A webhook receiver as a chat bot or CI would run it: it checks the HMAC-SHA256 signature of the
+ * raw body with the shared secret, and answers the first `failFirst` requests with 500.
+ */
+class Receiver {
+  readonly deliveries: Delivery[] = [];
+  private server!: Server;
+  constructor(private failFirst: number, private readonly secret = SECRET) {}
+
+  async listen(port: number): Promise<void> {
+    this.server = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        const raw = Buffer.concat(chunks);
+        const expected = Buffer.from(`sha256=${createHmac('sha256', this.secret).update(raw).digest('hex')}`);
+        const given = Buffer.from(String(request.headers['x-release-signature'] ?? ''));
+        const signatureValid = given.length === expected.length && timingSafeEqual(given, expected);
+        this.deliveries.push({ headers: request.headers, body: raw.toString('utf8'), signatureValid });
+        if (!signatureValid) {
+          response.writeHead(401).end('bad signature');
+        } else if (this.failFirst > 0) {
+          this.failFirst--;
+          response.writeHead(500).end('try again');
+        } else {
+          response.writeHead(204).end();
+        }
+      });
+    });
+    await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));
+  }
+
+  events(): Record<string, unknown>[] {
+    return this.deliveries.filter((d) => d.signatureValid && d.headers['x-release-delivery']).map((d) => JSON.parse(d.body) as Record<string, unknown>);
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+const bump = (tag: string) => ({ 'packages/web/manifest.yaml': `name: web\nruntime: none\nimage: local/web:${tag}\n` });
+
+describe('notify-webhook: a signed POST of the outcome, on a real platform', () => {
+  let platform: Platform;
+  let secrets: string;
+  let receiver: Receiver | undefined;
+
+  function configWith(options: string): Record<string, string> {
+    return {
+      'release.config.ts': `export default ({ defaultPlugins, builtins }: any) => ({\n  plugins: [...defaultPlugins(), builtins.notifyWebhookPlugin(${options})],\n});\n`,
+    };
+  }
+
+  async function platformNotifying(port: number, extra = ''): Promise<Platform> {
+    const secretFile = join(secrets, 'webhook-secret');
+    return Platform.create([{ name: 'web' }], configWith(`{ url: 'http://127.0.0.1:${port}/hooks/release?token=abc', secretFile: '${secretFile}', backoffMs: 100${extra} }`));
+  }
+
+  beforeEach(() => {
+    secrets = mkdtempSync(join(tmpdir(), 'ront-secrets-'));
+    writeFileSync(join(secrets, 'webhook-secret'), `${SECRET}\n`, { mode: 0o600 });
+  });
+  afterEach(async () => {
+    await receiver?.close();
+    receiver = undefined;
+    platform?.remove();
+    rmSync(secrets, { recursive: true, force: true });
+  });
+
+  function expectSecretNowhere(...texts: string[]) {
+    for (const text of texts) expect(text).not.toContain(SECRET);
+  }
+
+  test('a release that completes: signed, retried after a 500, one delivery id, the outcome with the roll-back command', async () => {
+    receiver = new Receiver(1);
+    await receiver.listen(RECEIVER_PORT);
+    platform = await platformNotifying(RECEIVER_PORT);
+    await platform.mergeFeature('2001', bump('2'));
+
+    const result = await platform.run('release-run', ['2001']);
+
+    expect(result.exitCode).toBe(0);
+    expect(receiver.deliveries).toHaveLength(2);
+    expect(receiver.deliveries.every((d) => d.signatureValid)).toBe(true);
+    expect(receiver.deliveries[0]!.headers['x-release-delivery']).toBe(receiver.deliveries[1]!.headers['x-release-delivery']);
+    expect(receiver.deliveries[1]!.headers['content-type']).toBe('application/json');
+    const event = JSON.parse(receiver.deliveries[1]!.body) as Record<string, unknown>;
+    expect(event).toMatchObject({
+      schema: 'release-orchestrator.notification/1',
+      ticket: '2001', verb: 'release-run', outcome: 'complete', exitCode: 0, services: ['web'],
+      next: [{ purpose: 'roll back', command: 'release-revert 2001' }],
+    });
+    expect(event).not.toHaveProperty('phase');
+    expect(event.mergeSha).toBe(await platform.head());
+    expect(typeof event.durationSeconds).toBe('number');
+    // The URL's query may be its credential: the log names only the origin.
+    expect(platform.logEvents('2001')).toContain(
+      `ticket=2001 phase=orchestrator event=notified plugin=notify-webhook to=http://127.0.0.1:${RECEIVER_PORT} status=204 attempts=2 delivery=${String(receiver.deliveries[0]!.headers['x-release-delivery'])}`);
+    expect(result.all).not.toContain('token=abc');
+    expectSecretNowhere(result.all, platform.readLog('2001').join('\n'), readFileSync(platform.stateFile('2001'), 'utf8'));
+  });
+
+  test('a release that fails, then its revert: failed phase, exit code and the commands to paste; exit codes unchanged', async () => {
+    receiver = new Receiver(0);
+    await receiver.listen(RECEIVER_PORT);
+    platform = await platformNotifying(RECEIVER_PORT);
+    await platform.mergeFeature('2002', { ...bump('2'), 'releases/2002-fix.sh': '#!/bin/sh\necho "fixing data"\nexit 3\n' });
+
+    const failed = await platform.run('release-run', ['2002'], { RELEASE_INVOKED_VIA: 'just' });
+    expect(failed.exitCode).toBe(1);
+    expect(receiver.events()).toEqual([expect.objectContaining({
+      ticket: '2002', verb: 'release-run', outcome: 'failed', exitCode: 1, phase: 'ticket', services: ['web'],
+      next: [{ purpose: 'roll back', command: 'just release-revert 2002' }, { purpose: 'resume', command: 'just release-run 2002 --from=ticket' }],
+    })]);
+
+    const reverted = await platform.run('release-revert', ['2002']);
+    expect(reverted.exitCode).toBe(0);
+    expect(receiver.events()[1]).toMatchObject({ ticket: '2002', verb: 'release-revert', outcome: 'reverted', exitCode: 0, services: ['web'], next: [] });
+    expect(platform.logEvents('2002').filter((line) => line.includes('event=notified plugin=notify-webhook'))).toHaveLength(2);
+  });
+
+  test('a receiver that never answers costs the release its timeout, not its exit code: a warning and an audit event', async () => {
+    const silent = createServer(() => { /* never answers */ });
+    await new Promise<void>((resolve) => silent.listen(SILENT_PORT, '127.0.0.1', resolve));
+    try {
+      platform = await platformNotifying(SILENT_PORT, ', timeoutMs: 1500');
+      await platform.mergeFeature('2003', bump('2'));
+      const started = Date.now();
+      const result = await platform.run('release-run', ['2003']);
+      const took = Date.now() - started;
+
+      expect(result.exitCode).toBe(0);
+      expect(result.stdout.trim().split('\n').pop()).toBe('[release-run] release 2003 complete');
+      expect(result.stderr).toMatch(/notify-webhook: the notification was not delivered: POST to http:\/\/127\.0\.0\.1:19452: timed out.*The release's result is unchanged\./);
+      expect(platform.logEvents('2003').find((line) => line.includes('event=notify-failed'))).toMatch(/^ticket=2003 phase=orchestrator event=notify-failed plugin=notify-webhook reason=".*timed out/);
+      // The whole run (a TypeScript config load and four phases) in far less than the 60 s a hung socket could hold it.
+      expect(took).toBeLessThan(15_000);
+    } finally {
+      silent.closeAllConnections();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  test('a missing secret file: the release completes, the warning names the file', async () => {
+    receiver = new Receiver(0);
+    await receiver.listen(RECEIVER_PORT);
+    platform = await platformNotifying(RECEIVER_PORT);
+    rmSync(join(secrets, 'webhook-secret'));
+    await platform.mergeFeature('2004', bump('2'));
+
+    const result = await platform.run('release-run', ['2004']);
+
+    expect(result.exitCode).toBe(0);
+    expect(result.stderr).toContain(`notify-webhook: the notification was not delivered: cannot read the webhook secret file ${join(secrets, 'webhook-secret')} (ENOENT)`);
+    expect(receiver.deliveries).toHaveLength(0);
+  });
+
+  test('bad options are exit 2 naming the option, before anything changes', async () => {
+    platform = await Platform.create([{ name: 'web' }], configWith(`{ url: 'ftp://127.0.0.1/x', secretFile: 'relative/secret' }`));
+    await platform.mergeFeature('2005', bump('2'));
+    const head = await platform.head();
+
+    const result = await platform.run('release-run', ['2005']);
+
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain('options of plugin notify-webhook: url: must be an http:// or https:// URL');
+    expect(await platform.head()).toBe(head);
+  });
+});
