@@ -13,6 +13,10 @@ export type { RunContext } from './hooks.js';
 export type { Plugin, Release, ReleaseConfig } from './plugin.js';
 export type { ReleaseState } from './state.js';
 export type { ExecResult, ExecOptions } from './exec.js';
+export {
+  EventStream, ReleaseEventSchema, ReleaseEventBaseSchema, KNOWN_EVENT_FIELDS, EVENT_SCHEMA_VERSION, EVENT_VERBS, parseEventLine,
+  type ReleaseEvent, type OutcomeFields, type EventFields, type EventFieldValue, type EventListener, type EventVerb,
+} from './events.js';
 export { registerSecret, redact } from './secrets.js';
 export { writeFileAtomic, ensurePrivateDir, fsyncPath, PRIVATE_FILE_MODE, PRIVATE_DIR_MODE } from './fs-private.js';
 

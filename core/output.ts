@@ -2,6 +2,7 @@ import { Chalk, type ChalkInstance } from 'chalk';
 import { redact } from './secrets.js';
 import type { ReleaseError } from './errors.js';
 import { commandLine, pasteable } from './commands.js';
+import { EVENT_VERBS, EventStream, type EventVerb } from './events.js';
 
 /**
  * Operator-facing output. Every line is prefixed with the verb (`[release-run] ...`), redacted,
@@ -10,8 +11,16 @@ import { commandLine, pasteable } from './commands.js';
 export class Output {
   readonly color: ChalkInstance;
   readonly isTTY: boolean;
+  /** The run's machine-readable events (`--json`); see core/events.ts. */
+  readonly events: EventStream;
 
-  constructor(readonly verb: string, readonly stream: NodeJS.WriteStream = process.stdout, private readonly errStream: NodeJS.WriteStream = process.stderr) {
+  constructor(
+    readonly verb: string,
+    readonly stream: NodeJS.WriteStream = process.stdout,
+    private readonly errStream: NodeJS.WriteStream = process.stderr,
+    events?: EventStream,
+  ) {
+    this.events = events ?? new EventStream((EVENT_VERBS as readonly string[]).includes(verb) ? verb as EventVerb : 'release');
     this.isTTY = Boolean(stream.isTTY);
     const colorWanted = this.isTTY && !('NO_COLOR' in process.env && process.env.NO_COLOR !== '') && process.env.TERM !== 'dumb';
     this.color = new Chalk({ level: colorWanted ? 1 : 0 });
