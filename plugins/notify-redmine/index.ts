@@ -4,8 +4,8 @@
  * `PUT /issues/N.json` with the API key in the X-Redmine-API-Key header, read from a file and
  * registered for redaction, so it never reaches argv, a log line or the state file.
  */
-import { formatDuration, parseOptions, z, type Plugin } from '../../api/index.js';
-import { absoluteFile, deadlineOption, guarded, httpUrl, readSecretFile, requestWithRetry, tapOutcomes, type ReleaseOutcome } from '../notify/notification.js';
+import { commandLine, formatDuration, parseOptions, z, type Plugin } from '../../api/index.js';
+import { absoluteFile, deadlineOption, guarded, httpUrl, readSecretFile, requestWithRetry, tapOutcomes, type OutcomeEvent } from '../notify/notification.js';
 
 export const PLUGIN_NAME = 'notify-redmine';
 /** Tickets that are Redmine issue numbers; any other ticket id is no issue of this tracker. */
@@ -26,28 +26,42 @@ export const redmineOptionsSchema = z.strictObject({
 
 export type RedmineOptions = z.input<typeof redmineOptionsSchema>;
 
-const HEADLINES: Record<ReleaseOutcome['outcome'], string> = {
+const HEADLINES: Record<OutcomeEvent['fields']['result'], string> = {
   complete: 'released',
   reverted: 'reverted',
   failed: 'FAILED',
   interrupted: 'INTERRUPTED',
+  refused: 'refused',
+  'dry-run': 'previewed',
+  'dry-run-failed': 'preview failed',
 };
 
+/** What a printed command is for, in the words of the failure block. */
+function purposeOf(command: string): string {
+  if (/\brelease-revert\b/.test(command)) return 'roll back';
+  if (/\s--from=/.test(command)) return 'resume once the cause is fixed';
+  return 'run it again once the cause is fixed';
+}
+
 /** The note's text (Redmine's default Textile; it reads as plain text too). */
-export function noteText(outcome: ReleaseOutcome): string {
-  const what = outcome.verb === 'release-run' ? 'Release' : 'Revert';
+export function noteText(event: OutcomeEvent): string {
+  const f = event.fields;
+  const what = event.verb === 'release-revert' ? 'Revert' : 'Release';
   const lines = [
-    outcome.phase
-      ? `${what} of #${outcome.ticket} ${HEADLINES[outcome.outcome]} in phase ${outcome.phase} (exit ${outcome.exitCode}) on ${outcome.host}.`
-      : `${what} of #${outcome.ticket} ${HEADLINES[outcome.outcome]} on ${outcome.host} (exit 0).`,
+    f.phase_failed
+      ? `${what} of #${event.ticket} ${HEADLINES[f.result]} in phase ${f.phase_failed} (exit ${f.exit_code}) on ${f.host}.`
+      : `${what} of #${event.ticket} ${HEADLINES[f.result]} on ${f.host} (exit ${f.exit_code}).`,
     '',
-    `* Services: ${outcome.services.length ? outcome.services.join(', ') : 'none'}`,
+    `* Services: ${f.services.length ? f.services.join(', ') : 'none'}`,
+    `* Duration: ${formatDuration(f.duration_s)}`,
   ];
-  if (outcome.durationSeconds !== undefined) lines.push(`* Duration: ${formatDuration(outcome.durationSeconds)}`);
-  if (outcome.phase) lines.push(`* Failed phase: ${outcome.phase}`);
-  if (outcome.error) lines.push(`* Error: ${outcome.error}`);
-  if (outcome.baseSha && outcome.mergeSha) lines.push(`* Commits: ${outcome.baseSha.slice(0, 12)}..${outcome.mergeSha.slice(0, 12)}`);
-  for (const next of outcome.next) lines.push('', `To ${next.purpose}:`, '', `<pre>${next.command}</pre>`);
+  if (f.phase_failed) lines.push(`* Failed phase: ${f.phase_failed}`);
+  if (f.message) lines.push(`* Error: ${f.message}`);
+  if (f.base_sha && f.merge_sha) lines.push(`* Commits: ${f.base_sha.slice(0, 12)}..${f.merge_sha.slice(0, 12)}`);
+  // After a release that went out, the one command an operator may want is the way back.
+  const next = f.next.length === 0 && event.verb === 'release-run' && f.result === 'complete'
+    ? [commandLine('release-revert', [event.ticket!])] : f.next;
+  for (const command of next) lines.push('', `To ${purposeOf(command)}:`, '', `<pre>${command}</pre>`);
   return lines.join('\n');
 }
 
@@ -57,22 +71,21 @@ export function notifyRedminePlugin(rawOptions: RedmineOptions): Plugin {
   return {
     name: PLUGIN_NAME,
     apply({ hooks }) {
-      tapOutcomes(hooks, PLUGIN_NAME, async (context, outcome) => {
-        if (!ISSUE_NUMBER.test(context.ticket)) {
-          context.log.event('orchestrator', 'notify-skipped', { plugin: PLUGIN_NAME, reason: 'ticket-is-no-issue-number' });
-          return;
-        }
-        await guarded(context, PLUGIN_NAME, options.timeoutMs, async (deadline) => {
+      tapOutcomes(hooks, {
+        name: PLUGIN_NAME,
+        timeoutMs: options.timeoutMs,
+        skip: (context) => (ISSUE_NUMBER.test(context.ticket) ? undefined : 'ticket-is-no-issue-number'),
+        async send(context, event, deadline) {
           const apiKey = readSecretFile(options.apiKeyFile, 'Redmine API key', (message) => context.out.warn(`${PLUGIN_NAME}: ${message}`));
           const issue = `${base}/issues/${context.ticket}.json`;
           const result = await requestWithRetry(issue, {
             method: 'PUT',
             headers: { 'Content-Type': 'application/json', 'X-Redmine-API-Key': apiKey, 'User-Agent': 'release-orchestrator' },
-            body: JSON.stringify({ issue: { notes: noteText(outcome), private_notes: options.privateNotes } }),
+            body: JSON.stringify({ issue: { notes: noteText(event), private_notes: options.privateNotes } }),
           }, { deadline, attempts: options.attempts, backoffMs: options.backoffMs });
           if (!result.ok) throw new Error(`PUT ${issue}: ${result.last}${explain(result.status, result.body)} after ${result.attempts} attempt${result.attempts === 1 ? '' : 's'}`);
           return { issue: context.ticket, status: result.status ?? 0, attempts: result.attempts };
-        });
+        },
       });
     },
   };

@@ -6,7 +6,7 @@
  */
 import { createHmac, randomUUID } from 'node:crypto';
 import { parseOptions, z, type Plugin } from '../../api/index.js';
-import { absoluteFile, deadlineOption, guarded, httpUrl, readSecretFile, requestWithRetry, tapOutcomes, type ReleaseOutcome } from '../notify/notification.js';
+import { absoluteFile, deadlineOption, guarded, httpUrl, readSecretFile, requestWithRetry, tapOutcomes } from '../notify/notification.js';
 
 export const PLUGIN_NAME = 'notify-webhook';
 export const SIGNATURE_HEADER = 'X-Release-Signature';
@@ -40,10 +40,12 @@ export function notifyWebhookPlugin(rawOptions: WebhookOptions): Plugin {
   return {
     name: PLUGIN_NAME,
     apply({ hooks }) {
-      tapOutcomes(hooks, PLUGIN_NAME, (context, outcome: ReleaseOutcome) =>
-        guarded(context, PLUGIN_NAME, options.timeoutMs, async (deadline) => {
+      tapOutcomes(hooks, {
+        name: PLUGIN_NAME,
+        timeoutMs: options.timeoutMs,
+        async send(context, event, deadline) {
           const secret = readSecretFile(options.secretFile, 'webhook secret', (message) => context.out.warn(`${PLUGIN_NAME}: ${message}`));
-          const body = JSON.stringify(outcome);
+          const body = JSON.stringify(event);
           // One delivery id for every attempt: a receiver that saw the first one can drop the retry.
           const delivery = randomUUID();
           const result = await requestWithRetry(options.url, {
@@ -58,7 +60,8 @@ export function notifyWebhookPlugin(rawOptions: WebhookOptions): Plugin {
           }, { deadline, attempts: options.attempts, backoffMs: options.backoffMs });
           if (!result.ok) throw new Error(`POST to ${target}: ${result.last} after ${result.attempts} attempt${result.attempts === 1 ? '' : 's'}`);
           return { to: target, status: result.status ?? 0, attempts: result.attempts, delivery };
-        }));
+        },
+      });
     },
   };
 }

@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Platform } from '../../test/helpers/platform.js';
+import { ReleaseEventSchema, type ReleaseEvent } from '../../api/index.js';
 
 /** Ports of this test (19450-19499 belong to the notifier tests). */
 const RECEIVER_PORT = 19451;
@@ -48,8 +49,9 @@ class Receiver {
     await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));
   }
 
-  events(): Record<string, unknown>[] {
-    return this.deliveries.filter((d) => d.signatureValid && d.headers['x-release-delivery']).map((d) => JSON.parse(d.body) as Record<string, unknown>);
+  /** The events of the deliveries that were accepted, each checked against the `--json` schema. */
+  events(): ReleaseEvent[] {
+    return this.deliveries.filter((d) => d.signatureValid).map((d) => ReleaseEventSchema.parse(JSON.parse(d.body)));
   }
 
   close(): Promise<void> {
@@ -91,7 +93,7 @@ describe('notify-webhook: a signed POST of the outcome, on a real platform', () 
     for (const text of texts) expect(text).not.toContain(SECRET);
   }
 
-  test('a release that completes: signed, retried after a 500, one delivery id, the outcome with the roll-back command', async () => {
+  test('a release that completes: signed, retried after a 500, one delivery id, the --json outcome event', async () => {
     receiver = new Receiver(1);
     await receiver.listen(RECEIVER_PORT);
     platform = await platformNotifying(RECEIVER_PORT);
@@ -104,15 +106,13 @@ describe('notify-webhook: a signed POST of the outcome, on a real platform', () 
     expect(receiver.deliveries.every((d) => d.signatureValid)).toBe(true);
     expect(receiver.deliveries[0]!.headers['x-release-delivery']).toBe(receiver.deliveries[1]!.headers['x-release-delivery']);
     expect(receiver.deliveries[1]!.headers['content-type']).toBe('application/json');
-    const event = JSON.parse(receiver.deliveries[1]!.body) as Record<string, unknown>;
-    expect(event).toMatchObject({
-      schema: 'release-orchestrator.notification/1',
-      ticket: '2001', verb: 'release-run', outcome: 'complete', exitCode: 0, services: ['web'],
-      next: [{ purpose: 'roll back', command: 'release-revert 2001' }],
+    const event = ReleaseEventSchema.parse(JSON.parse(receiver.deliveries[1]!.body));
+    expect(event).toMatchObject({ schema: 1, ticket: '2001', verb: 'release-run', phase: 'orchestrator', event: 'outcome', dry_run: false });
+    expect(event.fields).toMatchObject({
+      result: 'complete', exit_code: 0, services: ['web'], phase_failed: null, message: null, next: [],
+      merge_sha: await platform.head(),
     });
-    expect(event).not.toHaveProperty('phase');
-    expect(event.mergeSha).toBe(await platform.head());
-    expect(typeof event.durationSeconds).toBe('number');
+    expect(event.fields.duration_s).toEqual(expect.any(Number));
     // The URL's query may be its credential: the log names only the origin.
     expect(platform.logEvents('2001')).toContain(
       `ticket=2001 phase=orchestrator event=notified plugin=notify-webhook to=http://127.0.0.1:${RECEIVER_PORT} status=204 attempts=2 delivery=${String(receiver.deliveries[0]!.headers['x-release-delivery'])}`);
@@ -128,14 +128,17 @@ describe('notify-webhook: a signed POST of the outcome, on a real platform', () 
 
     const failed = await platform.run('release-run', ['2002'], { RELEASE_INVOKED_VIA: 'just' });
     expect(failed.exitCode).toBe(1);
-    expect(receiver.events()).toEqual([expect.objectContaining({
-      ticket: '2002', verb: 'release-run', outcome: 'failed', exitCode: 1, phase: 'ticket', services: ['web'],
-      next: [{ purpose: 'roll back', command: 'just release-revert 2002' }, { purpose: 'resume', command: 'just release-run 2002 --from=ticket' }],
-    })]);
+    expect(receiver.events()).toHaveLength(1);
+    expect(receiver.events()[0]).toMatchObject({ ticket: '2002', verb: 'release-run', event: 'outcome' });
+    expect(receiver.events()[0]!.fields).toMatchObject({
+      result: 'failed', exit_code: 1, phase_failed: 'ticket', services: ['web'],
+      next: ['just release-revert 2002', 'just release-run 2002 --from=ticket'],
+    });
 
     const reverted = await platform.run('release-revert', ['2002']);
     expect(reverted.exitCode).toBe(0);
-    expect(receiver.events()[1]).toMatchObject({ ticket: '2002', verb: 'release-revert', outcome: 'reverted', exitCode: 0, services: ['web'], next: [] });
+    expect(receiver.events()[1]).toMatchObject({ ticket: '2002', verb: 'release-revert', event: 'outcome' });
+    expect(receiver.events()[1]!.fields).toMatchObject({ result: 'reverted', exit_code: 0, services: ['web'], phase_failed: null, next: [] });
     expect(platform.logEvents('2002').filter((line) => line.includes('event=notified plugin=notify-webhook'))).toHaveLength(2);
   });
 

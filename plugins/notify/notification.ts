@@ -8,39 +8,15 @@ import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isAbsolute } from 'node:path';
 import {
-  commandLine, redact, registerSecret, z, type Hooks, type ReleaseError, type ReleaseState, type RunContext,
+  EVENT_SCHEMA_VERSION, ReleaseEventSchema, commandLine, redact, registerSecret, z,
+  type Hooks, type OutcomeFields, type ReleaseError, type ReleaseEvent, type ReleaseState, type RunContext,
 } from '../../api/index.js';
 
-/** The payload's schema version: bumped when a field changes meaning or goes away. */
-export const NOTIFICATION_SCHEMA = 'release-orchestrator.notification/1';
-
-export interface NextCommand {
-  /** What the command is for, in the words the failure block uses. */
-  purpose: 'roll back' | 'resume' | 'run again';
-  command: string;
-}
-
-export interface ReleaseOutcome {
-  schema: typeof NOTIFICATION_SCHEMA;
-  ticket: string;
-  verb: 'release-run' | 'release-revert';
-  /** complete / reverted on success; failed or interrupted otherwise. */
-  outcome: 'complete' | 'reverted' | 'failed' | 'interrupted';
-  exitCode: number;
-  /** The phase that failed; absent on success. */
-  phase?: string;
-  /** The error's one-line message, redacted; absent on success. */
-  error?: string;
-  services: string[];
-  baseSha?: string;
-  mergeSha?: string;
-  startedAt?: string;
-  finishedAt: string;
-  durationSeconds?: number;
-  host: string;
-  /** The commands an operator pastes next, written the way they run the verbs. */
-  next: NextCommand[];
-}
+/**
+ * What a notifier sends: the run's `outcome` event, exactly as `--json` prints it (core/events.ts,
+ * ReleaseEventSchema), plus the field `host`.
+ */
+export type OutcomeEvent = ReleaseEvent & { fields: OutcomeFields & { host: string } };
 
 /** The options every notifier shares. */
 export const deadlineOption = z.number().int().min(100).max(120_000).default(10_000);
@@ -74,49 +50,70 @@ function startedAt(context: RunContext): Date | undefined {
       }
     }
   } catch {
-    // no log (nothing ran): no duration
+    // no log (nothing ran): the run started now, as far as anyone can tell
   }
   return undefined;
 }
 
-/** The advice the failure block prints, as commands; the same rules as the runner's. */
-function nextCommands(context: RunContext, state: ReleaseState | undefined, error?: ReleaseError): NextCommand[] {
+/** The commands the failure block prints, by the runner's rules, as the operator pastes them. */
+function nextCommands(context: RunContext, state: ReleaseState | undefined, error?: ReleaseError): string[] {
   const { ticket } = context;
-  if (context.verb === 'release-revert') return error ? [{ purpose: 'run again', command: commandLine('release-revert', [ticket]) }] : [];
-  const rollBack = { purpose: 'roll back' as const, command: commandLine('release-revert', [ticket]) };
-  if (!error) return [rollBack];
+  if (!error) return [];
+  if (context.verb === 'release-revert') return [commandLine('release-revert', [ticket])];
   const pulled = state !== undefined && state.mergeSha !== '';
   const code = error.exitCode;
-  if (context.phase === 'orchestrator' || !pulled || code === 3 || code === 4) {
-    return code === 2 || code === 4 ? [] : [{ purpose: 'run again', command: commandLine('release-run', [ticket]) }];
-  }
-  const resume = { purpose: 'resume' as const, command: commandLine('release-run', [ticket, `--from=${error.resumeFrom ?? context.phase}`]) };
-  return code === 2 ? [resume] : [rollBack, resume];
+  if (context.phase === 'orchestrator') return [];
+  if (!pulled || code === 3 || code === 4) return code === 2 || code === 4 ? [] : [commandLine('release-run', [ticket])];
+  const resume = commandLine('release-run', [ticket, `--from=${error.resumeFrom ?? context.phase}`]);
+  return code === 2 ? [resume] : [commandLine('release-revert', [ticket]), resume];
 }
 
-/** The outcome of the run that is ending, from the context (and the error, on failure). */
-export function outcomeOf(context: RunContext, error?: ReleaseError, now = new Date()): ReleaseOutcome {
-  const state = stateOf(context);
-  const started = startedAt(context);
-  const verb = context.verb as ReleaseOutcome['verb'];
-  const outcome: ReleaseOutcome['outcome'] = !error
-    ? (verb === 'release-run' ? 'complete' : 'reverted')
-    : (error.code === 'INTERRUPTED' ? 'interrupted' : 'failed');
+/**
+ * The outcome's fields as the runner of the `--json` events computes them, for a core that does
+ * not hand them to the hooks yet (`context.outcome`).
+ */
+function computedOutcome(context: RunContext, error: ReleaseError | undefined, now: Date): OutcomeFields {
+  let state: ReleaseState | undefined;
+  try {
+    state = context.state ?? (context.stateFile.exists() ? context.stateFile.read() : undefined);
+  } catch {
+    state = undefined; // a damaged state file was reported already
+  }
+  const started = startedAt(context) ?? now;
+  const result: OutcomeFields['result'] = !error
+    ? (context.verb === 'release-run' ? 'complete' : 'reverted')
+    : error.code === 'INTERRUPTED' ? 'interrupted'
+      : context.phase === 'orchestrator' && error.code === 'BAD_INPUT' ? 'refused' : 'failed';
   return {
-    schema: NOTIFICATION_SCHEMA,
-    ticket: context.ticket,
-    verb,
-    outcome,
-    exitCode: error ? error.exitCode : 0,
-    ...(error ? { phase: context.phase, error: redact(error.message) } : {}),
+    result,
+    exit_code: error ? error.exitCode : 0,
+    started: started.toISOString(),
+    duration_s: Math.max(0, Math.round((now.getTime() - started.getTime()) / 100) / 10),
     services: state?.services ?? [],
-    ...(state?.baseSha ? { baseSha: state.baseSha } : {}),
-    ...(state?.mergeSha ? { mergeSha: state.mergeSha } : {}),
-    ...(started ? { startedAt: started.toISOString(), durationSeconds: Math.max(0, Math.round((now.getTime() - started.getTime()) / 1000)) } : {}),
-    finishedAt: now.toISOString(),
-    host: hostname(),
+    base_sha: state?.baseSha ?? '',
+    merge_sha: state?.mergeSha ?? '',
+    phase_failed: error && context.phase !== 'orchestrator' ? context.phase : null,
+    message: error ? redact(error.message) : null,
     next: nextCommands(context, state, error),
   };
+}
+
+/** The run's `outcome` event, from the core's fields when it gives them, else computed alike. */
+export function outcomeEvent(context: RunContext, error?: ReleaseError, now = new Date()): OutcomeEvent {
+  const given = (context as { outcome?: OutcomeFields }).outcome;
+  const fields = { ...(given ?? computedOutcome(context, error, now)), host: hostname() };
+  const event = {
+    schema: EVENT_SCHEMA_VERSION,
+    time: now.toISOString(),
+    ticket: context.ticket,
+    verb: context.verb,
+    phase: 'orchestrator',
+    event: 'outcome',
+    dry_run: context.dryRun,
+    fields,
+  };
+  // What is sent is what the schema promises: a field the core got wrong fails here, loudly, in tests.
+  return ReleaseEventSchema.parse(event) as OutcomeEvent;
 }
 
 /**
@@ -230,12 +227,30 @@ export async function guarded(context: RunContext, plugin: string, timeoutMs: nu
   }
 }
 
-/** Taps a notifier on the success and failure of runs and reverts. */
-export function tapOutcomes(hooks: Hooks, name: string, notify: (context: RunContext, outcome: ReleaseOutcome) => Promise<void>): void {
-  hooks.done.tapPromise(name, async (context) => {
-    if (isNotifiable(context)) await notify(context, outcomeOf(context));
-  });
-  hooks.failed.tapPromise(name, async (context, error) => {
-    if (isNotifiable(context, error)) await notify(context, outcomeOf(context, error));
-  });
+export interface Notifier {
+  name: string;
+  timeoutMs: number;
+  /** Why this run is none of this notifier's business (an audit event says so), or undefined. */
+  skip?(context: RunContext): string | undefined;
+  /** Delivers the event before `deadline` (ms since the epoch); returns the fields of the audit event. */
+  send(context: RunContext, event: OutcomeEvent, deadline: number): Promise<Record<string, string | number>>;
+}
+
+/** Taps a notifier on the success and failure of runs and reverts, each send under guarded(). */
+export function tapOutcomes(hooks: Hooks, notifier: Notifier): void {
+  const notify = async (context: RunContext, error?: ReleaseError) => {
+    if (!isNotifiable(context, error)) return;
+    const skipped = notifier.skip?.(context);
+    if (skipped) {
+      try {
+        context.log.event('orchestrator', 'notify-skipped', { plugin: notifier.name, reason: skipped });
+      } catch {
+        // nothing was to be sent; nothing is lost
+      }
+      return;
+    }
+    await guarded(context, notifier.name, notifier.timeoutMs, async (deadline) => notifier.send(context, outcomeEvent(context, error), deadline));
+  };
+  hooks.done.tapPromise(notifier.name, (context) => notify(context));
+  hooks.failed.tapPromise(notifier.name, (context, error) => notify(context, error));
 }
