@@ -74,6 +74,7 @@ export function notifyRedminePlugin(rawOptions: RedmineOptions): Plugin {
       tapOutcomes(hooks, {
         name: PLUGIN_NAME,
         timeoutMs: options.timeoutMs,
+        target: (context) => `a note on ${base}/issues/${context.ticket}`,
         skip: (context) => (ISSUE_NUMBER.test(context.ticket) ? undefined : 'ticket-is-no-issue-number'),
         async send(context, event, deadline) {
           const apiKey = readSecretFile(options.apiKeyFile, 'Redmine API key', (message) => context.out.warn(`${PLUGIN_NAME}: ${message}`));

@@ -43,6 +43,7 @@ export function notifyWebhookPlugin(rawOptions: WebhookOptions): Plugin {
       tapOutcomes(hooks, {
         name: PLUGIN_NAME,
         timeoutMs: options.timeoutMs,
+        target: () => `POST ${target}`,
         async send(context, event, deadline) {
           const secret = readSecretFile(options.secretFile, 'webhook secret', (message) => context.out.warn(`${PLUGIN_NAME}: ${message}`));
           const body = JSON.stringify(event);

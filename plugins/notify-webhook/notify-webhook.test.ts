@@ -178,6 +178,19 @@ describe('notify-webhook: a signed POST of the outcome, on a real platform', () 
     expect(receiver.deliveries).toHaveLength(0);
   });
 
+  test('a dry run sends nothing and says what a real run would send', async () => {
+    receiver = new Receiver(0);
+    await receiver.listen(RECEIVER_PORT);
+    platform = await platformNotifying(RECEIVER_PORT);
+    await platform.mergeFeature('2006', bump('2'));
+
+    const result = await platform.run('release-run', ['2006', '--dry-run']);
+
+    expect(result.exitCode).toBe(0);
+    expect(result.all).toContain(`dry run: notify-webhook would send the outcome: POST http://127.0.0.1:${RECEIVER_PORT}`);
+    expect(receiver.deliveries).toHaveLength(0);
+  });
+
   test('bad options are exit 2 naming the option, before anything changes', async () => {
     platform = await Platform.create([{ name: 'web' }], configWith(`{ url: 'ftp://127.0.0.1/x', secretFile: 'relative/secret' }`));
     await platform.mergeFeature('2005', bump('2'));

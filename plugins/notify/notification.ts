@@ -210,6 +210,7 @@ export async function guarded(context: RunContext, plugin: string, timeoutMs: nu
     timer = setTimeout(() => reject(new Error(`no answer within the timeout of ${timeoutMs} ms`)), timeoutMs + 250);
     timer.unref();
   });
+  outOfTime.catch(() => undefined); // lost the race: nobody awaits it any more
   const phase = 'orchestrator';
   try {
     const fields = await Promise.race([send(deadline), outOfTime]);
@@ -230,6 +231,8 @@ export async function guarded(context: RunContext, plugin: string, timeoutMs: nu
 export interface Notifier {
   name: string;
   timeoutMs: number;
+  /** Where it sends, for the dry run's preview: `POST https://hooks.example.org`. */
+  target(context: RunContext): string;
   /** Why this run is none of this notifier's business (an audit event says so), or undefined. */
   skip?(context: RunContext): string | undefined;
   /** Delivers the event before `deadline` (ms since the epoch); returns the fields of the audit event. */
@@ -239,7 +242,12 @@ export interface Notifier {
 /** Taps a notifier on the success and failure of runs and reverts, each send under guarded(). */
 export function tapOutcomes(hooks: Hooks, notifier: Notifier): void {
   const notify = async (context: RunContext, error?: ReleaseError) => {
-    if (!isNotifiable(context, error)) return;
+    if (!isNotifiable(context, error)) {
+      if (context.dryRun && error?.code !== 'LOCKED' && (context.verb === 'release-run' || context.verb === 'release-revert') && !notifier.skip?.(context)) {
+        context.out.info(`dry run: ${notifier.name} would send the outcome: ${notifier.target(context)}`);
+      }
+      return;
+    }
     const skipped = notifier.skip?.(context);
     if (skipped) {
       try {
