@@ -21,7 +21,9 @@ export type OutcomeEvent = ReleaseEvent & { fields: OutcomeFields & { host: stri
 /** The options every notifier shares. */
 export const deadlineOption = z.number().int().min(100).max(120_000).default(10_000);
 export const absoluteFile = z.string().min(1).refine(isAbsolute, 'must be an absolute path (a file outside the repo, mode 0600)');
-export const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
+export const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+  // A URL is printed in warnings: a password in it would be printed too.
+  .refine((url) => !new URL(url).username && !new URL(url).password, 'must not hold a user or password: credentials go in the secret file');
 
 /** The verbs a notification is sent for: a drift check or `init` is nobody's news. */
 export function isNotifiable(context: RunContext, error?: ReleaseError): boolean {
@@ -184,6 +186,8 @@ export async function requestWithRetry(url: string, init: RequestInit, options: 
       status = response.status;
       body = await response.text();
       last = `HTTP ${status}`;
+      const location = response.headers.get('location');
+      if (status >= 300 && status < 400 && location) last += ` (redirected to ${new URL(location, url).origin}: configure the URL it points to)`;
       if (status >= 200 && status < 300) return { ok: true, attempts, status, body, last };
       if (!retryable(status)) return { ok: false, attempts, status, body, last };
     } catch (error) {
