@@ -1,9 +1,10 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Platform } from '../../test/helpers/platform.js';
+import { execa } from 'execa';
+import { ORCHESTRATOR_ROOT, Platform } from '../../test/helpers/platform.js';
 import { ReleaseEventSchema, type ReleaseEvent } from '../../api/index.js';
 
 /** Ports of this test (19450-19499 belong to the notifier tests). */
@@ -179,6 +180,29 @@ describe('notify-webhook: a signed POST of the outcome, on a real platform', () 
     expect(result.exitCode).toBe(0);
     expect(result.stderr).toContain(`notify-webhook: the notification was not delivered: cannot read the webhook secret file ${join(secrets, 'webhook-secret')} (ENOENT)`);
     expect(receiver.deliveries).toHaveLength(0);
+  });
+
+  test('an interrupted release (SIGINT during the ticket script) is reported as interrupted, exit 130', async () => {
+    receiver = new Receiver(0);
+    await receiver.listen(RECEIVER_PORT);
+    platform = await platformNotifying(RECEIVER_PORT);
+    const started = join(secrets, 'ticket-started');
+    await platform.mergeFeature('2009', { ...bump('2'), 'releases/2009-slow.sh': `#!/bin/sh\ntouch '${started}'\nexec sleep 30\n` });
+
+    const run = execa('node', [join(ORCHESTRATOR_ROOT, 'dist/cli/bin/release-run.js'), '2009'], {
+      cwd: platform.prod, env: { NO_COLOR: '1', RELEASE_INVOKED_VIA: '' }, reject: false, all: true,
+    });
+    for (let i = 0; i < 200 && !existsSync(started); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(existsSync(started)).toBe(true);
+    run.kill('SIGINT');
+    const result = await run;
+
+    expect(result.exitCode).toBe(130);
+    expect(receiver.events()).toHaveLength(1);
+    expect(receiver.events()[0]!.fields).toMatchObject({
+      result: 'interrupted', exit_code: 130, phase_failed: 'ticket', services: ['web'],
+      next: ['release-revert 2009', 'release-run 2009 --from=ticket'],
+    });
   });
 
   test('a dry run sends nothing and says what a real run would send', async () => {
