@@ -24,11 +24,14 @@ import { initPlugin } from './plugins/init/index.js';
 import { backupRetentionPlugin } from './plugins/backups/index.js';
 import type { DiskSpaceInput, RetentionInput } from './plugins/backups/options.js';
 import { deadlinesPlugin, type DeadlineOptions } from './plugins/deadlines/index.js';
+import { notifyWebhookPlugin } from './plugins/notify-webhook/index.js';
+import { notifyRedminePlugin } from './plugins/notify-redmine/index.js';
 
 export const builtins = {
   platformPlugin, preparePlugin, defaultRules, globRule, serviceFilesRule, orchestratorSourceRule, migratePlugin, ticketPlugin, verifyPlugin, revertPlugin,
   composeRuntimePlugin, noneRuntimePlugin, healthHttpPlugin, selfUpdatePlugin, playbooksPlugin,
   backupVolumePlugin, postgresBackupPlugin, sqliteBackupPlugin, initPlugin, backupRetentionPlugin, deadlinesPlugin,
+  notifyWebhookPlugin, notifyRedminePlugin,
 };
 
 /** defaultPlugins()'s options; an unknown one is an error (exit 2) naming it. */

@@ -5,7 +5,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bash "$here/ensure-tools.sh"
 bash "$here/ensure-docker.sh"
+# A real Redmine for the notify-redmine tests: packages first (apt is not shared well), then it
+# seeds and starts while the images build.
+bash "$here/ensure-redmine.sh" --packages
+bash "$here/ensure-redmine.sh" >/dev/null &
+redmine=$!
 bash "$here/build-test-images.sh"
 bash "$here/build-pg-image.sh"
 bash "$here/ensure-postgres.sh" >/dev/null
 bash "$here/ensure-mariadb.sh" >/dev/null
+wait "$redmine" || { echo "[ensure-all] test/infra/ensure-redmine.sh failed" >&2; exit 1; }
