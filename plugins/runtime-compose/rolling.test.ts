@@ -136,4 +136,26 @@ describe('zero-downtime releases on a real Docker engine', () => {
     expect(await appContainers(name)).toEqual([`${TEST_IMAGE}:1 running`]);
     expect((await platform.run('release', [`--service=${name}`])).stdout.trim()).toBe('0 actions');
   });
+
+  test('a release killed mid-rollout (both versions serving) is drift; --from=migrate finishes it, still without a failed request', async () => {
+    const { platform, name, url } = await deployed((n, p) => rollingServiceFiles(n, p), 19313);
+    await platform.mergeFeature('400', { [`packages/${name}/manifest.yaml`]: rollingServiceFiles(name, 19313, { tag: '2' })[`packages/${name}/manifest.yaml`]! });
+
+    const probe = startProbe(`${url}/version`);
+    const killed = await platform.run('release-run', ['400'], { RELEASE_FAILPOINT: `mid-rollout-${name}` });
+    expect(killed.exitCode).not.toBe(0);
+    expect(await appContainers(name)).toEqual([`${TEST_IMAGE}:1 running`, `${TEST_IMAGE}:2 running`]);
+    const drift = await platform.run('release', [`--service=${name}`]);
+    expect(drift.exitCode).toBe(5);
+    expect(drift.stdout).toContain(`redeploy ${name}: app: image ${TEST_IMAGE}:1 -> ${TEST_IMAGE}:2`);
+
+    const resumed = await platform.run('release-run', ['400', '--from=migrate']);
+    const report = await probe.stop();
+
+    expect(resumed.exitCode).toBe(0);
+    expect(report.failures).toEqual([]);
+    expect(report.bodies).toEqual(['1', '2']);
+    expect(await appContainers(name)).toEqual([`${TEST_IMAGE}:2 running`]);
+    expect((await platform.run('release', [`--service=${name}`])).stdout.trim()).toBe('0 actions');
+  });
 });

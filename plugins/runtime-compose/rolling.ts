@@ -129,6 +129,8 @@ export async function rollOut({ context, service, settings, image, cli, proxy, c
         service,
       });
   }
+  // Both versions serve here: a release killed now leaves an unfinished rollout the drift check names.
+  context.failpoint(`mid-rollout-${service}`);
   context.out.detail(`${next.name} passes the health check after ${(outcome.waitedMs / 1000).toFixed(1)}s; draining ${old.map((c) => c.name).join(', ') || 'nothing'}`);
   for (const container of old) {
     const oldAddress = await proxy.addressOf(context, settings.proxy, container.id).catch(() => undefined);
