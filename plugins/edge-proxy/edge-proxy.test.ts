@@ -2,7 +2,7 @@ import { execa } from 'execa';
 import { ReleaseError } from '../../core/index.js';
 import { testContext } from '../../test/helpers/context.js';
 import { httpGet, uniqueName } from '../../test/helpers/docker.js';
-import { EdgeProxy, parseServersState, parseSessions, renderHaproxyConfig, type EdgeProxySpec } from './index.js';
+import { EdgeProxy, backendState, parseServersState, parseSessions, renderHaproxyConfig, type EdgeProxySpec } from './index.js';
 
 const spec = (over: Partial<EdgeProxySpec> = {}): EdgeProxySpec => ({
   name: 'roro-edge', owner: 'web', network: 'web_default', backendHost: 'app', backendPort: 8080, checkPath: '/health',
@@ -31,6 +31,11 @@ describe('the edge proxy configuration (pure)', () => {
       { slot: 'b1', address: '172.19.0.2', opState: 2, adminState: 8, checkResult: 3 },
       { slot: 'b2', address: '-', opState: 0, adminState: 32, checkResult: 2 },
     ]);
+    // Just resolved through DNS, running but not checked yet: not up (HAProxy 2.6 counts it as running).
+    expect(backendState({ slot: 'b3', address: '172.19.0.5', opState: 2, adminState: 0, checkResult: 0 })).toBe('down');
+    expect(backendState({ slot: 'b3', address: '172.19.0.5', opState: 2, adminState: 0, checkResult: 3 })).toBe('up');
+    expect(backendState(state[0]!)).toBe('draining');
+    expect(backendState(state[1]!)).toBe('maintenance');
     const sessions = parseSessions('# pxname,svname,qcur,qmax,scur,smax\nedge,FRONTEND,,,4,9\nbackends,b1,0,0,3,5\nbackends,b2,0,0,0,1\n');
     expect([...sessions]).toEqual([['b1', 3], ['b2', 0]]);
   });

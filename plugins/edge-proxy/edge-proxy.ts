@@ -164,7 +164,7 @@ const CHECK_PASSED = 3;
  * state): only a passed check counts as up here. Requests it gets meanwhile and cannot answer
  * are retried on another backend (`retry-on`).
  */
-function describe(entry: ServerStateLine): BackendState['state'] {
+export function backendState(entry: ServerStateLine): BackendState['state'] {
   if (entry.adminState & MAINTENANCE_BITS) return 'maintenance';
   if (entry.adminState & DRAIN_BITS) return 'draining';
   return entry.opState === RUNNING && entry.checkResult === CHECK_PASSED ? 'up' : 'down';
@@ -264,7 +264,7 @@ export class EdgeProxy {
     const servers = parseServersState((await this.admin(context, spec, `show servers state ${BACKEND}`)).text);
     const sessions = parseSessions((await this.admin(context, spec, 'show stat')).text);
     return servers.filter((server) => server.address !== '-' && server.address !== '0.0.0.0')
-      .map((server) => ({ slot: server.slot, address: server.address, state: describe(server), sessions: sessions.get(server.slot) ?? 0 }));
+      .map((server) => ({ slot: server.slot, address: server.address, state: backendState(server), sessions: sessions.get(server.slot) ?? 0 }));
   }
 
   /** A container's address on the proxy's network. */

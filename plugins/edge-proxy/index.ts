@@ -3,7 +3,7 @@
  * Not a plugin of its own: a runtime plugin (compose, swarm) owns the proxy's life and imports this.
  */
 export {
-  EdgeProxy, edgeProxyOptionsSchema, renderHaproxyConfig, parseServersState, parseSessions,
+  EdgeProxy, edgeProxyOptionsSchema, renderHaproxyConfig, parseServersState, backendState, parseSessions,
   DEFAULT_EDGE_PROXY_IMAGE, EDGE_PROXY_IMAGE_SCRIPT,
   type EdgeProxyOptions, type EdgeProxySpec, type BackendState, type ServerStateLine,
 } from './edge-proxy.js';
