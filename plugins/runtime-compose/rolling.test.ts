@@ -111,6 +111,15 @@ describe('zero-downtime releases on a real Docker engine', () => {
     expect(report.bodies).toEqual(['1', '2']);
     // Between the old container's stop and the new one's start nothing listens.
     expect(report.failed > 0 || report.longestGapMs >= 500).toBe(true);
+
+    // The service switches to rolling: its containers give the port to the proxy (one last outage).
+    await platform.mergeFeature('300', rollingServiceFiles(name, 19311, { tag: '1' }));
+    const switched = await platform.run('release-run', ['300']);
+    expect(switched.exitCode).toBe(0);
+    expect(switched.stdout).toContain(`switching ${name} to rolling releases: ${name}_app_1 stop(s) before the edge proxy takes 127.0.0.1:19311`);
+    expect((await httpGet(`${url}/version`)).body).toBe('1');
+    expect(await appContainers(name)).toEqual([`${TEST_IMAGE}:1 running`]);
+    expect((await platform.run('release', [`--service=${name}`])).stdout.trim()).toBe('0 actions');
   });
 
   test('a new container failing its health check: exit 7, the old one keeps serving through it all, revert works', async () => {

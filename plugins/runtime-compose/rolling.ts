@@ -97,7 +97,9 @@ export async function rollOut({ context, service, settings, image, cli, proxy, c
   const leftovers = before.filter((c) => c.state !== 'running');
   // A container of an earlier, interrupted rollout or stopped by hand serves nobody: it goes first.
   if (leftovers.length > 0) await cli.docker(context, ['rm', '--force', ...leftovers.map((c) => c.id)]);
-  const old = before.filter((c) => c.state === 'running');
+  let old = before.filter((c) => c.state === 'running');
+  // No proxy yet beside running containers: the service is switching from recreate to rolling.
+  const switching = old.length > 0 && (await proxy.status(context, settings.proxy)) === 'missing';
   await compose(['up', '--detach', '--no-deps', '--no-recreate', '--scale', `${target}=${old.length + 1}`, target], 'up (rolling)');
   const fresh = (await cli.containers(context, service)).filter((c) => c.composeService === target && !before.some((b) => b.id === c.id));
   if (fresh.length !== 1) {
@@ -106,6 +108,13 @@ export async function rollOut({ context, service, settings, image, cli, proxy, c
     });
   }
   const next = fresh[0]!;
+  if (switching) {
+    // They publish the port the proxy takes, themselves: they stop first, one last short outage.
+    context.out.detail(`switching ${service} to rolling releases: ${old.map((c) => c.name).join(', ')} stop(s) before the edge proxy takes ${settings.proxy.listen.host}:${settings.proxy.listen.port}`);
+    await cli.docker(context, ['stop', ...old.map((c) => c.id)]);
+    await cli.docker(context, ['rm', '--force', ...old.map((c) => c.id)]);
+    old = [];
+  }
   if ((await proxy.ensure(context, settings.proxy)) === 'created') {
     context.out.detail(`edge proxy ${settings.proxy.name} listens on ${settings.proxy.listen.host}:${settings.proxy.listen.port}`);
   }
