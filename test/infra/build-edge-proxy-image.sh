@@ -63,6 +63,7 @@ version=$(chroot "$root" haproxy -v | head -n1)
 say "$version"
 # haproxy -W: master-worker, PID 1 handles SIGTERM and SIGUSR2 (reload); -db: stay in the foreground.
 # The configuration comes in HAPROXY_CONFIG (see plugins/edge-proxy), so a container holds all it runs.
+# shellcheck disable=SC2016 # $HAPROXY_CONFIG expands in the container, not here
 cmd='["/bin/bash","-c","echo \"$HAPROXY_CONFIG\" >/run/haproxy.cfg && exec haproxy -W -db -f /run/haproxy.cfg"]'
 tar -C "$root" --numeric-owner -cf - . |
   docker import \
