@@ -14,6 +14,7 @@ import { verifyPlugin } from './plugins/verify/index.js';
 import { revertPlugin } from './plugins/revert/index.js';
 import { composeRuntimePlugin } from './plugins/runtime-compose/index.js';
 import { noneRuntimePlugin } from './plugins/runtime-none/index.js';
+import { swarmRuntimePlugin, type SwarmRuntimeOptions } from './plugins/runtime-swarm/index.js';
 import { healthHttpPlugin } from './plugins/health-http/index.js';
 import { selfUpdatePlugin } from './plugins/self-update/index.js';
 import { playbooksPlugin } from './plugins/playbooks/index.js';
@@ -24,7 +25,7 @@ import { initPlugin } from './plugins/init/index.js';
 
 export const builtins = {
   platformPlugin, preparePlugin, defaultRules, globRule, serviceFilesRule, orchestratorSourceRule, migratePlugin, ticketPlugin, verifyPlugin, revertPlugin,
-  composeRuntimePlugin, noneRuntimePlugin, healthHttpPlugin, selfUpdatePlugin, playbooksPlugin,
+  composeRuntimePlugin, noneRuntimePlugin, swarmRuntimePlugin, healthHttpPlugin, selfUpdatePlugin, playbooksPlugin,
   backupVolumePlugin, postgresBackupPlugin, sqliteBackupPlugin, initPlugin,
 };
 
@@ -38,6 +39,8 @@ const defaultOptionsSchema = z.strictObject({
   backupConcurrency: z.number().int().min(1).max(32).optional(),
   /** backup-volume's options, e.g. `{ compressor: 'gzip' }` on a host without zstd; that plugin checks them. */
   backupVolume: z.custom<BackupVolumeOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { compressor: \'gzip\' }').optional(),
+  /** runtime-swarm's options, e.g. `{ registry: 'registry.internal:5000' }`; that plugin checks them. */
+  swarm: z.custom<SwarmRuntimeOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { registry: \'registry.internal:5000\' }').optional(),
 });
 
 export type DefaultOptions = z.input<typeof defaultOptionsSchema>;
@@ -53,6 +56,8 @@ export function defaultPlugins(rawOptions: DefaultOptions = {}): Plugin[] {
     ticketPlugin(),
     verifyPlugin(),
     revertPlugin({ remote: options.remote, branch: options.branch }),
+    // Before compose: a service a release deletes is removed by the runtime whose stack still runs it.
+    swarmRuntimePlugin({ composeCommand: options.composeCommand, ...options.swarm }),
     composeRuntimePlugin({ command: options.composeCommand }),
     noneRuntimePlugin(),
     healthHttpPlugin(),

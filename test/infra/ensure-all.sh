@@ -9,3 +9,4 @@ bash "$here/build-test-images.sh"
 bash "$here/build-pg-image.sh"
 bash "$here/ensure-postgres.sh" >/dev/null
 bash "$here/ensure-mariadb.sh" >/dev/null
+bash "$here/ensure-swarm.sh" >/dev/null
