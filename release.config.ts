@@ -14,6 +14,7 @@ import { verifyPlugin } from './plugins/verify/index.js';
 import { revertPlugin } from './plugins/revert/index.js';
 import { composeRuntimePlugin } from './plugins/runtime-compose/index.js';
 import { noneRuntimePlugin } from './plugins/runtime-none/index.js';
+import { swarmRuntimePlugin, type SwarmRuntimeOptions } from './plugins/runtime-swarm/index.js';
 import { healthHttpPlugin } from './plugins/health-http/index.js';
 import { selfUpdatePlugin } from './plugins/self-update/index.js';
 import { playbooksPlugin } from './plugins/playbooks/index.js';
@@ -29,7 +30,7 @@ import { notifyRedminePlugin } from './plugins/notify-redmine/index.js';
 
 export const builtins = {
   platformPlugin, preparePlugin, defaultRules, globRule, serviceFilesRule, orchestratorSourceRule, migratePlugin, ticketPlugin, verifyPlugin, revertPlugin,
-  composeRuntimePlugin, noneRuntimePlugin, healthHttpPlugin, selfUpdatePlugin, playbooksPlugin,
+  composeRuntimePlugin, noneRuntimePlugin, swarmRuntimePlugin, healthHttpPlugin, selfUpdatePlugin, playbooksPlugin,
   backupVolumePlugin, postgresBackupPlugin, sqliteBackupPlugin, initPlugin, backupRetentionPlugin, deadlinesPlugin,
   notifyWebhookPlugin, notifyRedminePlugin,
 };
@@ -52,6 +53,8 @@ const defaultOptionsSchema = z.strictObject({
   retention: z.custom<RetentionInput>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { keep: 3, autoPrune: true }').optional(),
   /** Deadlines of external commands per kind, e.g. `{ ticket: '8h', compose: '10m' }`; the deadlines plugin checks them. */
   deadlines: z.custom<DeadlineOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { ticket: \'8h\' }').optional(),
+  /** runtime-swarm's options, e.g. `{ registry: 'registry.internal:5000' }`; that plugin checks them. */
+  swarm: z.custom<SwarmRuntimeOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { registry: \'registry.internal:5000\' }').optional(),
 });
 
 export type DefaultOptions = z.input<typeof defaultOptionsSchema>;
@@ -67,6 +70,8 @@ export function defaultPlugins(rawOptions: DefaultOptions = {}): Plugin[] {
     ticketPlugin(),
     verifyPlugin({ concurrency: options.concurrency }),
     revertPlugin({ remote: options.remote, branch: options.branch, diskSpace: options.diskSpace, retention: options.retention }),
+    // Before compose: a service a release deletes is removed by the runtime whose stack still runs it.
+    swarmRuntimePlugin({ composeCommand: options.composeCommand, ...options.swarm }),
     composeRuntimePlugin({ command: options.composeCommand }),
     noneRuntimePlugin(),
     healthHttpPlugin(),

@@ -14,5 +14,6 @@ bash "$here/build-test-images.sh"
 bash "$here/build-pg-image.sh"
 bash "$here/ensure-postgres.sh" >/dev/null
 bash "$here/ensure-mariadb.sh" >/dev/null
+bash "$here/ensure-swarm.sh" >/dev/null
 bash "$here/build-edge-proxy-image.sh"
 wait "$redmine" || { echo "[ensure-all] test/infra/ensure-redmine.sh failed" >&2; exit 1; }

@@ -1,0 +1,427 @@
+/**
+ * runtime-swarm: services whose manifest says `runtime: swarm` run as a Docker Swarm stack (stack
+ * = service name) deployed from their own compose file, with rolling updates gated on the health
+ * check and rolled back by Swarm when a new task fails. See docs/scale-out.md.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type ExecInRequest, type ExecResult, type Plugin, type RunContext } from '../../api/index.js';
+import { git } from '../git/git.js';
+import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
+import { composePath, manifestPath, parseDuration, readManifest, type Manifest } from '../platform/manifest.js';
+import { ComposeCli } from '../runtime-compose/compose.js';
+import { FINGERPRINT_LABEL, imagePath, renderStack } from './render.js';
+import { docker, localTaskContainers, runningTasks, stackServices, STACK_LABEL, type SwarmService } from './swarm.js';
+
+export const PLUGIN_NAME = 'runtime-swarm';
+export const RUNTIME = 'swarm';
+
+const optionsSchema = z.strictObject({
+  /**
+   * `HOST:PORT` of a registry every node pulls from: each `${IMAGE}` is pushed there and the
+   * stack runs it by digest. Absent: the image must already be on the nodes (one node: this host).
+   */
+  registry: z.string().regex(/^[A-Za-z0-9.-]+(:\d+)?$/, 'expected HOST[:PORT] of a registry, e.g. 127.0.0.1:5000').optional(),
+  /** How a short-syntax published port is published: `host` (on the task's node) or `ingress` (the routing mesh). */
+  publishMode: z.enum(['host', 'ingress']).default('host'),
+  /** How long a deploy may take to converge (all tasks running, health checks passing). */
+  timeout: z.string().regex(/^\d+(ms|s|m)$/, 'expected a duration like 90s or 5m').default('5m'),
+  /** The compose command used to render the compose file and to build; found at start when absent. */
+  composeCommand: z.array(z.string().min(1)).min(1).optional(),
+});
+
+export type SwarmRuntimeOptions = z.input<typeof optionsSchema>;
+
+interface Desired {
+  manifest: Manifest;
+  compose: ComposeFile;
+  /** The image the `${IMAGE}` services run, as this host names it. */
+  image?: string;
+  /** Whether the image is built here (named by its build contexts) rather than named in the manifest. */
+  built: boolean;
+  fingerprint: string;
+  mounts: string;
+}
+
+const sha256 = (...parts: (string | Buffer)[]) => {
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part).update('\0');
+  return hash.digest('hex');
+};
+
+async function treeHash(context: RunContext, paths: readonly string[]): Promise<string> {
+  if (paths.length === 0) return '';
+  return sha256(await git(context, ['ls-tree', '--full-tree', 'HEAD', '--', ...paths]));
+}
+
+/** The replica counts a `stop` scaled to 0, kept until `start` puts them back (a kill -9 between keeps them). */
+const replicasFile = (context: RunContext, service: string) => join(context.workspaceDir, 'runtime', `${service}.swarm-replicas`);
+/** The stack file last deployed, for the operator to read. */
+const stackFile = (context: RunContext, service: string) => join(context.workspaceDir, 'runtime', `${service}.stack.yaml`);
+
+function recordedReplicas(context: RunContext, service: string): Map<string, number> {
+  const file = replicasFile(context, service);
+  if (!existsSync(file)) return new Map();
+  return new Map(readFileSync(file, 'utf8').split('\n').filter((line) => line.includes('=')).map((line) => {
+    const at = line.indexOf('=');
+    return [line.slice(0, at), Number(line.slice(at + 1))] as const;
+  }).filter(([, count]) => Number.isInteger(count) && count > 0));
+}
+
+const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve) => {
+  const timer = setTimeout(resolve, ms);
+  signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+});
+
+const BAD_UPDATE_STATES = new Set(['rollback_completed', 'rollback_paused', 'paused', 'rollback_started']);
+
+export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin {
+  const options = parseOptions(PLUGIN_NAME, optionsSchema, rawOptions);
+  const cli = new ComposeCli(options.composeCommand);
+  const timeoutMs = parseDuration(options.timeout);
+
+  /** A swarm service at HEAD, or one HEAD no longer has whose stack still runs (it is ours to remove). */
+  async function claims(context: RunContext, service: string): Promise<boolean> {
+    if (existsSync(join(context.repoDir, manifestPath(service)))) return readManifest(context.repoDir, service).runtime === RUNTIME;
+    // An engine that is no swarm manager (or none at all) runs no stack: compose-only hosts are not bothered.
+    const listed = await context.exec('docker', ['service', 'ls', '--quiet', '--filter', `label=${STACK_LABEL}=${service}`], {});
+    return listed.exitCode === 0 && listed.stdout.trim() !== '';
+  }
+
+  async function desired(context: RunContext, service: string): Promise<Desired | undefined> {
+    const file = join(context.repoDir, composePath(service));
+    if (!existsSync(join(context.repoDir, manifestPath(service))) || !existsSync(file)) return undefined;
+    const manifest = readManifest(context.repoDir, service);
+    const composeText = readFileSync(file, 'utf8');
+    const compose = parseComposeFile(composeText, composePath(service));
+    const contexts = await treeHash(context, compose.services.flatMap((s) => (s.build ? [s.build.context, s.build.dockerfile] : [])));
+    const imageUsers = compose.services.filter((s) => s.image === IMAGE_VARIABLE);
+    let image = manifest.image;
+    let built = false;
+    if (!image && imageUsers.length > 0) {
+      if (imageUsers.some((s) => !s.build)) {
+        throw new ReleaseError('BAD_INPUT', `${manifestPath(service)}: image: needed, as ${composePath(service)} runs \${IMAGE} without building it`, {
+          hint: 'name the image in the manifest, or give those compose services a build:',
+        });
+      }
+      image = `local/${service}:${contexts.slice(0, 12)}`;
+      built = true;
+    }
+    const mounts = await treeHash(context, [...new Set(compose.services.flatMap((s) => s.mounts))]);
+    const fingerprint = sha256(readFileSync(join(context.repoDir, manifestPath(service))), composeText, mounts, options.registry ?? '', options.publishMode);
+    return { manifest, compose, image, built, fingerprint, mounts };
+  }
+
+  async function requireDesired(context: RunContext, service: string): Promise<Desired> {
+    const want = await desired(context, service);
+    if (!want) throw new ReleaseError('BAD_INPUT', `${composePath(service)} does not exist: cannot deploy ${service} to swarm`, { hint: `add it, or set runtime: in ${manifestPath(service)}` });
+    return want;
+  }
+
+  async function imageMissing(context: RunContext, image: string): Promise<boolean> {
+    return (await context.exec('docker', ['image', 'inspect', '--format', '{{.Id}}', image], {})).exitCode !== 0;
+  }
+
+  /** The registry's name of `image` by digest, when this host's copy of it was pushed there. */
+  async function pushedReference(context: RunContext, image: string): Promise<string | undefined> {
+    const result = await context.exec('docker', ['image', 'inspect', '--format', '{{json .RepoDigests}}', image], {});
+    if (result.exitCode !== 0) return undefined;
+    const prefix = `${options.registry}/${imagePath(image).path}@`;
+    return (JSON.parse(result.stdout) as string[] | null)?.find((digest) => digest.startsWith(prefix));
+  }
+
+  /** The image reference the stack runs: the image itself, or its digest in the registry. */
+  async function wantedReference(context: RunContext, image: string): Promise<string | undefined> {
+    return options.registry ? pushedReference(context, image) : image;
+  }
+
+  async function push(context: RunContext, image: string): Promise<string> {
+    const { path, tag } = imagePath(image);
+    const target = `${options.registry}/${path}:${tag}`;
+    if (await imageMissing(context, image)) {
+      throw new ReleaseError('PHASE_FAILED', `image ${image} is not on this host: nothing to push to ${options.registry}`, { hint: `docker pull ${image} (or build it), then release again` });
+    }
+    await docker(context, ['tag', image, target]);
+    context.out.detail(`pushing ${target}`);
+    const result = await context.exec('docker', ['push', target], { onLine: (line) => context.out.detail(line) });
+    if (result.exitCode !== 0) {
+      throw new ReleaseError('PHASE_FAILED', `docker push ${target} failed: ${result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`}`, {
+        hint: `can this host reach the registry? (curl http://${options.registry}/v2/)`,
+      });
+    }
+    const reference = await pushedReference(context, image);
+    if (!reference) throw new ReleaseError('PHASE_FAILED', `docker push ${target} reported no digest`, { hint: `check the registry at ${options.registry}` });
+    context.log.event('apply', 'pushed', { image: reference });
+    return reference;
+  }
+
+  async function plan(service: string, context: RunContext, actions: Action[]): Promise<void> {
+    if (!(await claims(context, service))) return;
+    const want = await desired(context, service);
+    const running = await stackServices(context, service);
+    if (!want) {
+      if (existsSync(join(context.repoDir, manifestPath(service)))) actions.push({ service, kind: 'redeploy', reason: `${composePath(service)} does not exist` });
+      else if (running.length > 0) actions.push({ service, kind: 'remove', reason: `not in HEAD, but stack ${service} runs ${running.length} service(s)` });
+      return;
+    }
+    const builders = want.compose.services.filter((s) => s.build).map((s) => s.name);
+    if (want.built && want.image && (await imageMissing(context, want.image))) {
+      actions.push({ service, kind: 'build', reason: `image ${want.image} is not on this host`, targets: builders });
+    }
+    const reason = await driftReason(context, service, want, running);
+    if (reason) actions.push({ service, kind: 'redeploy', reason });
+  }
+
+  async function driftReason(context: RunContext, service: string, want: Desired, running: SwarmService[]): Promise<string | undefined> {
+    if (running.length === 0) return `not running: no stack ${service}`;
+    const parts = want.compose.services.map((s) => s.name);
+    const missing = parts.filter((part) => !running.some((s) => s.part === part));
+    if (missing.length > 0) return `not running: no swarm service ${missing.map((part) => `${service}_${part}`).join(', ')}`;
+    const extra = running.filter((s) => !parts.includes(s.part));
+    if (extra.length > 0) return `${extra.map((s) => s.name).join(', ')} is not in ${composePath(service)}`;
+    const tasks = await runningTasks(context, service);
+    for (const s of running) {
+      if (s.replicas === 0) return `not running: ${s.name} is scaled to 0`;
+      const count = tasks.get(s.name);
+      if (count && count.running < count.desired) return `not running: ${s.name} runs ${count.running} of ${count.desired} task(s)`;
+      if (s.update && BAD_UPDATE_STATES.has(s.update.state)) return `${s.name}: its last update ended ${s.update.state.replace('_', ' ')}: ${s.update.message}`;
+    }
+    for (const s of running) {
+      const spec = want.compose.services.find((c) => c.name === s.part);
+      let wanted: string | undefined;
+      if (spec?.image === IMAGE_VARIABLE && want.image) {
+        wanted = await wantedReference(context, want.image);
+        if (!wanted) return `image ${want.image} is not pushed to ${options.registry}`;
+      } else if (spec?.image && !spec.image.includes('$')) {
+        wanted = spec.image;
+      }
+      if (wanted && s.image !== wanted && `${s.image}:latest` !== wanted && s.image !== `${wanted}:latest`) return `${s.part}: image ${s.image} -> ${wanted}`;
+    }
+    const stale = running.find((s) => s.labels[FINGERPRINT_LABEL] !== want.fingerprint);
+    if (stale) {
+      return stale.labels[FINGERPRINT_LABEL] === undefined
+        ? `${stale.name} was not deployed by the orchestrator`
+        : `${manifestPath(service)}, ${composePath(service)} or a mounted file changed since the last apply`;
+    }
+    return undefined;
+  }
+
+  async function build(context: RunContext, action: Action): Promise<void> {
+    const want = await requireDesired(context, action.service);
+    if (!want.built || !want.image) return;
+    if (!(await imageMissing(context, want.image))) {
+      context.out.detail(`image ${want.image} is already on this host: not rebuilt`);
+      context.log.event('apply', 'build-reused', { service: action.service, image: want.image });
+      return;
+    }
+    const [bin, ...prefix] = await cli.command(context);
+    const result = await context.exec(bin!, [...prefix, '--project-name', action.service, '--file', join(context.repoDir, composePath(action.service)), 'build', ...(action.targets ?? [])], {
+      env: { ...want.manifest.env, IMAGE: want.image }, onLine: (line) => context.out.detail(line),
+    });
+    if (result.exitCode !== 0) {
+      throw new ReleaseError('PHASE_FAILED', `compose build of ${action.service} failed (exit ${result.exitCode})`, { lines: result.output.split('\n').slice(-5), hint: 'see the lines above' });
+    }
+    context.log.event('apply', 'built', { service: action.service, image: want.image });
+  }
+
+  /** The compose file with ${IMAGE} and the manifest's env substituted, as compose renders it. */
+  async function renderCompose(context: RunContext, service: string, env: Record<string, string>): Promise<string> {
+    const [bin, ...prefix] = await cli.command(context);
+    const result = await context.exec(bin!, [...prefix, '--project-name', service, '--file', join(context.repoDir, composePath(service)), 'config'], { env });
+    if (result.exitCode !== 0) {
+      throw new ReleaseError('BAD_INPUT', `${composePath(service)}: compose cannot render it: ${result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`}`, {
+        hint: `check it with: docker-compose --file ${composePath(service)} config`,
+      });
+    }
+    return result.stdout;
+  }
+
+  async function deploy(context: RunContext, action: Action): Promise<void> {
+    const service = action.service;
+    const want = await requireDesired(context, service);
+    const reference = want.image ? (options.registry ? await push(context, want.image) : want.image) : undefined;
+    context.failpoint('swarm-after-push');
+    const env = { ...want.manifest.env, ...(reference ? { IMAGE: reference } : {}) };
+    const rendered = renderStack(await renderCompose(context, service, env), {
+      publishMode: options.publishMode, fingerprint: want.fingerprint, mounts: want.mounts, file: composePath(service),
+    });
+    writeFileAtomic(stackFile(context, service), rendered.text);
+    for (const note of rendered.notes) context.out.detail(note);
+    const before = await stackServices(context, service);
+    const result = await context.exec('docker', ['stack', 'deploy', '--compose-file', stackFile(context, service), '--prune', '--resolve-image', 'never', '--with-registry-auth', service], {
+      // The engine's advice about --detach concerns its own CLI: the orchestrator waits (converge).
+      onLine: (line) => { if (!/--detach=false|tasks will be created in the background/.test(line)) context.out.detail(line); },
+    });
+    if (result.exitCode !== 0) {
+      throw new ReleaseError('PHASE_FAILED', `docker stack deploy of ${service} failed (exit ${result.exitCode})`, {
+        lines: result.output.split('\n').filter(Boolean).slice(-5), hint: `the stack file is ${stackFile(context, service)}; check the engine with: docker stack ps ${service}`,
+      });
+    }
+    // A kill here leaves Swarm rolling the update on its own; --from or a revert redeploys and waits again.
+    context.failpoint('swarm-after-stack-deploy');
+    rmSync(replicasFile(context, service), { force: true });
+    await converge(context, service, before);
+    context.log.event('apply', 'redeployed', { service, image: reference });
+  }
+
+  /**
+   * Waits until every service of the stack runs its desired tasks and any rolling update it
+   * started has completed. An update Swarm rolled back (a new task failed its health check or
+   * exited) is a failed health check: the previous version is still serving.
+   */
+  async function converge(context: RunContext, stack: string, before: SwarmService[]): Promise<void> {
+    const started = Date.now();
+    const deadline = started + timeoutMs;
+    let lastLine = '';
+    for (;;) {
+      const services = await stackServices(context, stack);
+      const tasks = await runningTasks(context, stack);
+      const waiting: string[] = [];
+      for (const s of services) {
+        const old = before.find((b) => b.id === s.id);
+        const rolling = old !== undefined && templateOf(old.spec) !== templateOf(s.spec);
+        const update = s.update && s.update.startedAt !== old?.update?.startedAt ? s.update : undefined;
+        const count = tasks.get(s.name);
+        // A rollback is waited for until the previous version runs again: then it is reported.
+        if (update && BAD_UPDATE_STATES.has(update.state) && update.state !== 'rollback_started' && (!count || count.running >= count.desired)) {
+          throw await rolledBack(context, s, update.message);
+        }
+        if (update && BAD_UPDATE_STATES.has(update.state)) {
+          waiting.push(`${s.part}: ${update.state.replace('_', ' ')}, ${count?.running ?? 0}/${count?.desired ?? '?'} running`);
+        } else if (rolling && (!update || update.state !== 'completed')) {
+          // An update Swarm skipped (nothing of the tasks changed) never reports: running is enough then.
+          if (update || Date.now() - started < 15_000 || !count || count.running < count.desired) waiting.push(`${s.part}: ${update ? update.state.replace('_', ' ') : 'update pending'}`);
+        } else if (count && count.running < count.desired) {
+          waiting.push(`${s.part}: ${count.running}/${count.desired} running`);
+        }
+      }
+      if (waiting.length === 0) return;
+      const line = `waiting for ${stack}: ${waiting.join(', ')}`;
+      if (line !== lastLine) context.out.detail(line);
+      lastLine = line;
+      if (Date.now() > deadline) {
+        const errors = await taskErrors(context, services.map((s) => s.name));
+        throw new ReleaseError('HEALTH_FAILED', `stack ${stack} did not converge within ${options.timeout}: ${waiting.join(', ')}`, {
+          lines: errors, hint: `see: docker stack ps ${stack} --no-trunc`,
+        });
+      }
+      if (context.signal.aborted) throw new ReleaseError('INTERRUPTED', `interrupted while ${stack} was updating`);
+      await sleep(500, context.signal);
+    }
+  }
+
+  async function taskErrors(context: RunContext, names: string[]): Promise<string[]> {
+    const lines: string[] = [];
+    for (const name of names) {
+      const out = await context.exec('docker', ['service', 'ps', '--no-trunc', '--format', '{{.Name}} {{.Image}} {{.CurrentState}} {{.Error}}', name], {});
+      lines.push(...out.stdout.split('\n').filter((line) => /\S+ \S+ (Failed|Rejected|Shutdown).* \S/.test(line)).slice(0, 3));
+    }
+    return lines;
+  }
+
+  async function rolledBack(context: RunContext, service: SwarmService, message: string): Promise<ReleaseError> {
+    context.log.event('apply', 'rolled-back', { service: service.name });
+    return new ReleaseError('HEALTH_FAILED', `swarm rolled ${service.name} back to its previous version: ${message || 'a new task failed'}`, {
+      lines: await taskErrors(context, [service.name]),
+      hint: `the previous version still serves; a new task failed its health check or exited (docker service ps ${service.name} --no-trunc)`,
+    });
+  }
+
+  async function remove(context: RunContext, service: string): Promise<void> {
+    await docker(context, ['stack', 'rm', service]);
+    // `stack rm` returns before the tasks and the network are gone; a redeploy of the name needs them gone.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const left = await docker(context, ['ps', '--all', '--quiet', '--filter', `label=${STACK_LABEL}=${service}`]);
+      const networks = await docker(context, ['network', 'ls', '--quiet', '--filter', `label=${STACK_LABEL}=${service}`]);
+      if (left.trim() === '' && networks.trim() === '') break;
+      if (Date.now() > deadline) throw new ReleaseError('PHASE_FAILED', `stack ${service} was removed but its tasks or network remain after 60s`, { hint: `check: docker stack ps ${service}` });
+      await sleep(500, context.signal);
+    }
+    rmSync(replicasFile(context, service), { force: true });
+    rmSync(stackFile(context, service), { force: true });
+    context.log.event('apply', 'removed', { service });
+  }
+
+  /** Scales the stack's replicated services to 0, recording their counts first, so a crash between still knows them. */
+  async function stop(context: RunContext, service: string): Promise<void> {
+    const services = (await stackServices(context, service)).filter((s) => s.replicas !== undefined);
+    const recorded = recordedReplicas(context, service);
+    for (const s of services) if (s.replicas! > 0) recorded.set(s.name, s.replicas!);
+    if (recorded.size === 0) return;
+    writeFileAtomic(replicasFile(context, service), [...recorded].map(([name, count]) => `${name}=${count}\n`).join(''));
+    await docker(context, ['service', 'scale', '--detach=false', ...[...recorded.keys()].map((name) => `${name}=0`)], 'docker service scale');
+  }
+
+  async function start(context: RunContext, service: string): Promise<void> {
+    const recorded = recordedReplicas(context, service);
+    if (recorded.size === 0) return;
+    await docker(context, ['service', 'scale', '--detach=false', ...[...recorded].map(([name, count]) => `${name}=${count}`)], 'docker service scale');
+    rmSync(replicasFile(context, service), { force: true });
+  }
+
+  /** `docker exec` in a running task of `<stack>_<target>` on this node; a stopped (scaled to 0) one is scaled back first. */
+  async function execIn(request: ExecInRequest, context: RunContext): Promise<ExecResult | undefined> {
+    if (!(await claims(context, request.service))) return undefined;
+    const name = `${request.service}_${request.target}`;
+    let [container] = await localTaskContainers(context, name);
+    if (!container) {
+      const target = (await stackServices(context, request.service)).find((s) => s.name === name);
+      if (!target) {
+        throw new ReleaseError('PHASE_FAILED', `stack ${request.service} has no swarm service ${name}`, {
+          hint: `is ${request.target} a service of ${composePath(request.service)}, and is ${request.service} deployed? (release --service=${request.service})`,
+        });
+      }
+      if (target.replicas === 0) {
+        const count = recordedReplicas(context, request.service).get(name) ?? 1;
+        context.out.detail(`scaling ${name} to ${count} to run ${request.argv[0]} in it`);
+        await docker(context, ['service', 'scale', '--detach=false', `${name}=${count}`], 'docker service scale');
+      }
+      [container] = await localTaskContainers(context, name);
+      if (!container) {
+        throw new ReleaseError('PHASE_FAILED', `no task of ${name} runs on this node: commands run in a local task`, {
+          hint: `pin ${request.target} to this node with a placement constraint (see docs/scale-out.md)`,
+        });
+      }
+    }
+    const streaming = Boolean(request.stdinFrom) || request.input !== undefined;
+    const args = ['exec', ...(streaming ? ['-i'] : []), ...(request.user ? ['--user', request.user] : []),
+      ...Object.entries(request.env ?? {}).flatMap(([key, value]) => ['--env', `${key}=${value}`]),
+      container, ...request.argv];
+    return context.exec('docker', args, {
+      input: request.input, stdinFrom: request.stdinFrom, stdoutTo: request.stdoutTo, stdinMayStopEarly: request.stdinMayStopEarly,
+    });
+  }
+
+  const handlers: Record<string, (context: RunContext, action: Action) => Promise<void>> = {
+    build,
+    redeploy: deploy,
+    recreate: deploy,
+    remove: (context, action) => remove(context, action.service),
+    stop: (context, action) => stop(context, action.service),
+    start: (context, action) => start(context, action.service),
+  };
+
+  return {
+    name: PLUGIN_NAME,
+    apply({ hooks }) {
+      hooks.runtime.for(RUNTIME).tap(PLUGIN_NAME, () => undefined);
+      hooks.plan.tapPromise(PLUGIN_NAME, plan);
+      hooks.execIn.tapPromise(PLUGIN_NAME, execIn);
+      for (const [kind, handler] of Object.entries(handlers)) {
+        hooks.act.for(kind).tapPromise(PLUGIN_NAME, async (action, context) => {
+          if (!(await claims(context, action.service))) return undefined;
+          await handler(context, action);
+          return true;
+        });
+      }
+    },
+  };
+}
+
+/** The parts of a service spec whose change replaces its tasks (what a rolling update rolls). */
+function templateOf(spec: string): string {
+  const parsed = JSON.parse(spec) as { TaskTemplate?: unknown; EndpointSpec?: unknown };
+  return JSON.stringify([parsed.TaskTemplate, parsed.EndpointSpec]);
+}
