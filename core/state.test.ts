@@ -60,3 +60,18 @@ describe('the audit log line', () => {
       .toBe('1970-01-01T00:00:00+00:00 ticket=1 phase=ticket event=script note="two words\\nand a newline"');
   });
 });
+
+describe('APPLIED, the actions migrate has done', () => {
+  test('is absent until migrate applies one, then a last line that parses back', () => {
+    expect(serializeState(state)).not.toContain('APPLIED');
+    const applied = { ...state, applied: ['db:redeploy', 'web:build', 'web:redeploy'] };
+    const text = serializeState(applied);
+    expect(text.endsWith('BACKUPS="redmine=20260518_153012"\nAPPLIED="db:redeploy web:build web:redeploy"\n')).toBe(true);
+    expect(parseState(text, 'x.env')).toEqual(applied);
+  });
+
+  test('a damaged APPLIED line is refused, naming it', () => {
+    const text = serializeState({ ...state, applied: ['db:redeploy'] }).replace('APPLIED="db:redeploy"', 'APPLIED="$(reboot)"');
+    expect(() => parseState(text, '/w/releases/1234.env')).toThrow('state file /w/releases/1234.env is damaged: line 8 should be APPLIED="service:kind ..."');
+  });
+});

@@ -22,7 +22,7 @@ export interface ReleaseState {
   backups: Record<string, string>;
   /**
    * The actions of this release carried out so far, as `service:kind` (the optional last line
-   * APPLIED, absent until migrate has applied one): a resumed migrate does not repeat them.
+   * APPLIED, present only while migrate is part-way): a resumed migrate does not repeat them.
    */
   applied?: string[];
 }

@@ -116,6 +116,11 @@ async function migrate(context: RunContext, concurrency: number): Promise<void> 
       hint: `read ${path}; resume with --from=migrate once the cause is fixed`,
     });
   }
+  // Every action is done: the state is the runbook's again, and a later --from=migrate applies all.
+  if (state.applied) {
+    delete state.applied;
+    context.saveState();
+  }
 }
 
 /**

@@ -60,7 +60,8 @@ describe('migrate in waves on compose', () => {
     expect(lastOfDb).toBeGreaterThanOrEqual(0);
     expect(lastOfDb).toBeLessThan(firstOfOthers);
     expect(await startedAt(db)).toBeLessThan(Math.min(await startedAt(api), await startedAt(web)));
-    expect(platform.readState('100').APPLIED!.split(' ').sort()).toEqual([`${api}:redeploy`, `${db}:redeploy`, `${web}:redeploy`].sort());
+    // Once migrate has done everything, the record of what it applied is dropped: the runbook's keys.
+    expect(platform.readState('100').APPLIED).toBeUndefined();
   });
 
   test('a cycle in after: is refused in prepare with exit 2, naming it; nothing changes', async () => {
