@@ -62,7 +62,8 @@ ${PHASES_OF['release-run'].map((p) => `  ${p.name.padEnd(9)} ${p.summary}`).join
   --version     print the version and the orchestrator's commit
 
 Exit codes: 0 done, 1 a phase failed, 2 bad input or config, 3 locked, 4 nothing to release,
-5 drift or unclassified files, 6 backup failed, 7 health probe failed, 130 interrupted.`,
+5 drift or unclassified files, 6 backup failed or no disk space for it, 7 health probe failed,
+130 interrupted.`,
   'release-revert': `usage: release-revert TICKET [--dry-run] [--repo DIR]
 
 Undoes release TICKET from its state file: checks and restores every backup, reverts the released

@@ -14,7 +14,7 @@ export const byteSize = z.union([
     }
     return Math.round(Number(match[1]) * unit);
   }),
-]);
+], { error: (issue) => `expected a size such as 512MiB, 2GiB or a whole number of bytes, got ${JSON.stringify(issue.input)}` });
 
 /**
  * How much room prepare's backups and revert's restores must find before they start: the
