@@ -252,7 +252,7 @@ const when = (iso: string) => (iso ? iso.replace('T', ' ').slice(0, 19) : '(no s
 function describeRun(run: import('../core/history.js').RunRecord, formatDuration: (seconds: number) => string): string {
   const where = run.phase_failed === 'orchestrator' ? ' before its first phase' : run.phase_failed ? ` in ${run.phase_failed}` : '';
   const outcome = run.exit_code === null ? run.result : `${run.result} (exit ${run.exit_code}${where})`;
-  const duration = run.duration_s === null ? '' : `, ${formatDuration(run.duration_s)}`;
+  const duration = run.duration_s === null ? '' : `, ${formatDuration(run.duration_s)}, ended ${when(run.ended ?? '')}`;
   const backups = run.backups.map((b) => `${b.service}=${b.at}${b.present ? '' : ' (gone)'}`).join(' ');
   return [
     `${when(run.started)}  ${run.ticket}  ${run.verb}${run.from ? ` --from=${run.from}` : ''}  ${outcome}${duration}`,

@@ -273,7 +273,9 @@ export function readHistory(workspaceDir: string, options: { service?: string } 
   }
   // A row whose state file is damaged names no services: it is kept, so the damage is seen.
   const filtered = options.service ? rows.filter((row) => row.services.includes(options.service!) || (row.services.length === 0 && row.problems.length > 0)) : rows;
-  return filtered.sort((a, b) => b.started.localeCompare(a.started) || b.ticket.localeCompare(a.ticket));
+  // The log's times are whole seconds: runs that started in the same second are ordered by their ends.
+  const order = new Map(filtered.map((row, index) => [row, index]));
+  return filtered.sort((a, b) => b.started.localeCompare(a.started) || (b.ended ?? '~').localeCompare(a.ended ?? '~') || order.get(b)! - order.get(a)!);
 }
 
 export { backupFiles };

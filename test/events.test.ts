@@ -165,8 +165,12 @@ describe('release history and release show', () => {
     const base = await platform.head();
     const merge1 = await platform.mergeFeature('401', { 'packages/web/manifest.yaml': `name: web\nruntime: none\nimage: local/web:2\nbackup:\n  - type: sqlite\n    path: ${db}\n    compress: false\n` });
     expect((await platform.run('release-run', ['401'])).exitCode).toBe(0);
+    // The log records whole seconds: a second apart, the order of the runs is the log's, not a tie.
+    const nextSecond = () => new Promise((resolve) => setTimeout(resolve, 1100));
+    await nextSecond();
     await platform.mergeFeature('402', { 'packages/api/manifest.yaml': 'name: api\nruntime: none\nimage: local/api:2\n', 'releases/402-fail.sh': '#!/bin/bash\nexit 3\n' });
     expect((await platform.run('release-run', ['402'])).exitCode).toBe(1);
+    await nextSecond();
     expect((await platform.run('release-revert', ['401'])).exitCode).toBe(8); // HEAD moved past 401's MERGE_SHA
     writeFileSync(platform.stateFile('499'), 'TICKET=499\nBASE_SHA=zzz\n');
 

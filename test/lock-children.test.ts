@@ -2,6 +2,7 @@ import { execa, type ResultPromise } from 'execa';
 import { existsSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Platform, ORCHESTRATOR_ROOT } from './helpers/platform.js';
+import { ReleaseEventSchema } from '../core/events.js';
 
 /**
  * The issue's scenario: the orchestrator alone is killed (-9, not its group) while the ticket
@@ -79,9 +80,13 @@ describe('the lock covers the children of a run', () => {
     expect(resumed.stderr).toMatch(/^\s+pid \d+ in process group \d+: sleep 60$/m);
     const stop = /fix: wait for it to end, or stop it and everything it started: (kill -TERM -- -\d+);/.exec(resumed.stderr);
     expect(stop?.[1]).toBe(`kill -TERM -- -${scriptPid}`);
-    const revert = await platform.run('release-revert', ['500']);
+    const revert = await platform.run('release-revert', ['500', '--json']);
     expect(revert.exitCode).toBe(3);
     expect(revert.stderr).toContain(`of waiting: pid ${scriptPid}`);
+    // A program driving the revert reads the same from its events.
+    const events = revert.stdout.trim().split('\n').map((line) => ReleaseEventSchema.parse(JSON.parse(line)));
+    expect(events.find((e) => e.event === 'error')!.fields).toMatchObject({ code: 'LOCKED', exit_code: 3, hint: expect.stringContaining(`kill -TERM -- -${scriptPid}`) });
+    expect(events.at(-1)!.fields).toMatchObject({ result: 'refused', exit_code: 3 });
     // Never a second copy of the script.
     expect(scriptPids()).toEqual([scriptPid]);
 
