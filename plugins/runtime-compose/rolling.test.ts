@@ -44,6 +44,28 @@ describe('rolling settings (bad input)', () => {
     expect((error as ReleaseError).message).toBe('packages/web/compose.yaml: services.app.ports: not possible with a rolling deploy (two containers run side by side)');
   });
 
+  test('prepare refuses a rolling service with a published port: exit 2, nothing changed', async () => {
+    const platform = await Platform.create([]);
+    try {
+      const before = await platform.head();
+      const service = rollingServiceFiles('roro-bad', 19309);
+      await platform.mergeFeature('800', {
+        ...service,
+        'packages/roro-bad/compose.yaml': service['packages/roro-bad/compose.yaml']!.replace('    image: ${IMAGE}\n', '    image: ${IMAGE}\n    ports:\n      - "127.0.0.1:19309:8080"\n'),
+      });
+
+      const result = await platform.run('release-run', ['800']);
+
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toContain('packages/roro-bad/compose.yaml: services.app.ports: not possible with a rolling deploy (two containers run side by side); nothing was changed');
+      expect(result.stderr).not.toContain('release-revert');
+      expect(await platform.head()).toBe(before);
+      expect(await containersOf('roro-bad')).toEqual([]);
+    } finally {
+      platform.remove();
+    }
+  });
+
   test('an unknown strategy names the manifest key', () => {
     expect(() => parseManifest('name: web\ndeploy:\n  strategy: blue-green\n', 'packages/web/manifest.yaml', 'web')).toThrow(/packages\/web\/manifest\.yaml.*deploy/);
   });
