@@ -189,4 +189,26 @@ describe('zero-downtime releases on a real Docker engine', () => {
     expect(await appContainers(name)).toEqual([`${TEST_IMAGE}:2 running`]);
     expect((await platform.run('release', [`--service=${name}`])).stdout.trim()).toBe('0 actions');
   });
+
+  test('a changed mounted file of a rolling service is rolled too: new content, no failed request', async () => {
+    const withMount = (n: string, p: number) => {
+      const files = rollingServiceFiles(n, p);
+      const compose = `packages/${n}/compose.yaml`;
+      return { ...files, [compose]: files[compose]!.replace('      - data:/data\n', '      - data:/data\n      - ./site.txt:/www/site.txt:ro\n'), [`packages/${n}/site.txt`]: 'one' };
+    };
+    const { platform, name, url } = await deployed(withMount, 19314);
+    expect((await httpGet(`${url}/site.txt`)).body).toBe('one');
+    await platform.mergeFeature('500', { [`packages/${name}/site.txt`]: 'two' });
+
+    const probe = startProbe(`${url}/site.txt`);
+    const result = await platform.run('release-run', ['500']);
+    const report = await probe.stop();
+
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toContain(`recreate ${name}`);
+    expect(report.failures).toEqual([]);
+    expect(report.bodies).toEqual(['one', 'two']);
+    expect(await appContainers(name)).toEqual([`${TEST_IMAGE}:1 running`]);
+    expect((await platform.run('release', [`--service=${name}`])).stdout.trim()).toBe('0 actions');
+  });
 });
