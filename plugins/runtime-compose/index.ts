@@ -201,13 +201,16 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     const rolling = rollingSettings(context.repoDir, action.service, want.manifest, want.compose);
     if (rolling) {
       // The other compose services (a database, a cache) are deployed as compose deploys them.
+      const targeted = (name: string) => !recreate || (action.targets?.includes(name) ?? true);
       const others = want.compose.services.map((s) => s.name).filter((name) => name !== rolling.target);
-      const recreated = recreate ? others.filter((name) => action.targets?.includes(name) ?? true) : [];
-      if (others.length > 0) await compose(context, action.service, want, ['up', '-d', '--remove-orphans', ...(recreated.length > 0 ? ['--force-recreate'] : []), ...others], 'up');
-      const { replaced } = await rollOut({
+      if (others.length > 0) await compose(context, action.service, want, ['up', '-d', '--remove-orphans', ...others], 'up');
+      const recreated = recreate ? others.filter(targeted) : [];
+      if (recreated.length > 0) await compose(context, action.service, want, ['up', '-d', '--no-deps', '--force-recreate', ...recreated], 'up');
+      // A recreate for another service's mounted file leaves the rolled one as it is.
+      const { replaced } = targeted(rolling.target) ? await rollOut({
         context, service: action.service, settings: rolling, image: want.image, cli, proxy,
         compose: (args, what) => compose(context, action.service, want, args, what),
-      });
+      }) : { replaced: 0 };
       recordApplied(context, action.service, { FINGERPRINT: want.fingerprint, MOUNTS: want.mounts, IMAGE: want.image ?? '' });
       context.log.event('apply', 'rolled', { service: action.service, image: want.image, replaced });
       return;

@@ -44,6 +44,28 @@ describe('rolling settings (bad input)', () => {
     expect((error as ReleaseError).message).toBe('packages/web/compose.yaml: services.app.ports: not possible with a rolling deploy (two containers run side by side)');
   });
 
+  test('prepare refuses a rolling service with a published port: exit 2, nothing changed', async () => {
+    const platform = await Platform.create([]);
+    try {
+      const before = await platform.head();
+      const service = rollingServiceFiles('roro-bad', 19309);
+      await platform.mergeFeature('800', {
+        ...service,
+        'packages/roro-bad/compose.yaml': service['packages/roro-bad/compose.yaml']!.replace('    image: ${IMAGE}\n', '    image: ${IMAGE}\n    ports:\n      - "127.0.0.1:19309:8080"\n'),
+      });
+
+      const result = await platform.run('release-run', ['800']);
+
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toContain('packages/roro-bad/compose.yaml: services.app.ports: not possible with a rolling deploy (two containers run side by side); nothing was changed');
+      expect(result.stderr).not.toContain('release-revert');
+      expect(await platform.head()).toBe(before);
+      expect(await containersOf('roro-bad')).toEqual([]);
+    } finally {
+      platform.remove();
+    }
+  });
+
   test('an unknown strategy names the manifest key', () => {
     expect(() => parseManifest('name: web\ndeploy:\n  strategy: blue-green\n', 'packages/web/manifest.yaml', 'web')).toThrow(/packages\/web\/manifest\.yaml.*deploy/);
   });
@@ -165,6 +187,28 @@ describe('zero-downtime releases on a real Docker engine', () => {
     expect(report.failures).toEqual([]);
     expect(report.bodies).toEqual(['1', '2']);
     expect(await appContainers(name)).toEqual([`${TEST_IMAGE}:2 running`]);
+    expect((await platform.run('release', [`--service=${name}`])).stdout.trim()).toBe('0 actions');
+  });
+
+  test('a changed mounted file of a rolling service is rolled too: new content, no failed request', async () => {
+    const withMount = (n: string, p: number) => {
+      const files = rollingServiceFiles(n, p);
+      const compose = `packages/${n}/compose.yaml`;
+      return { ...files, [compose]: files[compose]!.replace('      - data:/data\n', '      - data:/data\n      - ./site.txt:/www/site.txt:ro\n'), [`packages/${n}/site.txt`]: 'one' };
+    };
+    const { platform, name, url } = await deployed(withMount, 19314);
+    expect((await httpGet(`${url}/site.txt`)).body).toBe('one');
+    await platform.mergeFeature('500', { [`packages/${name}/site.txt`]: 'two' });
+
+    const probe = startProbe(`${url}/site.txt`);
+    const result = await platform.run('release-run', ['500']);
+    const report = await probe.stop();
+
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toContain(`recreate ${name}`);
+    expect(report.failures).toEqual([]);
+    expect(report.bodies).toEqual(['one', 'two']);
+    expect(await appContainers(name)).toEqual([`${TEST_IMAGE}:1 running`]);
     expect((await platform.run('release', [`--service=${name}`])).stdout.trim()).toBe('0 actions');
   });
 });

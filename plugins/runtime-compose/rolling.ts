@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { ReleaseError, type RunContext } from '../../api/index.js';
 import { EdgeProxy, type EdgeProxySpec } from '../edge-proxy/index.js';
-import { IMAGE_VARIABLE, type ComposeFile } from '../platform/compose-file.js';
-import { composePath, manifestPath, parseDuration, type Manifest } from '../platform/manifest.js';
+import type { ComposeFile } from '../platform/compose-file.js';
+import { rollingDeploy } from '../platform/deploy.js';
+import { composePath, type Manifest } from '../platform/manifest.js';
 import type { ComposeCli, ContainerInfo } from './compose.js';
 
 /** A rolling service's settings, from its manifest and compose file. */
@@ -20,48 +20,18 @@ export interface RollingSettings {
 /** The proxy container of a service: one per compose project, beside compose's own containers. */
 export const proxyName = (service: string) => `${service}-edge-proxy`;
 
-function badInput(service: string, message: string, hint: string): never {
-  throw new ReleaseError('BAD_INPUT', `${manifestPath(service)}: deploy: ${message}`, { hint });
-}
-
 /** undefined for a service released the default way (containers recreated in place). */
 export function rollingSettings(repoDir: string, service: string, manifest: Manifest, compose: ComposeFile): RollingSettings | undefined {
-  const deploy = manifest.deploy;
-  if (deploy?.strategy !== 'rolling') return undefined;
-  const imageUsers = compose.services.filter((s) => s.image === IMAGE_VARIABLE).map((s) => s.name);
-  const target = deploy.service ?? (imageUsers.length === 1 ? imageUsers[0]! : undefined);
-  if (!target) {
-    badInput(service, `service: needed, as ${composePath(service)} has ${imageUsers.length === 0 ? 'no service running ${IMAGE}' : `several services running \${IMAGE} (${imageUsers.join(', ')})`}`,
-      'name the compose service the proxy sends requests to');
-  }
-  if (!compose.services.some((s) => s.name === target)) {
-    badInput(service, `service: ${target} is not a service of ${composePath(service)}`, `one of: ${compose.services.map((s) => s.name).join(', ')}`);
-  }
-  // Two containers of the target run side by side during a rollout: neither may hold a fixed host port or name.
-  const raw = parseYaml(readFileSync(join(repoDir, composePath(service)), 'utf8')) as { services?: Record<string, Record<string, unknown>> };
-  const body = raw.services?.[target] ?? {};
-  for (const key of ['ports', 'container_name'] as const) {
-    if (body[key] !== undefined) {
-      throw new ReleaseError('BAD_INPUT', `${composePath(service)}: services.${target}.${key}: not possible with a rolling deploy (two containers run side by side)`, {
-        hint: key === 'ports' ? `remove it: the edge proxy listens on ${manifestPath(service)}'s deploy.listen (or its health URL)` : 'remove it: compose names the containers',
-      });
-    }
-  }
-  let listen = deploy.listen;
-  if (!listen && manifest.health) {
-    const url = new URL(manifest.health.url);
-    listen = `${url.hostname}:${url.port || (url.protocol === 'https:' ? '443' : '80')}`;
-  }
-  if (!listen) badInput(service, 'listen: needed when the manifest has no health: url', 'e.g. listen: 127.0.0.1:18080');
-  const at = listen.lastIndexOf(':');
+  if (manifest.deploy?.strategy !== 'rolling') return undefined;
+  const deploy = rollingDeploy(service, manifest, readFileSync(join(repoDir, composePath(service)), 'utf8'), compose)!;
   return {
-    target,
+    target: deploy.target,
     proxy: {
-      name: proxyName(service), owner: service, network: `${service}_default`, backendHost: target, backendPort: deploy.port,
-      checkPath: deploy.check ?? manifest.health?.endpoint ?? '/', listen: { host: listen.slice(0, at), port: Number(listen.slice(at + 1)) },
+      name: proxyName(service), owner: service, network: `${service}_default`, backendHost: deploy.target, backendPort: deploy.port,
+      checkPath: deploy.checkPath, listen: deploy.listen,
     },
-    timeoutMs: parseDuration(manifest.health?.timeout ?? '60s'),
-    drainMs: parseDuration(deploy.drain),
+    timeoutMs: deploy.timeoutMs,
+    drainMs: deploy.drainMs,
   };
 }
 
@@ -100,7 +70,7 @@ export async function rollOut({ context, service, settings, image, cli, proxy, c
   let old = before.filter((c) => c.state === 'running');
   // No proxy yet beside running containers: the service is switching from recreate to rolling.
   const switching = old.length > 0 && (await proxy.status(context, settings.proxy)) === 'missing';
-  await compose(['up', '--detach', '--no-deps', '--no-recreate', '--scale', `${target}=${old.length + 1}`, target], 'up (rolling)');
+  await compose(['up', '--detach', '--no-deps', '--no-recreate', '--remove-orphans', '--scale', `${target}=${old.length + 1}`, target], 'up (rolling)');
   const fresh = (await cli.containers(context, service)).filter((c) => c.composeService === target && !before.some((b) => b.id === c.id));
   if (fresh.length !== 1) {
     throw new ReleaseError('PHASE_FAILED', `rolling update of ${service}: compose started ${fresh.length} new container(s) of ${target}, expected 1`, {
