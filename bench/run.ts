@@ -14,6 +14,7 @@ import { createDiffView } from '../plugins/git/diff-view.js';
 import type { ChangedFile, DiffView, RunContext } from '../core/index.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { parallelRows, postgresContainerRows, postgresRows, volumeRows } from './backups.js';
+import { downtimeRows, printDowntime } from './downtime.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 /** The machine, for the table's header: cores and load when the bench started (other work disturbs it). */
@@ -164,6 +165,7 @@ async function main(): Promise<void> {
   console.log('| what | ours | raw tool | raw | ours / raw |');
   console.log('|---|---:|---|---:|---:|');
   for (const row of rows) console.log(`| ${row.what} | ${fmt(row.ours)} | ${row.rawName} | ${fmt(row.raw)} | ${(row.ours / row.raw).toFixed(2)}x |`);
+  printDowntime(await downtimeRows());
 }
 
 // `node dist/bench/run.js cli|classify|config|postgres|volume` runs only those rows.
@@ -173,7 +175,9 @@ const only: Record<string, (platform: Platform) => Promise<Row[]>> = {
   config: async (platform) => [await configLoadRow(platform)],
   postgres: async () => [...(await postgresRows(Number(process.env.BENCH_PG_SCALE ?? 20))), ...(await postgresContainerRows(Number(process.env.BENCH_PG_SCALE ?? 20)))],
 };
-if (process.argv[2] === 'volume') {
+if (process.argv[2] === 'downtime') {
+  printDowntime(await downtimeRows());
+} else if (process.argv[2] === 'volume') {
   console.log(`volume rows, ${new Date().toISOString()}, ${BENCH_MACHINE}`);
   for (const row of await volumeRows(Number(process.env.BENCH_VOLUME_GIB ?? 1))) console.log(`| ${row.what} | ${(row.ours / 1000).toFixed(2)} s | ${row.rawName} | ${(row.raw / 1000).toFixed(2)} s | ${(row.ours / row.raw).toFixed(2)}x |`);
 } else if (process.argv[2] && only[process.argv[2]]) {

@@ -34,6 +34,28 @@ export const manifestSchema = z.strictObject({
     timeout: duration.default('60s'),
   }).optional(),
   backup: z.array(z.looseObject({ type: z.string().min(1) })).default([]),
+  /**
+   * How a new version replaces the running one. `recreate` (the default): the runtime recreates the
+   * containers in place. `rolling`: an edge proxy listens on `listen` (default: the health URL's
+   * host and port) and sends requests to `port` of the compose service `service`; a new container
+   * starts beside the old one and takes requests once healthy, then the old one is drained and removed.
+   */
+  deploy: z.discriminatedUnion('strategy', [
+    z.strictObject({ strategy: z.literal('recreate') }),
+    z.strictObject({
+      strategy: z.literal('rolling'),
+      /** The compose service behind the proxy; default: the one that runs `${IMAGE}`. */
+      service: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'expected a compose service name').optional(),
+      /** The port it listens on inside its container. */
+      port: z.number().int().min(1).max(65535),
+      /** host:port where the proxy listens, e.g. 127.0.0.1:18080; default: the health URL's. */
+      listen: z.string().regex(/^[0-9A-Za-z.-]+:\d{1,5}$/, 'expected host:port like 127.0.0.1:18080').optional(),
+      /** The proxy's health check of a container; default: the health endpoint. */
+      check: z.string().startsWith('/').optional(),
+      /** How long an old container may finish its requests in flight before it is stopped. */
+      drain: duration.default('10s'),
+    }),
+  ], { error: 'expected strategy: recreate or strategy: rolling' }).optional(),
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;

@@ -2,6 +2,7 @@ import { ReleaseError, tappedKeys, type RunContext } from '../../api/index.js';
 import { requireBackupPlugins } from '../backups/take.js';
 import { git, showFile } from '../git/git.js';
 import { parseComposeFile } from './compose-file.js';
+import { rollingDeploy } from './deploy.js';
 import { composePath, manifestPath, parseManifest, SERVICE_NAME, SERVICE_NAME_RULE, SERVICES_DIR } from './manifest.js';
 
 /**
@@ -43,8 +44,15 @@ export async function validateServicesAt(context: RunContext, sha: string, folde
       });
     }
     const composeText = await showFile(context, sha, composePath(service));
-    if (composeText !== undefined) parseComposeFile(composeText, composePath(service));
-    else if (manifest.runtime === 'compose') {
+    if (composeText !== undefined) {
+      const compose = parseComposeFile(composeText, composePath(service));
+      try {
+        rollingDeploy(service, manifest, composeText, compose);
+      } catch (error) {
+        if (!(error instanceof ReleaseError)) throw error;
+        throw new ReleaseError(error.code, `${error.message}; nothing was changed`, { hint: error.hint });
+      }
+    } else if (manifest.runtime === 'compose') {
       throw new ReleaseError('BAD_INPUT', `${composePath(service)} does not exist, but ${manifestPath(service)} deploys ${service} with compose; nothing was changed`, {
         hint: 'add the compose file, or set runtime: none in the manifest for a service this host does not run',
       });

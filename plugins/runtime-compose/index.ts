@@ -6,6 +6,8 @@ import { git } from '../git/git.js';
 import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, readManifest, type Manifest } from '../platform/manifest.js';
 import { ComposeCli, type ContainerInfo } from './compose.js';
+import { EdgeProxy, edgeProxyOptionsSchema } from '../edge-proxy/index.js';
+import { proxyName, rollingDrift, rollingSettings, rollOut } from './rolling.js';
 
 export const PLUGIN_NAME = 'runtime-compose';
 export const RUNTIME = 'compose';
@@ -13,6 +15,8 @@ export const RUNTIME = 'compose';
 const optionsSchema = z.strictObject({
   /** e.g. ["docker", "compose"] or ["docker-compose"]; found at start when absent. */
   command: z.array(z.string().min(1)).min(1).optional(),
+  /** The edge proxy of services with `deploy: { strategy: rolling }`. */
+  edgeProxy: edgeProxyOptionsSchema.optional(),
 });
 
 /** What HEAD asks for: the manifest, the compose file, and what the containers are built from and mount. */
@@ -104,6 +108,7 @@ const sameImage = (running: string, wanted: string) => running === wanted || `${
 export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> = {}): Plugin {
   const options = parseOptions(PLUGIN_NAME, optionsSchema, rawOptions);
   const cli = new ComposeCli(options.command);
+  const proxy = new EdgeProxy(options.edgeProxy);
   /** Containers a backup stopped, per run and service, so `start` restarts exactly those. */
   const stoppedByUs = new WeakMap<RunContext, Map<string, string[]>>();
 
@@ -137,11 +142,14 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
       actions.push({ service, kind: 'build', reason: `image ${want.image} is not on this host`, targets: builders });
     }
     const redeploy = (reason: string) => actions.push({ service, kind: 'redeploy', reason });
+    const rolling = rollingSettings(context.repoDir, service, want.manifest, want.compose);
+    let rollingWhy: string | undefined;
     const stopped = containers.filter((c) => c.state !== 'running');
     const otherImage = containers.map((c) => ({ c, wanted: wantedImage(want, c.composeService) })).find(({ c, wanted }) => wanted && !sameImage(c.image, wanted));
     if (containers.length === 0) redeploy('not running: no container');
     else if (stopped.length > 0) redeploy(`not running: ${stopped.map((c) => `${c.name} is ${c.state}`).join(', ')}`);
     else if (otherImage) redeploy(`${otherImage.c.composeService}: image ${otherImage.c.image} -> ${otherImage.wanted}`);
+    else if (rolling && (rollingWhy = await rollingDrift(context, proxy, rolling, containers))) redeploy(rollingWhy);
     else if (applied?.FINGERPRINT !== want.fingerprint) {
       redeploy(applied ? `${manifestPath(service)} or ${composePath(service)} changed since the last apply` : 'never applied by the orchestrator');
     } else if (applied.MOUNTS !== want.mounts) {
@@ -182,6 +190,22 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
   /** `up -d`, recreating the targets' containers when asked; records what was applied. */
   async function deploy(context: RunContext, action: Action, recreate: boolean): Promise<void> {
     const want = await requireDesired(context, action.service);
+    const rolling = rollingSettings(context.repoDir, action.service, want.manifest, want.compose);
+    if (rolling) {
+      // The other compose services (a database, a cache) are deployed as compose deploys them.
+      const others = want.compose.services.map((s) => s.name).filter((name) => name !== rolling.target);
+      const recreated = recreate ? others.filter((name) => action.targets?.includes(name) ?? true) : [];
+      if (others.length > 0) await compose(context, action.service, want, ['up', '-d', '--remove-orphans', ...(recreated.length > 0 ? ['--force-recreate'] : []), ...others], 'up');
+      const { replaced } = await rollOut({
+        context, service: action.service, settings: rolling, image: want.image, cli, proxy,
+        compose: (args, what) => compose(context, action.service, want, args, what),
+      });
+      recordApplied(context, action.service, { FINGERPRINT: want.fingerprint, MOUNTS: want.mounts, IMAGE: want.image ?? '' });
+      context.log.event('apply', 'rolled', { service: action.service, image: want.image, replaced });
+      return;
+    }
+    // A service that left the rolling strategy publishes its own port: its proxy goes first.
+    await proxy.remove(context, proxyName(action.service));
     const args = ['up', '-d', '--remove-orphans', ...(recreate ? ['--force-recreate', ...(action.targets ?? [])] : [])];
     await compose(context, action.service, want, args, 'up');
     // What the build contexts were is the build's to record: `up -d` does not rebuild an image it has.
@@ -193,6 +217,7 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
   async function remove(context: RunContext, service: string): Promise<void> {
     const ids = (await cli.containers(context, service)).map((c) => c.id);
     if (ids.length > 0) await cli.docker(context, ['rm', '--force', ...ids]);
+    await proxy.remove(context, proxyName(service));
     await context.exec('docker', ['network', 'rm', `${service}_default`], {});
     rmSync(appliedFile(context, service), { force: true });
     context.log.event('apply', 'removed', { service, containers: ids.length });

@@ -9,4 +9,5 @@ bash "$here/build-test-images.sh"
 bash "$here/build-pg-image.sh"
 bash "$here/ensure-postgres.sh" >/dev/null
 bash "$here/ensure-mariadb.sh" >/dev/null
+bash "$here/build-edge-proxy-image.sh"
 bash "$here/ensure-swarm.sh" >/dev/null

@@ -1,0 +1,343 @@
+import { createHash } from 'node:crypto';
+import { ReleaseError, z, type RunContext } from '../../api/index.js';
+
+/**
+ * An edge proxy for zero-downtime releases: HAProxy (Debian's package, image built by
+ * test/infra/build-edge-proxy-image.sh) in a container on the backends' Docker network, published
+ * on the service's address. It finds its backends through Docker's DNS (127.0.0.11): every
+ * container answering to `backendHost` on that network fills a server slot once its health check
+ * passes, so a container started beside the old one joins without a config change or reload, and
+ * one that is gone leaves by itself. The runtime API (admin socket inside the container) tells
+ * which backends are up and drains one before its container is stopped.
+ *
+ * Runtime-neutral: compose fronts a project's service on `<project>_default`; Swarm fronts a
+ * stack's tasks (`tasks.<service>`) on an attachable overlay network.
+ */
+
+export const DEFAULT_EDGE_PROXY_IMAGE = 'local/edge-haproxy:bookworm';
+/** The build script that makes the default image, named in errors. */
+export const EDGE_PROXY_IMAGE_SCRIPT = 'test/infra/build-edge-proxy-image.sh';
+
+export const edgeProxyOptionsSchema = z.strictObject({
+  /** The HAProxy image; its CMD writes $HAPROXY_CONFIG to a file and runs `haproxy -W -db`. */
+  image: z.string().min(1).default(DEFAULT_EDGE_PROXY_IMAGE),
+  /** Pause between two health checks of a backend; `rise`/`fall` checks in a row change its state. */
+  checkIntervalMs: z.number().int().positive().default(500),
+  rise: z.number().int().positive().default(2),
+  fall: z.number().int().positive().default(2),
+  /** Server slots: the most backends the proxy follows at once (old and new during a rollout). */
+  slots: z.number().int().min(2).max(64).default(8),
+  /** How often the proxy asks Docker's DNS for the backends. */
+  resolveEveryMs: z.number().int().positive().default(500),
+  /** One request's limits at the proxy. */
+  connectTimeoutMs: z.number().int().positive().default(2000),
+  requestTimeoutMs: z.number().int().positive().default(30_000),
+});
+export type EdgeProxyOptions = z.input<typeof edgeProxyOptionsSchema>;
+
+/** What one proxy fronts. */
+export interface EdgeProxySpec {
+  /** The proxy container's name. */
+  name: string;
+  /** Who owns it (e.g. the released service), kept as a label. */
+  owner: string;
+  /** The Docker network the backends are on; the proxy joins it. */
+  network: string;
+  /** The DNS name that resolves to every backend on that network (a compose service, `tasks.<svc>`). */
+  backendHost: string;
+  backendPort: number;
+  /** The health check of a backend: GET this path, expect 2xx. */
+  checkPath: string;
+  /** Where the proxy listens on the host. */
+  listen: { host: string; port: number };
+}
+
+/** One server slot as the proxy sees it. */
+export interface BackendState {
+  slot: string;
+  address: string;
+  /** `up` receives requests; `draining` finishes its requests and takes no new ones. */
+  state: 'up' | 'down' | 'draining' | 'maintenance';
+  sessions: number;
+}
+
+const BACKEND = 'backends';
+const ADMIN_PORT = 9999;
+const INSIDE_PORT = 8080;
+const LABEL_OWNER = 'release-orchestrator.edge-proxy.owner';
+const LABEL_CONFIG = 'release-orchestrator.edge-proxy.config';
+
+/** The HAProxy configuration for `spec`: static; the backends come and go through DNS. */
+export function renderHaproxyConfig(spec: EdgeProxySpec, rawOptions: EdgeProxyOptions = {}): string {
+  const options = edgeProxyOptionsSchema.parse(rawOptions);
+  const ms = (value: number) => `${value}ms`;
+  return [
+    'global',
+    `  stats socket ipv4@127.0.0.1:${ADMIN_PORT} level admin`,
+    '  stats timeout 1m',
+    '',
+    'resolvers docker',
+    '  nameserver dns 127.0.0.11:53',
+    '  accepted_payload_size 8192',
+    '  resolve_retries 3',
+    `  timeout resolve ${ms(options.resolveEveryMs)}`,
+    `  timeout retry ${ms(options.resolveEveryMs)}`,
+    // A backend missing from one answer is dropped after this: a stopped container leaves quickly.
+    '  hold obsolete 1s',
+    '  hold valid 1s',
+    '  hold nx 1s',
+    '  hold other 1s',
+    '  hold refused 1s',
+    '  hold timeout 1s',
+    '',
+    'defaults',
+    '  mode http',
+    `  timeout connect ${ms(options.connectTimeoutMs)}`,
+    `  timeout client ${ms(options.requestTimeoutMs)}`,
+    `  timeout server ${ms(options.requestTimeoutMs)}`,
+    '  timeout http-keep-alive 10s',
+    // A backend that went away between a check and a request costs a retry on another one, not an error.
+    '  retries 3',
+    '  option redispatch 1',
+    '  retry-on conn-failure empty-response junk-response response-timeout 502 503 504',
+    '',
+    'frontend edge',
+    `  bind :${INSIDE_PORT}`,
+    `  default_backend ${BACKEND}`,
+    '',
+    `backend ${BACKEND}`,
+    '  balance roundrobin',
+    `  option httpchk GET ${spec.checkPath}`,
+    '  http-check expect status 200-299',
+    `  default-server init-addr none resolvers docker resolve-prefer ipv4 check inter ${ms(options.checkIntervalMs)} rise ${options.rise} fall ${options.fall}`,
+    `  server-template b 1-${options.slots} ${spec.backendHost}:${spec.backendPort}`,
+    '',
+  ].join('\n');
+}
+
+export interface ServerStateLine { slot: string; address: string; opState: number; adminState: number; checkResult: number }
+
+/** Parses `show servers state BACKEND` (a version line, a `#` header line, one line a server). */
+export function parseServersState(text: string): ServerStateLine[] {
+  const lines = text.split('\n').map((line) => line.trim()).filter(Boolean);
+  const header = lines.find((line) => line.startsWith('#'));
+  if (!header) return [];
+  const names = header.slice(1).trim().split(/\s+/);
+  const at = (name: string) => names.indexOf(name);
+  return lines.filter((line) => !line.startsWith('#') && line.split(/\s+/).length >= names.length - 2).map((line) => {
+    const fields = line.split(/\s+/);
+    return {
+      slot: fields[at('srv_name')]!,
+      address: fields[at('srv_addr')]!,
+      opState: Number(fields[at('srv_op_state')]),
+      adminState: Number(fields[at('srv_admin_state')]),
+      checkResult: Number(fields[at('srv_check_result')]),
+    };
+  });
+}
+
+/** Parses `show stat` CSV: the current sessions of each server of BACKEND. */
+export function parseSessions(csv: string): Map<string, number> {
+  const lines = csv.split('\n').filter(Boolean);
+  const header = lines.find((line) => line.startsWith('# '));
+  const sessions = new Map<string, number>();
+  if (!header) return sessions;
+  const names = header.slice(2).split(',');
+  const proxyAt = names.indexOf('pxname');
+  const serverAt = names.indexOf('svname');
+  const currentAt = names.indexOf('scur');
+  for (const line of lines.filter((l) => !l.startsWith('#'))) {
+    const fields = line.split(',');
+    if (fields[proxyAt] === BACKEND) sessions.set(fields[serverAt]!, Number(fields[currentAt]) || 0);
+  }
+  return sessions;
+}
+
+// HAProxy's admin-state bits (srv_admin_state): forced/inherited/config/resolution maintenance, and drain.
+const MAINTENANCE_BITS = 0x01 | 0x02 | 0x04 | 0x20 | 0x40;
+const DRAIN_BITS = 0x08 | 0x10;
+const RUNNING = 2;
+const CHECK_PASSED = 3;
+
+/**
+ * A backend that DNS just gave is running before its first check (HAProxy 2.6 has no initial
+ * state): only a passed check counts as up here. Requests it gets meanwhile and cannot answer
+ * are retried on another backend (`retry-on`).
+ */
+export function backendState(entry: ServerStateLine): BackendState['state'] {
+  if (entry.adminState & MAINTENANCE_BITS) return 'maintenance';
+  if (entry.adminState & DRAIN_BITS) return 'draining';
+  return entry.opState === RUNNING && entry.checkResult === CHECK_PASSED ? 'up' : 'down';
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class EdgeProxy {
+  readonly options: z.infer<typeof edgeProxyOptionsSchema>;
+
+  constructor(rawOptions: EdgeProxyOptions = {}) {
+    this.options = edgeProxyOptionsSchema.parse(rawOptions);
+  }
+
+  private configOf(spec: EdgeProxySpec) {
+    const config = renderHaproxyConfig(spec, this.options);
+    const listen = `${spec.listen.host}:${spec.listen.port}`;
+    const fingerprint = createHash('sha256').update(config).update('\0').update(this.options.image).update('\0').update(listen).update('\0').update(spec.network).digest('hex').slice(0, 16);
+    return { config, fingerprint };
+  }
+
+  private async docker(context: RunContext, args: string[], what: string): Promise<string> {
+    const result = await context.exec('docker', args, {});
+    if (result.exitCode !== 0) {
+      const last = result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`;
+      throw new ReleaseError('PHASE_FAILED', `edge proxy: ${what} failed: ${last}`, { hint: 'is the Docker engine running? (docker info)' });
+    }
+    return result.stdout;
+  }
+
+  /** `running`, `missing`, `stale` (built from another config), or the container's state (`exited`, ...). */
+  async status(context: RunContext, spec: EdgeProxySpec): Promise<string> {
+    const result = await context.exec('docker', ['inspect', '--format', `{{.State.Status}}\t{{index .Config.Labels "${LABEL_CONFIG}"}}`, spec.name], {});
+    if (result.exitCode !== 0) return 'missing';
+    const [state, fingerprint] = result.stdout.trim().split('\t');
+    if (fingerprint !== this.configOf(spec).fingerprint) return 'stale';
+    return state ?? 'missing';
+  }
+
+  /**
+   * Makes the proxy run as `spec` asks: kept when it already does, (re)created otherwise. A
+   * recreated proxy does not listen for a moment: only a change of the proxy itself costs that.
+   */
+  async ensure(context: RunContext, spec: EdgeProxySpec): Promise<'kept' | 'started' | 'created'> {
+    const status = await this.status(context, spec);
+    if (status === 'running') return 'kept';
+    if (status !== 'missing' && status !== 'stale') {
+      await this.docker(context, ['start', spec.name], `docker start ${spec.name}`);
+      await this.waitListening(context, spec);
+      return 'started';
+    }
+    if ((await context.exec('docker', ['image', 'inspect', '--format', '{{.Id}}', this.options.image], {})).exitCode !== 0) {
+      throw new ReleaseError('BAD_INPUT', `edge proxy image ${this.options.image} is not on this host`, {
+        hint: `build it with: bash ${EDGE_PROXY_IMAGE_SCRIPT} (or name another HAProxy image in the edgeProxy.image option)`,
+      });
+    }
+    if (status === 'stale') await this.docker(context, ['rm', '--force', spec.name], `removing the outdated ${spec.name}`);
+    const { config, fingerprint } = this.configOf(spec);
+    await this.docker(context, ['run', '--detach', '--name', spec.name, '--restart', 'unless-stopped',
+      '--network', spec.network, '--stop-signal', 'SIGUSR1', '--publish', `${spec.listen.host}:${spec.listen.port}:${INSIDE_PORT}`,
+      '--label', `${LABEL_OWNER}=${spec.owner}`, '--label', `${LABEL_CONFIG}=${fingerprint}`,
+      '--env', `HAPROXY_CONFIG=${config}`, this.options.image], `docker run ${spec.name}`);
+    await this.waitListening(context, spec);
+    context.log.event('apply', 'edge-proxy-started', { service: spec.owner, proxy: spec.name, listen: `${spec.listen.host}:${spec.listen.port}` });
+    return 'created';
+  }
+
+  /** Waits until the admin socket answers: the proxy has read its config and bound its ports. */
+  private async waitListening(context: RunContext, spec: EdgeProxySpec): Promise<void> {
+    let last = '';
+    for (let i = 0; i < 50; i++) {
+      const result = await this.admin(context, spec, 'show info', false);
+      if (result.ok) return;
+      last = result.text;
+      await sleep(200);
+    }
+    const logs = await context.exec('docker', ['logs', '--tail', '5', spec.name], {});
+    throw new ReleaseError('PHASE_FAILED', `edge proxy ${spec.name} did not start: ${last.split('\n').filter(Boolean).pop() ?? 'no answer'}`, {
+      lines: logs.output.split('\n').filter(Boolean).slice(-5), hint: `see: docker logs ${spec.name}`,
+    });
+  }
+
+  /** One command on HAProxy's runtime API, through bash's /dev/tcp inside the proxy container. */
+  private async admin(context: RunContext, spec: EdgeProxySpec, command: string, required = true): Promise<{ ok: boolean; text: string }> {
+    const script = `exec 3<>/dev/tcp/127.0.0.1/${ADMIN_PORT} && printf '%s\\n' "$1" >&3 && cat <&3`;
+    const result = await context.exec('docker', ['exec', spec.name, 'bash', '-c', script, 'admin', command], {});
+    if (result.exitCode !== 0 && required) {
+      throw new ReleaseError('PHASE_FAILED', `edge proxy ${spec.name}: "${command}" failed: ${result.stderr.trim().split('\n').pop() ?? `exit ${result.exitCode}`}`, {
+        hint: `is it running? (docker ps --filter name=${spec.name})`,
+      });
+    }
+    return { ok: result.exitCode === 0, text: result.exitCode === 0 ? result.stdout : result.stderr };
+  }
+
+  /** Every server slot that has an address, with its state and current sessions. */
+  async backends(context: RunContext, spec: EdgeProxySpec): Promise<BackendState[]> {
+    const servers = parseServersState((await this.admin(context, spec, `show servers state ${BACKEND}`)).text);
+    const sessions = parseSessions((await this.admin(context, spec, 'show stat')).text);
+    return servers.filter((server) => server.address !== '-' && server.address !== '0.0.0.0')
+      .map((server) => ({ slot: server.slot, address: server.address, state: backendState(server), sessions: sessions.get(server.slot) ?? 0 }));
+  }
+
+  /** A container's address on the proxy's network. */
+  async addressOf(context: RunContext, spec: EdgeProxySpec, container: string): Promise<string> {
+    const out = await this.docker(context, ['inspect', '--format', `{{with index .NetworkSettings.Networks "${spec.network}"}}{{.IPAddress}}{{end}}`, container], `docker inspect ${container}`);
+    const address = out.trim();
+    if (!address) throw new ReleaseError('PHASE_FAILED', `container ${container} is not on network ${spec.network}`, { hint: `docker inspect ${container}` });
+    return address;
+  }
+
+  /**
+   * Waits until the proxy sends requests to `address` (found through DNS, health checks passed).
+   * `gone()` ends the wait early (e.g. the container exited). Progress goes to `onWaiting`.
+   */
+  async waitUp(context: RunContext, spec: EdgeProxySpec, address: string, deadlineMs: number,
+    gone: () => Promise<string | undefined>, onWaiting?: (last: string, waitedMs: number) => void): Promise<{ up: boolean; last: string; waitedMs: number }> {
+    const started = Date.now();
+    let reportedAt = started;
+    let last = 'not yet resolved by the proxy';
+    let upInARow = 0;
+    for (;;) {
+      const backend = (await this.backends(context, spec)).find((b) => b.address === address);
+      const waitedMs = Date.now() - started;
+      upInARow = backend?.state === 'up' ? upInARow + 1 : 0;
+      if (upInARow >= this.options.rise) return { up: true, last: 'up', waitedMs };
+      if (backend) last = `health check of ${address}:${spec.backendPort}${spec.checkPath} ${backend.state === 'down' ? 'failing' : backend.state}`;
+      const why = await gone();
+      if (why) return { up: false, last: why, waitedMs };
+      if (waitedMs >= deadlineMs) return { up: false, last, waitedMs };
+      if (onWaiting && Date.now() - reportedAt >= 5000) {
+        reportedAt = Date.now();
+        onWaiting(last, waitedMs);
+      }
+      await sleep(this.options.checkIntervalMs);
+    }
+  }
+
+  /**
+   * Takes `address` out of rotation: no new request goes to it, and the wait ends when its
+   * requests in flight are done (or after `timeoutMs`). Its container may be stopped afterwards.
+   */
+  async drain(context: RunContext, spec: EdgeProxySpec, address: string, timeoutMs: number): Promise<void> {
+    const backend = (await this.backends(context, spec)).find((b) => b.address === address);
+    if (!backend) return;
+    await this.admin(context, spec, `set server ${BACKEND}/${backend.slot} state drain`);
+    const started = Date.now();
+    while (Date.now() - started < timeoutMs) {
+      const now = (await this.backends(context, spec)).find((b) => b.slot === backend.slot);
+      if (!now || now.address !== address || now.sessions === 0) break;
+      await sleep(100);
+    }
+    context.log.event('apply', 'edge-proxy-drained', { service: spec.owner, backend: address });
+  }
+
+  /**
+   * After a drained backend's container is gone: waits until DNS no longer gives its address, then
+   * makes the slot ready again, so a later container that lands in it is not left drained.
+   */
+  async release(context: RunContext, spec: EdgeProxySpec, address: string, timeoutMs = 10_000): Promise<void> {
+    const servers = parseServersState((await this.admin(context, spec, `show servers state ${BACKEND}`)).text);
+    const slot = servers.find((s) => s.address === address)?.slot;
+    if (!slot) return;
+    const started = Date.now();
+    while (Date.now() - started < timeoutMs) {
+      const now = parseServersState((await this.admin(context, spec, `show servers state ${BACKEND}`)).text).find((s) => s.slot === slot);
+      if (!now || now.address !== address) break;
+      await sleep(200);
+    }
+    await this.admin(context, spec, `set server ${BACKEND}/${slot} state ready`);
+  }
+
+  /** Removes the proxy container (nothing else: the network and backends belong to their runtime). */
+  async remove(context: RunContext, name: string): Promise<boolean> {
+    return (await context.exec('docker', ['rm', '--force', name], {})).exitCode === 0;
+  }
+}
