@@ -75,6 +75,7 @@ const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve) =
 });
 
 const BAD_UPDATE_STATES = new Set(['rollback_completed', 'rollback_paused', 'paused', 'rollback_started']);
+const IN_PROGRESS_STATES = new Set(['updating', 'rollback_started']);
 
 export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin {
   const options = parseOptions(PLUGIN_NAME, optionsSchema, rawOptions);
@@ -180,13 +181,6 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     if (missing.length > 0) return `not running: no swarm service ${missing.map((part) => `${service}_${part}`).join(', ')}`;
     const extra = running.filter((s) => !parts.includes(s.part));
     if (extra.length > 0) return `${extra.map((s) => s.name).join(', ')} is not in ${composePath(service)}`;
-    const tasks = await runningTasks(context, service);
-    for (const s of running) {
-      if (s.replicas === 0) return `not running: ${s.name} is scaled to 0`;
-      const count = tasks.get(s.name);
-      if (count && count.running < count.desired) return `not running: ${s.name} runs ${count.running} of ${count.desired} task(s)`;
-      if (s.update && BAD_UPDATE_STATES.has(s.update.state)) return `${s.name}: its last update ended ${s.update.state.replace('_', ' ')}: ${s.update.message}`;
-    }
     for (const s of running) {
       const spec = want.compose.services.find((c) => c.name === s.part);
       let wanted: string | undefined;
@@ -198,6 +192,15 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
       }
       if (wanted && s.image !== wanted && `${s.image}:latest` !== wanted && s.image !== `${wanted}:latest`) return `${s.part}: image ${s.image} -> ${wanted}`;
     }
+    const tasks = await runningTasks(context, service);
+    for (const s of running) {
+      if (s.replicas === 0) return `not running: ${s.name} is scaled to 0`;
+      const count = tasks.get(s.name);
+      if (count && count.running < count.desired) return `not running: ${s.name} runs ${count.running} of ${count.desired} task(s)`;
+      if (s.update && BAD_UPDATE_STATES.has(s.update.state)) return `${s.name}: its last update ended ${s.update.state.replace('_', ' ')}: ${s.update.message}`;
+    }
+    const updating = running.find((s) => s.update?.state === 'updating');
+    if (updating) return `${updating.name}: an update is still rolling (${updating.update!.message})`;
     const stale = running.find((s) => s.labels[FINGERPRINT_LABEL] !== want.fingerprint);
     if (stale) {
       return stale.labels[FINGERPRINT_LABEL] === undefined
@@ -289,6 +292,9 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
         }
         if (update && BAD_UPDATE_STATES.has(update.state)) {
           waiting.push(`${s.part}: ${update.state.replace('_', ' ')}, ${count?.running ?? 0}/${count?.desired ?? '?'} running`);
+        } else if (s.update && IN_PROGRESS_STATES.has(s.update.state)) {
+          // Also one this run did not start (a run killed after its deploy, resumed): it must finish first.
+          waiting.push(`${s.part}: ${s.update.state.replace('_', ' ')}`);
         } else if (rolling && (!update || update.state !== 'completed')) {
           // An update Swarm skipped (nothing of the tasks changed) never reports: running is enough then.
           if (update || Date.now() - started < 15_000 || !count || count.running < count.desired) waiting.push(`${s.part}: ${update ? update.state.replace('_', ' ') : 'update pending'}`);
@@ -344,6 +350,27 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     context.log.event('apply', 'removed', { service });
   }
 
+  /**
+   * `docker service scale` without the CLI's own wait (which adds 5 s of "verifying" per call):
+   * the tasks are watched here until each service runs exactly its new count.
+   */
+  async function scale(context: RunContext, stack: string, counts: Map<string, number>): Promise<void> {
+    await docker(context, ['service', 'scale', '--detach', ...[...counts].map(([name, count]) => `${name}=${count}`)], 'docker service scale');
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const waiting: string[] = [];
+      for (const [name, count] of counts) {
+        const running = (await localTaskContainers(context, name)).length;
+        const tasks = (await runningTasks(context, stack)).get(name);
+        const now = count === 0 ? running : (tasks?.running ?? 0);
+        if (now !== count) waiting.push(`${name} ${now}/${count}`);
+      }
+      if (waiting.length === 0) return;
+      if (Date.now() > deadline) throw new ReleaseError('PHASE_FAILED', `scaling ${stack} did not finish within ${options.timeout}: ${waiting.join(', ')}`, { hint: `see: docker stack ps ${stack} --no-trunc` });
+      await sleep(250, context.signal);
+    }
+  }
+
   /** Scales the stack's replicated services to 0, recording their counts first, so a crash between still knows them. */
   async function stop(context: RunContext, service: string): Promise<void> {
     const services = (await stackServices(context, service)).filter((s) => s.replicas !== undefined);
@@ -351,13 +378,13 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     for (const s of services) if (s.replicas! > 0) recorded.set(s.name, s.replicas!);
     if (recorded.size === 0) return;
     writeFileAtomic(replicasFile(context, service), [...recorded].map(([name, count]) => `${name}=${count}\n`).join(''));
-    await docker(context, ['service', 'scale', '--detach=false', ...[...recorded.keys()].map((name) => `${name}=0`)], 'docker service scale');
+    await scale(context, service, new Map([...recorded.keys()].map((name) => [name, 0])));
   }
 
   async function start(context: RunContext, service: string): Promise<void> {
     const recorded = recordedReplicas(context, service);
     if (recorded.size === 0) return;
-    await docker(context, ['service', 'scale', '--detach=false', ...[...recorded].map(([name, count]) => `${name}=${count}`)], 'docker service scale');
+    await scale(context, service, recorded);
     rmSync(replicasFile(context, service), { force: true });
   }
 
@@ -376,7 +403,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
       if (target.replicas === 0) {
         const count = recordedReplicas(context, request.service).get(name) ?? 1;
         context.out.detail(`scaling ${name} to ${count} to run ${request.argv[0]} in it`);
-        await docker(context, ['service', 'scale', '--detach=false', `${name}=${count}`], 'docker service scale');
+        await scale(context, request.service, new Map([[name, count]]));
       }
       [container] = await localTaskContainers(context, name);
       if (!container) {

@@ -52,7 +52,7 @@ function parsePort(entry: unknown, publishMode: PublishMode, where: string): Por
     };
   }
   const text = String(entry);
-  const match = /^(?:(?:\[?[0-9a-fA-F.:]*\]?):)??(?:(\d+):)?(\d+)(?:\/(tcp|udp|sctp))?$/.exec(text);
+  const match = /^(?:(?:\d+\.[0-9.]+|\[[0-9a-fA-F:]+\]):)?(?:(\d+):)?(\d+)(?:\/(tcp|udp|sctp))?$/.exec(text);
   if (!match) {
     throw new ReleaseError('BAD_INPUT', `${where}: port "${text}" is not HOST:CONTAINER[/PROTOCOL]; swarm publishes single ports, not ranges`, {
       hint: 'write it as "8080:80", or in the long syntax { target: 80, published: 8080, mode: host }',

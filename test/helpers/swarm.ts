@@ -47,6 +47,10 @@ export function swarmServiceFiles(name: string, port: number, options: SwarmServ
       '      interval: 1s',
       '      timeout: 2s',
       '      retries: 2',
+      // Swarm watches each new task 5 s by default; the health check already gates it here.
+      '    deploy:',
+      '      update_config: { monitor: 1s }',
+      '      rollback_config: { monitor: 1s }',
       'volumes:',
       '  data:',
       '',
