@@ -8,13 +8,9 @@ import { renderMigrateScript } from './script.js';
 
 export const PLUGIN_NAME = 'migrate';
 
-/** How many services are migrated (and verified) at once: `concurrency` in defaultPlugins(). */
-export const concurrencySchema = z.number().int().min(1).max(64);
-export const defaultConcurrency = () => Math.min(64, availableParallelism());
-
 const optionsSchema = z.strictObject({
-  /** Services of one wave migrated at once; default: this host's cores. */
-  concurrency: concurrencySchema.optional(),
+  /** Services of one wave migrated at once (`concurrency` in defaultPlugins()); default: this host's cores. */
+  concurrency: z.number().int().min(1).max(64).optional(),
 });
 
 export type { ClassifiedFile } from '../classify/classify-all.js';
@@ -146,7 +142,7 @@ function haltedBy(server: ActionServer, actions: readonly Action[], applied: rea
 
 export function migratePlugin(rawOptions: z.input<typeof optionsSchema> = {}): Plugin {
   const options = parseOptions(PLUGIN_NAME, optionsSchema, rawOptions);
-  const concurrency = options.concurrency ?? defaultConcurrency();
+  const concurrency = options.concurrency ?? Math.min(64, availableParallelism());
   return {
     name: PLUGIN_NAME,
     apply({ hooks }) {

@@ -165,10 +165,11 @@ describe('migrate.sh all: waves, concurrency and halting', () => {
   beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'rowv-waves-')); });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  /** A step that logs its start and end (ms) to `trace`, sleeps, and fails for `failing`. */
+  /** A step that logs its start and end (ms) to `trace`, sleeps, and fails at once for `failing`. */
   function traced(name: string, waves: string[][], concurrency: number, failing = 'none') {
     const trace = join(dir, `${name}.trace`);
-    const step = `echo "start $2 $(date +%s%3N)" >> ${trace}; sleep 0.4; echo "end $2 $(date +%s%3N)" >> ${trace}; [ "$2" != ${failing} ]`;
+    // The failing service fails at once; the others take a while, so the failure comes first.
+    const step = `echo "start $2 $(date +%s%3N)" >> ${trace}; if [ "$2" = ${failing} ]; then echo "end $2" >> ${trace}; exit 1; fi; sleep 1; echo "end $2 $(date +%s%3N)" >> ${trace}`;
     const services = waves.flat();
     const script = renderMigrateScript({ ...input(services), waves, concurrency, stepCommand: ['bash', '-c', step, 'step'] });
     const file = join(dir, `${name}.sh`);

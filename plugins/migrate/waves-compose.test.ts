@@ -2,15 +2,17 @@
  * Many services on the real Docker engine (the busybox test image): migrate applies them in waves
  * ordered by `after:`, several at once; a cycle is refused in prepare; a failure in the middle of
  * a wave halts the release with the applied services recorded, `--from=migrate` applies only the
- * rest, and release-revert gives every service back; verify names every service that fails.
+ * rest, and release-revert gives every service back; verify names every service that fails;
+ * SIGTERM stops what runs and starts nothing new.
  */
 import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:net';
-import { Platform } from '../../test/helpers/platform.js';
+import { ORCHESTRATOR_ROOT, Platform } from '../../test/helpers/platform.js';
 import { containersOf, dockerServiceFiles, removeProjects, uniqueName } from '../../test/helpers/docker.js';
 
+const RELEASE_RUN = join(ORCHESTRATOR_ROOT, 'dist', 'cli', 'bin', 'release-run.js');
 // This helper's port range (19100-19199): the services' loopback ports.
 const PORT_BASE = 19100 + (process.pid % 20) * 4;
 
@@ -122,5 +124,27 @@ describe('migrate in waves on compose', () => {
     // Two 3 s probes one after the other would take 6 s on their own; side by side, about 3.
     const at = (event: string) => Date.parse(platform.readLog('300').find((line) => line.includes(event))!.split(' ')[0]!);
     expect((at('phase=verify event=failed') - at('phase=ticket event=')) / 1000).toBeLessThan(6);
+  });
+
+  test('SIGTERM in the middle of a wave stops the running action, starts nothing new (exit 130); --from=migrate finishes', async () => {
+    await platform.mergeFeature('400', release('1'));
+    const child = execa('node', [RELEASE_RUN, '400'], { cwd: platform.prod, all: true, reject: false, env: { NO_COLOR: '1', RELEASE_INVOKED_VIA: '' } });
+    let output = '';
+    let sent = false;
+    for await (const line of child.all!) {
+      output += `${String(line)}\n`;
+      // db's `up` has begun (its first line of output): api and web (wave 2) have not started.
+      if (!sent && String(line).includes(`[${db}] `)) { sent = true; child.kill('SIGTERM'); }
+    }
+    const stopped = await child;
+    expect(sent).toBe(true);
+    expect(stopped.exitCode).toBe(130);
+    expect(output).not.toContain(`[${api}]`);
+    expect(output).not.toContain(`[${web}]`);
+    for (const service of [api, web]) expect(await imageOf(service)).toEqual(['local/testsvc:2']);
+
+    const resumed = await platform.run('release-run', ['400', '--from=migrate']);
+    expect(`${resumed.exitCode}\n${resumed.all}`).toMatch(/^0\n/);
+    for (const service of services) expect(await imageOf(service)).toEqual(['local/testsvc:1']);
   });
 });

@@ -21,6 +21,7 @@ export async function validateServicesAt(context: RunContext, sha: string, folde
       });
     }
   }
+  const afterLists = new Map<string, readonly string[] | undefined>();
   for (const service of services) {
     const paths = [manifestPath(service), composePath(service)];
     const listing = await git(context, ['ls-tree', '--full-tree', '--end-of-options', sha, '--', ...paths]);
@@ -34,8 +35,10 @@ export async function validateServicesAt(context: RunContext, sha: string, folde
       }
     }
     const manifestText = await showFile(context, sha, manifestPath(service));
+    afterLists.set(service, undefined);
     if (manifestText === undefined) continue; // the release deletes the service
     const manifest = parseManifest(manifestText, manifestPath(service), service);
+    afterLists.set(service, manifest.after);
     // Before any backup starts (they run several at once): every strategy is there.
     requireBackupPlugins(context, service, manifest.backup);
     if (!context.hooks.runtime.get(manifest.runtime)?.isUsed()) {
@@ -60,5 +63,5 @@ export async function validateServicesAt(context: RunContext, sha: string, folde
     }
   }
   // The order migrate applies them in: an unknown name or a cycle in after: is refused here.
-  await validateAfterAt(context, sha, services);
+  await validateAfterAt(context, sha, services, afterLists);
 }

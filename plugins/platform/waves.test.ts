@@ -26,3 +26,24 @@ describe('waves from after:', () => {
     expect(() => dependencyWaves(['web'], graph({ web: ['dbb'] }))).toThrow('packages/web/manifest.yaml: after: names "dbb", which is not a service (no packages/dbb/manifest.yaml); nothing was changed');
   });
 });
+
+describe('after: checked in prepare, on real git', () => {
+  test('an unknown name stops the release with exit 2 before the pull, naming the manifest and the name', async () => {
+    const { Platform } = await import('../../test/helpers/platform.js');
+    const platform = await Platform.create([{ name: 'web' }, { name: 'db' }]);
+    try {
+      const head = await platform.head();
+      await platform.mergeFeature('77', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:2\nafter: [dbb]\n' });
+      const refused = await platform.run('release-run', ['77']);
+      expect(refused.exitCode).toBe(2);
+      expect(refused.stderr).toContain('packages/web/manifest.yaml: after: names "dbb", which is not a service (no packages/dbb/manifest.yaml); nothing was changed');
+      expect(await platform.head()).toBe(head);
+      const fixed = await platform.mergeFeature('78', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:2\nafter: [db]\n' });
+      const released = await platform.run('release-run', ['78']);
+      expect(`${released.exitCode}\n${released.all}`).toMatch(/^0\n/);
+      expect(await platform.head()).toBe(fixed);
+    } finally {
+      platform.remove();
+    }
+  });
+});

@@ -90,10 +90,14 @@ export function afterInWorkTree(repoDir: string): AfterOf {
   return (service) => (existsSync(join(repoDir, manifestPath(service))) ? readManifest(repoDir, service).after : undefined);
 }
 
-/** Checks `after:` at commit `sha` from `services` on (prepare, before anything changes). */
-export async function validateAfterAt(context: RunContext, sha: string, services: readonly string[]): Promise<void> {
-  const lists = new Map<string, readonly string[] | undefined>();
-  const pending = [...services];
+/**
+ * Checks `after:` at commit `sha` from `services` on (prepare, before anything changes); `known`
+ * holds the lists of manifests already parsed (undefined: no manifest at sha).
+ */
+export async function validateAfterAt(context: RunContext, sha: string, services: readonly string[], known: ReadonlyMap<string, readonly string[] | undefined> = new Map()): Promise<void> {
+  // The manifests the caller has parsed already are not read again.
+  const lists = new Map(known);
+  const pending = services.filter((service) => !lists.has(service)).concat([...known.values()].flatMap((after) => after ?? []));
   // Read every manifest the graph reaches first: the graph itself is built synchronously.
   while (pending.length > 0) {
     const service = pending.pop()!;
