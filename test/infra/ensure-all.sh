@@ -4,6 +4,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bash "$here/ensure-tools.sh"
+bash "$here/ensure-fault-tools.sh"
 bash "$here/ensure-docker.sh"
 bash "$here/build-test-images.sh"
 bash "$here/build-pg-image.sh"
