@@ -6,10 +6,9 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Platform } from './helpers/platform.js';
+import { Platform, ORCHESTRATOR_ROOT, type CliResult } from './helpers/platform.js';
 import { FaultRows } from './helpers/fault-rows.js';
 import { PrivateDocker } from './helpers/private-docker.js';
-import { httpGet } from './helpers/docker.js';
 
 /** This file's ports (19270-19279), published by the private engine on loopback. */
 const STOPPED_PORT = 19270;
@@ -33,6 +32,19 @@ afterAll(async () => {
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A verb run as the operator runs it, on the engine's host: in its network namespace, pointed at it. */
+async function run(platform: Platform, verb: string, args: string[]): Promise<CliResult> {
+  const result = await engine.exec('node', [join(ORCHESTRATOR_ROOT, 'dist/cli/bin', `${verb}.js`), ...args], {
+    cwd: platform.prod, env: { NO_COLOR: '1', RELEASE_INVOKED_VIA: '', ...engine.env }, all: true,
+  });
+  return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr), all: String(result.all) };
+}
+
+/** What a published port of the engine answers, asked from its network namespace. */
+async function answer(url: string): Promise<string> {
+  return String((await engine.exec('curl', ['--silent', '--max-time', '5', url])).stdout);
+}
 
 const manifest = (name: string, port: number, tag: string) =>
   `name: ${name}\nimage: local/testsvc:${tag}\nhealth:\n  url: http://127.0.0.1:${port}\n  endpoint: /health\n  timeout: 30s\n`;
@@ -79,7 +91,7 @@ async function deployed(name: string, port: number, composeDeadline: string) {
     [`packages/${name}/manifest.yaml`]: manifest(name, port, '1'),
     [`packages/${name}/compose.yaml`]: compose(port, gateDir, '1'),
   });
-  const initial = await platform.run('release-run', ['600'], engine.env);
+  const initial = await run(platform, 'release-run', ['600']);
   expect(`${initial.exitCode}\n${initial.all}`).toMatch(/^0\n/);
   return { platform, gateDir };
 }
@@ -101,7 +113,7 @@ describe('the Docker engine under migrate', () => {
       });
       rmSync(join(gateDir, 'open'));
 
-      const running = platform.run('release-run', ['601'], engine.env);
+      const running = run(platform, 'release-run', ['601']);
       // compose up has recreated db and now waits for it to become healthy: stop the engine then.
       for (let waited = 0; ; waited += 100) {
         const db = await containerOf('roflstop', 'db');
@@ -122,10 +134,10 @@ describe('the Docker engine under migrate', () => {
 
         await engine.start();
         writeFileSync(join(gateDir, 'open'), 'yes\n');
-        const recovered = await platform.run('release-run', ['601', '--from=migrate'], engine.env);
+        const recovered = await run(platform, 'release-run', ['601', '--from=migrate']);
         expect(`${recovered.exitCode}\n${recovered.all}`).toMatch(/^0\n/);
-        expect((await httpGet(`http://127.0.0.1:${STOPPED_PORT}/version`)).body).toBe('2');
-        expect((await platform.run('release', ['--service=roflstop'], engine.env)).stdout).toMatch(/0 actions/);
+        expect(await answer(`http://127.0.0.1:${STOPPED_PORT}/version`)).toBe('2');
+        expect((await run(platform, 'release', ['--service=roflstop'])).stdout).toMatch(/0 actions/);
       });
     } finally {
       if (!engine.running()) await engine.start();
@@ -141,7 +153,7 @@ describe('the Docker engine under migrate', () => {
       engine.freeze();
       let failed;
       try {
-        failed = await platform.run('release-run', ['602'], engine.env);
+        failed = await run(platform, 'release-run', ['602']);
       } finally {
         engine.thaw();
       }
@@ -152,9 +164,9 @@ describe('the Docker engine under migrate', () => {
         expect(failed.stderr).toContain('release-run failed in phase migrate. To roll back:');
         expect(failed.stderr).toMatch(/Recovery playbook release-deadline-passed[^]*next: release-run 602 --from=migrate/);
 
-        const recovered = await platform.run('release-run', ['602', '--from=migrate'], engine.env);
+        const recovered = await run(platform, 'release-run', ['602', '--from=migrate']);
         expect(`${recovered.exitCode}\n${recovered.all}`).toMatch(/^0\n/);
-        expect((await httpGet(`http://127.0.0.1:${HUNG_PORT}/version`)).body).toBe('2');
+        expect(await answer(`http://127.0.0.1:${HUNG_PORT}/version`)).toBe('2');
       });
     } finally {
       platform.remove();

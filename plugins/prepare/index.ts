@@ -73,9 +73,9 @@ async function makeRoomForBackups(context: RunContext, state: ReleaseState, sha:
   await requireBackupSpace(context, state, sha, options.diskSpace, options.retention, context.dryRun ? credit : undefined);
 }
 
-/** A remote's URL as it may be shown: without a password or token in it. */
-function shownUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1');
+/** Text that may hold a remote's URL, as it may be shown: no user, password or token of a URL in it. */
+function shownUrl(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@'"]*@/gi, '$1');
 }
 
 /**

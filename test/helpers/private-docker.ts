@@ -1,29 +1,45 @@
 /**
- * A private Docker engine for a test that must stop, start or freeze its engine: its own data
- * root, exec root, pid file and unix socket under a temp folder, its own containerd namespace,
- * no default bridge and no iptables rules, address pools apart from the shared engine's. The
- * shared engine is never touched; point the orchestrator at this one with DOCKER_HOST.
+ * A private Docker engine for a test that must stop, start or freeze its engine: its own network
+ * namespace, data root, exec root, pid file and unix socket under a temp folder, its own
+ * containerd namespace, no iptables rules. The shared engine is never touched; point the
+ * orchestrator at this one with DOCKER_HOST and run it inside the namespace (`exec`), where this
+ * engine publishes its ports.
+ *
+ * Why a network namespace: a dockerd started with `--bridge=none`, or restarted on a data root
+ * that holds a default bridge network, deletes the host's `docker0`, the shared engine's bridge.
+ * In a namespace of its own it only ever sees its own interfaces.
  */
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
+import { execa, type Options } from 'execa';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class PrivateDocker {
   readonly host: string;
+  /** The network namespace the engine, its containers' published ports and the orchestrator run in. */
+  readonly netns: string;
   private pid = 0;
 
   private constructor(readonly root: string, private readonly prefix: string) {
     this.host = `unix://${join(root, 'docker.sock')}`;
+    this.netns = `${prefix}-${process.pid}`;
   }
 
-  /** Starts an engine under a new temp folder named after `prefix`. */
+  /** Starts an engine in a new network namespace, under a new temp folder named after `prefix`. */
   static async create(prefix: string): Promise<PrivateDocker> {
     const engine = new PrivateDocker(mkdtempSync(join(tmpdir(), `${prefix}-dockerd-`)), prefix);
-    await engine.start();
+    try {
+      await execa('ip', ['netns', 'del', engine.netns], { reject: false });
+      await execa('ip', ['netns', 'add', engine.netns]);
+      await engine.exec('ip', ['link', 'set', 'lo', 'up'], { reject: true });
+      await engine.start();
+    } catch (error) {
+      await engine.remove([]);
+      throw error;
+    }
     return engine;
   }
 
@@ -32,20 +48,32 @@ export class PrivateDocker {
     return { DOCKER_HOST: this.host };
   }
 
+  /**
+   * Runs a command in the engine's network namespace (e.g. the orchestrator, or curl of a published
+   * port). nsenter, not `ip netns exec`: that also remounts /sys, which hides the cgroups dockerd needs.
+   */
+  exec(file: string, args: readonly string[], options: Options = {}) {
+    return execa('nsenter', [`--net=/run/netns/${this.netns}`, file, ...args], { reject: false, ...options });
+  }
+
   async start(): Promise<void> {
     const log = openSync(join(this.root, 'dockerd.log'), 'a');
-    const child = spawn('dockerd', [
-      '--data-root', join(this.root, 'data'), '--exec-root', join(this.root, 'exec'), '--pidfile', join(this.root, 'docker.pid'),
+    const pidfile = join(this.root, 'docker.pid');
+    rmSync(pidfile, { force: true });
+    const child = spawn('nsenter', [`--net=/run/netns/${this.netns}`, 'dockerd',
+      '--data-root', join(this.root, 'data'), '--exec-root', join(this.root, 'exec'), '--pidfile', pidfile,
       '--host', this.host, '--bridge=none', '--iptables=false', '--ip6tables=false', '--ip-masq=false',
       '--containerd-namespace', this.prefix, '--containerd-plugins-namespace', `${this.prefix}-plugins`,
       '--default-address-pool', 'base=10.213.0.0/16,size=24', '--shutdown-timeout', '2',
     ], { detached: true, stdio: ['ignore', log, log] });
     closeSync(log);
     child.unref();
-    this.pid = child.pid!;
     for (let waited = 0; ; waited += 100) {
-      if ((await this.docker(['version', '--format', '{{.Server.Version}}'])).exitCode === 0) return;
-      if (waited > 30_000 || !this.running()) throw new Error(`the private dockerd did not start; see ${join(this.root, 'dockerd.log')}`);
+      if (existsSync(pidfile) && (await this.docker(['version', '--format', '{{.Server.Version}}'])).exitCode === 0) {
+        this.pid = Number(readFileSync(pidfile, 'utf8').trim());
+        return;
+      }
+      if (waited > 30_000 || child.exitCode !== null) throw new Error(`the private dockerd did not start; see ${join(this.root, 'dockerd.log')}`);
       await sleep(100);
     }
   }
@@ -88,7 +116,7 @@ export class PrivateDocker {
     if (result.exitCode !== 0) throw new Error(`loading ${image} into the private engine failed: ${result.stderr}`);
   }
 
-  /** Removes the compose projects' containers, networks and volumes, stops the engine and removes its folder. */
+  /** Removes the compose projects' containers, networks and volumes, stops the engine, removes its folder and namespace. */
   async remove(projects: string[]): Promise<void> {
     if (this.running()) {
       this.thaw();
@@ -105,5 +133,6 @@ export class PrivateDocker {
     const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((line) => line.split(' ')[1] ?? '').filter((path) => path.startsWith(`${this.root}/`));
     for (const mount of mounts.sort().reverse()) await execa('umount', ['-l', mount], { reject: false });
     if (existsSync(this.root)) rmSync(this.root, { recursive: true, force: true });
+    await execa('ip', ['netns', 'del', this.netns], { reject: false });
   }
 }

@@ -28,6 +28,18 @@ export class PrivatePostgres {
   /** initdb (scram-sha-256 over TCP, a random password) and start it on `port`. */
   static async create(prefix: string, port: number): Promise<PrivatePostgres> {
     const server = new PrivatePostgres(mkdtempSync(join(tmpdir(), `${prefix}-pg-`)), port);
+    try {
+      await server.initdb();
+    } catch (error) {
+      await server.remove();
+      throw error;
+    }
+    return server;
+  }
+
+  private async initdb(): Promise<void> {
+    const server = this;
+    const port = this.port;
     const { uid, gid } = await postgresIds();
     chmodSync(server.root, 0o700);
     chownSync(server.root, uid, gid);
@@ -41,7 +53,6 @@ export class PrivatePostgres {
     rmSync(pwfile);
     writeFileSync(server.passfile, `${server.host}:${port}:*:postgres:${password}\n`, { mode: 0o600 });
     await server.start();
-    return server;
   }
 
   async start(): Promise<void> {

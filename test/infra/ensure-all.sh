@@ -4,6 +4,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bash "$here/ensure-tools.sh"
+bash "$here/ensure-fault-tools.sh"
 bash "$here/ensure-docker.sh"
 # A real Redmine for the notify-redmine tests: packages first (apt is not shared well), then it
 # seeds and starts while the images build.
