@@ -8,6 +8,7 @@ import { Platform } from '../test/helpers/platform.js';
 import { dockerServiceFiles, removeProjects, uniqueName } from '../test/helpers/docker.js';
 import { rollingServiceFiles } from '../test/helpers/rolling.js';
 import { startProbe } from '../test/helpers/traffic-probe.js';
+import { ensureSwarm, removeStacks, swarmRollingServiceFiles, swarmServiceFiles } from '../test/helpers/swarm.js';
 
 export interface DowntimeScenario {
   what: string;
@@ -34,11 +35,23 @@ export const DOWNTIME_SCENARIOS: DowntimeScenario[] = [
       await removeProjects([name]);
     },
   },
+  {
+    // A host-mode port is bound by one task per node: the update is stop-first (docs/scale-out.md).
+    what: 'image bump, swarm (host-mode port, stop-first)', port: 19367,
+    files: (name, port, tag) => swarmServiceFiles(name, port, { tag }),
+    cleanup: (name) => removeStacks([name]),
+  },
+  {
+    what: 'image bump, swarm rolling (edge proxy, start-first)', port: 19368,
+    files: (name, port, tag) => swarmRollingServiceFiles(name, port, { tag }),
+    cleanup: (name) => removeStacks([name]),
+  },
 ];
 
 /** Deploys the scenario's service at tag 1, then bumps it `bumps` times (2, 1, 2, ...) under the probe. */
 export async function downtimeRow(scenario: DowntimeScenario, bumps = Number(process.env.BENCH_DOWNTIME_BUMPS ?? 3)): Promise<DowntimeRow> {
   const name = uniqueName('roro-bench');
+  if (scenario.what.includes('swarm')) await ensureSwarm();
   const platform = await Platform.create([]);
   const row: DowntimeRow = { what: scenario.what, releases: bumps, requests: 0, failed: 0, longestGapMs: 0, releaseMs: 0 };
   try {

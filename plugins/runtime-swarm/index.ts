@@ -11,6 +11,8 @@ import { git } from '../git/git.js';
 import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, parseDuration, readManifest, type Manifest } from '../platform/manifest.js';
 import { ComposeCli } from '../runtime-compose/compose.js';
+import { EdgeProxy, type EdgeProxySpec } from '../edge-proxy/index.js';
+import { rollingDeploy } from '../platform/deploy.js';
 import { FINGERPRINT_LABEL, imagePath, renderStack } from './render.js';
 import { docker, localTaskContainers, runningTasks, stackServices, STACK_LABEL, type SwarmService } from './swarm.js';
 
@@ -42,7 +44,15 @@ interface Desired {
   built: boolean;
   fingerprint: string;
   mounts: string;
+  /** `deploy: { strategy: rolling }`: the edge proxy in front of the stack's tasks. */
+  proxy?: EdgeProxySpec;
 }
+
+/**
+ * The edge proxy of a rolling swarm service: a container on the stack's (attachable overlay)
+ * network that sends requests to every healthy task of the target (`tasks.<target>` in Docker's DNS).
+ */
+const proxyName = (service: string) => `${service}-edge-proxy`;
 
 const sha256 = (...parts: (string | Buffer)[]) => {
   const hash = createHash('sha256');
@@ -81,6 +91,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
   const options = parseOptions(PLUGIN_NAME, optionsSchema, rawOptions);
   const cli = new ComposeCli(options.composeCommand);
   const timeoutMs = parseDuration(options.timeout);
+  const edgeProxy = new EdgeProxy();
 
   /** A swarm service at HEAD, or one HEAD no longer has whose stack still runs (it is ours to remove). */
   async function claims(context: RunContext, service: string): Promise<boolean> {
@@ -111,7 +122,12 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     }
     const mounts = await treeHash(context, [...new Set(compose.services.flatMap((s) => s.mounts))]);
     const fingerprint = sha256(readFileSync(join(context.repoDir, manifestPath(service))), composeText, mounts, options.registry ?? '', options.publishMode);
-    return { manifest, compose, image, built, fingerprint, mounts };
+    const rolling = rollingDeploy(service, manifest, composeText, compose);
+    const proxy = rolling && {
+      name: proxyName(service), owner: service, network: `${service}_default`, backendHost: `tasks.${rolling.target}`, backendPort: rolling.port,
+      checkPath: rolling.checkPath, listen: rolling.listen,
+    };
+    return { manifest, compose, image, built, fingerprint, mounts, proxy };
   }
 
   async function requireDesired(context: RunContext, service: string): Promise<Desired> {
@@ -199,6 +215,10 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
       if (count && count.running < count.desired) return `not running: ${s.name} runs ${count.running} of ${count.desired} task(s)`;
       if (s.update && BAD_UPDATE_STATES.has(s.update.state)) return `${s.name}: its last update ended ${s.update.state.replace('_', ' ')}: ${s.update.message}`;
     }
+    if (want.proxy) {
+      const status = await edgeProxy.status(context, want.proxy);
+      if (status !== 'running') return `edge proxy ${want.proxy.name} is ${status === 'stale' ? 'running another configuration than the manifest asks' : status}`;
+    }
     const updating = running.find((s) => s.update?.state === 'updating');
     if (updating) return `${updating.name}: an update is still rolling (${updating.update!.message})`;
     const stale = running.find((s) => s.labels[FINGERPRINT_LABEL] !== want.fingerprint);
@@ -247,7 +267,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     context.failpoint('swarm-after-push');
     const env = { ...want.manifest.env, ...(reference ? { IMAGE: reference } : {}) };
     const rendered = renderStack(await renderCompose(context, service, env), {
-      publishMode: options.publishMode, fingerprint: want.fingerprint, mounts: want.mounts, file: composePath(service),
+      publishMode: options.publishMode, fingerprint: want.fingerprint, mounts: want.mounts, file: composePath(service), attachable: Boolean(want.proxy),
     });
     writeFileAtomic(stackFile(context, service), rendered.text);
     for (const note of rendered.notes) context.out.detail(note);
@@ -264,6 +284,10 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     // A kill here leaves Swarm rolling the update on its own; --from or a revert redeploys and waits again.
     context.failpoint('swarm-after-stack-deploy');
     rmSync(replicasFile(context, service), { force: true });
+    // The stack's network exists now: the proxy joins it and follows the tasks as they come and go.
+    if (want.proxy && (await edgeProxy.ensure(context, want.proxy)) === 'created') {
+      context.out.detail(`edge proxy ${want.proxy.name} listens on ${want.proxy.listen.host}:${want.proxy.listen.port} for ${want.proxy.backendHost}`);
+    }
     await converge(context, service, before);
     context.log.event('apply', 'redeployed', { service, image: reference });
   }
@@ -302,6 +326,13 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
           waiting.push(`${s.part}: ${count.running}/${count.desired} running`);
         }
       }
+      if (waiting.length === 0) {
+        // A start-first update completes while the old task is still stopping: the release waits for it.
+        for (const s of services) {
+          const out = await docker(context, ['service', 'ps', '--filter', 'desired-state=shutdown', '--format', '{{.CurrentState}}', s.name], 'docker service ps');
+          if (out.split('\n').some((state) => state.startsWith('Running'))) waiting.push(`${s.part}: the old task is stopping`);
+        }
+      }
       if (waiting.length === 0) return;
       const line = `waiting for ${stack}: ${waiting.join(', ')}`;
       if (line !== lastLine) context.out.detail(line);
@@ -335,6 +366,8 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
   }
 
   async function remove(context: RunContext, service: string): Promise<void> {
+    // It is attached to the stack's network, which cannot go while it is.
+    await edgeProxy.remove(context, proxyName(service));
     await docker(context, ['stack', 'rm', service]);
     // `stack rm` returns before the tasks and the network are gone; a redeploy of the name needs them gone.
     const deadline = Date.now() + 60_000;

@@ -19,6 +19,8 @@ export interface RenderOptions {
   fingerprint: string;
   /** The hash of the files the services mount (bind mounts, env files); empty when none. */
   mounts: string;
+  /** Make the stack's default network an attachable overlay, for a container outside the stack (the edge proxy). */
+  attachable?: boolean;
   /** Where the rendered text came from, for messages. */
   file: string;
 }
@@ -98,6 +100,11 @@ export function renderStack(renderedCompose: string, options: RenderOptions): Re
     notes.push(`${name}: updates ${String(chosen)}${hostPorts.length > 0 && chosen === 'stop-first' ? ` (host-mode port ${hostPorts.map((p) => p.published).join(', ')})` : ''}${healthcheck ? ', gated on its healthcheck' : ', no healthcheck: updates are gated on the task starting only'}`);
   }
   doc.version ??= '3.9';
+  if (options.attachable) {
+    const networks = isRecord(doc.networks) ? doc.networks : {};
+    networks.default = { driver: 'overlay', ...(isRecord(networks.default) ? networks.default : {}), attachable: true };
+    doc.networks = networks;
+  }
   // Compose's own top-level `name:` (newer renders) is not a stack file key.
   delete doc.name;
   return { text: stringifyYaml(doc), services: Object.keys(doc.services).sort(), notes };

@@ -8,10 +8,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Platform } from '../../test/helpers/platform.js';
 import { httpGet, uniqueName } from '../../test/helpers/docker.js';
-import { ensureSwarm, removeStacks, runningTaskImages, specImage, swarmServiceFiles, TEST_REGISTRY, volumeFiles } from '../../test/helpers/swarm.js';
+import { ensureSwarm, removeStacks, runningTaskImages, specImage, swarmRollingServiceFiles, swarmServiceFiles, TEST_REGISTRY, volumeFiles } from '../../test/helpers/swarm.js';
+import { startProbe } from '../../test/helpers/traffic-probe.js';
 
 // This suite's ports (the registry is 19350).
-const PORT = { first: 19361, drill: 19363, registry: 19365 } as const;
+const PORT = { first: 19361, drill: 19363, registry: 19365, rolling: 19369 } as const;
 
 const drift = async (platform: Platform, service: string) => (await platform.run('release', [`--service=${service}`])).stdout.trim();
 
@@ -125,5 +126,33 @@ describe('the swarm runtime on a real single-node swarm', () => {
     expect((await httpGet(`${url}/version`)).body).toBe('2');
     expect(platform.logEvents('400')).toContain(`ticket=400 phase=apply event=pushed image=${TEST_REGISTRY}/local/testsvc@${digest}`);
     expect(await drift(platform, name)).toBe('0 actions');
+  });
+
+  test('rolling behind the edge proxy: a start-first image bump under a 20 Hz probe fails no request; drift 0; remove takes the proxy too', async () => {
+    const { name, platform, result, url } = await released(PORT.rolling, '500', (n) => swarmRollingServiceFiles(n, PORT.rolling));
+    expect(`${result.exitCode}\n${result.all}`).toMatch(/^0\n/);
+    expect(result.stdout).toContain(`edge proxy ${name}-edge-proxy listens on 127.0.0.1:${PORT.rolling} for tasks.app`);
+    expect(result.stdout).toContain('app: updates start-first, gated on its healthcheck');
+    expect((await httpGet(`${url}/version`)).body).toBe('1');
+    expect(await drift(platform, name)).toBe('0 actions');
+    await platform.mergeFeature('501', { [`packages/${name}/manifest.yaml`]: swarmRollingServiceFiles(name, PORT.rolling, { tag: '2' })[`packages/${name}/manifest.yaml`]! });
+
+    const probe = startProbe(`${url}/version`);
+    const bumped = await platform.run('release-run', ['501']);
+    const report = await probe.stop();
+
+    expect(`${bumped.exitCode}\n${bumped.all}`).toMatch(/^0\n/);
+    expect(report.requests).toBeGreaterThan(20);
+    expect(report.failed).toBe(0);
+    expect((await httpGet(`${url}/version`)).body).toBe('2');
+    expect(await runningTaskImages(name)).toEqual(['local/testsvc:2']);
+    expect(await drift(platform, name)).toBe('0 actions');
+
+    await execa('docker', ['stop', `${name}-edge-proxy`]);
+    expect(await drift(platform, name)).toBe(`redeploy ${name}: edge proxy ${name}-edge-proxy is exited\n1 action`);
+
+    await platform.mergeFeature('502', { [`packages/${name}/manifest.yaml`]: null, [`packages/${name}/compose.yaml`]: null });
+    expect((await platform.run('release-run', ['502'])).exitCode).toBe(0);
+    expect((await execa('docker', ['ps', '--all', '--quiet', '--filter', `name=^${name}-edge-proxy$`])).stdout).toBe('');
   });
 });

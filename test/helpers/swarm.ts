@@ -58,6 +58,20 @@ export function swarmServiceFiles(name: string, port: number, options: SwarmServ
   };
 }
 
+/**
+ * A `runtime: swarm` service with `deploy: { strategy: rolling }`: no published port of its own;
+ * the edge proxy listens on 127.0.0.1:`port` and sends requests to its tasks.
+ */
+export function swarmRollingServiceFiles(name: string, port: number, options: SwarmServiceOptions = {}): Record<string, string> {
+  const files = swarmServiceFiles(name, port, options);
+  const manifest = `packages/${name}/manifest.yaml`;
+  const compose = `packages/${name}/compose.yaml`;
+  return {
+    [manifest]: `${files[manifest]!}deploy:\n  strategy: rolling\n  port: 8080\n  drain: 2s\n`,
+    [compose]: files[compose]!.replace(`    ports:\n      - "${port}:8080"\n`, ''),
+  };
+}
+
 export interface StackTask { image: string; state: string }
 
 /** The swarm service's spec image and running tasks, as an operator would look. */
@@ -73,6 +87,8 @@ export async function runningTaskImages(stack: string): Promise<string[]> {
 /** Removes stacks and their volumes; waits for the tasks to go, as the volumes are in use until then. */
 export async function removeStacks(stacks: string[]): Promise<void> {
   for (const stack of stacks) {
+    // A rolling service's edge proxy is attached to the stack's network: it goes first.
+    await execa('docker', ['rm', '--force', `${stack}-edge-proxy`], { reject: false });
     await execa('docker', ['stack', 'rm', stack], { reject: false });
     for (let i = 0; i < 120; i++) {
       const left = await execa('docker', ['ps', '--all', '--quiet', '--filter', `label=com.docker.stack.namespace=${stack}`], { reject: false });
