@@ -172,7 +172,9 @@ describe('PostgreSQL down when prepare backs it up', () => {
 
     await rows.record({ fault: 'PostgreSQL down at backup time', seen: `exit ${failed.exitCode}, prepare`, recovery: 'release-run 504', result: 'no pull, no partial backup; released with the backup once the server was up' }, async () => {
       expect(failed.exitCode).toBe(6);
-      expect(failed.stderr.split('\n')[0]).toMatch(/^\[release-run\] error: .*pg_dump exited \d+: .*127\.0\.0\.1.*19260.*(Connection refused|failed)/);
+      // The size estimate meets the stopped server first: a warning, then the backup's own error.
+      expect(failed.stderr.split('\n')[0]).toMatch(/^\[release-run\] warning: web: backup\[0\] postgres: its size could not be estimated .*Connection refused/);
+      expect(failed.stderr.split('\n').find((line) => line.startsWith('[release-run] error:'))).toMatch(/^\[release-run\] error: .*pg_dump exited \d+: .*127\.0\.0\.1.*19260.*(Connection refused|failed)/);
       expect(failed.stderr).toContain(`is the PostgreSQL server at 127.0.0.1:${PG_PORT} running and reachable from this host?`);
       expect(failed.stderr).toContain('release-run stopped in phase prepare; nothing was changed');
       expect(failed.stderr).toContain('Recovery playbook release-backup-failed');

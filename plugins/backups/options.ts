@@ -24,6 +24,11 @@ export const byteSize = z.union([
 export const diskSpaceSchema = z.strictObject({
   marginPercent: z.number().min(0).max(1000).default(10),
   keepFree: byteSize.default(256 * 1024 ** 2),
+  /**
+   * What a shortfall does: `refuse` (exit 6, nothing changed) or `warn` and go on, for a disk whose
+   * free space the estimates overstate (a compressing filesystem, dumps much smaller than their database).
+   */
+  whenShort: z.enum(['refuse', 'warn']).default('refuse'),
 });
 
 /** Backup retention: `release prune` keeps the newest `keep` releases' backups; `autoPrune` makes prepare prune first. */

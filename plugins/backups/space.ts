@@ -84,6 +84,11 @@ export async function requireSpace(context: RunContext, needs: SpaceNeed[], opti
       context.out.phase(check.phase, `space for ${check.purpose}: ${sizes}; ${formatBytes(free)} free in ${shown}`);
       continue;
     }
+    if (options.whenShort === 'warn') {
+      context.out.warn(`not enough space for ${check.purpose}: ${formatBytes(needed)} needed (${sizes}) but ${formatBytes(free)} free in ${shown}; going on (diskSpace.whenShort is warn)`);
+      context.log.event(check.phase, 'space-short', { needed, free, folder: shown });
+      continue;
+    }
     const records = await loadReleases(context);
     const advice = pruneAdvice(context, records, retention, fs.dev, needed - free);
     throw new ReleaseError('BACKUP_FAILED', `not enough space for ${check.purpose}: ${formatBytes(needed)} needed (${sizes}) but ${formatBytes(free)} free in ${shown}; ${check.unchanged}`, {

@@ -93,11 +93,13 @@ export async function requireBackupSpace(context: RunContext, state: ReleaseStat
     for (const request of backupRequests(service, pending.entries, backupDir(context, service, 'pending'))) {
       const what = `${service}: backup[${request.index}] ${request.entry.type}`;
       try {
-        const bytes = await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, context);
+        const bytes = await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, withDeadline(context, 'backup'));
         if (bytes === undefined) continue;
         measured.set(estimateKey(request), bytes);
         needs.push({ path: request.dir, bytes, what });
       } catch (error) {
+        // A manifest the strategy refuses is bad input, the same before an estimate as before a backup.
+        if (toReleaseError(error).code === 'BAD_INPUT') throw error;
         context.out.warn(`${what}: its size could not be estimated (${toReleaseError(error).message}); its space is not checked`);
       }
     }

@@ -135,18 +135,18 @@ describe('the migrate phase on real git', () => {
     const report = `${result.stdout}\n${result.stderr}`;
     expect(report).toContain('1 action(s) that no plugin carries out; no service was touched');
     expect(report).toContain('reload-proxy web: routes/api.cfg changed (rule proxy-routes)');
-    expect(report).toMatch(/plugins that carry out actions: .*redeploy \(runtime-compose, runtime-none\)/);
+    expect(report).toMatch(/plugins that carry out actions: .*redeploy \(runtime-swarm, runtime-compose, runtime-none\)/);
     expect(platform.logEvents('302').filter((line) => line.includes('phase=apply'))).toEqual([]);
   });
 
   test('a service whose runtime no plugin provides is refused in prepare, before anything changes', async () => {
-    await platform.mergeFeature('303', { 'packages/api/manifest.yaml': 'name: api\nruntime: swarm\nimage: local/api:2\n' });
+    await platform.mergeFeature('303', { 'packages/api/manifest.yaml': 'name: api\nruntime: nomad\nimage: local/api:2\n' });
     const head = await platform.head();
 
     const result = await platform.run('release-run', ['303']);
 
     expect(result.exitCode).toBe(2);
-    expect(result.stderr.split('\n')[0]).toMatch(/packages\/api\/manifest.yaml: runtime: no plugin provides runtime "swarm" \(provided: compose, none\); nothing was changed/);
+    expect(result.stderr.split('\n')[0]).toMatch(/packages\/api\/manifest.yaml: runtime: no plugin provides runtime "nomad" \(provided: swarm, compose, none\); nothing was changed/);
     expect(await platform.head()).toBe(head);
   });
 

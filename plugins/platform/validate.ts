@@ -6,6 +6,9 @@ import { rollingDeploy } from './deploy.js';
 import { composePath, manifestPath, parseManifest, SERVICE_NAME, SERVICE_NAME_RULE, SERVICES_DIR } from './manifest.js';
 import { validateAfterAt } from './waves.js';
 
+/** The built-in runtimes that deploy a service from its compose file (swarm: `docker stack deploy` of it). */
+const RUNTIMES_READING_COMPOSE_FILES: readonly string[] = ['compose', 'swarm'];
+
 /**
  * Refuses (exit 2) a release whose services' files are bad at commit `sha`: a `packages/` folder
  * whose name cannot be a service, a manifest or compose file that is a symlink, does not parse or
@@ -56,8 +59,8 @@ export async function validateServicesAt(context: RunContext, sha: string, folde
         if (!(error instanceof ReleaseError)) throw error;
         throw new ReleaseError(error.code, `${error.message}; nothing was changed`, { hint: error.hint });
       }
-    } else if (manifest.runtime === 'compose') {
-      throw new ReleaseError('BAD_INPUT', `${composePath(service)} does not exist, but ${manifestPath(service)} deploys ${service} with compose; nothing was changed`, {
+    } else if (RUNTIMES_READING_COMPOSE_FILES.includes(manifest.runtime)) {
+      throw new ReleaseError('BAD_INPUT', `${composePath(service)} does not exist, but ${manifestPath(service)} deploys ${service} with ${manifest.runtime}; nothing was changed`, {
         hint: 'add the compose file, or set runtime: none in the manifest for a service this host does not run',
       });
     }
