@@ -253,7 +253,8 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     const [bin, ...prefix] = await cli.command(context);
     const result = await context.exec(bin!, [...prefix, '--project-name', service, '--file', join(context.repoDir, composePath(service)), 'config'], { env });
     if (result.exitCode !== 0) {
-      throw new ReleaseError('BAD_INPUT', `${composePath(service)}: compose cannot render it: ${result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`}`, {
+      // Prepare checked the file's shape; what compose itself refuses shows only here, as for `up`.
+      throw new ReleaseError('PHASE_FAILED', `${composePath(service)}: compose cannot render it: ${result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`}`, {
         hint: `check it with: docker-compose --file ${composePath(service)} config`,
       });
     }
