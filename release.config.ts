@@ -39,6 +39,8 @@ const defaultOptionsSchema = z.strictObject({
   backupConcurrency: z.number().int().min(1).max(32).optional(),
   /** backup-volume's options, e.g. `{ compressor: 'gzip' }` on a host without zstd; that plugin checks them. */
   backupVolume: z.custom<BackupVolumeOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { compressor: \'gzip\' }').optional(),
+  /** The runtime of services whose manifest names none (default compose). */
+  runtime: z.enum(['compose', 'swarm']).optional(),
   /** runtime-swarm's options, e.g. `{ registry: 'registry.internal:5000' }`; that plugin checks them. */
   swarm: z.custom<SwarmRuntimeOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { registry: \'registry.internal:5000\' }').optional(),
 });
@@ -57,8 +59,8 @@ export function defaultPlugins(rawOptions: DefaultOptions = {}): Plugin[] {
     verifyPlugin(),
     revertPlugin({ remote: options.remote, branch: options.branch }),
     // Before compose: a service a release deletes is removed by the runtime whose stack still runs it.
-    swarmRuntimePlugin({ composeCommand: options.composeCommand, ...options.swarm }),
-    composeRuntimePlugin({ command: options.composeCommand }),
+    swarmRuntimePlugin({ composeCommand: options.composeCommand, isDefault: options.runtime === 'swarm', ...options.swarm }),
+    composeRuntimePlugin({ command: options.composeCommand, isDefault: options.runtime !== 'swarm' }),
     noneRuntimePlugin(),
     healthHttpPlugin(),
     playbooksPlugin(),
