@@ -53,6 +53,8 @@ const defaultOptionsSchema = z.strictObject({
   retention: z.custom<RetentionInput>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { keep: 3, autoPrune: true }').optional(),
   /** Deadlines of external commands per kind, e.g. `{ ticket: '8h', compose: '10m' }`; the deadlines plugin checks them. */
   deadlines: z.custom<DeadlineOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { ticket: \'8h\' }').optional(),
+  /** The runtime of services whose manifest names none (default compose). */
+  runtime: z.enum(['compose', 'swarm']).optional(),
   /** runtime-swarm's options, e.g. `{ registry: 'registry.internal:5000' }`; that plugin checks them. */
   swarm: z.custom<SwarmRuntimeOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { registry: \'registry.internal:5000\' }').optional(),
 });
@@ -71,8 +73,8 @@ export function defaultPlugins(rawOptions: DefaultOptions = {}): Plugin[] {
     verifyPlugin({ concurrency: options.concurrency }),
     revertPlugin({ remote: options.remote, branch: options.branch, diskSpace: options.diskSpace, retention: options.retention }),
     // Before compose: a service a release deletes is removed by the runtime whose stack still runs it.
-    swarmRuntimePlugin({ composeCommand: options.composeCommand, ...options.swarm }),
-    composeRuntimePlugin({ command: options.composeCommand }),
+    swarmRuntimePlugin({ composeCommand: options.composeCommand, isDefault: options.runtime === 'swarm', ...options.swarm }),
+    composeRuntimePlugin({ command: options.composeCommand, isDefault: options.runtime !== 'swarm' }),
     noneRuntimePlugin(),
     healthHttpPlugin(),
     playbooksPlugin(),

@@ -83,6 +83,15 @@ export function parseManifest(text: string, file: string, folder: string): Manif
   return parsed.data;
 }
 
+/**
+ * Whether the manifest writes `runtime:` itself: one that does not runs on the repo's default
+ * runtime (compose, unless the config makes another one the default, e.g. `defaultPlugins({ runtime: 'swarm' })`).
+ */
+export function namesRuntime(repoDir: string, service: string): boolean {
+  const raw: unknown = parseYaml(readFileSync(join(repoDir, manifestPath(service)), 'utf8'));
+  return typeof raw === 'object' && raw !== null && 'runtime' in raw;
+}
+
 /** The manifest in the work tree (what HEAD holds). */
 export function readManifest(repoDir: string, service: string): Manifest {
   const file = manifestPath(service);

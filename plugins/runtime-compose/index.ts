@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type ExecInRequest, type ExecResult, type Plugin, type RunContext } from '../../api/index.js';
 import { git } from '../git/git.js';
 import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
-import { composePath, manifestPath, readManifest, type Manifest } from '../platform/manifest.js';
+import { composePath, manifestPath, namesRuntime, readManifest, type Manifest } from '../platform/manifest.js';
 import { ComposeCli, type ContainerInfo } from './compose.js';
 import { deadline } from '../deadlines/index.js';
 import { EdgeProxy, edgeProxyOptionsSchema } from '../edge-proxy/index.js';
@@ -18,6 +18,8 @@ const optionsSchema = z.strictObject({
   command: z.array(z.string().min(1)).min(1).optional(),
   /** The edge proxy of services with `deploy: { strategy: rolling }`. */
   edgeProxy: edgeProxyOptionsSchema.optional(),
+  /** Whether services whose manifest names no runtime are compose's (false when another runtime is the repo's default). */
+  isDefault: z.boolean().default(true),
 });
 
 /** What HEAD asks for: the manifest, the compose file, and what the containers are built from and mount. */
@@ -116,7 +118,7 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
   /** A compose service at HEAD, or one HEAD no longer has (it may still have containers to remove). */
   function isOurs(context: RunContext, service: string): boolean {
     if (!existsSync(join(context.repoDir, manifestPath(service)))) return true;
-    return readManifest(context.repoDir, service).runtime === RUNTIME;
+    return readManifest(context.repoDir, service).runtime === RUNTIME && (options.isDefault || namesRuntime(context.repoDir, service));
   }
 
   async function imageMissing(context: RunContext, image: string): Promise<boolean> {

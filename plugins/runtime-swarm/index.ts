@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type ExecInRequest, type ExecResult, type Plugin, type RunContext } from '../../api/index.js';
 import { git } from '../git/git.js';
 import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
-import { composePath, manifestPath, parseDuration, readManifest, type Manifest } from '../platform/manifest.js';
+import { composePath, manifestPath, namesRuntime, parseDuration, readManifest, type Manifest } from '../platform/manifest.js';
 import { ComposeCli } from '../runtime-compose/compose.js';
 import { EdgeProxy, type EdgeProxySpec } from '../edge-proxy/index.js';
 import { rollingDeploy } from '../platform/deploy.js';
@@ -31,6 +31,8 @@ const optionsSchema = z.strictObject({
   timeout: z.string().regex(/^\d+(ms|s|m)$/, 'expected a duration like 90s or 5m').default('5m'),
   /** The compose command used to render the compose file and to build; found at start when absent. */
   composeCommand: z.array(z.string().min(1)).min(1).optional(),
+  /** Swarm is the repo's default runtime: services whose manifest names no runtime run here. */
+  isDefault: z.boolean().default(false),
 });
 
 export type SwarmRuntimeOptions = z.input<typeof optionsSchema>;
@@ -95,7 +97,10 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
 
   /** A swarm service at HEAD, or one HEAD no longer has whose stack still runs (it is ours to remove). */
   async function claims(context: RunContext, service: string): Promise<boolean> {
-    if (existsSync(join(context.repoDir, manifestPath(service)))) return readManifest(context.repoDir, service).runtime === RUNTIME;
+    if (existsSync(join(context.repoDir, manifestPath(service)))) {
+      if (options.isDefault && !namesRuntime(context.repoDir, service)) return true;
+      return readManifest(context.repoDir, service).runtime === RUNTIME;
+    }
     // An engine that is no swarm manager (or none at all) runs no stack: compose-only hosts are not bothered.
     const listed = await context.exec('docker', ['service', 'ls', '--quiet', '--filter', `label=${STACK_LABEL}=${service}`], {});
     return listed.exitCode === 0 && listed.stdout.trim() !== '';
@@ -253,7 +258,8 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     const [bin, ...prefix] = await cli.command(context);
     const result = await context.exec(bin!, [...prefix, '--project-name', service, '--file', join(context.repoDir, composePath(service)), 'config'], { env });
     if (result.exitCode !== 0) {
-      throw new ReleaseError('BAD_INPUT', `${composePath(service)}: compose cannot render it: ${result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`}`, {
+      // Prepare checked the file's shape; what compose itself refuses shows only here, as for `up`.
+      throw new ReleaseError('PHASE_FAILED', `${composePath(service)}: compose cannot render it: ${result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`}`, {
         hint: `check it with: docker-compose --file ${composePath(service)} config`,
       });
     }
