@@ -18,11 +18,11 @@ export const DEADLINE_DEFAULTS = {
   fetch: 5 * MINUTE,
   /** Every other git command (local: status, diff, merge --ff-only, revert, show, ...). */
   git: 10 * MINUTE,
-  /** A docker CLI call of the compose runtime: ps, inspect, stop, start, rm, network rm. */
+  /** A docker CLI call of a runtime that names no other kind: ps, inspect, stop, start, rm, network rm, service ls. */
   docker: 5 * MINUTE,
-  /** `compose up` (redeploy, recreate): creating and starting a service's containers. */
+  /** `compose up` (redeploy, recreate) and `docker stack deploy`: creating and starting a service's containers. */
   compose: 30 * MINUTE,
-  /** `compose build` of a service's images. */
+  /** `compose build` of a service's images, and `docker push` of them to a registry. */
   build: 60 * MINUTE,
   /** Each command a backup runs (a dump, tar and its compressor, the read-back check). */
   backup: 4 * HOUR,

@@ -6,7 +6,7 @@ import { git } from '../git/git.js';
 import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, namesRuntime, readManifest, type Manifest } from '../platform/manifest.js';
 import { ComposeCli, type ContainerInfo } from './compose.js';
-import { deadline } from '../deadlines/index.js';
+import { deadline, withDeadline } from '../deadlines/index.js';
 import { EdgeProxy, edgeProxyOptionsSchema } from '../edge-proxy/index.js';
 import { proxyName, rollingDrift, rollingSettings, rollOut } from './rolling.js';
 
@@ -213,16 +213,18 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
         context, service: action.service, settings: rolling, image: want.image, cli, proxy,
         compose: (args, what) => compose(context, action.service, want, args, what),
       }) : { replaced: 0 };
-      recordApplied(context, action.service, { FINGERPRINT: want.fingerprint, MOUNTS: want.mounts, IMAGE: want.image ?? '' });
+      recordApplied(context, action.service, { FINGERPRINT: want.fingerprint, MOUNTS: want.mounts, IMAGE: want.image ?? '', STRATEGY: 'rolling' });
       context.log.event('apply', 'rolled', { service: action.service, image: want.image, replaced });
       return;
     }
-    // A service that left the rolling strategy publishes its own port: its proxy goes first.
-    await proxy.remove(context, proxyName(action.service));
+    // A service that left the rolling strategy publishes its own port: its proxy goes first. Only
+    // then (or with no record), so an ordinary redeploy's first docker call is compose's own.
+    const previous = lastApplied(context, action.service);
+    if (previous === undefined || previous.STRATEGY === 'rolling') await proxy.remove(context, proxyName(action.service));
     const args = ['up', '-d', '--remove-orphans', ...(recreate ? ['--force-recreate', ...(action.targets ?? [])] : [])];
     await compose(context, action.service, want, args, 'up');
     // What the build contexts were is the build's to record: `up -d` does not rebuild an image it has.
-    recordApplied(context, action.service, { FINGERPRINT: want.fingerprint, MOUNTS: want.mounts, IMAGE: want.image ?? '' });
+    recordApplied(context, action.service, { FINGERPRINT: want.fingerprint, MOUNTS: want.mounts, IMAGE: want.image ?? '', STRATEGY: 'recreate' });
     context.log.event('apply', recreate ? 'recreated' : 'redeployed', { service: action.service, image: want.image, targets: recreate ? action.targets?.join(',') : undefined });
   }
 
@@ -293,10 +295,12 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     name: PLUGIN_NAME,
     apply({ hooks }) {
       hooks.runtime.for(RUNTIME).tap(PLUGIN_NAME, () => undefined);
-      hooks.plan.tapPromise(PLUGIN_NAME, plan);
+      // Every docker command the runtime runs without a deadline of its own gets the docker kind's.
+      hooks.plan.tapPromise(PLUGIN_NAME, (service, context, actions) => plan(service, withDeadline(context, 'docker'), actions));
       hooks.execIn.tapPromise(PLUGIN_NAME, execIn);
       for (const [kind, handler] of Object.entries(handlers)) {
-        hooks.act.for(kind).tapPromise(PLUGIN_NAME, async (action, context) => {
+        hooks.act.for(kind).tapPromise(PLUGIN_NAME, async (action, unbounded) => {
+          const context = withDeadline(unbounded, 'docker');
           if (!isOurs(context, action.service)) return undefined;
           await handler(context, action);
           return true;

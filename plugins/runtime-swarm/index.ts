@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type ExecInRequest, type ExecResult, type Plugin, type RunContext } from '../../api/index.js';
+import { deadline, withDeadline } from '../deadlines/index.js';
 import { git } from '../git/git.js';
 import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, namesRuntime, parseDuration, readManifest, type Manifest } from '../platform/manifest.js';
@@ -166,7 +167,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     }
     await docker(context, ['tag', image, target]);
     context.out.detail(`pushing ${target}`);
-    const result = await context.exec('docker', ['push', target], { onLine: (line) => context.out.detail(line) });
+    const result = await context.exec('docker', ['push', target], { onLine: (line) => context.out.detail(line), ...deadline(context, 'build') });
     if (result.exitCode !== 0) {
       throw new ReleaseError('PHASE_FAILED', `docker push ${target} failed: ${result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`}`, {
         hint: `can this host reach the registry? (curl http://${options.registry}/v2/)`,
@@ -245,7 +246,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     }
     const [bin, ...prefix] = await cli.command(context);
     const result = await context.exec(bin!, [...prefix, '--project-name', action.service, '--file', join(context.repoDir, composePath(action.service)), 'build', ...(action.targets ?? [])], {
-      env: { ...want.manifest.env, IMAGE: want.image }, onLine: (line) => context.out.detail(line),
+      env: { ...want.manifest.env, IMAGE: want.image }, onLine: (line) => context.out.detail(line), ...deadline(context, 'build'),
     });
     if (result.exitCode !== 0) {
       throw new ReleaseError('PHASE_FAILED', `compose build of ${action.service} failed (exit ${result.exitCode})`, { lines: result.output.split('\n').slice(-5), hint: 'see the lines above' });
@@ -279,6 +280,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     for (const note of rendered.notes) context.out.detail(note);
     const before = await stackServices(context, service);
     const result = await context.exec('docker', ['stack', 'deploy', '--compose-file', stackFile(context, service), '--prune', '--resolve-image', 'never', '--with-registry-auth', service], {
+      ...deadline(context, 'compose'),
       // The engine's advice about --detach concerns its own CLI: the orchestrator waits (converge).
       onLine: (line) => { if (!/--detach=false|tasks will be created in the background/.test(line)) context.out.detail(line); },
     });
@@ -473,10 +475,12 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     name: PLUGIN_NAME,
     apply({ hooks }) {
       hooks.runtime.for(RUNTIME).tap(PLUGIN_NAME, () => undefined);
-      hooks.plan.tapPromise(PLUGIN_NAME, plan);
+      // Every docker command the runtime runs without a deadline of its own gets the docker kind's.
+      hooks.plan.tapPromise(PLUGIN_NAME, (service, context, actions) => plan(service, withDeadline(context, 'docker'), actions));
       hooks.execIn.tapPromise(PLUGIN_NAME, execIn);
       for (const [kind, handler] of Object.entries(handlers)) {
-        hooks.act.for(kind).tapPromise(PLUGIN_NAME, async (action, context) => {
+        hooks.act.for(kind).tapPromise(PLUGIN_NAME, async (action, unbounded) => {
+          const context = withDeadline(unbounded, 'docker');
           if (!(await claims(context, action.service))) return undefined;
           await handler(context, action);
           return true;
