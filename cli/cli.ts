@@ -75,8 +75,9 @@ ${PHASES_OF['release-revert'].map((p) => `  ${p.name.padEnd(13)} ${p.summary}`).
   --json        one JSON event per line on stdout (docs/events.md); the human output goes to stderr
   --version     print the version and the orchestrator's commit
 
-Exit codes: 0 reverted, 2 bad input or no state, 3 locked, 6 a backup is missing or corrupt,
-7 health probe failed, 8 revert blocked (HEAD moved past MERGE_SHA, or a conflict), 130 interrupted.`,
+Exit codes: 0 reverted, 1 a step failed (a command past its deadline), 2 bad input or no state,
+3 locked, 6 a backup is missing or corrupt, or no disk space for a restore, 7 health probe failed,
+8 revert blocked (HEAD moved past MERGE_SHA, or a conflict), 130 interrupted.`,
   release: `usage: release --service=NAME [--repo DIR]
        release init [--example NAME] [--repo DIR]
        release prune [--keep=N] [--dry-run] [--repo DIR]

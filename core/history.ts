@@ -2,9 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { LOG_LINE } from './audit-log.js';
 import { parseState, type ReleaseState } from './state.js';
-import { isProcessAlive } from './pid.js';
-import { isGroupAlive } from './exec.js';
-import { hostname } from 'node:os';
+import { liveLockHolder } from './lock.js';
 
 /**
  * What happened on this clone, read back from the state files and audit logs of
@@ -163,16 +161,7 @@ function splitRuns(ticket: string, events: LogEvent[], lockedByLiveRun: boolean)
 
 /** The ticket a live run holds the lock for, if any (read from the lock file; never taken). */
 function liveLockTicket(workspaceDir: string): string | undefined {
-  try {
-    const text = readFileSync(join(workspaceDir, 'release.lock'), 'utf8');
-    const fields = Object.fromEntries(text.split('\n').filter(Boolean).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
-    const pid = Number(fields.pid);
-    const groups = (fields.groups ?? '').split(',').map(Number).filter((group) => Number.isInteger(group) && group > 1);
-    const live = Number.isInteger(pid) && pid > 0 && (isProcessAlive(pid) || groups.some(isGroupAlive));
-    return fields.host === hostname() && live ? fields.ticket : undefined;
-  } catch {
-    return undefined;
-  }
+  return liveLockHolder(join(workspaceDir, 'release.lock'))?.ticket;
 }
 
 function backupFiles(dir: string): BackupFile[] {

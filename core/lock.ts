@@ -14,6 +14,8 @@ export interface LockHolder {
   started: string;
   /** The process groups of the run's children (core/exec.ts), recorded while they run. */
   groups?: number[];
+  /** The kernel's boot id when the lock was written: after a reboot its pids and groups name other processes. */
+  boot?: string;
 }
 
 /** A process still running in a group of a lock whose orchestrator is gone. */
@@ -56,7 +58,7 @@ export class ReleaseLock {
       this.hold(me);
       return undefined;
     }
-    if (holder && holder.host === hostname() && !isProcessAlive(holder.pid) && !waitForGroups(holder)) {
+    if (holder && !isFromEarlierBoot(holder) && holder.host === hostname() && !isProcessAlive(holder.pid) && !waitForGroups(holder)) {
       const orphans = orphansOf(holder);
       if (orphans.length > 0) throw orphanedLockError(holder, orphans, this.path);
     }
@@ -147,9 +149,19 @@ export class ReleaseLock {
   }
 }
 
+/** This boot of the host (Linux); empty where the kernel does not say, which then never counts as another boot. */
+const BOOT_ID = (() => {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return '';
+  }
+})();
+
 function holderText(holder: LockHolder): string {
   const groups = holder.groups && holder.groups.length > 0 ? `groups=${holder.groups.join(',')}\n` : '';
-  return `pid=${holder.pid}\nhost=${holder.host}\nticket=${holder.ticket}\nstarted=${holder.started}\n${groups}`;
+  const boot = BOOT_ID ? `boot=${BOOT_ID}\n` : '';
+  return `pid=${holder.pid}\nhost=${holder.host}\nticket=${holder.ticket}\nstarted=${holder.started}\n${boot}${groups}`;
 }
 
 function readHolderFile(path: string): LockHolder | undefined {
@@ -166,7 +178,16 @@ function readHolderFile(path: string): LockHolder | undefined {
   const pid = Number(fields.pid);
   if (!Number.isInteger(pid) || pid <= 0 || !fields.host || !fields.ticket || !fields.started) return undefined;
   const groups = (fields.groups ?? '').split(',').map(Number).filter((group) => Number.isInteger(group) && group > 1);
-  return { pid, host: fields.host, ticket: fields.ticket, started: fields.started, groups };
+  return { pid, host: fields.host, ticket: fields.ticket, started: fields.started, groups, boot: fields.boot };
+}
+
+/** Written before the host last booted: whatever it recorded is gone, whatever holds its numbers now is unrelated. */
+const isFromEarlierBoot = (holder: LockHolder) => holder.host === hostname() && Boolean(holder.boot) && Boolean(BOOT_ID) && holder.boot !== BOOT_ID;
+
+/** The holder of the lock file at `path` while its run, or a child of it, still runs on this host. */
+export function liveLockHolder(path: string): LockHolder | undefined {
+  const holder = readHolderFile(path);
+  return holder && holder.host === hostname() && !isStale(holder) ? holder : undefined;
 }
 
 /** Env var naming the pid that handed its lock to this process (a re-run of the remaining phases). */
@@ -179,6 +200,7 @@ function isInheritedFromParent(holder: LockHolder): boolean {
 
 /** Stale only when its orchestrator AND every process group it recorded are gone from this host. */
 function isStale(holder: LockHolder): boolean {
+  if (isFromEarlierBoot(holder)) return true;
   return holder.host === hostname() && !isProcessAlive(holder.pid) && !(holder.groups ?? []).some(isGroupAlive);
 }
 

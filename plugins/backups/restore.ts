@@ -83,7 +83,7 @@ export async function restoreAll(context: RunContext, state: ReleaseState, space
   // Room for the staging copies, before any service is stopped.
   const needs: SpaceNeed[] = [];
   for (const request of pending) {
-    const need = await context.hooks.restoreSpace.get(request.entry.type)?.promise(request, context);
+    const need = await context.hooks.restoreSpace.get(request.entry.type)?.promise(request, bounded);
     if (need) needs.push(need);
   }
   await requireSpace(context, needs, space, retention, {

@@ -79,11 +79,20 @@ export function deadline(context: RunContext, kind: DeadlineKind): Pick<ExecOpti
  * included, needs no deadline of its own.
  */
 export function withDeadline(context: RunContext, kind: DeadlineKind): RunContext {
+  // One scoped context per run and kind: plugins key what they remember by the context they get
+  // (a stop remembered for its start), so two calls must see the same object.
+  const perKind = scopedContexts.get(context) ?? new Map<DeadlineKind, RunContext>();
+  scopedContexts.set(context, perKind);
+  const known = perKind.get(kind);
+  if (known) return known;
   const bound = deadline(context, kind);
   const scoped = Object.create(context) as RunContext;
   Object.defineProperty(scoped, 'exec', {
     value: (file: string, args: readonly string[], options: ExecOptions = {}) =>
       context.exec(file, args, options.deadlineMs === undefined ? { ...options, ...bound } : options),
   });
+  perKind.set(kind, scoped);
   return scoped;
 }
+
+const scopedContexts = new WeakMap<RunContext, Map<DeadlineKind, RunContext>>();

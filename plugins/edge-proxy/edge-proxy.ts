@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { ReleaseError, z, type RunContext } from '../../api/index.js';
 
 /**
@@ -15,8 +16,8 @@ import { ReleaseError, z, type RunContext } from '../../api/index.js';
  */
 
 export const DEFAULT_EDGE_PROXY_IMAGE = 'local/edge-haproxy:bookworm';
-/** The build script that makes the default image, named in errors. */
-export const EDGE_PROXY_IMAGE_SCRIPT = 'test/infra/build-edge-proxy-image.sh';
+/** The build script that makes the default image, named in errors by its absolute path (pasted anywhere). */
+export const EDGE_PROXY_IMAGE_SCRIPT = fileURLToPath(new URL('../../../test/infra/build-edge-proxy-image.sh', import.meta.url));
 
 export const edgeProxyOptionsSchema = z.strictObject({
   /** The HAProxy image; its CMD writes $HAPROXY_CONFIG to a file and runs `haproxy -W -db`. */
@@ -208,6 +209,17 @@ export class EdgeProxy {
    * Makes the proxy run as `spec` asks: kept when it already does, (re)created otherwise. A
    * recreated proxy does not listen for a moment: only a change of the proxy itself costs that.
    */
+  /**
+   * The proxy's image is on this host. A runtime asks before it changes anything of a service, so
+   * a host without it keeps the running version (exit 1, resumable once the image is there).
+   */
+  async requireImage(context: RunContext): Promise<void> {
+    if ((await context.exec('docker', ['image', 'inspect', '--format', '{{.Id}}', this.options.image], {})).exitCode === 0) return;
+    throw new ReleaseError('PHASE_FAILED', `edge proxy image ${this.options.image} is not on this host; the service was not touched`, {
+      hint: `build it with: bash ${EDGE_PROXY_IMAGE_SCRIPT} (or name another HAProxy image in the edgeProxy.image option)`,
+    });
+  }
+
   async ensure(context: RunContext, spec: EdgeProxySpec): Promise<'kept' | 'started' | 'created'> {
     const status = await this.status(context, spec);
     if (status === 'running') return 'kept';
@@ -216,11 +228,7 @@ export class EdgeProxy {
       await this.waitListening(context, spec);
       return 'started';
     }
-    if ((await context.exec('docker', ['image', 'inspect', '--format', '{{.Id}}', this.options.image], {})).exitCode !== 0) {
-      throw new ReleaseError('BAD_INPUT', `edge proxy image ${this.options.image} is not on this host`, {
-        hint: `build it with: bash ${EDGE_PROXY_IMAGE_SCRIPT} (or name another HAProxy image in the edgeProxy.image option)`,
-      });
-    }
+    await this.requireImage(context);
     if (status === 'stale') await this.docker(context, ['rm', '--force', spec.name], `removing the outdated ${spec.name}`);
     const { config, fingerprint } = this.configOf(spec);
     await this.docker(context, ['run', '--detach', '--name', spec.name, '--restart', 'unless-stopped',

@@ -5,7 +5,7 @@
  * registered for redaction, so it never reaches argv, a log line or the state file.
  */
 import { commandLine, formatDuration, parseOptions, z, type Plugin } from '../../api/index.js';
-import { absoluteFile, deadlineOption, guarded, httpUrl, readSecretFile, requestWithRetry, tapOutcomes, type OutcomeEvent } from '../notify/notification.js';
+import { absoluteFile, deadlineOption, httpUrl, readSecretFile, requestWithRetry, tapOutcomes, type OutcomeEvent } from '../notify/notification.js';
 
 export const PLUGIN_NAME = 'notify-redmine';
 /** Tickets that are Redmine issue numbers; any other ticket id is no issue of this tracker. */

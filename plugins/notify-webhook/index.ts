@@ -6,7 +6,7 @@
  */
 import { createHmac, randomUUID } from 'node:crypto';
 import { parseOptions, z, type Plugin } from '../../api/index.js';
-import { absoluteFile, deadlineOption, guarded, httpUrl, readSecretFile, requestWithRetry, tapOutcomes } from '../notify/notification.js';
+import { absoluteFile, deadlineOption, httpUrl, readSecretFile, requestWithRetry, tapOutcomes } from '../notify/notification.js';
 
 export const PLUGIN_NAME = 'notify-webhook';
 export const SIGNATURE_HEADER = 'X-Release-Signature';

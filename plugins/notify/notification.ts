@@ -8,8 +8,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isAbsolute } from 'node:path';
 import {
-  EVENT_SCHEMA_VERSION, ReleaseEventSchema, commandLine, redact, registerSecret, z,
-  type Hooks, type OutcomeFields, type ReleaseError, type ReleaseEvent, type ReleaseState, type RunContext,
+  ReleaseEventSchema, redact, registerSecret, z,
+  type Hooks, type OutcomeFields, type ReleaseError, type ReleaseEvent, type RunContext,
 } from '../../api/index.js';
 
 /**
@@ -33,87 +33,12 @@ export function isNotifiable(context: RunContext, error?: ReleaseError): boolean
   return error?.code !== 'LOCKED';
 }
 
-function stateOf(context: RunContext): ReleaseState | undefined {
-  try {
-    return context.state ?? (context.stateFile.exists() ? context.stateFile.read() : undefined);
-  } catch {
-    return undefined; // a damaged state file was reported already
-  }
-}
-
-/** When this run started: the last `start` event of the audit log (the log is the run's record). */
-function startedAt(context: RunContext): Date | undefined {
-  try {
-    const lines = readFileSync(context.log.path, 'utf8').split('\n');
-    for (let i = lines.length - 1; i >= 0; i--) {
-      if (/ phase=orchestrator event=start( |$)/.test(lines[i]!)) {
-        const at = Date.parse(lines[i]!.slice(0, lines[i]!.indexOf(' ')));
-        return Number.isNaN(at) ? undefined : new Date(at);
-      }
-    }
-  } catch {
-    // no log (nothing ran): the run started now, as far as anyone can tell
-  }
-  return undefined;
-}
-
-/** The commands the failure block prints, by the runner's rules, as the operator pastes them. */
-function nextCommands(context: RunContext, state: ReleaseState | undefined, error?: ReleaseError): string[] {
-  const { ticket } = context;
-  if (!error) return [];
-  if (context.verb === 'release-revert') return [commandLine('release-revert', [ticket])];
-  const pulled = state !== undefined && state.mergeSha !== '';
-  const code = error.exitCode;
-  if (context.phase === 'orchestrator') return [];
-  if (!pulled || code === 3 || code === 4) return code === 2 || code === 4 ? [] : [commandLine('release-run', [ticket])];
-  const resume = commandLine('release-run', [ticket, `--from=${error.resumeFrom ?? context.phase}`]);
-  return code === 2 ? [resume] : [commandLine('release-revert', [ticket]), resume];
-}
-
 /**
- * The outcome's fields as the runner of the `--json` events computes them, for a core that does
- * not hand them to the hooks yet (`context.outcome`).
+ * The run's `outcome` event as `--json` prints it (the core fills `context.outcome` before the
+ * done/failed hooks; the event stream redacts it), plus this host's name.
  */
-function computedOutcome(context: RunContext, error: ReleaseError | undefined, now: Date): OutcomeFields {
-  let state: ReleaseState | undefined;
-  try {
-    state = context.state ?? (context.stateFile.exists() ? context.stateFile.read() : undefined);
-  } catch {
-    state = undefined; // a damaged state file was reported already
-  }
-  const started = startedAt(context) ?? now;
-  const result: OutcomeFields['result'] = !error
-    ? (context.verb === 'release-run' ? 'complete' : 'reverted')
-    : error.code === 'INTERRUPTED' ? 'interrupted'
-      : context.phase === 'orchestrator' && error.code === 'BAD_INPUT' ? 'refused' : 'failed';
-  return {
-    result,
-    exit_code: error ? error.exitCode : 0,
-    started: started.toISOString(),
-    duration_s: Math.max(0, Math.round((now.getTime() - started.getTime()) / 100) / 10),
-    services: state?.services ?? [],
-    base_sha: state?.baseSha ?? '',
-    merge_sha: state?.mergeSha ?? '',
-    phase_failed: error && context.phase !== 'orchestrator' ? context.phase : null,
-    message: error ? redact(error.message) : null,
-    next: nextCommands(context, state, error),
-  };
-}
-
-/** The run's `outcome` event, from the core's fields when it gives them, else computed alike. */
-export function outcomeEvent(context: RunContext, error?: ReleaseError, now = new Date()): OutcomeEvent {
-  const given = (context as { outcome?: OutcomeFields }).outcome;
-  const fields = { ...(given ?? computedOutcome(context, error, now)), host: hostname() };
-  const event = {
-    schema: EVENT_SCHEMA_VERSION,
-    time: now.toISOString(),
-    ticket: context.ticket,
-    verb: context.verb,
-    phase: 'orchestrator',
-    event: 'outcome',
-    dry_run: context.dryRun,
-    fields,
-  };
+export function outcomeEvent(context: RunContext, now = new Date()): OutcomeEvent {
+  const event = context.out.events.build('orchestrator', 'outcome', { ...context.outcome, host: hostname() }, now);
   // What is sent is what the schema promises: a field the core got wrong fails here, loudly, in tests.
   return ReleaseEventSchema.parse(event) as OutcomeEvent;
 }
@@ -261,7 +186,7 @@ export function tapOutcomes(hooks: Hooks, notifier: Notifier): void {
       }
       return;
     }
-    await guarded(context, notifier.name, notifier.timeoutMs, async (deadline) => notifier.send(context, outcomeEvent(context, error), deadline));
+    await guarded(context, notifier.name, notifier.timeoutMs, async (deadline) => notifier.send(context, outcomeEvent(context), deadline));
   };
   hooks.done.tapPromise(notifier.name, (context) => notify(context));
   hooks.failed.tapPromise(notifier.name, (context, error) => notify(context, error));

@@ -42,6 +42,22 @@ describe('recovery playbooks', () => {
     }
   });
 
+  test('a shipped playbook names the verb it tells to run next: a revert is never told to resume a release-run phase', () => {
+    const { playbooks } = loadPlaybooks([SHIPPED_PLAYBOOKS]);
+    const failures = [
+      { verb: 'release-run', phase: 'migrate', exitCode: 1, output: '`docker-compose up -d` ran past its deadline (compose) of 30m' },
+      { verb: 'release-revert', phase: 'restore', exitCode: 1, output: '`docker volume inspect x` ran past its deadline (docker) of 5m' },
+    ];
+    for (const failure of failures) {
+      const matched = playbooks.filter((playbook) => playbookMatches(playbook, failure));
+      expect(matched.length).toBeGreaterThan(0);
+      for (const playbook of matched) {
+        const next = fillIn(playbook.next, { verb: failure.verb, ticket: '7', phase: failure.phase });
+        if (failure.verb === 'release-revert') expect(next).not.toMatch(/release-run 7 --from=/);
+      }
+    }
+  });
+
   test.each([
     [{ id: 'bad id' }, /id: expected release-<words>/],
     [{ matches: { output: '(' } }, /matches.output: not a valid regular expression/],

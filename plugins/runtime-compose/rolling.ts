@@ -63,6 +63,7 @@ export interface RollOut {
  */
 export async function rollOut({ context, service, settings, image, cli, proxy, compose }: RollOut): Promise<{ replaced: number }> {
   const { target } = settings;
+  await proxy.requireImage(context);
   const before = (await cli.containers(context, service)).filter((c) => c.composeService === target);
   const leftovers = before.filter((c) => c.state !== 'running');
   // A container of an earlier, interrupted rollout or stopped by hand serves nobody: it goes first.

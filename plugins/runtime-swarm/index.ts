@@ -270,6 +270,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
   async function deploy(context: RunContext, action: Action): Promise<void> {
     const service = action.service;
     const want = await requireDesired(context, service);
+    if (want.proxy) await edgeProxy.requireImage(context);
     const reference = want.image ? (options.registry ? await push(context, want.image) : want.image) : undefined;
     context.failpoint('swarm-after-push');
     const env = { ...want.manifest.env, ...(reference ? { IMAGE: reference } : {}) };
