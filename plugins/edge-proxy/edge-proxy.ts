@@ -16,6 +16,9 @@ import { ReleaseError, z, type RunContext } from '../../api/index.js';
  */
 
 export const DEFAULT_EDGE_PROXY_IMAGE = 'local/edge-haproxy:bookworm';
+
+/** The proxy container of a service, whichever runtime runs it: one per service, named after it. */
+export const proxyName = (service: string) => `${service}-edge-proxy`;
 /** The build script that makes the default image, named in errors by its absolute path (pasted anywhere). */
 export const EDGE_PROXY_IMAGE_SCRIPT = fileURLToPath(new URL('../../../test/infra/build-edge-proxy-image.sh', import.meta.url));
 

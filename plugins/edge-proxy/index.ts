@@ -4,6 +4,6 @@
  */
 export {
   EdgeProxy, edgeProxyOptionsSchema, renderHaproxyConfig, parseServersState, backendState, parseSessions,
-  DEFAULT_EDGE_PROXY_IMAGE, EDGE_PROXY_IMAGE_SCRIPT,
+  DEFAULT_EDGE_PROXY_IMAGE, EDGE_PROXY_IMAGE_SCRIPT, proxyName,
   type EdgeProxyOptions, type EdgeProxySpec, type BackendState, type ServerStateLine,
 } from './edge-proxy.js';

@@ -1,14 +1,13 @@
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type ExecInRequest, type ExecResult, type Plugin, type RunContext } from '../../api/index.js';
-import { git } from '../git/git.js';
+import { contentHash, treeHash } from '../platform/fingerprint.js';
 import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, namesRuntime, readManifest, type Manifest } from '../platform/manifest.js';
 import { ComposeCli, type ContainerInfo } from './compose.js';
 import { deadline, withDeadline } from '../deadlines/index.js';
-import { EdgeProxy, edgeProxyOptionsSchema } from '../edge-proxy/index.js';
-import { proxyName, rollingDrift, rollingSettings, rollOut } from './rolling.js';
+import { EdgeProxy, edgeProxyOptionsSchema, proxyName } from '../edge-proxy/index.js';
+import { rollingDrift, rollingSettings, rollOut } from './rolling.js';
 
 export const PLUGIN_NAME = 'runtime-compose';
 export const RUNTIME = 'compose';
@@ -36,18 +35,6 @@ interface Desired {
   mounts: string;
 }
 
-const sha256 = (...parts: (string | Buffer)[]) => {
-  const hash = createHash('sha256');
-  for (const part of parts) hash.update(part).update('\0');
-  return hash.digest('hex');
-};
-
-/** One hash of repo paths as HEAD holds them (git's object ids, so no file is read twice). */
-async function treeHash(context: RunContext, paths: readonly string[]): Promise<string> {
-  if (paths.length === 0) return '';
-  const listing = await git(context, ['ls-tree', '--full-tree', 'HEAD', '--', ...paths]);
-  return sha256(listing);
-}
 
 async function desired(context: RunContext, service: string): Promise<Desired | undefined> {
   const compose = join(context.repoDir, composePath(service));
@@ -73,7 +60,7 @@ async function desired(context: RunContext, service: string): Promise<Desired | 
     compose: composeFile,
     image,
     env: { ...manifest.env, ...(image ? { IMAGE: image } : {}) },
-    fingerprint: sha256(readFileSync(join(context.repoDir, manifestPath(service))), composeText),
+    fingerprint: contentHash(readFileSync(join(context.repoDir, manifestPath(service))), composeText),
     contexts,
     mounts: await treeHash(context, [...new Set(composeFile.services.flatMap((s) => s.mounts))]),
   };

@@ -8,7 +8,8 @@ import { containersOf, dockerServiceFiles, httpGet, removeProjects, TEST_IMAGE, 
 import { startProbe } from '../../test/helpers/traffic-probe.js';
 import { parseComposeFile } from '../platform/compose-file.js';
 import { parseManifest } from '../platform/manifest.js';
-import { proxyName, rollingSettings } from './rolling.js';
+import { proxyName } from '../edge-proxy/index.js';
+import { rollingSettings } from './rolling.js';
 import { rollingServiceFiles } from '../../test/helpers/rolling.js';
 
 /** The running containers of the service's compose service `app`, with their images. */

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseError, type RunContext } from '../../api/index.js';
-import { EdgeProxy, type EdgeProxySpec } from '../edge-proxy/index.js';
+import { EdgeProxy, proxyName, type EdgeProxySpec } from '../edge-proxy/index.js';
 import type { ComposeFile } from '../platform/compose-file.js';
 import { rollingDeploy } from '../platform/deploy.js';
 import { composePath, type Manifest } from '../platform/manifest.js';
@@ -17,8 +17,6 @@ export interface RollingSettings {
   drainMs: number;
 }
 
-/** The proxy container of a service: one per compose project, beside compose's own containers. */
-export const proxyName = (service: string) => `${service}-edge-proxy`;
 
 /** undefined for a service released the default way (containers recreated in place). */
 export function rollingSettings(repoDir: string, service: string, manifest: Manifest, compose: ComposeFile): RollingSettings | undefined {

@@ -3,16 +3,15 @@
  * = service name) deployed from their own compose file, with rolling updates gated on the health
  * check and rolled back by Swarm when a new task fails. See docs/scale-out.md.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type ExecInRequest, type ExecResult, type Plugin, type RunContext } from '../../api/index.js';
 import { deadline, withDeadline } from '../deadlines/index.js';
-import { git } from '../git/git.js';
+import { contentHash, treeHash } from '../platform/fingerprint.js';
 import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, namesRuntime, parseDuration, readManifest, type Manifest } from '../platform/manifest.js';
 import { ComposeCli } from '../runtime-compose/compose.js';
-import { EdgeProxy, type EdgeProxySpec } from '../edge-proxy/index.js';
+import { EdgeProxy, proxyName, type EdgeProxySpec } from '../edge-proxy/index.js';
 import { rollingDeploy } from '../platform/deploy.js';
 import { FINGERPRINT_LABEL, imagePath, renderStack } from './render.js';
 import { docker, localTaskContainers, runningTasks, stackServices, STACK_LABEL, type SwarmService } from './swarm.js';
@@ -51,22 +50,7 @@ interface Desired {
   proxy?: EdgeProxySpec;
 }
 
-/**
- * The edge proxy of a rolling swarm service: a container on the stack's (attachable overlay)
- * network that sends requests to every healthy task of the target (`tasks.<target>` in Docker's DNS).
- */
-const proxyName = (service: string) => `${service}-edge-proxy`;
 
-const sha256 = (...parts: (string | Buffer)[]) => {
-  const hash = createHash('sha256');
-  for (const part of parts) hash.update(part).update('\0');
-  return hash.digest('hex');
-};
-
-async function treeHash(context: RunContext, paths: readonly string[]): Promise<string> {
-  if (paths.length === 0) return '';
-  return sha256(await git(context, ['ls-tree', '--full-tree', 'HEAD', '--', ...paths]));
-}
 
 /** The replica counts a `stop` scaled to 0, kept until `start` puts them back (a kill -9 between keeps them). */
 const replicasFile = (context: RunContext, service: string) => join(context.workspaceDir, 'runtime', `${service}.swarm-replicas`);
@@ -127,7 +111,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
       built = true;
     }
     const mounts = await treeHash(context, [...new Set(compose.services.flatMap((s) => s.mounts))]);
-    const fingerprint = sha256(readFileSync(join(context.repoDir, manifestPath(service))), composeText, mounts, options.registry ?? '', options.publishMode);
+    const fingerprint = contentHash(readFileSync(join(context.repoDir, manifestPath(service))), composeText, mounts, options.registry ?? '', options.publishMode);
     const rolling = rollingDeploy(service, manifest, composeText, compose);
     const proxy = rolling && {
       name: proxyName(service), owner: service, network: `${service}_default`, backendHost: `tasks.${rolling.target}`, backendPort: rolling.port,
