@@ -236,14 +236,17 @@ async function prune(args: ParsedArgs, out: Output, signal: AbortSignal): Promis
   const hooks = applyPlugins((await loadConfig(repoDir)).config);
   if (!hooks.prune.isUsed()) throw new ReleaseError('BAD_INPUT', 'no plugin carries out release prune', { hint: 'keep defaultPlugins() in release.config.ts' });
   const context = createContext({ verb: 'release', ticket: 'prune', repoDir, dryRun: args.dryRun, hooks, out, signal });
+  out.events.dryRun = args.dryRun;
   // No release may take or restore a backup while old ones are removed.
   const lock = args.dryRun ? undefined : new ReleaseLock(workspacePaths(repoDir, 'prune').lockFile);
   lock?.acquire('prune');
+  const request = { keep: args.keep === undefined ? undefined : Number(args.keep), removed: [] as string[], freedBytes: 0 };
   try {
-    await hooks.prune.promise({ keep: args.keep === undefined ? undefined : Number(args.keep), removed: [], freedBytes: 0 }, context);
+    await hooks.prune.promise(request, context);
   } finally {
     lock?.release();
   }
+  out.events.emit('prune', 'pruned', { removed: request.removed, bytes: request.freedBytes, keep: request.keep });
   return 0;
 }
 

@@ -97,6 +97,12 @@ describe('space before work', () => {
     expect(preview.exitCode).toBe(0);
     expect(preview.stdout).toMatch(/would remove \.asd\/workspace\/backups\/web\/\d{8}_\d{6} \(ticket 301, 4\.0 MiB\)/);
     expect(stampsOf(backups)).toHaveLength(2);
+    // The same preview for a machine: one event on stdout says what would go and how much it frees.
+    const previewJson = await platform.run('release', ['prune', '--keep=1', '--dry-run', '--json']);
+    const last = JSON.parse(previewJson.stdout.trim().split('\n').pop()!);
+    expect(last).toMatchObject({ phase: 'prune', event: 'pruned', dry_run: true, fields: { keep: 1 } });
+    expect(last.fields.removed).toEqual([expect.stringMatching(/backups\/web\/\d{8}_\d{6}$/)]);
+    expect(last.fields.bytes).toBeGreaterThan(4_000_000);
     const pruned = await platform.run('release', ['prune', '--keep=1']);
     expect(pruned.exitCode).toBe(0);
     expect(pruned.stdout).toMatch(/removed \.asd\/workspace\/backups\/web\/\d{8}_\d{6} \(ticket 301, 4\.0 MiB\)/);

@@ -3,6 +3,7 @@ import { restoreAll } from '../backups/restore.js';
 import { dirtyPaths, git, gitTry, headSha, isAncestor, parents } from '../git/git.js';
 import { gitOptionsSchema, type GitOptions } from '../git/options.js';
 import { diskSpaceSchema, retentionSchema } from '../backups/options.js';
+import { afterInWorkTree, dependencyWaves } from '../platform/waves.js';
 
 const revertOptionsSchema = gitOptionsSchema.extend({
   /** The room restores' staging copies must find before any service is stopped. */
@@ -110,8 +111,20 @@ async function revertInGit(context: RunContext, options: GitOptions): Promise<vo
   context.out.phase('git-revert', `this commit exists only in this clone; publish it with: git push ${options.remote} ${options.branch}`);
 }
 
+/**
+ * The released services in the order migrate would apply them at the reverted tree: a service after
+ * those its `after:` names. A tree whose `after:` cannot be ordered keeps the recorded order.
+ */
+function revertOrder(context: RunContext, services: readonly string[]): string[] {
+  try {
+    return dependencyWaves(services, afterInWorkTree(context.repoDir)).flat();
+  } catch {
+    return [...services];
+  }
+}
+
 async function redeploy(context: RunContext): Promise<void> {
-  for (const service of context.requireState().services) {
+  for (const service of revertOrder(context, context.requireState().services)) {
     const actions: Action[] = [];
     await context.hooks.plan.promise(service, context, actions);
     if (actions.length === 0) context.out.phase('redeploy', `${service}: 0 actions`);
