@@ -75,8 +75,12 @@ async function migrate(context: RunContext, concurrency: number): Promise<void> 
     context.out.phase(PLUGIN_NAME, `would write ${path} and run it with: all --no-backup`);
     for (const line of script.split('\n')) context.out.detail(line);
     for (const action of actions) {
-      context.out.phase(PLUGIN_NAME, `would ${describeAction(action)}: ${action.reason}`);
-      context.out.events.emit(PLUGIN_NAME, 'action', { ...action });
+      // A resumed migrate skips what the state records as applied: the preview says so too.
+      const applied = state.applied?.includes(appliedKey(action));
+      context.out.phase(PLUGIN_NAME, applied
+        ? `would skip ${describeAction(action)}: done before (APPLIED in the state file)`
+        : `would ${describeAction(action)}: ${action.reason}`);
+      if (!applied) context.out.events.emit(PLUGIN_NAME, 'action', { ...action });
     }
     if (actions.length === 0) context.out.phase(PLUGIN_NAME, 'no changed file asks for an action: no service would be touched');
     return;

@@ -98,6 +98,13 @@ describe('migrate in waves on compose', () => {
     expect(await imageOf(web)).toEqual(['local/testsvc:2']);
     const applied = { db: await idsOf(db), web: await idsOf(web) };
 
+    // The preview of the resume says what the resume will skip.
+    const preview = await platform.run('release-run', ['201', '--from=migrate', '--dry-run']);
+    expect(`${preview.exitCode}\n${preview.all}`).toMatch(/^0\n/);
+    expect(preview.stdout).toContain(`would skip redeploy ${db}: done before (APPLIED in the state file)`);
+    expect(preview.stdout).toContain(`would redeploy ${api}:`);
+    expect(preview.stdout).not.toContain(`would redeploy ${web}:`);
+
     const resumed = await platform.run('release-run', ['201', '--from=migrate']);
     expect(`${resumed.exitCode}\n${resumed.all}`).toMatch(/^0\n/);
     expect(resumed.stdout).toContain(`resuming: redeploy ${db}, redeploy ${web} done before (APPLIED in the state file), not repeated`);
