@@ -204,6 +204,12 @@ describe('backup-volume on real docker volumes and host folders', () => {
     writeFileSync(join(mountpoint, 'f'), 'x');
     const container = await run('docker', ['run', '-d', '--label', `com.docker.compose.project=${service}`, '-v', `${name}:/data`, 'local/testsvc:1']);
     cleanups.push(async () => { await execa('docker', ['rm', '--force', container], { reject: false }); });
+    // A one-shot job of the same project that ran and exited: the backup must leave it so. Started
+    // again, it would stay up (its first run left /ran behind), which the check below would see.
+    const oneShot = await run('docker', ['run', '-d', '--label', `com.docker.compose.project=${service}`, '--entrypoint', 'sh', 'local/testsvc:1', '-c', 'if [ -e /ran ]; then exec sleep 600; fi; touch /ran']);
+    cleanups.push(async () => { await execa('docker', ['rm', '--force', oneShot], { reject: false }); });
+    await run('docker', ['wait', oneShot]);
+    const stateOf = async (id: string) => (await containersOf(service)).find((c) => id.startsWith(c.id) || c.id.startsWith(id))?.state;
     const { call, context, printed } = setup();
     const seen: string[] = [];
     const exec = context.exec.bind(context);
@@ -215,15 +221,16 @@ describe('backup-volume on real docker volumes and host folders', () => {
 
     await call.backup(request);
 
-    expect(seen).toEqual(['exited']);
-    expect((await containersOf(service)).map((c) => c.state)).toEqual(['running']);
+    expect(seen).toEqual(['exited,exited']);
+    expect(await stateOf(container)).toBe('running');
+    expect(await stateOf(oneShot)).toBe('exited');
     expect(printed()).toContain(`${service} stopped: consistent backup of ${service} volume ${name}`);
     expect(printed()).toContain(`${service} started again`);
 
     // The default is a live copy: the container keeps running.
     seen.length = 0;
     await call.backup({ ...request, entry: { type: 'volume', volume: name }, index: 1 });
-    expect(seen).toEqual(['running']);
+    expect(seen.map((states) => states.split(',').sort().join(','))).toEqual(['exited,running']);
   });
 
   test('(7) a gzip backup taken before zstd became the default restores with the new default in force', async () => {
