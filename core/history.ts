@@ -6,7 +6,7 @@ import { liveLockHolder } from './lock.js';
 
 /**
  * What happened on this clone, read back from the state files and audit logs of
- * `.asd/workspace/releases/` only (never git, never the services): `release history` and
+ * `.asd/workspace/releases/` only (never the repo, never the services): `release history` and
  * `release show`. A damaged file is named in the row it belongs to; it never stops the listing.
  */
 

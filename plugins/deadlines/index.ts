@@ -5,7 +5,7 @@
  *
  * A repo changes them in its release.config.ts: `defaultPlugins({ deadlines: { ticket: '8h' } })`.
  */
-import { parseOptions, z, type ExecOptions, type Plugin, type RunContext } from '../../api/index.js';
+import { parseOptions, z, type Action, type ExecInRequest, type ExecOptions, type ExecResult, type Hooks, type Plugin, type RunContext } from '../../api/index.js';
 
 export const PLUGIN_NAME = 'deadlines';
 
@@ -96,3 +96,32 @@ export function withDeadline(context: RunContext, kind: DeadlineKind): RunContex
 }
 
 const scopedContexts = new WeakMap<RunContext, Map<DeadlineKind, RunContext>>();
+
+/** What a runtime plugin that drives docker taps: the drift check, running in a part, and its actions. */
+export interface DockerRuntimeTaps {
+  plugin: string;
+  runtime: string;
+  plan: (service: string, context: RunContext, actions: Action[]) => Promise<void>;
+  execIn: (request: ExecInRequest, context: RunContext) => Promise<ExecResult | undefined>;
+  /** Whether this runtime carries out actions of `service` (the runtime its manifest names). */
+  claims: (context: RunContext, service: string) => boolean | Promise<boolean>;
+  handlers: Record<string, (context: RunContext, action: Action) => Promise<void>>;
+}
+
+/**
+ * Taps a docker-driven runtime: every docker command its drift check and its actions run without
+ * a deadline of their own gets the `docker` kind's.
+ */
+export function tapDockerRuntime(hooks: Hooks, taps: DockerRuntimeTaps): void {
+  hooks.runtime.for(taps.runtime).tap(taps.plugin, () => undefined);
+  hooks.plan.tapPromise(taps.plugin, (service, context, actions) => taps.plan(service, withDeadline(context, 'docker'), actions));
+  hooks.execIn.tapPromise(taps.plugin, taps.execIn);
+  for (const [kind, handler] of Object.entries(taps.handlers)) {
+    hooks.act.for(kind).tapPromise(taps.plugin, async (action, unbounded) => {
+      const context = withDeadline(unbounded, 'docker');
+      if (!(await taps.claims(context, action.service))) return undefined;
+      await handler(context, action);
+      return true;
+    });
+  }
+}

@@ -5,7 +5,7 @@ import { contentHash, treeHash } from '../platform/fingerprint.js';
 import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, namesRuntime, readManifest, type Manifest } from '../platform/manifest.js';
 import { ComposeCli, type ContainerInfo } from './compose.js';
-import { deadline, withDeadline } from '../deadlines/index.js';
+import { deadline, tapDockerRuntime } from '../deadlines/index.js';
 import { EdgeProxy, edgeProxyOptionsSchema, proxyName } from '../edge-proxy/index.js';
 import { rollingDrift, rollingSettings, rollOut } from './rolling.js';
 
@@ -281,18 +281,7 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
   return {
     name: PLUGIN_NAME,
     apply({ hooks }) {
-      hooks.runtime.for(RUNTIME).tap(PLUGIN_NAME, () => undefined);
-      // Every docker command the runtime runs without a deadline of its own gets the docker kind's.
-      hooks.plan.tapPromise(PLUGIN_NAME, (service, context, actions) => plan(service, withDeadline(context, 'docker'), actions));
-      hooks.execIn.tapPromise(PLUGIN_NAME, execIn);
-      for (const [kind, handler] of Object.entries(handlers)) {
-        hooks.act.for(kind).tapPromise(PLUGIN_NAME, async (action, unbounded) => {
-          const context = withDeadline(unbounded, 'docker');
-          if (!isOurs(context, action.service)) return undefined;
-          await handler(context, action);
-          return true;
-        });
-      }
+      tapDockerRuntime(hooks, { plugin: PLUGIN_NAME, runtime: RUNTIME, plan, execIn, claims: isOurs, handlers });
     },
   };
 }

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type ExecInRequest, type ExecResult, type Plugin, type RunContext } from '../../api/index.js';
-import { deadline, withDeadline } from '../deadlines/index.js';
+import { deadline, tapDockerRuntime } from '../deadlines/index.js';
 import { contentHash, treeHash } from '../platform/fingerprint.js';
 import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, namesRuntime, parseDuration, readManifest, type Manifest } from '../platform/manifest.js';
@@ -459,18 +459,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
   return {
     name: PLUGIN_NAME,
     apply({ hooks }) {
-      hooks.runtime.for(RUNTIME).tap(PLUGIN_NAME, () => undefined);
-      // Every docker command the runtime runs without a deadline of its own gets the docker kind's.
-      hooks.plan.tapPromise(PLUGIN_NAME, (service, context, actions) => plan(service, withDeadline(context, 'docker'), actions));
-      hooks.execIn.tapPromise(PLUGIN_NAME, execIn);
-      for (const [kind, handler] of Object.entries(handlers)) {
-        hooks.act.for(kind).tapPromise(PLUGIN_NAME, async (action, unbounded) => {
-          const context = withDeadline(unbounded, 'docker');
-          if (!(await claims(context, action.service))) return undefined;
-          await handler(context, action);
-          return true;
-        });
-      }
+      tapDockerRuntime(hooks, { plugin: PLUGIN_NAME, runtime: RUNTIME, plan, execIn, claims, handlers });
     },
   };
 }
