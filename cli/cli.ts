@@ -434,14 +434,14 @@ export async function step(argv: string[]): Promise<number> {
   try {
     const { values, positionals } = parseArgs({
       args: argv, allowPositionals: true, strict: true,
-      options: { repo: { type: 'string' }, ticket: { type: 'string' }, target: { type: 'string', multiple: true } },
+      options: { repo: { type: 'string' }, ticket: { type: 'string' }, target: { type: 'string', multiple: true }, recreate: { type: 'string', multiple: true } },
     });
     const ticket = validateTicket(values.ticket);
     const [kind, service] = positionals;
     if (positionals.length !== 2 || !/^[a-z][a-z0-9-]*$/.test(kind!) || !/^[a-z0-9][a-z0-9_-]*$/.test(service!)) {
-      throw new ReleaseError('BAD_INPUT', 'usage: release-step --repo DIR --ticket T ACTION SERVICE [--target PART]...');
+      throw new ReleaseError('BAD_INPUT', 'usage: release-step --repo DIR --ticket T ACTION SERVICE [--target PART]... [--recreate PART]...');
     }
-    const action = { service: service!, kind: kind!, reason: 'migrate.sh', ...(values.target ? { targets: values.target } : {}) };
+    const action = { service: service!, kind: kind!, reason: 'migrate.sh', ...(values.target ? { targets: values.target } : {}), ...(values.recreate ? { recreate: values.recreate } : {}) };
     // Inside release-run the running release carries it out, with the config it already loaded.
     const socket = process.env[ACTION_SOCKET_ENV];
     if (socket && process.env.RELEASE_ORCHESTRATOR === '1') return await requestAction(socket, action);

@@ -24,6 +24,7 @@ const actionSchema = z.strictObject({
   kind: z.string().regex(/^[a-z][a-z0-9-]*$/),
   reason: z.string(),
   targets: z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/)).optional(),
+  recreate: z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/)).optional(),
 });
 
 const parseJson = (text: string): unknown => {

@@ -25,6 +25,11 @@ export interface Action {
   reason: string;
   /** The parts of the service it concerns (e.g. the containers of one service); all of them when absent. */
   targets?: string[];
+  /**
+   * On a redeploy: the parts replaced even when their config is unchanged (a file they mount
+   * changed in the same release), so that each is replaced once, not redeployed and then recreated.
+   */
+  recreate?: string[];
 }
 
 /**

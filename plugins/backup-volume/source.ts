@@ -31,7 +31,8 @@ async function docker(context: RunContext, args: string[]) {
 export async function inspectVolume(context: RunContext, name: string): Promise<VolumeInfo | undefined> {
   const result = await docker(context, ['volume', 'inspect', '--format', '{{json .}}', name]);
   if (result.exitCode !== 0) {
-    if (/no such volume/i.test(result.stderr)) return undefined;
+    // Engine 20.10 says "no such volume", Engine 26 "volume NAME not found".
+    if (/no such volume|volume \S+ not found/i.test(result.stderr)) return undefined;
     throw new ReleaseError('BACKUP_FAILED', `docker volume inspect ${name} failed: ${result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`}`, {
       hint: 'is the Docker engine running? (docker info)',
     });

@@ -96,6 +96,18 @@ describe('the default classifier rules', () => {
     });
   });
 
+  test("the project .env compose reads for ${VAR} redeploys its service; also mounted as env_file, it recreates those too", () => {
+    const withEnv = { ...tree, 'packages/api/compose.yaml': 'services:\n  api:\n    image: local/api:${TAG}\n    env_file: .env\n', 'packages/api/.env': 'TAG=2\n' };
+    expect(summary(['packages/web/.env', 'packages/api/.env', { path: 'packages/lib/.env', status: 'D' }], undefined, withEnv)).toEqual({
+      'packages/web/.env': 'compose-env (service-files) web: redeploy',
+      'packages/api/.env': 'compose-env (service-files) api: redeploy recreate[api]',
+      // lib has no compose file: nothing reads it
+      'packages/lib/.env': 'service-file (service-files) lib: -',
+    });
+    const [redeploy] = planActions(classify(['packages/api/.env'], undefined, withEnv));
+    expect(redeploy).toMatchObject({ service: 'api', kind: 'redeploy', recreate: ['api'] });
+  });
+
   test('a build context of "." takes every file but the manifest and compose file; no compose file means no roles', () => {
     expect(summary(['packages/api/Dockerfile', 'packages/api/src/main.go', 'packages/api/manifest.yaml', 'packages/lib/src/a.ts', 'packages/lib/manifest.yaml'])).toEqual({
       'packages/api/Dockerfile': 'build-context (service-files) api: build[api] redeploy',
@@ -215,13 +227,24 @@ describe('rules that carry actions', () => {
 });
 
 describe('planActions', () => {
-  test('one action per service and kind with merged targets, build before redeploy before recreate; remove wins', () => {
+  const described = (actions: ReturnType<typeof planActions>) => actions.map((a) => `${a.kind} ${a.service}${a.targets ? `[${a.targets}]` : ''}${a.recreate ? ` recreating ${a.recreate}` : ''}`);
+
+  test('one action per service and kind with merged targets, build before redeploy; a recreate folds into the redeploy; remove wins', () => {
     const classified = classify([
       'packages/web/conf/nginx.conf', 'packages/web/worker/main.py', 'packages/web/app/a.js', 'packages/web/manifest.yaml', 'packages/web/initdb/1.sql',
       { path: 'packages/old/manifest.yaml', status: 'D' }, { path: 'packages/old/compose.yaml', status: 'D' },
     ]);
-    expect(planActions(classified).map((a) => `${a.kind} ${a.service}${a.targets ? `[${a.targets}]` : ''}`)).toEqual([
-      'build web[app,worker]', 'redeploy web', 'recreate web[app,db]', 'remove old',
+    expect(described(planActions(classified))).toEqual([
+      'build web[app,worker]', 'redeploy web recreating app,db', 'remove old',
     ]);
+    // Alone, a mounted file is a recreate of what mounts it.
+    expect(described(planActions(classify(['packages/web/conf/nginx.conf'])))).toEqual(['recreate web[app]']);
+  });
+
+  test('a recreate of every part beside a redeploy is that one recreate', () => {
+    const plugins = [globRule({ name: 'shared', patterns: ['shared/**'], kind: 'shared', action: 'recreate', service: 'web' }), ...defaultPlugins()];
+    const [only, ...rest] = planActions(classify(['shared/banner.txt', 'packages/web/compose.yaml'], plugins));
+    expect(rest).toEqual([]);
+    expect(only).toMatchObject({ service: 'web', kind: 'recreate', reason: 'packages/web/compose.yaml changed; shared/banner.txt changed (rule shared)' });
   });
 });

@@ -2,6 +2,7 @@ import picomatch from 'picomatch';
 import { ReleaseError, parseOptions, z, type Action, type ChangedFile, type Classification, type DiffView, type Plugin } from '../../api/index.js';
 import { composeRoles, foreignBuilders, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, serviceOfPath } from '../platform/manifest.js';
+import { projectEnvPath } from '../platform/interpolate.js';
 
 /**
  * Classifier rules. Each rule is its own plugin tapping `classify`; the first rule that claims a
@@ -145,6 +146,12 @@ export function serviceFilesRule(name = 'service-files'): Plugin {
     if (!at.compose) return classification('service-file', []);
     const roles = composeRoles(at.compose, file.path);
     const actions: Action[] = [];
+    if (file.path === projectEnvPath(composePath(service))) {
+      // Compose substitutes its variables into the compose file (an image tag, a port): what runs changes.
+      actions.push({ service, kind: 'redeploy', reason: `${file.path} ${deleted ? 'was deleted' : 'changed'}: compose substitutes its variables into ${composePath(service)}` });
+      if (roles.mounts.length > 0) actions.push({ service, kind: 'recreate', reason: `${file.path} is mounted by ${roles.mounts.join(', ')}`, targets: roles.mounts });
+      return classification('compose-env', actions);
+    }
     if (roles.builds.length > 0) {
       actions.push({ service, kind: 'build', reason: `${file.path} changed in the build context of ${roles.builds.join(', ')}`, targets: roles.builds });
       actions.push({ service, kind: 'redeploy', reason: `rebuilt ${roles.builds.join(', ')}` });

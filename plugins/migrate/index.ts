@@ -23,7 +23,9 @@ const rank = (kind: string) => (ORDER.includes(kind) ? ORDER.indexOf(kind) : ORD
 /**
  * One action per service and kind (their targets merged; no targets means all), ordered build ->
  * redeploy -> recreate -> the others within a service. Removing a service supersedes everything
- * else it was asked for; a build is always followed by a redeploy of what was built.
+ * else it was asked for; a build is always followed by a redeploy of what was built. A recreate
+ * (a mounted file changed) beside a redeploy of the same service folds into that redeploy as the
+ * parts it replaces: each container is replaced once per release, not redeployed then recreated.
  */
 export function planActions(classified: ClassifiedFile[]): Action[] {
   const seen = new Map<string, Action>();
@@ -39,6 +41,19 @@ export function planActions(classified: ClassifiedFile[]): Action[] {
   for (const build of actions.filter((a) => a.kind === 'build')) {
     if (!seen.has(`${build.service}\0redeploy`)) actions.push({ service: build.service, kind: 'redeploy', reason: 'run the image just built' });
   }
+  for (const recreate of actions.filter((a) => a.kind === 'recreate')) {
+    const redeploy = seen.get(`${recreate.service}\0redeploy`);
+    if (!redeploy) continue;
+    if (!recreate.targets) {
+      // Every part is replaced anyway, with the new config: the recreate is the redeploy.
+      recreate.reason = `${redeploy.reason}; ${recreate.reason}`;
+      actions.splice(actions.indexOf(redeploy), 1);
+      continue;
+    }
+    redeploy.recreate = [...new Set([...(redeploy.recreate ?? []), ...recreate.targets])].sort();
+    redeploy.reason = `${redeploy.reason}; ${recreate.reason}`;
+    actions.splice(actions.indexOf(recreate), 1);
+  }
   const removed = new Set(actions.filter((a) => a.kind === 'remove').map((a) => a.service));
   const order = [...new Set(actions.map((a) => a.service))];
   return actions
@@ -47,7 +62,7 @@ export function planActions(classified: ClassifiedFile[]): Action[] {
 }
 
 /** `build web (app, worker)`: an action as the operator reads it. */
-export const describeAction = (action: Action) => `${action.kind} ${action.service}${action.targets ? ` (${action.targets.join(', ')})` : ''}`;
+export const describeAction = (action: Action) => `${action.kind} ${action.service}${action.targets ? ` (${action.targets.join(', ')})` : ''}${action.recreate ? `, recreating ${action.recreate.join(', ')}` : ''}`;
 
 export const scriptPath = (context: RunContext) => join(context.workspaceDir, 'release', 'migrate.sh');
 

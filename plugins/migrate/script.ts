@@ -68,7 +68,8 @@ export function renderMigrateScript(input: ScriptInput): string {
     for (const action of input.actions.filter((a) => a.service === service)) {
       lines.push(comment(`  # ${action.reason}`));
       const targets = (action.targets ?? []).flatMap((target) => ['--target', quote(target)]);
-      lines.push(`  "\${step[@]}" ${[quote(action.kind), quote(service), ...targets].join(' ')}`);
+      const recreate = (action.recreate ?? []).flatMap((part) => ['--recreate', quote(part)]);
+      lines.push(`  "\${step[@]}" ${[quote(action.kind), quote(service), ...targets, ...recreate].join(' ')}`);
     }
     lines.push('}', '');
   }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ReleaseError, invalidInput } from '../../api/index.js';
+import { projectEnvPath } from './interpolate.js';
 
 /** `60s`, `2m`, `500ms` -> milliseconds. */
 export function parseDuration(text: string): number {
@@ -93,6 +94,12 @@ export function namesRuntime(repoDir: string, service: string): boolean {
 }
 
 /** The manifest in the work tree (what HEAD holds). */
+/** The text of a service's project `.env` (compose's `${VAR}` values), as the work tree holds it; undefined when there is none. */
+export function readProjectEnv(repoDir: string, service: string): string | undefined {
+  const file = join(repoDir, projectEnvPath(composePath(service)));
+  return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+}
+
 export function readManifest(repoDir: string, service: string): Manifest {
   const file = manifestPath(service);
   const full = join(repoDir, file);

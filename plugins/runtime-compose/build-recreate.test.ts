@@ -34,6 +34,14 @@ async function greeting(project: string): Promise<string> {
   return result.stdout.trim();
 }
 
+/** The containers of `project` the engine created since `since` (unix seconds), by its event log. */
+async function createdSince(project: string, since: number): Promise<string[]> {
+  const until = Math.ceil(Date.now() / 1000) + 1;
+  const { stdout } = await execa('docker', ['events', '--since', String(since), '--until', String(until), '--filter', 'type=container', '--filter', 'event=create',
+    '--filter', `label=com.docker.compose.project=${project}`, '--format', '{{.Actor.Attributes.name}}']);
+  return stdout.split('\n').filter(Boolean);
+}
+
 describe('build and recreate on a real Docker engine', () => {
   let platform: Platform;
   let svc: string;
@@ -106,6 +114,39 @@ describe('build and recreate on a real Docker engine', () => {
     expect(reverted.stdout).toContain(`redeploy: recreate ${svc}: a mounted file changed since the last apply`);
     expect((await httpGet(`${url}/page`)).body).toBe('p1');
     expect(await greeting(svc)).toBe('hello');
+  });
+
+  test('one replacement per container: a compose file and a mounted file changed together are one redeploy; a first deploy creates each container once', async () => {
+    const since = Math.floor(Date.now() / 1000);
+    const compose = buildService(svc, Number(new URL(url).port))[`packages/${svc}/compose.yaml`]!;
+    await platform.mergeFeature('105', {
+      [`packages/${svc}/compose.yaml`]: compose.replace('    env_file: app.env\n', '    env_file: app.env\n    environment:\n      EXTRA: "1"\n'),
+      [`packages/${svc}/conf/page.txt`]: 'p3',
+    });
+
+    const released = await platform.run('release-run', ['105']);
+
+    expect(released.exitCode).toBe(0);
+    expect(released.stdout).toMatch(new RegExp(`migrate: redeploy ${svc}, recreating app: packages/${svc}/compose.yaml changed; packages/${svc}/conf/page.txt is mounted by app`));
+    expect(released.stdout).not.toMatch(/migrate: recreate /);
+    expect(await createdSince(svc, since)).toHaveLength(1);
+    expect((await httpGet(`${url}/page`)).body).toBe('p3');
+    const [container] = await containersOf(svc);
+    expect((await execa('docker', ['exec', container!.id, 'sh', '-c', 'echo "$EXTRA"'])).stdout.trim()).toBe('1');
+    expect((await platform.run('release', [`--service=${svc}`])).stdout.trim()).toBe('0 actions');
+
+    // A first deploy: compose file, build context, mounted page and env_file all new in one merge.
+    const fresh = uniqueName('fresh');
+    const freshSince = Math.floor(Date.now() / 1000);
+    try {
+      await platform.mergeFeature('106', buildService(fresh, await freePort()));
+      const first = await platform.run('release-run', ['106']);
+      expect(first.exitCode).toBe(0);
+      expect(await createdSince(fresh, freshSince)).toHaveLength(1);
+    } finally {
+      await removeProjects([fresh]);
+      builtImages.push(...(await execa('docker', ['images', '--format', '{{.Repository}}:{{.Tag}}', `local/${fresh}`])).stdout.split('\n').filter(Boolean));
+    }
   });
 
   test("a rule in the platform's release.config.ts carries an action for a named service", async () => {

@@ -11,9 +11,14 @@ export interface ContainerInfo {
   composeService: string;
 }
 
+/** The host's pin of the compose command, e.g. `docker-compose`: below the config's `command` option. */
+export const COMPOSE_COMMAND_VARIABLE = 'RELEASE_COMPOSE_COMMAND';
+
 /**
  * The docker and compose commands the runtime needs. Compose v2 (`docker compose`) and v1
- * (`docker-compose`) are both supported: the first that answers is used, unless the config names one.
+ * (`docker-compose`) are both supported. Which one runs: the config's `command` option; else
+ * RELEASE_COMPOSE_COMMAND from the environment (a host property: the platform repo is shared by
+ * hosts that may differ); else the first that answers, v2 first.
  */
 export class ComposeCli {
   private detected?: Promise<string[]>;
@@ -22,6 +27,8 @@ export class ComposeCli {
 
   command(context: RunContext): Promise<string[]> {
     if (this.configured) return Promise.resolve(this.configured);
+    const pinned = process.env[COMPOSE_COMMAND_VARIABLE]?.trim().split(/\s+/).filter(Boolean);
+    if (pinned && pinned.length > 0) return Promise.resolve(pinned);
     this.detected ??= (async () => {
       for (const candidate of [['docker', 'compose'], ['docker-compose']]) {
         const result = await context.exec(candidate[0]!, [...candidate.slice(1), 'version'], deadline(context, 'docker'));
@@ -50,11 +57,13 @@ export class ComposeCli {
    */
   async engineDown(context: RunContext): Promise<string | undefined> {
     try {
-      const info = await context.exec('docker', ['info', '--format', '{{.ServerVersion}}'], { deadlineMs: 10_000, deadlineName: 'docker' });
-      if (info.exitCode === 0) return undefined;
-      return info.stderr.split('\n').map((line) => line.trim()).filter(Boolean).pop() ?? `docker info exited ${info.exitCode}`;
+      // Plain `docker version`: a --format template fails on a 20.10 client without a server, and
+      // its template error would hide the client's own "Cannot connect" line.
+      const version = await context.exec('docker', ['version'], { deadlineMs: 10_000, deadlineName: 'docker' });
+      if (version.exitCode === 0) return undefined;
+      return version.stderr.split('\n').map((line) => line.trim()).filter(Boolean).pop() ?? `docker version exited ${version.exitCode}`;
     } catch {
-      return 'docker info got no answer within 10s';
+      return 'docker version got no answer within 10s';
     }
   }
 

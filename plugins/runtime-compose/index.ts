@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type ExecInRequest, type ExecResult, type Plugin, type RunContext } from '../../api/index.js';
 import { contentHash, treeHash } from '../platform/fingerprint.js';
 import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
-import { composePath, manifestPath, namesRuntime, readManifest, type Manifest } from '../platform/manifest.js';
+import { dotenvVariables, interpolate, substitutionVariables } from '../platform/interpolate.js';
+import { composePath, manifestPath, namesRuntime, readManifest, readProjectEnv, type Manifest } from '../platform/manifest.js';
 import { ComposeCli, type ContainerInfo } from './compose.js';
 import { deadline, tapDockerRuntime } from '../deadlines/index.js';
 import { EdgeProxy, edgeProxyOptionsSchema, proxyName } from '../edge-proxy/index.js';
@@ -28,7 +29,9 @@ interface Desired {
   /** The image the `${IMAGE}` services run. */
   image?: string;
   env: Record<string, string>;
-  /** The manifest and compose file as the orchestrator applied them. */
+  /** What compose substitutes for `${VAR}`: the project `.env`, the environment, `env`. */
+  variables: Record<string, string>;
+  /** The manifest, compose file and project `.env` as the orchestrator applied them. */
   fingerprint: string;
   /** The build contexts and the mounted files, as git object ids at HEAD. */
   contexts: string;
@@ -42,6 +45,7 @@ async function desired(context: RunContext, service: string): Promise<Desired | 
   const manifest = readManifest(context.repoDir, service);
   const composeText = readFileSync(compose, 'utf8');
   const composeFile = parseComposeFile(composeText, composePath(service));
+  const dotenv = readProjectEnv(context.repoDir, service);
   const builds = composeFile.services.flatMap((s) => (s.build ? [s.build.context, s.build.dockerfile] : []));
   const contexts = await treeHash(context, builds);
   const imageUsers = composeFile.services.filter((s) => s.image === IMAGE_VARIABLE);
@@ -55,12 +59,15 @@ async function desired(context: RunContext, service: string): Promise<Desired | 
     // A built image without a name is tagged by its sources: a revert finds the old one still there.
     image = `local/${service}:${contexts.slice(0, 12)}`;
   }
+  const env = { ...manifest.env, ...(image ? { IMAGE: image } : {}) };
   return {
     manifest,
     compose: composeFile,
     image,
-    env: { ...manifest.env, ...(image ? { IMAGE: image } : {}) },
-    fingerprint: contentHash(readFileSync(join(context.repoDir, manifestPath(service))), composeText),
+    env,
+    variables: substitutionVariables(dotenvVariables(dotenv), process.env, env),
+    // The .env only when there is one: a service without one keeps the fingerprint it had.
+    fingerprint: contentHash(readFileSync(join(context.repoDir, manifestPath(service))), composeText, ...(dotenv === undefined ? [] : [dotenv])),
     contexts,
     mounts: await treeHash(context, [...new Set(composeFile.services.flatMap((s) => s.mounts))]),
   };
@@ -84,12 +91,12 @@ function recordApplied(context: RunContext, service: string, values: Record<stri
   writeFileAtomic(appliedFile(context, service), Object.entries(record).map(([key, value]) => `${key}=${value}\n`).join(''));
 }
 
-/** The image a compose service's containers must run, when the compose file says it. */
+/** The image a compose service's containers must run, as compose renders its `image:`. */
 function wantedImage(want: Desired, composeService: string): string | undefined {
   const spec = want.compose.services.find((s) => s.name === composeService);
-  if (!spec) return undefined;
+  if (!spec?.image) return undefined;
   if (spec.image === IMAGE_VARIABLE) return want.image;
-  return spec.image && !spec.image.includes('$') ? spec.image : undefined;
+  return interpolate(spec.image, want.variables) || undefined;
 }
 
 /** docker shows an image by the name it was run as; `postgres` and `postgres:latest` are one. */
@@ -184,19 +191,40 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     recordApplied(context, action.service, { CONTEXTS: want.contexts });
   }
 
-  /** `up -d`, recreating the targets' containers when asked; records what was applied. */
-  async function deploy(context: RunContext, action: Action, recreate: boolean): Promise<void> {
+  /**
+   * `up -d` of the compose services `names` (all when absent), replacing the containers of `forced`
+   * even when their config is unchanged, each container once: services without a container are
+   * created first (`--no-recreate`, so what the forced ones depend on exists), then the forced
+   * ones that already ran are recreated with the new config (`--no-deps`), then the rest converge,
+   * which leaves the just-recreated ones alone (their config is what compose would create).
+   */
+  async function upReplacing(context: RunContext, service: string, want: Desired, forced: string[] | 'all', names: string[] = []): Promise<void> {
+    const orphans = names.length > 0 ? [] : ['--remove-orphans'];
+    // Nothing forced (an ordinary redeploy): compose's own `up` is the first docker call.
+    const existing = forced.length === 0 ? new Set<string>() : new Set((await cli.containers(context, service)).map((c) => c.composeService));
+    const inScope = names.length > 0 ? names : want.compose.services.map((s) => s.name);
+    const replace = inScope.filter((name) => existing.has(name) && (forced === 'all' || forced.includes(name)));
+    if (replace.length > 0) {
+      if (inScope.some((name) => !existing.has(name))) await compose(context, service, want, ['up', '-d', ...orphans, '--no-recreate', ...names], 'up');
+      await compose(context, service, want, ['up', '-d', '--no-deps', '--force-recreate', ...replace], 'up');
+    }
+    await compose(context, service, want, ['up', '-d', ...orphans, ...names], 'up');
+  }
+
+  /**
+   * A redeploy (`forced`: the parts whose mounted files changed too, if any) or a recreate
+   * (`forced`: its targets, or all); records what was applied.
+   */
+  async function deploy(context: RunContext, action: Action, forced: string[] | 'all'): Promise<void> {
     const want = await requireDesired(context, action.service);
     const rolling = rollingSettings(context.repoDir, action.service, want.manifest, want.compose);
+    const isForced = (name: string) => forced === 'all' || forced.includes(name);
     if (rolling) {
       // The other compose services (a database, a cache) are deployed as compose deploys them.
-      const targeted = (name: string) => !recreate || (action.targets?.includes(name) ?? true);
       const others = want.compose.services.map((s) => s.name).filter((name) => name !== rolling.target);
-      if (others.length > 0) await compose(context, action.service, want, ['up', '-d', '--remove-orphans', ...others], 'up');
-      const recreated = recreate ? others.filter(targeted) : [];
-      if (recreated.length > 0) await compose(context, action.service, want, ['up', '-d', '--no-deps', '--force-recreate', ...recreated], 'up');
+      if (others.length > 0) await upReplacing(context, action.service, want, forced, others);
       // A recreate for another service's mounted file leaves the rolled one as it is.
-      const { replaced } = targeted(rolling.target) ? await rollOut({
+      const { replaced } = action.kind !== 'recreate' || isForced(rolling.target) ? await rollOut({
         context, service: action.service, settings: rolling, image: want.image, cli, proxy,
         compose: (args, what) => compose(context, action.service, want, args, what),
       }) : { replaced: 0 };
@@ -208,11 +236,11 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     // then (or with no record), so an ordinary redeploy's first docker call is compose's own.
     const previous = lastApplied(context, action.service);
     if (previous === undefined || previous.STRATEGY === 'rolling') await proxy.remove(context, proxyName(action.service));
-    const args = ['up', '-d', '--remove-orphans', ...(recreate ? ['--force-recreate', ...(action.targets ?? [])] : [])];
-    await compose(context, action.service, want, args, 'up');
+    await upReplacing(context, action.service, want, forced);
     // What the build contexts were is the build's to record: `up -d` does not rebuild an image it has.
     recordApplied(context, action.service, { FINGERPRINT: want.fingerprint, MOUNTS: want.mounts, IMAGE: want.image ?? '', STRATEGY: 'recreate' });
-    context.log.event('apply', recreate ? 'recreated' : 'redeployed', { service: action.service, image: want.image, targets: recreate ? action.targets?.join(',') : undefined });
+    const recreated = forced === 'all' ? undefined : forced.join(',') || undefined;
+    context.log.event('apply', action.kind === 'recreate' ? 'recreated' : 'redeployed', { service: action.service, image: want.image, targets: action.kind === 'recreate' ? recreated : undefined, recreated: action.kind === 'recreate' ? undefined : recreated });
   }
 
   /** Removes a service's containers and network; its volumes (data) stay. */
@@ -220,7 +248,9 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     const ids = (await cli.containers(context, service)).map((c) => c.id);
     if (ids.length > 0) await cli.docker(context, ['rm', '--force', ...ids]);
     await proxy.remove(context, proxyName(service));
-    await context.exec('docker', ['network', 'rm', `${service}_default`], deadline(context, 'docker'));
+    // Every network compose made for the project (the default one and any the file names), by compose's label.
+    const networks = (await cli.docker(context, ['network', 'ls', '--quiet', '--filter', `label=com.docker.compose.project=${service}`])).split('\n').filter(Boolean);
+    if (networks.length > 0) await context.exec('docker', ['network', 'rm', ...networks], deadline(context, 'docker'));
     rmSync(appliedFile(context, service), { force: true });
     context.log.event('apply', 'removed', { service, containers: ids.length });
   }
@@ -271,8 +301,8 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
 
   const handlers: Record<string, (context: RunContext, action: Action) => Promise<void>> = {
     build,
-    redeploy: (context, action) => deploy(context, action, false),
-    recreate: (context, action) => deploy(context, action, true),
+    redeploy: (context, action) => deploy(context, action, action.recreate ?? []),
+    recreate: (context, action) => deploy(context, action, action.targets ?? 'all'),
     remove: (context, action) => remove(context, action.service),
     stop: (context, action) => setRunning(context, action.service, false),
     start: (context, action) => setRunning(context, action.service, true),

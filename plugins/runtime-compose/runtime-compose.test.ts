@@ -2,7 +2,7 @@ import { execa } from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Platform } from '../../test/helpers/platform.js';
-import { containersOf, dockerServiceFiles, freePort, httpGet, removeProjects, uniqueName } from '../../test/helpers/docker.js';
+import { composeCommand, containersOf, dockerServiceFiles, freePort, httpGet, removeProjects, uniqueName } from '../../test/helpers/docker.js';
 
 /** A platform whose first release (ticket 100) deployed `web` (and `other`) on the test image :1. */
 async function deployedPlatform() {
@@ -57,6 +57,53 @@ describe('the compose runtime on a real Docker engine', () => {
     const script = readFileSync(join(platform.prod, '.asd/workspace/release/migrate.sh'), 'utf8');
     expect(script).toContain(`migrate_${web}() {`);
     expect(script).not.toContain(`migrate_${other}() {`);
+  });
+
+  test('an image tag in the project .env (image: ...:${TAG}): a bump redeploys; the drift check compares the rendered image', async () => {
+    const { platform } = ctx;
+    const tagged = uniqueName('tagged');
+    const port = await freePort();
+    const files = dockerServiceFiles(tagged, port);
+    const compose = files[`packages/${tagged}/compose.yaml`]!.replace('image: ${IMAGE}', 'image: local/testsvc:${TAG}');
+    const manifest = files[`packages/${tagged}/manifest.yaml`]!.replace(/^image: .*\n/m, '');
+    try {
+      await platform.mergeFeature('600', { [`packages/${tagged}/manifest.yaml`]: manifest, [`packages/${tagged}/compose.yaml`]: compose, [`packages/${tagged}/.env`]: '# the version we run\nTAG=1\n' });
+      expect((await platform.run('release-run', ['600'])).exitCode).toBe(0);
+      expect((await httpGet(`http://127.0.0.1:${port}/version`)).body).toBe('1');
+
+      await platform.mergeFeature('601', { [`packages/${tagged}/.env`]: '# the version we run\nTAG=2\n' });
+      const bumped = await platform.run('release-run', ['601']);
+
+      expect(bumped.exitCode).toBe(0);
+      expect(bumped.stdout).toContain(`packages/${tagged}/.env: compose-env (service-files)`);
+      expect(bumped.stdout).toMatch(new RegExp(`migrate: redeploy ${tagged}: packages/${tagged}/.env changed: compose substitutes its variables`));
+      expect((await httpGet(`http://127.0.0.1:${port}/version`)).body).toBe('2');
+      expect((await platform.run('release', [`--service=${tagged}`])).stdout.trim()).toBe('0 actions');
+
+      // Someone runs the old tag by hand: the drift check sees the rendered image differ.
+      const [composeBin, ...prefix] = composeCommand();
+      await execa(composeBin, [...prefix, '--project-name', tagged, '--file', join(platform.prod, `packages/${tagged}/compose.yaml`), 'up', '-d'], { env: { TAG: '1' } });
+      const drift = await platform.run('release', [`--service=${tagged}`]);
+      expect(drift.exitCode).toBe(5);
+      expect(drift.stdout).toContain(`redeploy ${tagged}: app: image local/testsvc:1 -> local/testsvc:2`);
+    } finally {
+      await removeProjects([tagged]);
+    }
+  });
+
+  test('a service deleted from HEAD: its containers and every network compose made for it go, found by label; its volume stays', async () => {
+    const { platform, other } = ctx;
+    const byLabel = async (kind: 'network' | 'volume') => (await execa('docker', [kind, 'ls', '--quiet', '--filter', `label=com.docker.compose.project=${other}`])).stdout.split('\n').filter(Boolean);
+    expect(await byLabel('network')).toHaveLength(1);
+
+    await platform.mergeFeature('500', { [`packages/${other}/manifest.yaml`]: null, [`packages/${other}/compose.yaml`]: null });
+    const result = await platform.run('release-run', ['500']);
+
+    expect(result.exitCode).toBe(0);
+    expect(await containersOf(other)).toEqual([]);
+    expect(await byLabel('network')).toEqual([]);
+    expect(await byLabel('volume')).toHaveLength(1);
+    expect(platform.logEvents('500')).toContain(`ticket=500 phase=apply event=removed service=${other} containers=1`);
   });
 
   test("the runbook's failure drill: /nonexistent fails verify with exit 7; release-revert puts the old image back", async () => {

@@ -9,7 +9,7 @@ import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type ExecI
 import { deadline, tapDockerRuntime } from '../deadlines/index.js';
 import { contentHash, treeHash } from '../platform/fingerprint.js';
 import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
-import { composePath, manifestPath, namesRuntime, parseDuration, readManifest, type Manifest } from '../platform/manifest.js';
+import { composePath, manifestPath, namesRuntime, parseDuration, readManifest, readProjectEnv, type Manifest } from '../platform/manifest.js';
 import { ComposeCli } from '../runtime-compose/compose.js';
 import { EdgeProxy, proxyName, type EdgeProxySpec } from '../edge-proxy/index.js';
 import { rollingDeploy } from '../platform/deploy.js';
@@ -111,7 +111,8 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
       built = true;
     }
     const mounts = await treeHash(context, [...new Set(compose.services.flatMap((s) => s.mounts))]);
-    const fingerprint = contentHash(readFileSync(join(context.repoDir, manifestPath(service))), composeText, mounts, options.registry ?? '', options.publishMode);
+    const dotenv = readProjectEnv(context.repoDir, service);
+    const fingerprint = contentHash(readFileSync(join(context.repoDir, manifestPath(service))), composeText, mounts, options.registry ?? '', options.publishMode, ...(dotenv === undefined ? [] : [dotenv]));
     const rolling = rollingDeploy(service, manifest, composeText, compose);
     const proxy = rolling && {
       name: proxyName(service), owner: service, network: `${service}_default`, backendHost: `tasks.${rolling.target}`, backendPort: rolling.port,
@@ -245,7 +246,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     if (result.exitCode !== 0) {
       // Prepare checked the file's shape; what compose itself refuses shows only here, as for `up`.
       throw new ReleaseError('PHASE_FAILED', `${composePath(service)}: compose cannot render it: ${result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`}`, {
-        hint: `check it with: docker-compose --file ${composePath(service)} config`,
+        hint: `check it with: ${(await cli.command(context)).join(' ')} --file ${composePath(service)} config`,
       });
     }
     return result.stdout;
@@ -260,6 +261,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     const env = { ...want.manifest.env, ...(reference ? { IMAGE: reference } : {}) };
     const rendered = renderStack(await renderCompose(context, service, env), {
       publishMode: options.publishMode, fingerprint: want.fingerprint, mounts: want.mounts, file: composePath(service), attachable: Boolean(want.proxy),
+      source: readFileSync(join(context.repoDir, composePath(service)), 'utf8'),
     });
     writeFileAtomic(stackFile(context, service), rendered.text);
     for (const note of rendered.notes) context.out.detail(note);

@@ -41,6 +41,42 @@ describe('the stack file rendered from a compose file', () => {
     expect(doc.services.app.labels).toEqual({ [MOUNTS_LABEL]: 'm1' });
   });
 
+  test('compose v2 renders every port `mode: ingress`: the source file tells a short-syntax port (host) from a chosen mode', () => {
+    // What `docker compose config` (2.26) prints for `ports: ["18123:8080", {target: 9090, published: 19090, mode: ingress}]`.
+    const v2 = `name: app
+services:
+  app:
+    image: local/app:2
+    networks:
+      default: null
+    ports:
+      - mode: ingress
+        target: 8080
+        published: "18123"
+        protocol: tcp
+      - mode: ingress
+        target: 9090
+        published: "19090"
+        protocol: tcp
+networks:
+  default:
+    name: app_default
+`;
+    const source = 'services:\n  app:\n    image: ${IMAGE}\n    ports:\n      - "18123:8080"\n      - { target: 9090, published: 19090, mode: ingress }\n';
+    const stack = renderStack(v2, { publishMode: 'host', fingerprint: 'f', mounts: '', file: 'packages/app/compose.yaml', source });
+    const doc = parse(stack.text);
+
+    expect(doc.services.app.ports).toEqual([
+      { target: 8080, published: 18123, protocol: 'tcp', mode: 'host' },
+      { target: 9090, published: 19090, protocol: 'tcp', mode: 'ingress' },
+    ]);
+    expect(doc.name).toBeUndefined();
+    expect(doc.version).toBe('3.9');
+    // Without the source, a rendered `mode: ingress` cannot be told from compose's default.
+    const blind = parse(renderStack(v2, { publishMode: 'host', fingerprint: 'f', mounts: '', file: 'c.yaml' }).text);
+    expect(blind.services.app.ports.map((port: { mode: string }) => port.mode)).toEqual(['host', 'host']);
+  });
+
   test('a port range is refused with the file and a fix', () => {
     expect(() => renderStack(rendered('    - "8000-8010:80"'), { publishMode: 'host', fingerprint: 'f', mounts: '', file: 'packages/app/compose.yaml' }))
       .toThrow('packages/app/compose.yaml: services.app.ports: port "8000-8010:80" is not HOST:CONTAINER[/PROTOCOL]');

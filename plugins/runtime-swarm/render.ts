@@ -23,6 +23,12 @@ export interface RenderOptions {
   attachable?: boolean;
   /** Where the rendered text came from, for messages. */
   file: string;
+  /**
+   * The compose file as written (before compose rendered it). Compose v2 writes every port in
+   * the long syntax with `mode: ingress`, so only the source tells a short-syntax port (published
+   * in `publishMode`) from one whose `mode:` the operator chose.
+   */
+  source?: string;
 }
 
 export interface RenderedStack {
@@ -42,15 +48,43 @@ interface PortSpec {
   mode: string;
 }
 
-/** `[IP:]PUBLISHED:TARGET[/PROTO]` or `TARGET[/PROTO]`; a host IP has no meaning in swarm (ports bind on every address). */
-function parsePort(entry: unknown, publishMode: PublishMode, where: string): PortSpec {
+/**
+ * Per service, the `mode:` each port of the source file names (undefined: short syntax or no
+ * mode), in the file's order; a service is absent when its ports cannot be matched one to one.
+ */
+function sourcePortModes(source: string | undefined): Map<string, (string | undefined)[]> {
+  const modes = new Map<string, (string | undefined)[]>();
+  if (source === undefined) return modes;
+  let doc: unknown;
+  try {
+    doc = parseYaml(source);
+  } catch {
+    return modes;
+  }
+  if (!isRecord(doc) || !isRecord(doc.services)) return modes;
+  for (const [name, service] of Object.entries(doc.services)) {
+    if (!isRecord(service) || service.extends !== undefined) continue;
+    const ports = Array.isArray(service.ports) ? service.ports : [];
+    modes.set(name, ports.map((port) => (isRecord(port) && typeof port.mode === 'string' ? port.mode : undefined)));
+  }
+  return modes;
+}
+
+/**
+ * `[IP:]PUBLISHED:TARGET[/PROTO]` or `TARGET[/PROTO]`, or compose's long syntax; a host IP has no
+ * meaning in swarm (ports bind on every address). `written` is the mode the source file names for
+ * it (undefined: short syntax), or null when the source cannot be matched port by port (then only
+ * a rendered `mode: host` is taken as written: compose v2 renders every port `mode: ingress`).
+ */
+function parsePort(entry: unknown, publishMode: PublishMode, where: string, written: string | undefined | null): PortSpec {
   if (isRecord(entry)) {
+    const rendered = typeof entry.mode === 'string' ? entry.mode : undefined;
     return {
       ...(entry as object),
       target: Number(entry.target),
       ...(entry.published !== undefined ? { published: Number(entry.published) } : {}),
       protocol: typeof entry.protocol === 'string' ? entry.protocol : 'tcp',
-      mode: typeof entry.mode === 'string' ? entry.mode : publishMode,
+      mode: (written === null ? (rendered === 'host' ? rendered : undefined) : written) ?? publishMode,
     };
   }
   const text = String(entry);
@@ -75,13 +109,17 @@ export function renderStack(renderedCompose: string, options: RenderOptions): Re
     throw new ReleaseError('BAD_INPUT', `${options.file}: no services: in the rendered compose file`, { hint: 'give the compose file a services: map' });
   }
   const notes: string[] = [];
+  const written = sourcePortModes(options.source);
   for (const [name, raw] of Object.entries(doc.services)) {
     if (!isRecord(raw)) continue;
     const service = raw;
     // Swarm runs images; building is the release's job before the deploy (and warns otherwise).
     delete service.build;
     delete service.container_name;
-    const ports = Array.isArray(service.ports) ? service.ports.map((port) => parsePort(port, options.publishMode, `${options.file}: services.${name}.ports`)) : [];
+    const rawPorts: unknown[] = Array.isArray(service.ports) ? service.ports : [];
+    const modes = written.get(name);
+    const known = modes !== undefined && modes.length === rawPorts.length;
+    const ports = rawPorts.map((port, index) => parsePort(port, options.publishMode, `${options.file}: services.${name}.ports`, known ? modes[index] : null));
     if (ports.length > 0) service.ports = ports;
     const hostPorts = ports.filter((port) => port.mode === 'host' && port.published !== undefined);
     const deploy = isRecord(service.deploy) ? service.deploy : {};

@@ -150,7 +150,7 @@ describe('the swarm runtime on a real single-node swarm', () => {
 
     expect(`${bumped.exitCode}\n${bumped.all}`).toMatch(/^0\n/);
     expect(report.requests).toBeGreaterThan(20);
-    expect(report.failed).toBe(0);
+    expect(report.failures).toEqual([]); // the first few failed requests, with when and why
     expect((await httpGet(`${url}/version`)).body).toBe('2');
     expect(await runningTaskImages(name)).toEqual(['local/testsvc:2']);
     expect(await drift(platform, name)).toBe('0 actions');

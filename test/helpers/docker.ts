@@ -71,6 +71,19 @@ export async function containersOf(project: string): Promise<{ id: string; image
   });
 }
 
+/** The compose command of this test pass (the legacy pass pins v1 as an operator would): argv. */
+export function composeCommand(): [string, ...string[]] {
+  const words = (process.env.RELEASE_COMPOSE_COMMAND ?? 'docker compose').trim().split(/\s+/);
+  return words as [string, ...string[]];
+}
+
+/** The names of a compose project's containers (of one compose service, when given), as the engine labels them. */
+export async function containerNames(project: string, composeService?: string): Promise<string[]> {
+  const filters = ['--filter', `label=com.docker.compose.project=${project}`, ...(composeService ? ['--filter', `label=com.docker.compose.service=${composeService}`] : [])];
+  const { stdout } = await execa('docker', ['ps', '--all', ...filters, '--format', '{{.Names}}']);
+  return stdout.split('\n').filter(Boolean).sort();
+}
+
 /** Removes everything a test's compose projects made: containers, networks, volumes. */
 export async function removeProjects(projects: string[]): Promise<void> {
   for (const project of projects) {

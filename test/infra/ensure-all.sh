@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Everything the test suite needs on this machine, installed and started when missing:
-# a Docker engine with compose and the local test images, PostgreSQL and MariaDB on loopback, shellcheck.
+# the tested Docker (Engine 26 + Compose v2) with the local test images, the legacy pair (Engine
+# 20.10 + docker-compose 1.29) in a network namespace of its own, PostgreSQL and MariaDB on
+# loopback, shellcheck.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bash "$here/ensure-tools.sh"
@@ -17,4 +19,5 @@ bash "$here/ensure-postgres.sh" >/dev/null
 bash "$here/ensure-mariadb.sh" >/dev/null
 bash "$here/ensure-swarm.sh" >/dev/null
 bash "$here/build-edge-proxy-image.sh"
+bash "$here/ensure-docker-legacy.sh" >/dev/null
 wait "$redmine" || { echo "[ensure-all] test/infra/ensure-redmine.sh failed" >&2; exit 1; }

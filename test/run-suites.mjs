@@ -1,0 +1,96 @@
+// The test command's runner: the whole suite on the tested default Docker (Engine 26 + Compose v2),
+// then the docker-facing suites again on the legacy pair (Engine 20.10 + docker-compose 1.29, in
+// the network namespace test/infra/ensure-docker-legacy.sh made), and one totals line for both.
+//
+//   node test/run-suites.mjs [--flavour=current|legacy] [JEST ARGS...]
+//
+// Each pass prints its own totals and failed tests under its flavour's name; the last line is
+// `N passed, M failed` over both, as CI reads it. Exit 0 only when both passes are green.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const jest = [join(root, 'node_modules/jest/bin/jest.js')];
+
+/** The suites whose behaviour depends on the engine and the compose flavour. */
+const DOCKER_FACING = [
+  'dist/plugins/runtime-compose/',
+  'dist/plugins/runtime-swarm/runtime-swarm.test.js',
+  'dist/plugins/edge-proxy/',
+  'dist/plugins/migrate/waves-compose.test.js',
+  'dist/plugins/backup-volume/',
+  'dist/test/first-hour.test.js',
+  'dist/test/postgres-container.test.js',
+  'dist/test/docker-engine-faults.test.js',
+  'dist/test/disk-full.test.js',
+];
+
+const FLAVOURS = {
+  current: { label: 'Engine 26 + Compose v2', suites: [] },
+  legacy: { label: 'Engine 20.10 + docker-compose 1.29', suites: DOCKER_FACING },
+};
+
+/** KEY=VALUE lines of the legacy engine's environment (made when missing, fast when it answers). */
+function legacyEnvironment() {
+  const out = execFileSync('bash', [join(root, 'test/infra/ensure-docker-legacy.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  return Object.fromEntries(out.split('\n').filter((line) => line.includes('=')).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
+}
+
+function runPass(name, extraArgs) {
+  const flavour = FLAVOURS[name];
+  const results = join(mkdtempSync(join(tmpdir(), 'ro-test-')), 'results.json');
+  const env = { ...process.env, RO_TEST_FLAVOUR: name, RO_TEST_FLAVOUR_LABEL: flavour.label, RO_TEST_RESULTS_FILE: results };
+  let command = process.execPath;
+  let args = ['--experimental-vm-modules', ...jest, ...extraArgs, ...flavour.suites];
+  if (name === 'legacy') {
+    const legacy = legacyEnvironment();
+    Object.assign(env, {
+      DOCKER_HOST: legacy.DOCKER_HOST,
+      PATH: `${legacy.LEGACY_BIN}:${process.env.PATH}`,
+      // The compose v2 plugin is on this machine too: the runtime is told to use v1.
+      RELEASE_COMPOSE_COMMAND: 'docker-compose',
+    });
+    // nsenter, not `ip netns exec`: that remounts /sys and hides the cgroups dockerd needs.
+    args = [`--net=/run/netns/${legacy.LEGACY_NETNS}`, command, ...args];
+    command = 'nsenter';
+  }
+  console.log(`\n=== ${name}: ${flavour.label}${flavour.suites.length ? ` (the ${flavour.suites.length} docker-facing suites)` : ' (every suite)'} ===\n`);
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { cwd: root, env, stdio: 'inherit' });
+    child.on('exit', (code, signal) => {
+      let totals = { passed: 0, failed: 1, failures: [`${flavour.label}: jest ended ${signal ?? `with exit ${code}`} before reporting`] };
+      try {
+        totals = JSON.parse(readFileSync(results, 'utf8'));
+      } catch {
+        // no results: the pass never reported (counted as one failure above)
+      }
+      rmSync(dirname(results), { recursive: true, force: true });
+      resolve({ name, label: flavour.label, code: code ?? 1, ...totals });
+    });
+  });
+}
+
+const flavourArg = process.argv.find((arg) => arg.startsWith('--flavour='));
+const jestArgs = process.argv.slice(2).filter((arg) => arg !== flavourArg);
+const names = flavourArg ? [flavourArg.slice('--flavour='.length)] : Object.keys(FLAVOURS);
+for (const name of names) {
+  if (!(name in FLAVOURS)) {
+    console.error(`run-suites: unknown flavour ${name}; use one of: ${Object.keys(FLAVOURS).join(', ')}`);
+    process.exit(2);
+  }
+}
+const passes = [];
+for (const name of names) passes.push(await runPass(name, jestArgs));
+
+console.log('');
+for (const pass of passes) {
+  console.log(`${pass.label} (${pass.name}): ${pass.passed} passed, ${pass.failed} failed`);
+  for (const failure of pass.failures) console.log(`  failed on ${pass.label}: ${failure}`);
+}
+const passed = passes.reduce((sum, pass) => sum + pass.passed, 0);
+const failed = passes.reduce((sum, pass) => sum + pass.failed, 0);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(passes.every((pass) => pass.code === 0 && pass.failed === 0) ? 0 : 1);
