@@ -108,6 +108,38 @@ describe('the default classifier rules', () => {
     expect(redeploy).toMatchObject({ service: 'api', kind: 'redeploy', recreate: ['api'] });
   });
 
+  test('secrets: files recreate the services given them; include: and extends: files redeploy the services whose compose file reads them', () => {
+    const files = {
+      ...tree,
+      'packages/api/compose.yaml': [
+        'include:',
+        '  - ../../shared/compose/logging.yaml',
+        '  - path: ./extra.yaml',
+        '    env_file: ./extra.env',
+        'services:',
+        '  api:',
+        '    extends: { file: ./base.yaml, service: base }',
+        '    secrets: [db_password, { source: api_key }]',
+        '  cron:',
+        '    image: local/cron:1',
+        'secrets:',
+        '  db_password:',
+        '    file: ./secrets/db_password.txt',
+        '  api_key:',
+        '    environment: API_KEY',
+        '',
+      ].join('\n'),
+    };
+    expect(summary(['packages/api/secrets/db_password.txt', 'packages/api/base.yaml', 'packages/api/extra.yaml', 'packages/api/extra.env',
+      'shared/compose/logging.yaml'], undefined, files)).toEqual({
+      'packages/api/secrets/db_password.txt': 'mounted-config (service-files) api: recreate[api]',
+      'packages/api/base.yaml': 'compose-source (service-files) api: redeploy',
+      'packages/api/extra.yaml': 'compose-source (service-files) api: redeploy',
+      'packages/api/extra.env': 'compose-source (service-files) api: redeploy',
+      'shared/compose/logging.yaml': 'compose-source (service-files) api: redeploy',
+    });
+  });
+
   test('a build context of "." takes every file but the manifest and compose file; no compose file means no roles', () => {
     expect(summary(['packages/api/Dockerfile', 'packages/api/src/main.go', 'packages/api/manifest.yaml', 'packages/lib/src/a.ts', 'packages/lib/manifest.yaml'])).toEqual({
       'packages/api/Dockerfile': 'build-context (service-files) api: build[api] redeploy',
@@ -172,6 +204,15 @@ describe('the default classifier rules', () => {
     });
   });
 
+  test("the metadata real platform repos carry at the root needs no action; inside a service folder it is still the service's", () => {
+    const meta = ['.gitleaks.toml', '.gitleaksignore', '.pre-commit-config.yaml', '.yamllint.yaml', '.editorconfig', 'renovate.json',
+      '.github/dependabot.yml', '.gitlab-ci.yml', '.woodpecker/deploy.yml', '.woodpecker.yml', '.drone.yml', '.gitmodules', '.mailmap',
+      '.markdownlint.yaml', '.prettierrc.json', '.hadolint.yaml', '.trivyignore', '.tool-versions', '.vscode/settings.json', 'CHANGELOG'];
+    const classified = summary([...meta, 'packages/web/.pre-commit-config.yaml']);
+    for (const file of meta) expect([file, classified[file]]).toEqual([file, 'repo-meta (repo-meta): -']);
+    expect(classified['packages/web/.pre-commit-config.yaml']).toBe('service-file (service-files) web: -');
+  });
+
   test("the orchestrator's own files are orchestrator-source only in the orchestrator's repo", () => {
     const own = { 'package.json': '{ "name": "release-orchestrator", "version": "1.0.0" }' };
     expect(summary(['core/runner.ts', 'release.config.ts'], undefined, own)).toEqual({
@@ -191,7 +232,7 @@ describe('the default classifier rules', () => {
     expect(error?.exitCode).toBe(5);
     expect(error?.message).toBe('3 changed file(s) match no classifier rule; no service was touched');
     expect(error?.lines.slice(0, 4)).toEqual(['tools/helper.py', 'Makefile', 'docker-compose.yml', 'rules in force, in order:']);
-    expect(error?.lines).toContain('  repo-meta (.github/** .gitlab-ci.yml .gitlab/** .gitignore .gitattributes .editorconfig .dockerignore LICENSE* LICENCE* COPYING* NOTICE* AUTHORS* CODEOWNERS MAINTAINERS CONTRIBUTING* SECURITY* *.{png,jpg,jpeg,gif,svg,ico,webp})');
+    expect(error?.lines).toContainEqual(expect.stringMatching(/^  repo-meta \(\.github\/\*\* \.gitlab-ci\.yml .* \.gitleaks\.toml .* renovate\.json .*\*\.\{png,jpg,jpeg,gif,svg,ico,webp\}\)$/));
     expect(error?.lines).toContain('  service-files (packages/<svc>/**, roles from packages/<svc>/compose.yaml)');
   });
 

@@ -1,6 +1,6 @@
 import picomatch from 'picomatch';
 import { ReleaseError, parseOptions, z, type Action, type ChangedFile, type Classification, type DiffView, type Plugin } from '../../api/index.js';
-import { composeRoles, foreignBuilders, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
+import { composeReaders, composeRoles, foreignBuilders, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, serviceOfPath } from '../platform/manifest.js';
 import { projectEnvPath } from '../platform/interpolate.js';
 
@@ -109,16 +109,22 @@ export function serviceFilesRule(name = 'service-files'): Plugin {
     apply({ hooks }) {
       hooks.classify.tap(name, (file, diff): Classification | undefined => {
         const service = serviceOfPath(file.path);
+        // A file a compose file reads as part of itself (include:, extends:), wherever it lies.
+        const readers: Action[] = composeReaders(diff, file.path).map((reader) => ({
+          service: reader, kind: 'redeploy', reason: `${file.path} changed: ${composePath(reader)} reads it (include: or extends:)`,
+        }));
         if (!service) {
-          // Outside every service folder: a file of another service's build context, or not ours.
+          // Outside every service folder: a file of another service's build context or compose file, or not ours.
           const builds = foreignBuilds(diff, file.path);
+          if (readers.length > 0) return { kind: 'compose-source', rule: name, service: readers[0]!.service, actions: [...readers, ...builds] };
           return builds.length > 0 ? { kind: 'build-context', rule: name, service: builds[0]!.service, actions: builds } : undefined;
         }
         const own = serviceClassification(file, diff, service);
         const builds = foreignBuilds(diff, file.path, service);
-        if (builds.length === 0) return own;
-        const kind = own.kind === 'service-file' || own.kind === 'no-manifest' ? 'build-context' : own.kind;
-        return { ...own, kind, actions: [...own.actions, ...builds] };
+        if (builds.length === 0 && readers.length === 0) return own;
+        const plain = own.kind === 'service-file' || own.kind === 'no-manifest';
+        const kind = plain ? (readers.length > 0 ? 'compose-source' : 'build-context') : own.kind;
+        return { ...own, kind, actions: [...own.actions, ...readers, ...builds] };
       });
     },
   };
@@ -199,8 +205,16 @@ export function defaultRules(): Plugin[] {
     globRule({
       name: 'repo-meta',
       patterns: [
-        '.github/**', '.gitlab-ci.yml', '.gitlab/**', '.gitignore', '.gitattributes', '.editorconfig', '.dockerignore',
-        'LICENSE*', 'LICENCE*', 'COPYING*', 'NOTICE*', 'AUTHORS*', 'CODEOWNERS', 'MAINTAINERS', 'CONTRIBUTING*', 'SECURITY*', IMAGES,
+        // git and the forges
+        '.github/**', '.gitlab-ci.yml', '.gitlab/**', '.gitignore', '.gitattributes', '.gitmodules', '.mailmap', '.git-blame-ignore-revs',
+        '.forgejo/**', '.gitea/**', '.woodpecker/**', '.woodpecker.{yml,yaml}', '.drone.{yml,yaml}', '.circleci/**', '.travis.yml',
+        'Jenkinsfile', 'bitbucket-pipelines.yml', 'azure-pipelines.yml',
+        // linters, formatters, secret scanners, dependency bots, editors
+        '.editorconfig', '.dockerignore', '.pre-commit-config.{yaml,yml}', '.pre-commit-hooks.{yaml,yml}', '.yamllint', '.yamllint.{yaml,yml}',
+        '.gitleaks.toml', '.gitleaksignore', '.trivyignore', '.hadolint.{yaml,yml}', '.shellcheckrc', '.markdownlint*', '.prettierrc*',
+        '.prettierignore', '.codespellrc', '.typos.toml', '_typos.toml', 'renovate.json', 'renovate.json5', '.renovaterc', '.renovaterc.json',
+        '.tool-versions', '.vscode/**', '.idea/**', '.devcontainer/**',
+        'LICENSE*', 'LICENCE*', 'COPYING*', 'NOTICE*', 'AUTHORS*', 'CODEOWNERS', 'MAINTAINERS', 'CONTRIBUTING*', 'SECURITY*', 'CHANGELOG*', IMAGES,
       ],
       kind: 'repo-meta',
     }),

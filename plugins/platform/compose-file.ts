@@ -14,12 +14,19 @@ export interface ComposeService {
   image?: string;
   /** Repo-relative build context folder and Dockerfile, when the service has `build:`. */
   build?: { context: string; dockerfile: string };
-  /** Repo-relative paths bind-mounted, given as `env_file`, or as `configs` files. */
+  /** Repo-relative paths bind-mounted, given as `env_file`, or as `configs` or `secrets` files. */
   mounts: string[];
+  /** Repo-relative `secrets:` files it is given: mounted, and never to be printed. */
+  secrets: string[];
 }
 
 export interface ComposeFile {
   services: ComposeService[];
+  /**
+   * The other files compose reads as part of this one, repo-relative: `include:` files (and their
+   * `env_file:`), `extends: { file }` files. A change to one changes what the file renders.
+   */
+  sources: string[];
 }
 
 /** The manifest's image goes to compose as this variable. */
@@ -68,15 +75,19 @@ export function parseComposeFile(text: string, file: string): ComposeFile {
   if (!isRecord(raw)) fail(file, '(top level)', 'expected a mapping with services:');
   if (!isRecord(raw.services)) fail(file, 'services', 'expected a mapping of compose services');
   const dir = posix.dirname(file);
-  const topConfigs = isRecord(raw.configs) ? raw.configs : {};
-  const configFile = (name: string) => {
-    const entry = topConfigs[name];
+  const topFile = (section: unknown) => (ref: unknown) => {
+    const name = typeof ref === 'string' ? ref : isRecord(ref) && typeof ref.source === 'string' ? ref.source : '';
+    const entry = isRecord(section) ? section[name] : undefined;
     return isRecord(entry) && typeof entry.file === 'string' ? entry.file : undefined;
   };
+  const configFile = topFile(raw.configs);
+  const secretFile = topFile(raw.secrets);
+  const inRepo = (paths: (string | undefined)[]) => [...new Set(paths.filter((path): path is string => path !== undefined)
+    .map((path) => repoPath(dir, path)).filter((path): path is string => path !== undefined))].sort();
   const services = Object.entries(raw.services).map(([name, body]): ComposeService => {
     if (!isRecord(body)) fail(file, `services.${name}`, 'expected a mapping');
     if (body.image !== undefined && typeof body.image !== 'string') fail(file, `services.${name}.image`, 'expected a string');
-    if (body.image === undefined && body.build === undefined) fail(file, `services.${name}`, 'needs an image: or a build:');
+    if (body.image === undefined && body.build === undefined && body.extends === undefined) fail(file, `services.${name}`, 'needs an image: or a build:');
     let build: ComposeService['build'];
     if (body.build !== undefined) {
       const spec = typeof body.build === 'string' ? { context: body.build } : body.build;
@@ -89,16 +100,18 @@ export function parseComposeFile(text: string, file: string): ComposeFile {
     }
     const volumes = Array.isArray(body.volumes) ? body.volumes : [];
     const configs = Array.isArray(body.configs) ? body.configs : [];
-    const mountSources = [
-      ...volumes.map(bindSource),
-      ...envFiles(body.env_file),
-      ...configs.map((ref) => configFile(typeof ref === 'string' ? ref : isRecord(ref) && typeof ref.source === 'string' ? ref.source : '')),
-    ];
-    const mounts = [...new Set(mountSources.filter((source): source is string => source !== undefined)
-      .map((source) => repoPath(dir, source)).filter((path): path is string => path !== undefined))].sort();
-    return { name, image: body.image as string | undefined, build, mounts };
+    const secrets = inRepo((Array.isArray(body.secrets) ? body.secrets : []).map(secretFile));
+    const mounts = [...new Set([...inRepo([...volumes.map(bindSource), ...envFiles(body.env_file), ...configs.map(configFile)]), ...secrets])].sort();
+    return { name, image: body.image as string | undefined, build, mounts, secrets };
   });
-  return { services };
+  const included = (Array.isArray(raw.include) ? raw.include : []).flatMap((entry): unknown[] => {
+    if (typeof entry === 'string') return [entry];
+    if (!isRecord(entry)) return [];
+    return [...(Array.isArray(entry.path) ? entry.path : [entry.path]), ...envFiles(entry.env_file)];
+  });
+  const extended = Object.values(raw.services).map((body) => (isRecord(body) && isRecord(body.extends) ? body.extends.file : undefined));
+  const sources = inRepo([...included, ...extended].map((path) => (typeof path === 'string' ? path : undefined)));
+  return { services, sources };
 }
 
 const within = (folder: string, path: string) => folder === '.' || path === folder || path.startsWith(`${folder}/`);
@@ -118,13 +131,20 @@ interface ForeignContext {
   dockerfile: string;
 }
 
-/** Per diff: every service's build contexts outside its own folder, from all compose files at MERGE_SHA. */
-const foreignContextsOfDiff = new WeakMap<DiffView, ForeignContext[]>();
+/** What every compose file at MERGE_SHA says about files outside its own reading, once per diff. */
+interface RepoComposeFacts {
+  /** Build contexts outside their service's folder. */
+  contexts: ForeignContext[];
+  /** Per repo path, the services whose compose file reads it as part of itself (include:, extends:). */
+  readers: Map<string, string[]>;
+}
 
-function foreignContexts(diff: DiffView): ForeignContext[] {
-  let found = foreignContextsOfDiff.get(diff);
+const factsOfDiff = new WeakMap<DiffView, RepoComposeFacts>();
+
+function repoComposeFacts(diff: DiffView): RepoComposeFacts {
+  let found = factsOfDiff.get(diff);
   if (found) return found;
-  found = [];
+  found = { contexts: [], readers: new Map() };
   const services = diff.list(SERVICES_DIR);
   diff.prefetch(services.map(composePath));
   for (const service of services) {
@@ -139,13 +159,19 @@ function foreignContexts(diff: DiffView): ForeignContext[] {
     const own = `${SERVICES_DIR}/${service}/`;
     for (const spec of compose.services) {
       if (spec.build && !`${spec.build.context}/`.startsWith(own)) {
-        found.push({ service, composeService: spec.name, context: spec.build.context, dockerfile: spec.build.dockerfile });
+        found.contexts.push({ service, composeService: spec.name, context: spec.build.context, dockerfile: spec.build.dockerfile });
       }
     }
+    for (const source of compose.sources) found.readers.set(source, [...(found.readers.get(source) ?? []), service]);
   }
-  foreignContextsOfDiff.set(diff, found);
+  factsOfDiff.set(diff, found);
   return found;
 }
+
+const foreignContexts = (diff: DiffView) => repoComposeFacts(diff).contexts;
+
+/** The services whose compose file reads `path` as part of itself (an `include:` or `extends:` file). */
+export const composeReaders = (diff: DiffView, path: string): string[] => repoComposeFacts(diff).readers.get(path) ?? [];
 
 /**
  * The services (and their compose services) whose build context, outside their own folder, holds

@@ -4,6 +4,7 @@ import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type ExecI
 import { contentHash, treeHash } from '../platform/fingerprint.js';
 import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
 import { dotenvVariables, interpolate, substitutionVariables } from '../platform/interpolate.js';
+import { registerAllComposeSecrets, registerComposeSecrets } from '../platform/compose-secrets.js';
 import { composePath, manifestPath, namesRuntime, readManifest, readProjectEnv, type Manifest } from '../platform/manifest.js';
 import { ComposeCli, type ContainerInfo } from './compose.js';
 import { deadline, tapDockerRuntime } from '../deadlines/index.js';
@@ -46,6 +47,7 @@ async function desired(context: RunContext, service: string): Promise<Desired | 
   const composeText = readFileSync(compose, 'utf8');
   const composeFile = parseComposeFile(composeText, composePath(service));
   const dotenv = readProjectEnv(context.repoDir, service);
+  registerComposeSecrets(context.repoDir, composeFile, dotenv);
   const builds = composeFile.services.flatMap((s) => (s.build ? [s.build.context, s.build.dockerfile] : []));
   const contexts = await treeHash(context, builds);
   const imageUsers = composeFile.services.filter((s) => s.image === IMAGE_VARIABLE);
@@ -67,7 +69,8 @@ async function desired(context: RunContext, service: string): Promise<Desired | 
     env,
     variables: substitutionVariables(dotenvVariables(dotenv), process.env, env),
     // The .env only when there is one: a service without one keeps the fingerprint it had.
-    fingerprint: contentHash(readFileSync(join(context.repoDir, manifestPath(service))), composeText, ...(dotenv === undefined ? [] : [dotenv])),
+    fingerprint: contentHash(readFileSync(join(context.repoDir, manifestPath(service))), composeText, ...(dotenv === undefined ? [] : [dotenv]),
+      ...(composeFile.sources.length === 0 ? [] : [await treeHash(context, composeFile.sources)])),
     contexts,
     mounts: await treeHash(context, [...new Set(composeFile.services.flatMap((s) => s.mounts))]),
   };
@@ -312,6 +315,8 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     name: PLUGIN_NAME,
     apply({ hooks }) {
       tapDockerRuntime(hooks, { plugin: PLUGIN_NAME, runtime: RUNTIME, plan, execIn, claims: isOurs, handlers });
+      // Before the ticket script, which may print a secret file it reads.
+      hooks.phase.for('ticket').tapPromise({ name: PLUGIN_NAME, stage: -10 }, async (context) => registerAllComposeSecrets(context.repoDir));
     },
   };
 }

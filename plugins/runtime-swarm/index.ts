@@ -11,6 +11,7 @@ import { contentHash, treeHash } from '../platform/fingerprint.js';
 import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, namesRuntime, parseDuration, readManifest, readProjectEnv, type Manifest } from '../platform/manifest.js';
 import { ComposeCli } from '../runtime-compose/compose.js';
+import { registerComposeSecrets } from '../platform/compose-secrets.js';
 import { EdgeProxy, proxyName, type EdgeProxySpec } from '../edge-proxy/index.js';
 import { rollingDeploy } from '../platform/deploy.js';
 import { FINGERPRINT_LABEL, imagePath, renderStack } from './render.js';
@@ -112,7 +113,9 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     }
     const mounts = await treeHash(context, [...new Set(compose.services.flatMap((s) => s.mounts))]);
     const dotenv = readProjectEnv(context.repoDir, service);
-    const fingerprint = contentHash(readFileSync(join(context.repoDir, manifestPath(service))), composeText, mounts, options.registry ?? '', options.publishMode, ...(dotenv === undefined ? [] : [dotenv]));
+    registerComposeSecrets(context.repoDir, compose, dotenv);
+    const fingerprint = contentHash(readFileSync(join(context.repoDir, manifestPath(service))), composeText, mounts, options.registry ?? '', options.publishMode,
+      ...(dotenv === undefined ? [] : [dotenv]), ...(compose.sources.length === 0 ? [] : [await treeHash(context, compose.sources)]));
     const rolling = rollingDeploy(service, manifest, composeText, compose);
     const proxy = rolling && {
       name: proxyName(service), owner: service, network: `${service}_default`, backendHost: `tasks.${rolling.target}`, backendPort: rolling.port,

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { openSync, writeSync, closeSync } from 'node:fs';
-import { ReleaseError, ensurePrivateDir, PRIVATE_FILE_MODE, type Plugin, type RunContext } from '../../api/index.js';
+import { ReleaseError, ensurePrivateDir, PRIVATE_FILE_MODE, redact, type Plugin, type RunContext } from '../../api/index.js';
 import { git } from '../git/git.js';
 import { deadline } from '../deadlines/index.js';
 
@@ -62,7 +62,8 @@ export function ticketPlugin(): Plugin {
             },
             onLine: (line) => {
               context.out.detail(line);
-              writeSync(fd, `${line}\n`);
+              // The ticket's own record of its output is redacted as the terminal's is.
+              writeSync(fd, `${redact(line)}\n`);
               context.failpoint('ticket-script');
             },
             ...deadline(context, 'ticket'),
