@@ -4,7 +4,7 @@
  * Strategies call these; none writes a backup file another way.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { ReleaseError, ensurePrivateDir, writeFileAtomic, PRIVATE_FILE_MODE, type TransferProgress } from '../core/index.js';
@@ -38,11 +38,15 @@ export function hashingCounter(progress?: TransferProgress) {
   return { stream, totals: () => ({ bytes, sha256: hash.digest('hex') }) };
 }
 
-/** Opens `dir/name` for writing (0600, never over an existing file), making `dir` 0700. */
+/**
+ * Opens `dir/name` for writing (0600, never over an existing file), making `dir` 0700. The file is
+ * created here, at once: an existing one throws EEXIST before the caller owns anything to clean up.
+ */
 export function createArchiveStream(dir: string, name: string): { path: string; stream: NodeJS.WritableStream } {
   ensurePrivateDir(dir);
   const path = join(dir, name);
-  return { path, stream: createWriteStream(path, { flags: 'wx', mode: PRIVATE_FILE_MODE }) };
+  const fd = openSync(path, 'wx', PRIVATE_FILE_MODE);
+  return { path, stream: createWriteStream(path, { fd }) };
 }
 
 /** Flushes the archive to disk and records its sha256 and size beside it (`sha256sum -c` reads the first). */

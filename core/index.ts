@@ -13,7 +13,7 @@ export type { RunContext } from './hooks.js';
 export type { Plugin, Release, ReleaseConfig } from './plugin.js';
 export type { ReleaseState } from './state.js';
 /** Other tickets' records, for plugins that look across releases (retention). */
-export { StateFile } from './state.js';
+export { BACKUP_STAMP, StateFile } from './state.js';
 export { AuditLog } from './audit-log.js';
 export { workspacePaths } from './context.js';
 export type { ExecResult, ExecOptions } from './exec.js';

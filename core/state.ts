@@ -34,6 +34,11 @@ const APPLIED_ENTRY = /^[a-z0-9][a-z0-9_-]*:[a-z][a-z0-9-]*$/;
 const QUOTED_KEYS: ReadonlySet<StateKey> = new Set(['SERVICES', 'SKIPPED_METADATA', 'BACKUPS']);
 const SAFE_VALUE = /^[A-Za-z0-9._\/:@=, -]*$/;
 const SHA = /^[0-9a-f]{40}$/;
+/**
+ * A backup folder's name: its UTC time, `YYYYMMDD_HHMMSS`, and `-N` when another backup of the
+ * same service already took that second's folder.
+ */
+export const BACKUP_STAMP = /^\d{8}_\d{6}(?:-\d+)?$/;
 
 export function serializeState(state: ReleaseState): string {
   const values: Record<StateKey, string> = {
@@ -89,7 +94,7 @@ export function parseState(text: string, path: string): ReleaseState {
   const split = (value: string) => value.split(' ').filter(Boolean);
   const backups: Record<string, string> = {};
   for (const entry of split(values.BACKUPS)) {
-    const match = /^([^=]+)=(\d{8}_\d{6})$/.exec(entry);
+    const match = /^([^=]+)=(\d{8}_\d{6}(?:-\d+)?)$/.exec(entry);
     if (!match) throw damaged(path, `BACKUPS entry "${entry}" is not service=YYYYMMDD_HHMMSS`);
     backups[match[1]!] = match[2]!;
   }

@@ -183,12 +183,15 @@ export async function writeTarArchive(request: WriteRequest): Promise<Written> {
   const writeFailure = (why: string) => failure(`${why} while writing ${path}`, /no space|quota/.test(why)
     ? `free space where the backups go (df -h ${dir}) or move old backups away, then run again`
     : 'check the disk and the backup folder, then run again');
+  // Set once this call created the archive file: a failure removes only what it made itself.
+  let created = false;
   try {
     if (compressor === 'zstd') {
       // tar runs zstd and zstd writes the file: node is not in the data path. The file is made
       // first (0600, never over an existing one); tar opens it without changing its mode.
       ensurePrivateDir(dir);
       writeFileSync(path, '', { flag: 'wx', mode: PRIVATE_FILE_MODE });
+      created = true;
       let tarBytes: number | undefined;
       // --totals: the tar stream's size, which a restore extracts (its space is checked before it starts).
       const tar = await context.exec('tar', [...CREATE_ARGS, '--force-local', `--file=${path}`, ...zstdProgramArgs(level), ...CHECKPOINT_ARGS, '--totals', ...excludes, `--directory=${source}`, '.'], {
@@ -222,6 +225,7 @@ export async function writeTarArchive(request: WriteRequest): Promise<Written> {
       return { ...artifact, tarBytes, warnings };
     }
     const file = createArchiveStream(dir, name).stream;
+    created = true;
     const raw = counting(progress);
     const hashed = hashingCounter();
     const stage = compressStage(compressor, level);
@@ -254,7 +258,7 @@ export async function writeTarArchive(request: WriteRequest): Promise<Written> {
   } catch (error) {
     if (afterReadDone && error === afterReadError) throw error;
     finish('failed');
-    removeArchive(path);
+    if (created) removeArchive(path);
     try { rmdirSync(dir); } catch { /* other entries' files are there, or it is gone */ }
     await afterRead();
     if (afterReadError) context.out.warn(`after reading ${source}: ${errorText(afterReadError)}`);

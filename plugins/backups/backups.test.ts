@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Platform } from '../../test/helpers/platform.js';
 
@@ -37,6 +37,40 @@ describe('prepare takes the backups', () => {
     const state = platform.readState('120');
     expect(state.BACKUPS).toMatch(/^large=\d{8}_\d{6} small=\d{8}_\d{6}$|^small=\d{8}_\d{6} large=\d{8}_\d{6}$/);
     expect(result.stdout).toMatch(/backup sqlite large .*: .* in \d+\.\ds \([\d.]+ (KiB|MiB|GiB)\/s\)/);
+  });
+
+  test("another backup already in this second's folder: the new one takes <stamp>-2 and leaves it whole, also when it fails; revert restores from it", async () => {
+    const db = join(platform.root, 'small.sqlite');
+    await database(db, 100);
+    await platform.mergeFeature('125', { 'packages/small/manifest.yaml': manifest('small', db) });
+    // Another backup of small in each of the next seconds' folders (a revert's or a retried run's).
+    const folder = join(platform.prod, '.asd/workspace/backups/small');
+    const stamps = Array.from({ length: 20 }, (_, i) => new Date(Date.now() + i * 1000).toISOString().replace(/[-:]/g, '').replace('T', '_').slice(0, 15));
+    for (const stamp of stamps) {
+      mkdirSync(join(folder, stamp), { recursive: true, mode: 0o700 });
+      writeFileSync(join(folder, stamp, 'sqlite-0.db'), `someone else's backup ${stamp}`);
+    }
+
+    const result = await platform.run('release-run', ['125']);
+
+    expect(result.exitCode).toBe(0);
+    const taken = platform.readState('125').BACKUPS!.replace('small=', '');
+    expect(taken).toMatch(/^\d{8}_\d{6}-2$/);
+    expect(stamps).toContain(taken.replace(/-2$/, ''));
+    for (const stamp of stamps) expect(readFileSync(join(folder, stamp, 'sqlite-0.db'), 'utf8')).toBe(`someone else's backup ${stamp}`);
+    expect(await platform.run('release', ['show', '125'])).toMatchObject({ exitCode: 0 });
+
+    // A backup that fails removes only its own folder.
+    await platform.mergeFeature('126', { 'packages/small/manifest.yaml': manifest('small', join(platform.root, 'missing.sqlite'), '3') });
+    const failed = await platform.run('release-run', ['126']);
+    expect(failed.exitCode).toBe(6);
+    for (const stamp of stamps) expect(readFileSync(join(folder, stamp, 'sqlite-0.db'), 'utf8')).toBe(`someone else's backup ${stamp}`);
+    expect(existsSync(join(folder, taken))).toBe(true);
+
+    const reverted = await platform.run('release-revert', ['125']);
+    expect(reverted.exitCode).toBe(0);
+    expect(reverted.stdout).toContain(taken);
+    for (const stamp of stamps) expect(readFileSync(join(folder, stamp, 'sqlite-0.db'), 'utf8')).toBe(`someone else's backup ${stamp}`);
   });
 
   test('a failed backup stops the release in prepare with exit 6: no pull, no partial files, no service touched', async () => {

@@ -6,11 +6,10 @@
  */
 import { existsSync, lstatSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { AuditLog, StateFile, formatBytes, pasteable, workspacePaths, type ReleaseState, type RunContext } from '../../api/index.js';
+import { AuditLog, BACKUP_STAMP as STAMP, StateFile, formatBytes, pasteable, workspacePaths, type ReleaseState, type RunContext } from '../../api/index.js';
 import { headSha } from '../git/git.js';
 
 const TICKET = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
-const STAMP = /^\d{8}_\d{6}$/;
 
 export interface TicketBackup {
   service: string;

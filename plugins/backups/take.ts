@@ -1,7 +1,7 @@
-import { existsSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pMap from 'p-map';
-import { ReleaseError, ensurePrivateDir, formatBytes, toReleaseError, writeFileAtomic, type BackupRequest, type ReleaseState, type RunContext, type SpaceNeed } from '../../api/index.js';
+import { ReleaseError, ensurePrivateDir, formatBytes, PRIVATE_DIR_MODE, toReleaseError, writeFileAtomic, type BackupRequest, type ReleaseState, type RunContext, type SpaceNeed } from '../../api/index.js';
 import { showFile } from '../git/git.js';
 import { manifestPath, parseManifest } from '../platform/manifest.js';
 import type { DiskSpaceOptions, RetentionOptions } from './options.js';
@@ -36,6 +36,25 @@ export const backupRequests = (service: string, entries: BackupRequest['entry'][
 export function backupTimestamp(date = new Date()): string {
   const iso = date.toISOString();
   return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}_${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;
+}
+
+/**
+ * Takes a new backup folder of `service` for this moment, created exclusively: a second backup in
+ * the same second gets `<stamp>-2` (and so on), never another backup's folder.
+ */
+function claimBackupDir(context: RunContext, service: string): { stamp: string; dir: string } {
+  const base = backupTimestamp();
+  ensurePrivateDir(dirname(backupDir(context, service, base)));
+  for (let n = 1; ; n++) {
+    const stamp = n === 1 ? base : `${base}-${n}`;
+    const dir = backupDir(context, service, stamp);
+    try {
+      mkdirSync(dir, { mode: PRIVATE_DIR_MODE });
+      return { stamp, dir };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
 }
 
 /** The `backup:` entries of a service's manifest at `sha` (or at BASE_SHA when the release deletes it). */
@@ -152,10 +171,9 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
     return;
   }
   const entries = pending.entries;
-  const stamp = backupTimestamp();
-  const dir = backupDir(context, service, stamp);
-  const requests = backupRequests(service, entries, dir);
   if (context.dryRun) {
+    const dir = backupDir(context, service, backupTimestamp());
+    const requests = backupRequests(service, entries, dir);
     for (const request of requests) {
       const size = estimates.get(context)?.get(estimateKey(request)) ?? await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, withDeadline(context, 'backup'));
       context.out.phase(PHASE, `would back up ${service}: ${request.entry.type}${size === undefined ? '' : ` (about ${formatBytes(size)} before compression)`} into ${dir}`);
@@ -164,10 +182,11 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
     return;
   }
   discardInterruptedBackups(context, service);
-  context.log.event(PHASE, 'backup-start', { service, at: stamp });
   // The folder exists (0700) before any strategy writes into it, with the entries it is taken for:
   // a restore reads them back, whatever the manifest says by then (a release continued further).
-  ensurePrivateDir(dir);
+  const { stamp, dir } = claimBackupDir(context, service);
+  const requests = backupRequests(service, entries, dir);
+  context.log.event(PHASE, 'backup-start', { service, at: stamp });
   writeFileAtomic(join(dir, ENTRIES_FILE), `${JSON.stringify(entries)}\n`);
   let bytes = 0;
   // Every command the strategy runs is bounded by the backup deadline, unless it names its own.
