@@ -399,7 +399,7 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
     }
     const repoDir = resolveRepo(args.repo);
     const { loadConfig, applyPlugins, runVerb } = await loadEngine();
-    const { config } = await loadConfig(repoDir);
+    const { config } = await loadRunConfig(repoDir, verb, args.from, out, loadConfig);
     const hooks = applyPlugins(config);
     const loadHooksAt = async (commit: string) => applyPlugins((await loadConfig(repoDir, { commit })).config);
     return await runVerb({ verb, ticket, repoDir, from: args.from, dryRun: args.dryRun, local: args.local, hooks, out, signal: controller.signal, loadHooksAt });
@@ -408,6 +408,23 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
     out.reportError(error);
     reportRefusal(out, error, started);
     return error.exitCode;
+  }
+}
+
+/**
+ * The config a run starts with. A release from the start is governed by the config of the commit
+ * it fetches (prepare swaps to it before anything changes), so a HEAD config that fails to load
+ * must not block the release of its own fix: the fetch runs with the reference config instead.
+ * A resumed release, a revert and a MERGE_SHA config that fails stay refused.
+ */
+async function loadRunConfig(repoDir: string, verb: Verb, from: string | undefined, out: Output, loadConfig: typeof import('./config.js').loadConfig) {
+  try {
+    return await loadConfig(repoDir);
+  } catch (thrown) {
+    const error = toReleaseError(thrown);
+    if (verb !== 'release-run' || (from !== undefined && from !== 'prepare') || error.code !== 'BAD_INPUT') throw error;
+    out.warn(`the config at HEAD does not load (${error.message}); fetching with the reference config, then the release is governed by the fetched commit's config`);
+    return await loadConfig(repoDir, { referenceOnly: true });
   }
 }
 

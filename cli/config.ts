@@ -39,6 +39,8 @@ async function registerConfigHooks(): Promise<void> {
 export interface LoadConfigOptions {
   /** Load the config as this commit holds it (its files read with git), not the work tree. */
   commit?: string;
+  /** Ignore the repo's config: the reference config alone. */
+  referenceOnly?: boolean;
 }
 
 /**
@@ -49,7 +51,7 @@ export interface LoadConfigOptions {
  */
 export async function loadConfig(repoDir: string, options: LoadConfigOptions = {}): Promise<LoadedConfig> {
   const reference = (await import(pathToFileURL(REFERENCE_CONFIG).href)) as Record<string, unknown> & { default: unknown };
-  const repoConfigPath = await findRepoConfig(repoDir, options.commit);
+  const repoConfigPath = options.referenceOnly ? undefined : await findRepoConfig(repoDir, options.commit);
   const where = options.commit ? ` at ${options.commit.slice(0, 12)}` : '';
   const source = repoConfigPath ? `${relative(process.cwd(), repoConfigPath) || CONFIG_FILE}${where}` : 'the reference release.config.ts';
   let exported: unknown = reference.default;

@@ -94,6 +94,42 @@ describe("a platform's own plugin, shipped with its first use in one merge", () 
     expect(await platform.head()).toBe(head);
   });
 
+  test('a config that does not load at HEAD does not block the release of its fix: the fetch runs with the reference config, the fix governs the release', async () => {
+    expect((await platform.run('release-run', ['500'])).exitCode).toBe(0);
+    // A broken config reached the clone (pulled by hand): every verb that reads it is refused.
+    await platform.mergeFeature('520', { 'release.config.ts': 'export default { plugins: [ };\n' });
+    await platform.git(['pull', '--ff-only', '--quiet']);
+    const blocked = await platform.run('release', ['--service=notes']);
+    expect(blocked.exitCode).toBe(2);
+    expect(blocked.stderr.split('\n')[0]).toMatch(/release\.config\.ts:1:\d+: syntax error/);
+    await platform.mergeFeature('521', {
+      'release.config.ts': CONFIG,
+      'packages/notes/manifest.yaml': `name: notes\nruntime: none\nimage: local/notes:3\nbackup:\n  - type: file\n    path: ${data}\n`,
+      'releases/521-note.sh': `#!/bin/sh\necho "written by the fix" > '${data}'\n`,
+    });
+
+    const dry = await platform.run('release-run', ['521', '--dry-run']);
+    expect(dry.exitCode).toBe(0);
+    expect(dry.stderr).toMatch(/the config at HEAD does not load \(release\.config\.ts:1:\d+: syntax error: .*\); fetching with the reference config/);
+    expect(dry.stdout).toMatch(/would back up notes: file/);
+
+    const released = await platform.run('release-run', ['521']);
+    expect(released.exitCode).toBe(0);
+    expect(readFileSync(data, 'utf8')).toBe('written by the fix\n');
+    expect(platform.readState('521').BACKUPS).toMatch(/^notes=\d{8}_\d{6}$/);
+    expect((await platform.run('release', ['--service=notes'])).exitCode).toBe(0);
+  });
+
+  test('a resume is governed by the config at HEAD: one that does not load is refused, nothing changed', async () => {
+    await platform.mergeFeature('530', { 'release.config.ts': 'export default { plugins: [ };\n' });
+    await platform.git(['pull', '--ff-only', '--quiet']);
+    const head = await platform.head();
+    const resumed = await platform.run('release-run', ['530', '--from=verify']);
+    expect(resumed.exitCode).toBe(2);
+    expect(resumed.stderr.split('\n')[0]).toMatch(/release\.config\.ts:1:\d+: syntax error/);
+    expect(await platform.head()).toBe(head);
+  });
+
   test('a release continued after exit 5 restores the entries its backup was taken for, even once the manifest changed them', async () => {
     const other = join(dataDir, 'other.txt');
     writeFileSync(other, 'the other file\n');
