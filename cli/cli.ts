@@ -64,20 +64,23 @@ ${PHASES_OF['release-run'].map((p) => `  ${p.name.padEnd(9)} ${p.summary}`).join
 Exit codes: 0 done, 1 a phase failed, 2 bad input or config, 3 locked, 4 nothing to release,
 5 drift or unclassified files, 6 backup failed or no disk space for it, 7 health probe failed,
 130 interrupted.`,
-  'release-revert': `usage: release-revert TICKET [--dry-run] [--repo DIR]
+  'release-revert': `usage: release-revert TICKET [--code-only] [--dry-run] [--repo DIR]
 
 Undoes release TICKET from its state file: checks and restores every backup, reverts the released
 commit(s) in one local commit, redeploys the released services and verifies them. Needs no network.
 ${PHASES_OF['release-revert'].map((p) => `  ${p.name.padEnd(13)} ${p.summary}`).join('\n')}
 
+  --code-only   revert the release's commits and redeploy, restoring no data: for a release
+                that later releases built on (their data stays as it is)
   --dry-run     preview every step; change nothing
   --repo DIR    the platform repo (default: the git repo of the current folder)
   --json        one JSON event per line on stdout (docs/events.md); the human output goes to stderr
   --version     print the version and the orchestrator's commit
 
-Exit codes: 0 reverted, 1 a step failed (a command past its deadline), 2 bad input or no state,
-3 locked, 6 a backup is missing or corrupt, or no disk space for a restore, 7 health probe failed,
-8 revert blocked (HEAD moved past MERGE_SHA, or a conflict), 130 interrupted.`,
+Exit codes: 0 reverted, 1 a step failed (a command past its deadline), 2 bad input, no state, or
+later releases touched what this one released, 3 locked, 6 a backup is missing or corrupt, or no
+disk space for a restore, 7 health probe failed, 8 revert blocked (HEAD is not a descendant of
+MERGE_SHA, the work tree has edits, or the revert does not apply), 130 interrupted.`,
   release: `usage: release --service=NAME [--repo DIR]
        release init [--example NAME] [--repo DIR]
        release prune [--keep=N] [--dry-run] [--repo DIR]
@@ -110,6 +113,7 @@ interface ParsedArgs {
   from?: string;
   dryRun: boolean;
   local: boolean;
+  codeOnly: boolean;
   repo?: string;
   service?: string;
   example?: string;
@@ -139,6 +143,7 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
         from: { type: 'string' },
         'dry-run': { type: 'boolean', default: false },
         local: { type: 'boolean', default: false },
+        'code-only': { type: 'boolean', default: false },
         repo: { type: 'string' },
         service: { type: 'string' },
         example: { type: 'string' },
@@ -150,14 +155,14 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
     });
     const allowed: Record<string, readonly string[]> = {
       'release-run': ['from', 'dry-run', 'local', 'repo', 'help', 'version', 'json'],
-      'release-revert': ['dry-run', 'repo', 'help', 'version', 'json'],
+      'release-revert': ['code-only', 'dry-run', 'repo', 'help', 'version', 'json'],
       release: ['service', 'example', 'repo', 'help', 'version', 'keep', 'dry-run', 'json'],
     };
     for (const [key, value] of Object.entries(values)) {
       if (value !== undefined && value !== false && !allowed[verb]!.includes(key)) throw new Error(`option --${key} is not known to ${verb}`);
     }
     return {
-      positionals, from: values.from, dryRun: values['dry-run'] ?? false, local: values.local ?? false, repo: values.repo,
+      positionals, from: values.from, dryRun: values['dry-run'] ?? false, local: values.local ?? false, codeOnly: values['code-only'] ?? false, repo: values.repo,
       service: values.service, example: values.example, keep: values.keep, help: values.help ?? false, version: values.version ?? false,
       json: values.json ?? false,
     };
@@ -262,6 +267,7 @@ function describeRun(run: import('../core/history.js').RunRecord, formatDuration
     `${when(run.started)}  ${run.ticket}  ${run.verb}${run.from ? ` --from=${run.from}` : ''}  ${outcome}${duration}`,
     `    ${short(run.base_sha)}->${short(run.merge_sha)}  services: ${run.services.join(' ') || '-'}  backups: ${backups || '-'}`,
     ...run.problems.map((problem) => `    damaged: ${problem}`),
+    ...(run.revert_possible === null ? [] : [`    revert as it is: ${run.revert_possible ? 'yes' : `no (${run.revert_why})`}`]),
   ].join('\n');
 }
 
@@ -402,7 +408,7 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
     const { config } = await loadRunConfig(repoDir, verb, args.from, out, loadConfig);
     const hooks = applyPlugins(config);
     const loadHooksAt = async (commit: string) => applyPlugins((await loadConfig(repoDir, { commit })).config);
-    return await runVerb({ verb, ticket, repoDir, from: args.from, dryRun: args.dryRun, local: args.local, hooks, out, signal: controller.signal, loadHooksAt });
+    return await runVerb({ verb, ticket, repoDir, from: args.from, dryRun: args.dryRun, local: args.local, codeOnly: args.codeOnly, hooks, out, signal: controller.signal, loadHooksAt });
   } catch (thrown) {
     const error = toReleaseError(thrown);
     out.reportError(error);

@@ -17,6 +17,7 @@ export interface ContextInit {
   dryRun: boolean;
   from?: string;
   local?: boolean;
+  codeOnly?: boolean;
   hooks: Hooks;
   out: Output;
   signal: AbortSignal;
@@ -44,6 +45,7 @@ export function createContext(init: ContextInit): RunContext {
   const context: RunContext = {
     ...init,
     local: init.local ?? false,
+    codeOnly: init.codeOnly ?? false,
     workspaceDir: paths.workspaceDir,
     log: new AuditLog(paths.logFile, init.ticket, !init.dryRun, (phase, event, fields) => init.out.events.emit(phase, event, fields)),
     stateFile,

@@ -61,6 +61,9 @@ export interface RunRecord {
   playbooks: string[];
   /** Damage found in this ticket's files: one line each, naming the file. */
   problems: string[];
+  /** On a ticket's newest row only (else null): whether `release-revert TICKET` can run as it is, and why. */
+  revert_possible: boolean | null;
+  revert_why: string | null;
 }
 
 export interface TicketRecord {
@@ -124,6 +127,7 @@ function splitRuns(ticket: string, events: LogEvent[], lockedByLiveRun: boolean)
       run = {
         ticket, verb: event.fields.verb ?? 'release-run', from: event.fields.from ?? null, started: iso(event.time), ended: null, duration_s: null,
         result: 'unfinished', exit_code: null, phase_failed: null, base_sha: null, merge_sha: null, services: [], backups: [], phases: [], playbooks: [], problems: [],
+        revert_possible: null, revert_why: null,
       };
       runs.push(run);
       phaseStart = event.time;
@@ -222,7 +226,7 @@ function revertPossible(state: ReleaseState | null, runs: RunRecord[], backups: 
   }
   const missing = backups.filter((backup) => !backup.present);
   if (missing.length > 0) return { possible: false, why: `backup folder(s) gone: ${missing.map((b) => b.dir).join(', ')}` };
-  return { possible: true, why: `state file and ${backups.length} backup folder(s) present; the revert itself checks that HEAD is still MERGE_SHA` };
+  return { possible: true, why: `state file and ${backups.length} backup folder(s) present; the revert itself checks with git that no later commit changed its files` };
 }
 
 const TICKET_FILE = /^([A-Za-z0-9][A-Za-z0-9_-]{0,63})\.(env|log)$/;
@@ -234,10 +238,45 @@ export function listTickets(workspaceDir: string): string[] {
   return [...new Set(readdirSync(releasesDir).map((name) => TICKET_FILE.exec(name)?.[1]).filter((name): name is string => Boolean(name)))].sort();
 }
 
+const lastRun = (record: TicketRecord, verb?: string) => [...record.runs].reverse().find((run) => run.result !== 'running' && (!verb || run.verb === verb));
+
+/**
+ * A release that later releases of this clone built on (they touched the same services, were not
+ * reverted since) cannot be reverted as it is: their data would be lost under them. Read from the
+ * files alone, by time; release-revert checks the same with git, files included, before it acts.
+ */
+function markLaterReleases(records: TicketRecord[]): void {
+  for (const record of records) {
+    if (!record.revert.possible || !record.state) continue;
+    const released = lastRun(record, 'release-run');
+    if (!released) continue;
+    const later = records.filter((other) => {
+      if (other === record || !other.state?.mergeSha) return false;
+      const theirs = lastRun(other, 'release-run');
+      const undone = lastRun(other)?.verb === 'release-revert' && lastRun(other)?.result === 'reverted';
+      return !undone && theirs !== undefined && theirs.started > released.started
+        && other.state.services.some((service) => record.state!.services.includes(service));
+    }).sort((a, b) => lastRun(b, 'release-run')!.started.localeCompare(lastRun(a, 'release-run')!.started));
+    if (later.length === 0) continue;
+    const touched = [...new Set(later.flatMap((other) => other.state!.services.filter((service) => record.state!.services.includes(service))))];
+    record.revert = {
+      possible: false,
+      why: `later release(s) ${later.map((other) => other.ticket).join(', ')} touched ${touched.join(', ')}: revert them first, newest first, or revert the code only with --code-only`,
+    };
+  }
+}
+
+function readAll(workspaceDir: string): TicketRecord[] {
+  const live = liveLockTicket(workspaceDir);
+  const records = listTickets(workspaceDir).map((ticket) => readTicket(workspaceDir, ticket, live));
+  markLaterReleases(records);
+  return records;
+}
+
 /** One ticket in full (`release show`); undefined when this clone has no file of it. */
 export function readTicketHistory(workspaceDir: string, ticket: string): TicketRecord | undefined {
   if (!listTickets(workspaceDir).includes(ticket)) return undefined;
-  return readTicket(workspaceDir, ticket, liveLockTicket(workspaceDir));
+  return readAll(workspaceDir).find((record) => record.ticket === ticket);
 }
 
 /**
@@ -245,10 +284,11 @@ export function readTicketHistory(workspaceDir: string, ticket: string): TicketR
  * (only a state file, or a damaged log) still gets one row, so its damage is seen.
  */
 export function readHistory(workspaceDir: string, options: { service?: string } = {}): RunRecord[] {
-  const live = liveLockTicket(workspaceDir);
   const rows: RunRecord[] = [];
-  for (const ticket of listTickets(workspaceDir)) {
-    const record = readTicket(workspaceDir, ticket, live);
+  for (const record of readAll(workspaceDir)) {
+    const { ticket } = record;
+    const newest = record.runs.at(-1);
+    if (newest) Object.assign(newest, { revert_possible: record.revert.possible, revert_why: record.revert.why });
     if (record.runs.length > 0) {
       rows.push(...record.runs);
     } else {
@@ -257,6 +297,7 @@ export function readHistory(workspaceDir: string, options: { service?: string } 
         phase_failed: null, base_sha: record.state?.baseSha ?? null, merge_sha: record.state?.mergeSha || null,
         services: record.state?.services ?? [], backups: record.backups, phases: [], playbooks: [],
         problems: record.problems.length > 0 ? record.problems : ['no run recorded in the audit log'],
+        revert_possible: record.revert.possible, revert_why: record.revert.why,
       });
     }
   }

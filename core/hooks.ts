@@ -143,6 +143,8 @@ export interface RunContext {
    * reaching the remote (a dev host's practice drill).
    */
   readonly local: boolean;
+  /** `release-revert --code-only`: revert the release's commits and redeploy; restore no data. */
+  readonly codeOnly: boolean;
   /** The phase running now; `orchestrator` before the first and after the last. */
   phase: string;
   /** The hooks of the config in force; `useConfigAt` swaps them for another commit's. */

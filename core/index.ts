@@ -14,6 +14,7 @@ export type { Plugin, Release, ReleaseConfig } from './plugin.js';
 export type { ReleaseState } from './state.js';
 /** Other tickets' records, for plugins that look across releases (retention). */
 export { BACKUP_STAMP, StateFile } from './state.js';
+export { listTickets, readTicketHistory, type TicketRecord } from './history.js';
 export { AuditLog } from './audit-log.js';
 export { workspacePaths } from './context.js';
 export type { ExecResult, ExecOptions } from './exec.js';

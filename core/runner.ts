@@ -72,6 +72,7 @@ export interface RunVerbOptions {
   from?: string;
   dryRun: boolean;
   local?: boolean;
+  codeOnly?: boolean;
   hooks: Hooks;
   out: Output;
   signal: AbortSignal;
@@ -113,7 +114,7 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
       }
       for (const dir of [paths.releasesDir, paths.workspaceDir, join(paths.workspaceDir, 'runtime'), join(paths.workspaceDir, 'release')]) removeStaleTempFiles(dir);
     }
-    context.log.event('orchestrator', 'start', { verb, from: options.from, local: options.local ? 'yes' : undefined });
+    context.log.event('orchestrator', 'start', { verb, from: options.from, local: options.local ? 'yes' : undefined, code_only: options.codeOnly ? 'yes' : undefined });
     const resuming = verb === 'release-revert' || phases[0] !== PHASES_OF[verb][0];
     if (resuming) {
       const state = context.requireState();

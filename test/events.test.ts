@@ -168,10 +168,12 @@ describe('release history and release show', () => {
     // The log records whole seconds: a second apart, the order of the runs is the log's, not a tie.
     const nextSecond = () => new Promise((resolve) => setTimeout(resolve, 1100));
     await nextSecond();
-    await platform.mergeFeature('402', { 'packages/api/manifest.yaml': 'name: api\nruntime: none\nimage: local/api:2\n', 'releases/402-fail.sh': '#!/bin/bash\nexit 3\n' });
+    await platform.mergeFeature('402', {
+      'packages/api/manifest.yaml': 'name: api\nruntime: none\nimage: local/api:2\n', 'packages/web/config.txt': 'later\n', 'releases/402-fail.sh': '#!/bin/bash\nexit 3\n',
+    });
     expect((await platform.run('release-run', ['402'])).exitCode).toBe(1);
     await nextSecond();
-    expect((await platform.run('release-revert', ['401'])).exitCode).toBe(8); // HEAD moved past 401's MERGE_SHA
+    expect((await platform.run('release-revert', ['401'])).exitCode).toBe(2); // 402 came after and touched web too
     writeFileSync(platform.stateFile('499'), 'TICKET=499\nBASE_SHA=zzz\n');
 
     const result = await platform.run('release', ['history', '--json']);
@@ -179,7 +181,7 @@ describe('release history and release show', () => {
     expect(result.exitCode).toBe(0);
     const rows = events(result).filter((e) => e.event === 'run');
     expect(rows.map((row) => [row.ticket, row.fields.verb, row.fields.result, row.fields.exit_code])).toEqual([
-      ['401', 'release-revert', 'failed', 8],
+      ['401', 'release-revert', 'failed', 2],
       ['402', 'release-run', 'failed', 1],
       ['401', 'release-run', 'complete', 0],
       ['499', 'release-run', 'unfinished', null],
@@ -201,7 +203,7 @@ describe('release history and release show', () => {
     expect(show.exitCode).toBe(0);
     expect(show.stdout).toMatch(/      prepare +done  ended \d{4}-\d\d-\d\d \d\d:\d\d:\d\d/);
     expect(show.stdout).toMatch(/    0-sqlite\.db  [\d.]+ (B|KiB)  sha256 [0-9a-f]{64}/);
-    expect(show.stdout).toMatch(/revert possible: no \(the last revert was blocked \(exit 8/);
+    expect(show.stdout).toMatch(/revert possible: no \(later release\(s\) 402 touched web: revert them first, newest first, or revert the code only with --code-only\)/);
     const show402 = await platform.run('release', ['show', '402', '--json']);
     expect(show402.exitCode).toBe(0);
     const shown = events(show402).find((e) => e.event === 'show')!.fields;

@@ -63,12 +63,22 @@ describe('a failure prints and logs the playbooks that match it', () => {
     expect(foreign.stderr).toMatch(/BASE_SHA 111111111111 is not a commit of this repo .* the file belongs to another repo/);
   });
 
-  test('release-revert-blocked (HEAD moved past MERGE_SHA)', async () => {
+  test('release-revert-later-releases (a later release touched the same service)', async () => {
     await platform.mergeFeature('45', bump('2'));
     await platform.run('release-run', ['45']);
     await platform.mergeFeature('46', bump('3'));
     await platform.run('release-run', ['46']);
     const result = await platform.run('release-revert', ['45']);
+    expect(result.exitCode).toBe(2);
+    expectPlaybook(result.stderr, '45', 'release-revert-later-releases', 'release-revert 45 --code-only');
+  });
+
+  test('release-revert-blocked (the revert no longer applies)', async () => {
+    await platform.mergeFeature('45', bump('2'));
+    await platform.run('release-run', ['45']);
+    await platform.mergeFeature('46', bump('3'));
+    await platform.run('release-run', ['46']);
+    const result = await platform.run('release-revert', ['45', '--code-only']);
     expect(result.exitCode).toBe(8);
     expectPlaybook(result.stderr, '45', 'release-revert-blocked', 'release-revert 45');
   });

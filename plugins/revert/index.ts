@@ -4,6 +4,7 @@ import { dirtyPaths, git, gitTry, headSha, isAncestor, parents } from '../git/gi
 import { gitOptionsSchema, type GitOptions } from '../git/options.js';
 import { diskSpaceSchema, retentionSchema } from '../backups/options.js';
 import { afterInWorkTree, dependencyWaves } from '../platform/waves.js';
+import { laterWork, revertedTree, type LaterWork } from './later-releases.js';
 
 const revertOptionsSchema = gitOptionsSchema.extend({
   /** The room restores' staging copies must find before any service is stopped. */
@@ -21,8 +22,34 @@ async function identityArgs(context: RunContext): Promise<string[]> {
   return email.exitCode === 0 ? [] : ['-c', 'user.name=release-orchestrator', '-c', 'user.email=release-orchestrator@localhost'];
 }
 
-/** Where the clone stands relative to the release, decided before anything is restored. */
-type GitPosition = 'never-pulled' | 'to-revert' | 'reverted';
+/**
+ * Where the clone stands relative to the release, decided before anything is restored:
+ * `to-revert-older` is a release that later commits sit on, none of which touched what it released.
+ */
+type GitPosition = 'never-pulled' | 'to-revert' | 'to-revert-older' | 'reverted';
+
+const revertMessage = (ticket: string, state: { baseSha: string; mergeSha: string }, merge: boolean) =>
+  `Revert release ${ticket}\n\nThis reverts ${state.baseSha.slice(0, 12)}..${state.mergeSha.slice(0, 12)}${merge ? ' (the merge, -m 1)' : ''}.`;
+
+/** The refusal when later releases (or commits) changed what this release released. */
+function laterWorkRefusal(context: RunContext, work: LaterWork): ReleaseError {
+  const { ticket, out } = context;
+  const state = context.requireState();
+  const list = (items: string[]) => (items.length > 4 ? `${items.slice(0, 4).join(', ')} and ${items.length - 4} more` : items.join(', ')) || 'none';
+  const lines = work.later.map((release) =>
+    `${release.ticket} (MERGE_SHA ${release.mergeSha.slice(0, 12)}${release.ended ? `, ended ${release.ended}` : ''}): services ${list(release.services)}; files ${list(release.files)}`);
+  const byReleases = new Set(work.later.flatMap((release) => release.files));
+  const byHand = work.changedSince.filter((path) => !byReleases.has(path));
+  if (byHand.length > 0) lines.push(`changed since MERGE_SHA ${state.mergeSha.slice(0, 12)} by commits no release of this clone made: ${list(byHand)}`);
+  const what = work.later.length > 0
+    ? `${work.later.length} later release(s) touched what it released`
+    : `commits after it changed ${work.changedSince.length} of its file(s)`;
+  const inOrder = [...work.later.map((release) => out.command('release-revert', [release.ticket])), out.command('release-revert', [ticket])].join(' && ');
+  return new ReleaseError('BAD_INPUT', `release ${ticket} cannot be reverted as it is: ${what}; nothing was changed`, {
+    lines,
+    hint: `${work.later.length > 0 ? `revert the later releases first, newest first: ${inOrder}; or ` : ''}revert ${ticket}'s code only, keeping the data as it is now: ${out.command('release-revert', [ticket, '--code-only'])}`,
+  });
+}
 
 /**
  * Checks, before any data is touched, that the release can be reverted in git: HEAD is its
@@ -49,9 +76,14 @@ async function gitPosition(context: RunContext): Promise<GitPosition> {
     const headParents = await parents(context, head);
     const [headTree, baseTree] = await Promise.all([head, state.baseSha].map((sha) => git(context, ['rev-parse', `${sha}^{tree}`])));
     if (headParents[0] === state.mergeSha && headTree === baseTree) return 'reverted';
-    throw new ReleaseError('REVERT_BLOCKED', `HEAD (${head.slice(0, 12)}) has moved past MERGE_SHA (${state.mergeSha.slice(0, 12)}); nothing was changed`, {
-      hint: 'later commits sit on top of this release: revert them first (newest first), or revert by hand with a PR',
-    });
+    if ((await git(context, ['log', '-1', '--format=%B', head])).startsWith(revertMessage(context.ticket, state, false).replace(/\.$/, ''))) return 'reverted';
+    if (!(await isAncestor(context, state.mergeSha, head))) {
+      throw new ReleaseError('REVERT_BLOCKED', `HEAD (${head.slice(0, 12)}) is not a descendant of MERGE_SHA (${state.mergeSha.slice(0, 12)}); nothing was changed`, {
+        hint: `the clone's history no longer holds this release as it was pulled: inspect with git log --oneline ${state.mergeSha.slice(0, 12)}...HEAD, and revert by hand with a PR`,
+      });
+    }
+    const work = await laterWork(context, state, head);
+    if (!context.codeOnly && (work.later.length > 0 || work.changedSince.length > 0)) throw laterWorkRefusal(context, work);
   }
   const dirty = await dirtyPaths(context);
   if (dirty.length > 0) {
@@ -59,7 +91,15 @@ async function gitPosition(context: RunContext): Promise<GitPosition> {
       lines: dirty.slice(0, 20), hint: 'git stash them, then run release-revert again',
     });
   }
-  return 'to-revert';
+  if (head === state.mergeSha) return 'to-revert';
+  // Checked before any data is restored: the commits after this release must let its change go.
+  const reverted = await revertedTree(context, state, head);
+  if ('conflicts' in reverted) {
+    throw new ReleaseError('REVERT_BLOCKED', `the changes of release ${context.ticket} no longer revert cleanly on HEAD (${head.slice(0, 12)}); nothing was changed`, {
+      lines: reverted.conflicts.slice(0, 20), hint: 'later commits changed these files too: revert the later releases first (newest first), or revert by hand with a PR',
+    });
+  }
+  return 'to-revert-older';
 }
 
 /** Where git stood when this revert started, per run: a module-level map, private to this plugin. */
@@ -81,7 +121,24 @@ async function revertInGit(context: RunContext, options: GitOptions): Promise<vo
   const mergeParents = await parents(context, state.mergeSha);
   const isMerge = mergeParents.length === 2 && mergeParents[0] === state.baseSha;
   const identity = await identityArgs(context);
-  const message = `Revert release ${context.ticket}\n\nThis reverts ${state.baseSha.slice(0, 12)}..${state.mergeSha.slice(0, 12)}${isMerge ? ' (the merge, -m 1)' : ''}.`;
+  const message = revertMessage(context.ticket, state, isMerge);
+  if (position === 'to-revert-older') {
+    const head = await headSha(context);
+    const later = await git(context, ['rev-list', '--count', `${state.mergeSha}..${head}`]);
+    if (context.dryRun) {
+      context.out.phase('git-revert', `would commit one revert of ${state.baseSha.slice(0, 12)}..${state.mergeSha.slice(0, 12)} on top of HEAD ${head.slice(0, 12)}, keeping the ${later} later commit(s)`);
+      return;
+    }
+    const reverted = await revertedTree(context, state, head);
+    if ('conflicts' in reverted) throw new ReleaseError('REVERT_BLOCKED', `the changes of release ${context.ticket} no longer revert cleanly on HEAD (${head.slice(0, 12)})`, { lines: reverted.conflicts });
+    const revert = await git(context, [...identity, 'commit-tree', reverted.tree, '-p', head, '-m', message]);
+    context.failpoint('mid-git-revert');
+    await git(context, ['merge', '--ff-only', '--quiet', '--end-of-options', revert]);
+    context.log.event('git-revert', 'reverted', { sha: revert });
+    context.out.phase('git-revert', `revert commit ${revert} (takes out ${state.baseSha.slice(0, 12)}..${state.mergeSha.slice(0, 12)}; the ${later} later commit(s) stay)`);
+    context.out.phase('git-revert', `this commit exists only in this clone; publish it with: git push ${options.remote} ${options.branch}`);
+    return;
+  }
   if (context.dryRun) {
     context.out.phase('git-revert', isMerge
       ? `would run git revert -m 1 ${state.mergeSha}`
@@ -150,6 +207,10 @@ export function revertPlugin(rawOptions: z.input<typeof revertOptionsSchema> = {
         if (mergeSha) await context.useConfigAt(mergeSha);
       });
       hooks.phase.for('restore').tapPromise(PLUGIN_NAME, async (context) => {
+        if (context.codeOnly) {
+          context.out.phase('restore', `--code-only: no data is restored; the backups of ${context.ticket} are kept`);
+          return;
+        }
         if (positionOf(context) === 'never-pulled') {
           // Nothing of the release reached the services: restoring would only throw away newer data.
           context.out.phase('restore', 'the release never pulled, so no service changed: nothing to restore (its backups are kept)');

@@ -63,38 +63,96 @@ describe('release-revert on real git', () => {
     expect(await platform.head()).toBe(head);
   });
 
-  test('HEAD moved past MERGE_SHA: exit 8 and nothing changed', async () => {
+  test('a later release touched other services and files: the older release is reverted on top of it, the later commits (its merge) stay', async () => {
+    const base = await platform.head();
     await platform.mergeFeature('44', { 'packages/web/manifest.yaml': 'name: web\nruntime: none\nimage: local/web:2\n' });
     await platform.run('release-run', ['44']);
-    await platform.mergeFeature('45', { 'docs/later.md': 'later\n' });
+    const later = await platform.mergeFeature('45', { 'docs/later.md': 'later\n' });
     await platform.run('release-run', ['45']);
-    const head = await platform.head();
+
+    const dry = await platform.run('release-revert', ['44', '--dry-run']);
+    expect(dry.exitCode).toBe(0);
+    expect(dry.stdout).toMatch(/would commit one revert of \w{12}\.\.\w{12} on top of HEAD \w{12}, keeping the 2 later commit\(s\)/);
+    expect(await platform.head()).toBe(later);
 
     const result = await platform.run('release-revert', ['44']);
 
-    expect(result.exitCode).toBe(8);
-    expect(result.stderr).toMatch(/HEAD \(\w+\) has moved past MERGE_SHA/);
-    expect(await platform.head()).toBe(head);
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).toMatch(/the 2 later commit\(s\) stay/);
+    expect(await platform.git(['rev-parse', 'HEAD^'])).toBe(later);
+    expect(await platform.git(['show', 'HEAD:packages/web/manifest.yaml'])).toBe(await platform.git(['show', `${base}:packages/web/manifest.yaml`]));
+    expect(await platform.git(['show', 'HEAD:docs/later.md'])).toBe('later');
     expect(await platform.git(['status', '--porcelain'])).toBe('');
-    expect(platform.logEvents('44')).toContain('ticket=44 phase=orchestrator event=failed rc=8 phase_failed=orchestrator');
+    const again = await platform.run('release-revert', ['44']);
+    expect(again.exitCode).toBe(0);
+    expect(again.stdout).toMatch(/already reverted by/);
   });
 
-  test('HEAD moved past MERGE_SHA: exit 8 before any backup is restored, so newer data stays', async () => {
-    const db = join(platform.root, 'web.sqlite');
-    await execa('sqlite3', [db, "CREATE TABLE t(v TEXT); INSERT INTO t VALUES ('before 600')"]);
-    const withBackup = (tag: string) => ({ 'packages/web/manifest.yaml': `name: web\nruntime: none\nimage: local/web:${tag}\nbackup:\n  - type: sqlite\n    path: ${db}\n` });
-    await platform.pushCommits([withBackup('1')]);
-    await platform.git(['pull', '-q', '--ff-only', 'origin', 'main']);
-    await platform.mergeFeature('600', withBackup('2'));
-    expect((await platform.run('release-run', ['600'])).exitCode).toBe(0);
-    await execa('sqlite3', [db, "INSERT INTO t VALUES ('written after 600')"]);
-    await platform.mergeFeature('601', withBackup('3'));
-    expect((await platform.run('release-run', ['601'])).exitCode).toBe(0);
+  describe('a later release touched the same service', () => {
+    let db: string;
+    const rows = async () => (await execa('sqlite3', [db, 'SELECT v FROM t'])).stdout;
+    const manifest = (tag: string) => `name: web\nruntime: none\nimage: local/web:${tag}\nbackup:\n  - type: sqlite\n    path: ${db}\n`;
+    beforeEach(async () => {
+      db = join(platform.root, 'web.sqlite');
+      await execa('sqlite3', [db, "CREATE TABLE t(v TEXT); INSERT INTO t VALUES ('before 600')"]);
+      await platform.pushCommits([{ 'packages/web/manifest.yaml': manifest('1') }]);
+      await platform.git(['pull', '-q', '--ff-only', 'origin', 'main']);
+      await platform.mergeFeature('600', { 'packages/web/manifest.yaml': manifest('2') });
+      expect((await platform.run('release-run', ['600'])).exitCode).toBe(0);
+      await execa('sqlite3', [db, "INSERT INTO t VALUES ('written after 600')"]);
+    });
 
-    const result = await platform.run('release-revert', ['600']);
+    test('refused (exit 2) before any backup is restored, naming the later ticket; its printed commands revert both, newest first', async () => {
+      await platform.mergeFeature('601', { 'packages/web/manifest.yaml': manifest('3') });
+      expect((await platform.run('release-run', ['601'])).exitCode).toBe(0);
+      await execa('sqlite3', [db, "INSERT INTO t VALUES ('written after 601')"]);
+      const head = await platform.head();
+      const history = await platform.run('release', ['history']);
+      expect(history.stdout).toMatch(/600  release-run  complete[^\n]*\n[^\n]*\n    revert as it is: no \(later release\(s\) 601 touched web/);
+      expect(history.stdout).toMatch(/601  release-run  complete[^\n]*\n[^\n]*\n    revert as it is: yes/);
 
-    expect(result.exitCode).toBe(8);
-    expect((await execa('sqlite3', [db, 'SELECT v FROM t'])).stdout).toBe('before 600\nwritten after 600');
+      const result = await platform.run('release-revert', ['600']);
+
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toMatch(/release 600 cannot be reverted as it is: 1 later release\(s\) touched what it released; nothing was changed/);
+      expect(result.stderr).toMatch(/  601 \(MERGE_SHA \w{12}, ended [^)]+\): services web; files packages\/web\/manifest\.yaml/);
+      const hint = /fix: revert the later releases first, newest first: (.*); or revert 600's code only, keeping the data as it is now: (release-revert 600 --code-only)$/m.exec(result.stderr);
+      expect(hint?.[1]).toBe('release-revert 601 && release-revert 600');
+      expect(await rows()).toBe('before 600\nwritten after 600\nwritten after 601');
+      expect(await platform.head()).toBe(head);
+
+      for (const command of hint![1]!.split(' && ')) expect((await platform.run('release-revert', command.split(' ').slice(1))).exitCode).toBe(0);
+      expect(await rows()).toBe('before 600');
+      expect(await platform.git(['show', 'HEAD:packages/web/manifest.yaml'])).toBe(manifest('1').trim());
+    });
+
+    test('--code-only reverts its commits and redeploys, restoring no data', async () => {
+      await platform.mergeFeature('601', { 'packages/web/config.txt': 'later\n' });
+      expect((await platform.run('release-run', ['601'])).exitCode).toBe(0);
+      expect((await platform.run('release-revert', ['600'])).exitCode).toBe(2);
+
+      const result = await platform.run('release-revert', ['600', '--code-only']);
+
+      expect(result.exitCode).toBe(0);
+      expect(result.stdout).toMatch(/--code-only: no data is restored; the backups of 600 are kept/);
+      expect(await rows()).toBe('before 600\nwritten after 600');
+      expect(await platform.git(['show', 'HEAD:packages/web/manifest.yaml'])).toBe(manifest('1').trim());
+      expect(await platform.git(['show', 'HEAD:packages/web/config.txt'])).toBe('later');
+    });
+
+    test('--code-only is refused (exit 8), nothing changed, naming the files, when a later release changed the same lines', async () => {
+      await platform.mergeFeature('601', { 'packages/web/manifest.yaml': manifest('3') });
+      expect((await platform.run('release-run', ['601'])).exitCode).toBe(0);
+      const head = await platform.head();
+
+      const result = await platform.run('release-revert', ['600', '--code-only']);
+
+      expect(result.exitCode).toBe(8);
+      expect(result.stderr).toMatch(/the changes of release 600 no longer revert cleanly on HEAD \(\w{12}\); nothing was changed.*\n  packages\/web\/manifest\.yaml/);
+      expect(await platform.head()).toBe(head);
+      expect(await platform.git(['status', '--porcelain'])).toBe('');
+      expect(await rows()).toBe('before 600\nwritten after 600');
+    });
   });
 
   test('--dry-run previews the revert and changes nothing', async () => {
