@@ -421,6 +421,7 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
  * The config a run starts with. A release from the start is governed by the config of the commit
  * it fetches (prepare swaps to it before anything changes), so a HEAD config that fails to load
  * must not block the release of its own fix: the fetch runs with the reference config instead.
+ * A work tree's edit of the config that fails is refused: the commit at HEAD loads.
  * A resumed release, a revert and a MERGE_SHA config that fails stay refused.
  */
 async function loadRunConfig(repoDir: string, verb: Verb, from: string | undefined, out: Output, loadConfig: typeof import('./config.js').loadConfig) {
@@ -429,6 +430,9 @@ async function loadRunConfig(repoDir: string, verb: Verb, from: string | undefin
   } catch (thrown) {
     const error = toReleaseError(thrown);
     if (verb !== 'release-run' || (from !== undefined && from !== 'prepare') || error.code !== 'BAD_INPUT') throw error;
+    // An edit in the work tree that breaks the config is the operator's to fix; only a broken commit is released past.
+    const committed = await loadConfig(repoDir, { commit: 'HEAD' }).then(() => true, () => false);
+    if (committed) throw error;
     out.warn(`the config at HEAD does not load (${error.message}); fetching with the reference config, then the release is governed by the fetched commit's config`);
     return await loadConfig(repoDir, { referenceOnly: true });
   }
