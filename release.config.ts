@@ -51,6 +51,11 @@ const defaultOptionsSchema = z.strictObject({
   diskSpace: z.custom<DiskSpaceInput>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { marginPercent: 10, keepFree: \'1GiB\' }').optional(),
   /** Backup retention, e.g. `{ keep: 5, autoPrune: true }`: `release prune`'s default and prepare's own prune. */
   retention: z.custom<RetentionInput>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { keep: 3, autoPrune: true }').optional(),
+  /**
+   * release-revert backs up the data each restore replaces first (default true), so
+   * `release-revert TICKET --undo` can put it back; false on a host without the room for it.
+   */
+  preRevertBackup: z.boolean().optional(),
   /** Deadlines of external commands per kind, e.g. `{ ticket: '8h', compose: '10m' }`; the deadlines plugin checks them. */
   deadlines: z.custom<DeadlineOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { ticket: \'8h\' }').optional(),
   /** The runtime of services whose manifest names none (default compose). */
@@ -71,7 +76,7 @@ export function defaultPlugins(rawOptions: DefaultOptions = {}): Plugin[] {
     migratePlugin({ concurrency: options.concurrency }),
     ticketPlugin(),
     verifyPlugin({ concurrency: options.concurrency }),
-    revertPlugin({ remote: options.remote, branch: options.branch, diskSpace: options.diskSpace, retention: options.retention }),
+    revertPlugin({ remote: options.remote, branch: options.branch, diskSpace: options.diskSpace, retention: options.retention, preRevertBackup: options.preRevertBackup }),
     // Before compose: a service a release deletes is removed by the runtime whose stack still runs it.
     swarmRuntimePlugin({ composeCommand: options.composeCommand, isDefault: options.runtime === 'swarm', ...options.swarm }),
     composeRuntimePlugin({ command: options.composeCommand, isDefault: options.runtime !== 'swarm' }),

@@ -30,6 +30,12 @@ export interface BackupStrategy<Schema extends z.ZodType> {
    * the data), so a revert that would fill the disk refuses before it stops any service.
    */
   restoreSpace?(request: StrategyRequest<z.infer<Schema>>, context: RunContext): Promise<SpaceNeed | undefined>;
+  /**
+   * Optional: the writes made to the entry's data since `since` (the backup's time), in words an
+   * operator reads before a revert replaces them ("3 files modified since"); `undefined` when it
+   * cannot tell. Reads only.
+   */
+  writesSince?(request: StrategyRequest<z.infer<Schema>>, since: Date, context: RunContext): Promise<string | undefined>;
 }
 
 const PARTS = ['backup', 'size', 'check', 'restore'] as const;
@@ -77,6 +83,8 @@ export function defineBackupStrategy<Schema extends z.ZodType>(strategy: BackupS
       });
       const restoreSpace = strategy.restoreSpace?.bind(strategy);
       if (restoreSpace) hooks.restoreSpace.for(strategy.type).tapPromise(name, (request, context) => restoreSpace(parseEntry(strategy, request), context));
+      const writesSince = strategy.writesSince?.bind(strategy);
+      if (writesSince) hooks.writesSince.for(strategy.type).tapPromise(name, (request, context) => writesSince(parseEntry(strategy, request), request.since, context));
     },
   };
 }

@@ -64,7 +64,7 @@ ${PHASES_OF['release-run'].map((p) => `  ${p.name.padEnd(9)} ${p.summary}`).join
 Exit codes: 0 done, 1 a phase failed, 2 bad input or config, 3 locked, 4 nothing to release,
 5 drift or unclassified files, 6 backup failed or no disk space for it, 7 health probe failed,
 130 interrupted.`,
-  'release-revert': `usage: release-revert TICKET [--code-only] [--dry-run] [--repo DIR]
+  'release-revert': `usage: release-revert TICKET [--code-only | --undo] [--dry-run] [--repo DIR]
 
 Undoes release TICKET from its state file: checks and restores every backup, reverts the released
 commit(s) in one local commit, redeploys the released services and verifies them. Needs no network.
@@ -72,6 +72,8 @@ ${PHASES_OF['release-revert'].map((p) => `  ${p.name.padEnd(13)} ${p.summary}`).
 
   --code-only   revert the release's commits and redeploy, restoring no data: for a release
                 that later releases built on (their data stays as it is)
+  --undo        undo this release's last revert: put back the data the revert backed up before
+                it restored (pre-revert backups), the commit it reverted, and redeploy
   --dry-run     preview every step; change nothing
   --repo DIR    the platform repo (default: the git repo of the current folder)
   --json        one JSON event per line on stdout (docs/events.md); the human output goes to stderr
@@ -114,6 +116,7 @@ interface ParsedArgs {
   dryRun: boolean;
   local: boolean;
   codeOnly: boolean;
+  undo: boolean;
   repo?: string;
   service?: string;
   example?: string;
@@ -144,6 +147,7 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
         'dry-run': { type: 'boolean', default: false },
         local: { type: 'boolean', default: false },
         'code-only': { type: 'boolean', default: false },
+        undo: { type: 'boolean', default: false },
         repo: { type: 'string' },
         service: { type: 'string' },
         example: { type: 'string' },
@@ -155,14 +159,15 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
     });
     const allowed: Record<string, readonly string[]> = {
       'release-run': ['from', 'dry-run', 'local', 'repo', 'help', 'version', 'json'],
-      'release-revert': ['code-only', 'dry-run', 'repo', 'help', 'version', 'json'],
+      'release-revert': ['code-only', 'undo', 'dry-run', 'repo', 'help', 'version', 'json'],
       release: ['service', 'example', 'repo', 'help', 'version', 'keep', 'dry-run', 'json'],
     };
     for (const [key, value] of Object.entries(values)) {
       if (value !== undefined && value !== false && !allowed[verb]!.includes(key)) throw new Error(`option --${key} is not known to ${verb}`);
     }
+    if (values['code-only'] && values.undo) throw new Error('--code-only and --undo do not go together: --undo puts back what the last revert replaced, code and data');
     return {
-      positionals, from: values.from, dryRun: values['dry-run'] ?? false, local: values.local ?? false, codeOnly: values['code-only'] ?? false, repo: values.repo,
+      positionals, from: values.from, dryRun: values['dry-run'] ?? false, local: values.local ?? false, codeOnly: values['code-only'] ?? false, undo: values.undo ?? false, repo: values.repo,
       service: values.service, example: values.example, keep: values.keep, help: values.help ?? false, version: values.version ?? false,
       json: values.json ?? false,
     };
@@ -311,6 +316,8 @@ async function show(args: ParsedArgs, out: Output): Promise<number> {
     });
   }
   const backups = record.backups.map((backup) => ({ ...backup, files: backupFiles(backup.dir) }));
+  const preRevertBackups = record.preRevertBackups.map((backup) => ({ ...backup, files: backupFiles(backup.dir) }));
+  const undoCommand = preRevertBackups.length > 0 || record.state?.preRevertHead ? out.command('release-revert', [ticket, '--undo']) : null;
   for (const run of record.runs) {
     out.plain(describeRun(run, formatDuration));
     for (const phase of run.phases) out.plain(`      ${phase.name.padEnd(13)} ${phase.result}${phase.rc ? ` (exit ${phase.rc})` : ''}  ended ${when(phase.ended)}  ${formatDuration(phase.duration_s)}`);
@@ -319,15 +326,26 @@ async function show(args: ParsedArgs, out: Output): Promise<number> {
   if (record.runs.length === 0) out.plain(`${ticket}: no run recorded in the audit log`);
   for (const problem of record.problems) out.plain(`damaged: ${problem}`);
   out.plain(backups.length === 0 ? `backups of ${ticket}: none` : `backups of ${ticket}:`);
-  for (const backup of backups) {
-    out.plain(`  ${backup.service}=${backup.at}  ${backup.present ? backup.dir : `${backup.dir} (gone)`}${backup.bytes === null ? '' : `  ${formatBytes(backup.bytes)}`}`);
-    for (const file of backup.files) out.plain(`    ${file.file}  ${file.bytes === null ? '?' : formatBytes(file.bytes)}  sha256 ${file.sha256 ?? '(not recorded)'}`);
+  const listBackups = (list: typeof backups) => {
+    for (const backup of list) {
+      out.plain(`  ${backup.service}=${backup.at}  ${backup.present ? backup.dir : `${backup.dir} (gone)`}${backup.bytes === null ? '' : `  ${formatBytes(backup.bytes)}`}`);
+      for (const file of backup.files) out.plain(`    ${file.file}  ${file.bytes === null ? '?' : formatBytes(file.bytes)}  sha256 ${file.sha256 ?? '(not recorded)'}`);
+    }
+  };
+  listBackups(backups);
+  if (undoCommand) {
+    out.plain(preRevertBackups.length > 0
+      ? `pre-revert backups of ${ticket} (the data its last revert replaced):`
+      : `pre-revert backups of ${ticket}: none (its last revert restored no data, or preRevertBackup is off)`);
+    listBackups(preRevertBackups);
+    out.plain(`undo the last revert (its data, the released code, the services): ${undoCommand}`);
   }
   out.plain(record.revert.possible
     ? `revert possible: yes (${record.revert.why}): ${out.command('release-revert', [ticket])}`
     : `revert possible: no (${record.revert.why})`);
   out.events.emit('history', 'show', {
     runs: record.runs.map((run) => ({ ...run })), backups: backups.map((backup) => ({ ...backup, files: backup.files.map((file) => ({ ...file })) })),
+    pre_revert_backups: preRevertBackups.map((backup) => ({ ...backup, files: backup.files.map((file) => ({ ...file })) })), undo_command: undoCommand,
     problems: record.problems, revert_possible: record.revert.possible, revert_why: record.revert.why,
     revert_command: record.revert.possible ? out.command('release-revert', [ticket]) : null,
   });
@@ -408,7 +426,7 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
     const { config } = await loadRunConfig(repoDir, verb, args.from, out, loadConfig);
     const hooks = applyPlugins(config);
     const loadHooksAt = async (commit: string) => applyPlugins((await loadConfig(repoDir, { commit })).config);
-    return await runVerb({ verb, ticket, repoDir, from: args.from, dryRun: args.dryRun, local: args.local, codeOnly: args.codeOnly, hooks, out, signal: controller.signal, loadHooksAt });
+    return await runVerb({ verb, ticket, repoDir, from: args.from, dryRun: args.dryRun, local: args.local, codeOnly: args.codeOnly, undo: args.undo, hooks, out, signal: controller.signal, loadHooksAt });
   } catch (thrown) {
     const error = toReleaseError(thrown);
     out.reportError(error);

@@ -18,6 +18,7 @@ export interface ContextInit {
   from?: string;
   local?: boolean;
   codeOnly?: boolean;
+  undo?: boolean;
   hooks: Hooks;
   out: Output;
   signal: AbortSignal;
@@ -46,6 +47,7 @@ export function createContext(init: ContextInit): RunContext {
     ...init,
     local: init.local ?? false,
     codeOnly: init.codeOnly ?? false,
+    undo: init.undo ?? false,
     workspaceDir: paths.workspaceDir,
     log: new AuditLog(paths.logFile, init.ticket, !init.dryRun, (phase, event, fields) => init.out.events.emit(phase, event, fields)),
     stateFile,

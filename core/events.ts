@@ -73,7 +73,7 @@ export const KNOWN_EVENT_FIELDS = {
   unhealthy: z.looseObject({ service: z.string() }),
   /** The last event of every run of release-run and release-revert: everything a CI job or a notifier needs. */
   outcome: z.looseObject({
-    result: z.enum(['complete', 'reverted', 'failed', 'interrupted', 'dry-run', 'dry-run-failed', 'refused']),
+    result: z.enum(['complete', 'reverted', 'undone', 'failed', 'interrupted', 'dry-run', 'dry-run-failed', 'refused']),
     exit_code: exitCode,
     started: z.iso.datetime(),
     duration_s: z.number().nonnegative(),

@@ -10,7 +10,8 @@ import { liveLockHolder } from './lock.js';
  * `release show`. A damaged file is named in the row it belongs to; it never stops the listing.
  */
 
-export type RunResult = 'complete' | 'reverted' | 'failed' | 'interrupted' | 'running' | 'unfinished';
+/** `undone`: a `release-revert --undo` that finished (the release's code and data are back). */
+export type RunResult = 'complete' | 'reverted' | 'undone' | 'failed' | 'interrupted' | 'running' | 'unfinished';
 
 export interface PhaseRecord {
   name: string;
@@ -45,6 +46,8 @@ export interface BackupRecord {
 export interface RunRecord {
   ticket: string;
   verb: string;
+  /** `release-revert --undo`. */
+  undo: boolean;
   /** `--from=PHASE` of this run, when it resumed. */
   from: string | null;
   started: string;
@@ -57,6 +60,8 @@ export interface RunRecord {
   merge_sha: string | null;
   services: string[];
   backups: BackupRecord[];
+  /** The pre-revert backups this run took (a release-revert backs up the data it replaces). */
+  pre_revert_backups: BackupRecord[];
   phases: PhaseRecord[];
   playbooks: string[];
   /** Damage found in this ticket's files: one line each, naming the file. */
@@ -71,6 +76,8 @@ export interface TicketRecord {
   state: ReleaseState | null;
   runs: RunRecord[];
   backups: BackupRecord[];
+  /** The backups of the data the last revert replaced (PRE_REVERT_BACKUPS), which `--undo` puts back. */
+  preRevertBackups: BackupRecord[];
   problems: string[];
   /** Whether `release-revert TICKET` can still run, and if not why. */
   revert: { possible: boolean; why: string };
@@ -125,8 +132,8 @@ function splitRuns(ticket: string, events: LogEvent[], lockedByLiveRun: boolean)
         continue;
       }
       run = {
-        ticket, verb: event.fields.verb ?? 'release-run', from: event.fields.from ?? null, started: iso(event.time), ended: null, duration_s: null,
-        result: 'unfinished', exit_code: null, phase_failed: null, base_sha: null, merge_sha: null, services: [], backups: [], phases: [], playbooks: [], problems: [],
+        ticket, verb: event.fields.verb ?? 'release-run', undo: event.fields.undo === 'yes', from: event.fields.from ?? null, started: iso(event.time), ended: null, duration_s: null,
+        result: 'unfinished', exit_code: null, phase_failed: null, base_sha: null, merge_sha: null, services: [], backups: [], pre_revert_backups: [], phases: [], playbooks: [], problems: [],
         revert_possible: null, revert_why: null,
       };
       runs.push(run);
@@ -142,7 +149,7 @@ function splitRuns(ticket: string, events: LogEvent[], lockedByLiveRun: boolean)
         run.duration_s = seconds(run.started, run.ended);
         run.exit_code = Number(event.fields.rc ?? (event.event === 'done' ? 0 : 1));
         run.phase_failed = event.fields.phase_failed ?? null;
-        run.result = event.event === 'done' ? (run.verb === 'release-revert' ? 'reverted' : 'complete') : event.event === 'interrupted' ? 'interrupted' : 'failed';
+        run.result = event.event === 'done' ? (run.verb === 'release-revert' ? (run.undo ? 'undone' : 'reverted') : 'complete') : event.event === 'interrupted' ? 'interrupted' : 'failed';
       }
       continue;
     }
@@ -153,9 +160,10 @@ function splitRuns(ticket: string, events: LogEvent[], lockedByLiveRun: boolean)
       });
       phaseStart = event.time;
     }
-    if (event.phase === 'prepare' && event.event === 'backup' && event.fields.service && event.fields.at) {
+    if ((event.phase === 'prepare' || event.phase === 'restore') && event.event === 'backup' && event.fields.service && event.fields.at) {
       const bytes = Number(event.fields.bytes);
-      run.backups.push({ service: event.fields.service, at: event.fields.at, bytes: Number.isFinite(bytes) ? bytes : null, dir: '', present: false });
+      (event.phase === 'prepare' ? run.backups : run.pre_revert_backups)
+        .push({ service: event.fields.service, at: event.fields.at, bytes: Number.isFinite(bytes) ? bytes : null, dir: '', present: false });
     }
   }
   const last = runs.at(-1);
@@ -198,12 +206,14 @@ function readTicket(workspaceDir: string, ticket: string, liveTicket: string | u
     const dir = join(workspaceDir, 'backups', service, at);
     return { service, at, bytes, dir, present: existsSync(dir) };
   };
-  const logged = new Map(runs.flatMap((run) => run.backups).map((backup) => [`${backup.service}=${backup.at}`, backup.bytes]));
-  const backups = state
-    ? Object.entries(state.backups).map(([service, at]) => backupOf(service, at, logged.get(`${service}=${at}`) ?? null))
-    : [];
+  const logged = new Map(runs.flatMap((run) => [...run.backups, ...run.pre_revert_backups]).map((backup) => [`${backup.service}=${backup.at}`, backup.bytes]));
+  const recorded = (stamps: Record<string, string> | undefined) =>
+    Object.entries(stamps ?? {}).map(([service, at]) => backupOf(service, at, logged.get(`${service}=${at}`) ?? null));
+  const backups = recorded(state?.backups);
+  const preRevertBackups = recorded(state?.preRevertBackups);
   for (const run of runs) {
     run.backups = run.backups.map((backup) => backupOf(backup.service, backup.at, backup.bytes));
+    run.pre_revert_backups = run.pre_revert_backups.map((backup) => backupOf(backup.service, backup.at, backup.bytes));
     run.problems = problems;
     // The state file is the ticket's latest attempt: it describes the release runs, and what a revert undoes.
     if (state) {
@@ -213,7 +223,7 @@ function readTicket(workspaceDir: string, ticket: string, liveTicket: string | u
       if (run.verb === 'release-revert' || run.backups.length === 0) run.backups = backups;
     }
   }
-  return { ticket, state, runs, backups, problems, revert: revertPossible(state, runs, backups, problems, statePath) };
+  return { ticket, state, runs, backups, preRevertBackups, problems, revert: revertPossible(state, runs, backups, problems, statePath) };
 }
 
 function revertPossible(state: ReleaseState | null, runs: RunRecord[], backups: BackupRecord[], problems: string[], statePath: string): TicketRecord['revert'] {
@@ -293,7 +303,7 @@ export function readHistory(workspaceDir: string, options: { service?: string } 
       rows.push(...record.runs);
     } else {
       rows.push({
-        ticket, verb: 'release-run', from: null, started: '', ended: null, duration_s: null, result: 'unfinished', exit_code: null,
+        ticket, verb: 'release-run', undo: false, pre_revert_backups: [], from: null, started: '', ended: null, duration_s: null, result: 'unfinished', exit_code: null,
         phase_failed: null, base_sha: record.state?.baseSha ?? null, merge_sha: record.state?.mergeSha || null,
         services: record.state?.services ?? [], backups: record.backups, phases: [], playbooks: [],
         problems: record.problems.length > 0 ? record.problems : ['no run recorded in the audit log'],

@@ -80,6 +80,12 @@ export interface BackupResult {
 
 export interface RestoreRequest extends BackupRequest {}
 
+/** What a restore would replace: the data of a backup's entry as it is now, against the backup's time. */
+export interface WritesSinceRequest extends RestoreRequest {
+  /** When the backup was taken. */
+  since: Date;
+}
+
 /** Room a step needs on one of this host's filesystems before it starts (e.g. a restore's staging copy). */
 export interface SpaceNeed {
   /** A folder, or where one will be made: the space is checked on the filesystem that holds it. */
@@ -145,6 +151,8 @@ export interface RunContext {
   readonly local: boolean;
   /** `release-revert --code-only`: revert the release's commits and redeploy; restore no data. */
   readonly codeOnly: boolean;
+  /** `release-revert --undo`: put back what the release's last revert replaced (data, code, services). */
+  readonly undo: boolean;
   /** The phase running now; `orchestrator` before the first and after the last. */
   phase: string;
   /** The hooks of the config in force; `useConfigAt` swaps them for another commit's. */
@@ -221,6 +229,13 @@ export function createHooks() {
     ),
     /** The room a restore needs on disk while it runs (a staging copy), keyed by backup type; checked before any service stops. */
     restoreSpace: new HookMap<AsyncSeriesBailHook<[RestoreRequest, RunContext], SpaceNeed | undefined>>(
+      () => new AsyncSeriesBailHook(['request', 'context']),
+    ),
+    /**
+     * Optional, keyed by backup type: the writes made to an entry's data since its backup, in words
+     * ("3 files modified since"), or `undefined` when the strategy cannot tell.
+     */
+    writesSince: new HookMap<AsyncSeriesBailHook<[WritesSinceRequest, RunContext], string | undefined>>(
       () => new AsyncSeriesBailHook(['request', 'context']),
     ),
     /** `release prune`: remove the backups of old releases (the retention plugin). */

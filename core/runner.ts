@@ -73,6 +73,7 @@ export interface RunVerbOptions {
   dryRun: boolean;
   local?: boolean;
   codeOnly?: boolean;
+  undo?: boolean;
   hooks: Hooks;
   out: Output;
   signal: AbortSignal;
@@ -114,7 +115,7 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
       }
       for (const dir of [paths.releasesDir, paths.workspaceDir, join(paths.workspaceDir, 'runtime'), join(paths.workspaceDir, 'release')]) removeStaleTempFiles(dir);
     }
-    context.log.event('orchestrator', 'start', { verb, from: options.from, local: options.local ? 'yes' : undefined, code_only: options.codeOnly ? 'yes' : undefined });
+    context.log.event('orchestrator', 'start', { verb, from: options.from, local: options.local ? 'yes' : undefined, code_only: options.codeOnly ? 'yes' : undefined, undo: options.undo ? 'yes' : undefined });
     const resuming = verb === 'release-revert' || phases[0] !== PHASES_OF[verb][0];
     if (resuming) {
       const state = context.requireState();
@@ -137,13 +138,13 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
     }
     context.phase = 'orchestrator';
     context.log.event('orchestrator', 'done', { rc: 0 });
-    const outcome = verb === 'release-run' ? 'complete' : 'reverted';
+    const outcome = verb === 'release-run' ? 'complete' : options.undo ? 'undone' : 'reverted';
     const result = options.dryRun ? 'dry-run' : outcome;
     context.outcome = outcomeFields(context, started, result, 0, { next: [] });
     await context.hooks.done.promise(context);
     out.plain(options.dryRun
       ? `[${verb}] dry run of release ${options.ticket} finished: nothing was changed`
-      : `[${verb}] release ${options.ticket} ${outcome}`);
+      : options.undo ? `[${verb}] the revert of release ${options.ticket} is undone` : `[${verb}] release ${options.ticket} ${outcome}`);
     out.events.emit('orchestrator', 'outcome', context.outcome);
     return 0;
   } catch (thrown) {

@@ -75,3 +75,22 @@ describe('APPLIED, the actions migrate has done', () => {
     expect(() => parseState(text, '/w/releases/1234.env')).toThrow('state file /w/releases/1234.env is damaged: line 8 should be APPLIED="service:kind ..."');
   });
 });
+
+describe('PRE_REVERT_HEAD and PRE_REVERT_BACKUPS, what a revert replaced', () => {
+  const reverted: ReleaseState = { ...state, preRevertHead: 'c'.repeat(40), preRevertBackups: { redmine: '20260519_101500-2' } };
+
+  test('follow the fixed keys (after APPLIED when both are there) and parse back', () => {
+    const text = serializeState({ ...reverted, applied: ['db:redeploy'] });
+    expect(text.endsWith(`APPLIED="db:redeploy"\nPRE_REVERT_HEAD=${'c'.repeat(40)}\nPRE_REVERT_BACKUPS="redmine=20260519_101500-2"\n`)).toBe(true);
+    expect(parseState(text, '/w/releases/1234.env')).toEqual({ ...reverted, applied: ['db:redeploy'] });
+    expect(parseState(serializeState(reverted), '/w/releases/1234.env')).toEqual(reverted);
+  });
+
+  test('out of order or damaged, they are refused naming the line', () => {
+    const text = serializeState(reverted);
+    const swapped = text.replace(/(PRE_REVERT_HEAD=.*\n)(PRE_REVERT_BACKUPS=.*\n)/, '$2$1');
+    expect(() => parseState(swapped, '/w/1234.env')).toThrow('line 9 should be one of nothing (the file should end here), found "PRE_REVERT_HEAD=');
+    expect(() => parseState(text.replace('c'.repeat(40), 'HEAD'), '/w/1234.env')).toThrow('PRE_REVERT_HEAD is not a commit id');
+    expect(() => parseState(text.replace('redmine=20260519_101500-2', 'redmine=yesterday'), '/w/1234.env')).toThrow('PRE_REVERT_BACKUPS entry "redmine=yesterday" is not service=YYYYMMDD_HHMMSS');
+  });
+});

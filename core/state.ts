@@ -25,10 +25,20 @@ export interface ReleaseState {
    * APPLIED, present only while migrate is part-way): a resumed migrate does not repeat them.
    */
   applied?: string[];
+  /**
+   * Set by release-revert before it restores anything (optional lines PRE_REVERT_HEAD and
+   * PRE_REVERT_BACKUPS): where git stood and the backups of the data the restore replaced, which
+   * `release-revert TICKET --undo` puts back.
+   */
+  preRevertHead?: string;
+  preRevertBackups?: Record<string, string>;
 }
 
-/** The optional key after STATE_KEYS. */
+/** The optional keys after STATE_KEYS, each at most once and in this order. */
 const APPLIED_KEY = 'APPLIED';
+const PRE_REVERT_HEAD_KEY = 'PRE_REVERT_HEAD';
+const PRE_REVERT_BACKUPS_KEY = 'PRE_REVERT_BACKUPS';
+const OPTIONAL_KEYS = [APPLIED_KEY, PRE_REVERT_HEAD_KEY, PRE_REVERT_BACKUPS_KEY] as const;
 const APPLIED_ENTRY = /^[a-z0-9][a-z0-9_-]*:[a-z][a-z0-9-]*$/;
 
 const QUOTED_KEYS: ReadonlySet<StateKey> = new Set(['SERVICES', 'SKIPPED_METADATA', 'BACKUPS']);
@@ -48,13 +58,23 @@ export function serializeState(state: ReleaseState): string {
     MERGE_SHA: state.mergeSha,
     SERVICES: state.services.join(' '),
     SKIPPED_METADATA: state.skippedMetadata.join(' '),
-    BACKUPS: Object.entries(state.backups).map(([svc, stamp]) => `${svc}=${stamp}`).join(' '),
+    BACKUPS: serializeBackups(state.backups),
   };
   return STATE_KEYS.map((key) => {
     const value = values[key];
     if (!SAFE_VALUE.test(value)) throw new Error(`state value for ${key} has characters a state file cannot hold: ${value}`);
     return QUOTED_KEYS.has(key) ? `${key}="${value}"` : `${key}=${value}`;
-  }).join('\n') + '\n' + (state.applied?.length ? `${APPLIED_KEY}="${serializeApplied(state.applied)}"\n` : '');
+  }).join('\n') + '\n'
+    + (state.applied?.length ? `${APPLIED_KEY}="${serializeApplied(state.applied)}"\n` : '')
+    + (state.preRevertHead ? `${PRE_REVERT_HEAD_KEY}=${requireSha(state.preRevertHead)}\n` : '')
+    + (state.preRevertBackups && Object.keys(state.preRevertBackups).length ? `${PRE_REVERT_BACKUPS_KEY}="${serializeBackups(state.preRevertBackups)}"\n` : '');
+}
+
+const serializeBackups = (backups: Record<string, string>) => Object.entries(backups).map(([svc, stamp]) => `${svc}=${stamp}`).join(' ');
+
+function requireSha(value: string): string {
+  if (!SHA.test(value)) throw new Error(`state value for ${PRE_REVERT_HEAD_KEY} is not a commit id: ${value}`);
+  return value;
 }
 
 function serializeApplied(applied: readonly string[]): string {
@@ -73,13 +93,8 @@ function damaged(path: string, why: string): ReleaseError {
 export function parseState(text: string, path: string): ReleaseState {
   if (!text.endsWith('\n')) throw damaged(path, 'the last line is cut off');
   const lines = text.slice(0, -1).split('\n');
-  let applied: string[] | undefined;
-  if (lines.length === STATE_KEYS.length + 1) {
-    const match = new RegExp(`^${APPLIED_KEY}="([^"]*)"$`).exec(lines.pop()!);
-    applied = match?.[1]!.split(' ').filter(Boolean);
-    if (!applied || applied.some((entry) => !APPLIED_ENTRY.test(entry))) throw damaged(path, `line ${STATE_KEYS.length + 1} should be ${APPLIED_KEY}="service:kind ..."`);
-  }
-  if (lines.length !== STATE_KEYS.length) throw damaged(path, `expected ${STATE_KEYS.length} lines, found ${lines.length}`);
+  if (lines.length < STATE_KEYS.length) throw damaged(path, `expected ${STATE_KEYS.length} lines, found ${lines.length}`);
+  const optional = parseOptionalLines(lines.splice(STATE_KEYS.length), path);
   const values = {} as Record<StateKey, string>;
   lines.forEach((line, index) => {
     const key = STATE_KEYS[index]!;
@@ -92,12 +107,6 @@ export function parseState(text: string, path: string): ReleaseState {
   if (!SHA.test(values.BASE_SHA)) throw damaged(path, 'BASE_SHA is not a commit id');
   if (values.MERGE_SHA !== '' && !SHA.test(values.MERGE_SHA)) throw damaged(path, 'MERGE_SHA is not a commit id');
   const split = (value: string) => value.split(' ').filter(Boolean);
-  const backups: Record<string, string> = {};
-  for (const entry of split(values.BACKUPS)) {
-    const match = /^([^=]+)=(\d{8}_\d{6}(?:-\d+)?)$/.exec(entry);
-    if (!match) throw damaged(path, `BACKUPS entry "${entry}" is not service=YYYYMMDD_HHMMSS`);
-    backups[match[1]!] = match[2]!;
-  }
   return {
     ticket: values.TICKET,
     branch: values.BRANCH,
@@ -105,9 +114,46 @@ export function parseState(text: string, path: string): ReleaseState {
     mergeSha: values.MERGE_SHA,
     services: split(values.SERVICES),
     skippedMetadata: split(values.SKIPPED_METADATA),
-    backups,
-    ...(applied ? { applied } : {}),
+    backups: parseBackups(values.BACKUPS, 'BACKUPS', path),
+    ...optional,
   };
+}
+
+function parseBackups(value: string, key: string, path: string): Record<string, string> {
+  const backups: Record<string, string> = {};
+  for (const entry of value.split(' ').filter(Boolean)) {
+    const match = /^([^=]+)=(\d{8}_\d{6}(?:-\d+)?)$/.exec(entry);
+    if (!match) throw damaged(path, `${key} entry "${entry}" is not service=YYYYMMDD_HHMMSS`);
+    backups[match[1]!] = match[2]!;
+  }
+  return backups;
+}
+
+/** The optional lines after the fixed keys: each known key at most once, in OPTIONAL_KEYS order. */
+function parseOptionalLines(lines: string[], path: string): Pick<ReleaseState, 'applied' | 'preRevertHead' | 'preRevertBackups'> {
+  const parsed: Pick<ReleaseState, 'applied' | 'preRevertHead' | 'preRevertBackups'> = {};
+  let next = 0;
+  lines.forEach((line, offset) => {
+    const number = STATE_KEYS.length + offset + 1;
+    const key = OPTIONAL_KEYS.findIndex((candidate, index) => index >= next && line.startsWith(`${candidate}=`));
+    if (key < 0) throw damaged(path, `line ${number} should be one of ${OPTIONAL_KEYS.slice(next).join(', ') || 'nothing (the file should end here)'}, found "${line.slice(0, 60)}"`);
+    next = key + 1;
+    const name = OPTIONAL_KEYS[key]!;
+    const quoted = new RegExp(`^${name}="([^"\\\\$\`]*)"$`).exec(line)?.[1];
+    if (name === APPLIED_KEY) {
+      const applied = quoted?.split(' ').filter(Boolean);
+      if (!applied || applied.some((entry) => !APPLIED_ENTRY.test(entry))) throw damaged(path, `line ${number} should be ${APPLIED_KEY}="service:kind ..."`);
+      parsed.applied = applied;
+    } else if (name === PRE_REVERT_HEAD_KEY) {
+      const sha = line.slice(name.length + 1);
+      if (!SHA.test(sha)) throw damaged(path, `${PRE_REVERT_HEAD_KEY} is not a commit id`);
+      parsed.preRevertHead = sha;
+    } else {
+      if (quoted === undefined) throw damaged(path, `line ${number} should be ${PRE_REVERT_BACKUPS_KEY}="service=YYYYMMDD_HHMMSS ..."`);
+      parsed.preRevertBackups = parseBackups(quoted, PRE_REVERT_BACKUPS_KEY, path);
+    }
+  });
+  return parsed;
 }
 
 export class StateFile {

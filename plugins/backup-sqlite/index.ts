@@ -282,6 +282,16 @@ async function restore(sqlite: Sqlite, request: Request, context: RunContext): P
   }
 }
 
+/** Whether the database (its file or its write-ahead log) was written after `since`, by modification time. */
+function writesSince(request: Request, since: Date): string {
+  const times = [request.options.path, `${request.options.path}-wal`].map((path) => statSync(path, { throwIfNoEntry: false })?.mtime).filter((time) => time !== undefined);
+  if (times.length === 0) return `${request.options.path} is not there now: nothing of it is replaced`;
+  const newest = new Date(Math.max(...times.map((time) => time.getTime())));
+  return newest > since
+    ? `${request.options.path} was written since the backup (last at ${newest.toISOString().slice(0, 19).replace('T', ' ')} UTC)`
+    : `${request.options.path} was not written since the backup (modification time)`;
+}
+
 /** The `sqlite` backup strategy. */
 export function sqliteBackupPlugin(rawOptions: z.input<typeof optionsSchema> = {}): Plugin {
   const options = parseOptions(PLUGIN_NAME, optionsSchema, rawOptions);
@@ -294,5 +304,6 @@ export function sqliteBackupPlugin(rawOptions: z.input<typeof optionsSchema> = {
     size: async (request) => requireDatabaseFile(request, request.options).size,
     check: async (request) => { await verifyArchive(archiveOf(request, request.options)); },
     restore: (request, context) => restore(sqlite, request, context),
+    writesSince: async (request, since) => writesSince(request, since),
   });
 }

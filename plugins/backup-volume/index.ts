@@ -2,7 +2,7 @@
  * backup-volume: backs up and restores a folder of files, a docker volume or a host path, as one
  * compressed tar archive per manifest entry. See README.md beside this file.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, statfsSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, statfsSync } from 'node:fs';
 import { isAbsolute, join, posix, relative } from 'node:path';
 import {
   ReleaseError, defineBackupStrategy, formatBytes, parseOptions, recordedArchive, verifyArchive, withServiceStopped, writeFileAtomic, z,
@@ -222,6 +222,44 @@ async function restore(request: Request, context: RunContext, options: z.infer<t
   context.out.detail(`${target.path} now holds exactly the backup ${archive.path}`);
 }
 
+/** The most entries a writes-since scan reads: past it the count is a lower bound. */
+const SCAN_LIMIT = 200_000;
+
+/**
+ * The files and folders of the entry's data modified after `since` (by modification time: a
+ * folder's changes when an entry in it is added or removed): what a restore would throw away.
+ */
+async function writesSince(request: Request, since: Date, context: RunContext): Promise<string> {
+  const entry = request.options;
+  const folder = entry.volume !== undefined ? (await inspectVolume(context, entry.volume))?.Mountpoint : entry.path;
+  const what = describeEntry(request.service, entry);
+  if (!folder || !existsSync(folder)) return `${what} is not there now: nothing of it is replaced`;
+  let scanned = 0;
+  let modified = 0;
+  let newest: { path: string; time: number; folder: boolean } | undefined;
+  const pending = [folder];
+  while (pending.length > 0 && scanned < SCAN_LIMIT) {
+    const dir = pending.pop()!;
+    for (const item of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, item.name);
+      const stats = lstatSync(path, { throwIfNoEntry: false });
+      if (!stats) continue;
+      scanned++;
+      if (stats.mtimeMs > since.getTime()) {
+        modified++;
+        // A file names the write better than the folder it was added to (same time).
+        const rank = (candidate: { time: number; folder: boolean }) => candidate.time - (candidate.folder ? 1 : 0);
+        const found = { path: relative(folder, path), time: stats.mtimeMs, folder: stats.isDirectory() };
+        if (!newest || rank(found) > rank(newest)) newest = found;
+      }
+      if (item.isDirectory()) pending.push(path);
+    }
+  }
+  const bound = scanned >= SCAN_LIMIT ? `at least ` : '';
+  if (modified === 0) return `${what}: ${bound ? `none of the first ${scanned}` : `none of its ${scanned}`} files and folders modified since the backup`;
+  return `${what}: ${bound}${modified} of ${scanned} files and folders modified since the backup (newest: ${newest!.path}, ${new Date(newest!.time).toISOString().slice(0, 19).replace('T', ' ')} UTC)`;
+}
+
 export function backupVolumePlugin(rawOptions: BackupVolumeOptions = {}): Plugin {
   const options = parseOptions(PLUGIN_NAME, optionsSchema, rawOptions);
   return defineBackupStrategy({
@@ -233,5 +271,6 @@ export function backupVolumePlugin(rawOptions: BackupVolumeOptions = {}): Plugin
     check: (request) => checkBackup(request, options),
     restore: (request, context) => restore(request, context, options),
     restoreSpace: (request, context) => restoreSpace(request, context, options),
+    writesSince,
   });
 }

@@ -1,23 +1,27 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ReleaseError, writeFileAtomic, type RestoreRequest, type RunContext, type ReleaseState, type SpaceNeed } from '../../api/index.js';
 import type { DiskSpaceOptions, RetentionOptions } from './options.js';
 import { requireSpace } from './space.js';
 import { showFile } from '../git/git.js';
 import { manifestPath, parseManifest } from '../platform/manifest.js';
-import { backupDir, backupRequests, ENTRIES_FILE } from './take.js';
+import { backupDir, backupRequests, discardInterruptedBackups, ENTRIES_FILE, estimateBackups, stampTime, takeBackup } from './take.js';
 import { withDeadline } from '../deadlines/index.js';
 
 /** Beside each entry's files once it is restored: `.restored.<index>`. */
 const RESTORED_MARKER = '.restored';
 
+/** The restored marks in a backup folder (file names). */
+export const restoredMarkers = (dir: string): string[] =>
+  existsSync(dir) ? readdirSync(dir).filter((name) => name.startsWith(`${RESTORED_MARKER}.`)) : [];
+
 /**
  * The backup entries of a release: as recorded beside each backup when it was taken, else (a
  * backup from before they were recorded) from the release's manifest.
  */
-async function restoreRequests(context: RunContext, state: ReleaseState): Promise<RestoreRequest[]> {
+async function restoreRequests(context: RunContext, state: ReleaseState, backups: Record<string, string>): Promise<RestoreRequest[]> {
   const requests: RestoreRequest[] = [];
-  for (const [service, stamp] of Object.entries(state.backups)) {
+  for (const [service, stamp] of Object.entries(backups)) {
     const dir = backupDir(context, service, stamp);
     const recorded = join(dir, ENTRIES_FILE);
     if (existsSync(recorded)) {
@@ -41,13 +45,83 @@ async function restoreRequests(context: RunContext, state: ReleaseState): Promis
   return requests;
 }
 
+export interface RestoreOptions {
+  space: DiskSpaceOptions;
+  retention: RetentionOptions;
+  /**
+   * Back up the data each restore replaces before any is restored (PRE_REVERT_BACKUPS in the
+   * state), so `release-revert TICKET --undo` can put it back.
+   */
+  backUpFirst: boolean;
+}
+
+/** `14 min`, `3 h 05 min`, `2 days`: how old a backup is, at a glance. */
+function age(ms: number): string {
+  const minutes = Math.floor(Math.max(0, ms) / 60_000);
+  if (minutes < 1) return `${Math.round(Math.max(0, ms) / 1000)} s`;
+  if (minutes < 60) return `${minutes} min`;
+  if (minutes < 48 * 60) return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, '0')} min`;
+  return `${Math.floor(minutes / 1440)} days`;
+}
+
 /**
- * Restores every backup of the release: all are checked first (a bad one restores nothing), the
- * services with data to put back are stopped, then each entry is restored and marked, so a run
- * after an interruption skips what is done. The services stay stopped: revert's redeploy starts them.
+ * Per service, before anything is restored: the backup that goes back, how old it is, and what was
+ * written since where its strategy can tell.
  */
-export async function restoreAll(context: RunContext, state: ReleaseState, space: DiskSpaceOptions, retention: RetentionOptions): Promise<void> {
-  let requests = await restoreRequests(context, state);
+async function reportReplaced(context: RunContext, requests: RestoreRequest[], backups: Record<string, string>, bounded: RunContext): Promise<void> {
+  for (const service of new Set(requests.map((request) => request.service))) {
+    const since = stampTime(backups[service]!);
+    context.out.phase('restore', `${service}: puts back its backup of ${since.toISOString().replace('T', ' ').slice(0, 19)} UTC (${age(Date.now() - since.getTime())} old), replacing its data as it is now`);
+    for (const request of requests.filter((candidate) => candidate.service === service)) {
+      let writes: string | undefined;
+      try {
+        writes = await context.hooks.writesSince.get(request.entry.type)?.promise({ ...request, since }, bounded);
+      } catch (error) {
+        writes = `could not tell (${(error as Error).message.split('\n')[0]})`;
+      }
+      const line = `${service}: backup[${request.index}] ${request.entry.type}: ${writes ?? 'its strategy cannot tell what was written since'}`;
+      context.out.detail(line);
+      context.out.events.emit('restore', 'replaces', { service, type: request.entry.type, backup: backups[service]!, writes_since: writes ?? null });
+    }
+  }
+}
+
+/**
+ * Takes the pre-revert backups: the data as it is now of every service about to be restored, with
+ * the same strategies and checks as prepare's backups, recorded in PRE_REVERT_BACKUPS before any
+ * restore starts. A service already backed up by an earlier, interrupted run keeps that backup.
+ */
+async function backUpBeforeRestore(context: RunContext, state: ReleaseState, requests: RestoreRequest[]): Promise<void> {
+  state.preRevertBackups ??= {};
+  for (const service of new Set(requests.map((request) => request.service))) {
+    if (state.preRevertBackups[service]) {
+      context.out.phase('restore', `${service}: its pre-revert backup was taken already (${state.preRevertBackups[service]})`);
+      continue;
+    }
+    const entries = requests.filter((request) => request.service === service).map((request) => request.entry);
+    if (context.dryRun) {
+      context.out.phase('restore', `would back up the data of ${service} as it is now first (pre-revert backup, for --undo)`);
+      continue;
+    }
+    discardInterruptedBackups(context, service);
+    const { stamp, bytes } = await takeBackup(context, service, entries, 'restore');
+    state.preRevertBackups[service] = stamp;
+    context.saveState();
+    context.log.event('restore', 'backup', { service, at: stamp, bytes, pre_revert: 'yes' });
+    context.out.phase('restore', `${service}: its data as it is now is in the pre-revert backup ${backupDir(context, service, stamp)}`);
+  }
+}
+
+/**
+ * Restores every backup in `backups` (service -> stamp; the release's BACKUPS, or for --undo its
+ * PRE_REVERT_BACKUPS): all are checked first (a bad one restores nothing), what each replaces is
+ * shown and, unless turned off, backed up; then the services with data to put back are stopped,
+ * and each entry is restored and marked, so a run after an interruption skips what is done. The
+ * services stay stopped: revert's redeploy starts them.
+ */
+export async function restoreAll(context: RunContext, state: ReleaseState, backups: Record<string, string>, options: RestoreOptions): Promise<void> {
+  const { space, retention } = options;
+  let requests = await restoreRequests(context, state, backups);
   if (requests.length === 0) {
     context.out.phase('restore', 'no backups recorded: nothing to restore');
     return;
@@ -80,18 +154,24 @@ export async function restoreAll(context: RunContext, state: ReleaseState, space
     context.out.phase('restore', `backup ${request.entry.type} of ${request.service} checked`);
   }
   const pending = requests.filter((request) => !existsSync(join(request.dir, `${RESTORED_MARKER}.${request.index}`)));
-  // Room for the staging copies, before any service is stopped.
-  const needs: SpaceNeed[] = [];
+  await reportReplaced(context, pending, backups, bounded);
+  // The pre-revert backup covers every entry of a service with an entry still to restore.
+  const pendingServices = new Set(pending.map((request) => request.service));
+  const toBackUp = options.backUpFirst ? requests.filter((request) => pendingServices.has(request.service) && !state.preRevertBackups?.[request.service]) : [];
+  // Room for the pre-revert backups and the staging copies, before any service is stopped.
+  const needs: SpaceNeed[] = await estimateBackups(context, toBackUp.map((request) => ({ ...request, dir: backupDir(context, request.service, 'pending') })));
   for (const request of pending) {
     const need = await context.hooks.restoreSpace.get(request.entry.type)?.promise(request, bounded);
     if (need) needs.push(need);
   }
   await requireSpace(context, needs, space, retention, {
-    purpose: 'the restores of this release',
+    purpose: toBackUp.length > 0 ? 'the pre-revert backups and the restores of this release' : 'the restores of this release',
     unchanged: context.dryRun ? 'this is a dry run' : 'no service was stopped and nothing was restored',
     phase: 'restore',
     rerun: `just release-revert ${context.ticket}`,
   });
+  if (options.backUpFirst) await backUpBeforeRestore(context, state, requests.filter((request) => pendingServices.has(request.service)));
+  else if (pending.length > 0) context.out.phase('restore', `pre-revert backups are off (revert option preRevertBackup: false): the data the restore replaces is not kept`);
   if (!context.dryRun) {
     // The released code must not write while its data is put back; redeploy starts the old code.
     for (const service of new Set(pending.map((request) => request.service))) {

@@ -38,6 +38,12 @@ export function backupTimestamp(date = new Date()): string {
   return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}_${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;
 }
 
+/** The time a backup folder's name (YYYYMMDD_HHMMSS[-N], UTC) stands for. */
+export function stampTime(stamp: string): Date {
+  const [, y, mo, d, h, mi, se] = /^(\d{4})(\d\d)(\d\d)_(\d\d)(\d\d)(\d\d)/.exec(stamp) ?? [];
+  return new Date(`${y}-${mo}-${d}T${h}:${mi}:${se}Z`);
+}
+
 /**
  * Takes a new backup folder of `service` for this moment, created exclusively: a second backup in
  * the same second gets `<stamp>-2` (and so on), never another backup's folder.
@@ -67,7 +73,7 @@ async function backupEntries(context: RunContext, state: ReleaseState, sha: stri
  * Folders of backups of `service` that this release started but never recorded (the run was
  * killed in between): they may be partial, so they are removed before a new backup is taken.
  */
-function discardInterruptedBackups(context: RunContext, service: string): void {
+export function discardInterruptedBackups(context: RunContext, service: string): void {
   const events = context.log.events();
   const finished = new Set(events.filter((e) => e.event === 'backup' && e.service === service).map((e) => e.at));
   for (const started of events.filter((e) => e.event === 'backup-start' && e.service === service && !finished.has(e.at))) {
@@ -78,10 +84,6 @@ function discardInterruptedBackups(context: RunContext, service: string): void {
   }
 }
 
-/**
- * Backs up one service's `backup:` entries into one timestamped folder and records it in BACKUPS.
- * A failure removes that folder whole: no partial backup is ever left to be mistaken for a good one.
- */
 /** The `backup:` entries of a service this release still has to back up; why not, when none. */
 async function pendingEntries(context: RunContext, state: ReleaseState, sha: string, service: string): Promise<{ entries: BackupRequest['entry'][] } | { skip?: string }> {
   if (state.backups[service]) return { skip: `backup of ${service} already taken (${state.backups[service]})` };
@@ -103,26 +105,12 @@ const estimateKey = (request: BackupRequest) => `${request.service}#${request.in
  * An estimate that fails is reported and left out: the backup itself then says what is wrong.
  */
 export async function requireBackupSpace(context: RunContext, state: ReleaseState, sha: string, space: DiskSpaceOptions, retention: RetentionOptions, credit?: Map<number, number>): Promise<void> {
-  const needs: SpaceNeed[] = [];
-  const measured = estimates.get(context) ?? new Map<string, number>();
-  estimates.set(context, measured);
+  const requests: BackupRequest[] = [];
   for (const service of state.services) {
     const pending = await pendingEntries(context, state, sha, service);
-    if (!('entries' in pending)) continue;
-    for (const request of backupRequests(service, pending.entries, backupDir(context, service, 'pending'))) {
-      const what = `${service}: backup[${request.index}] ${request.entry.type}`;
-      try {
-        const bytes = await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, withDeadline(context, 'backup'));
-        if (bytes === undefined) continue;
-        measured.set(estimateKey(request), bytes);
-        needs.push({ path: request.dir, bytes, what });
-      } catch (error) {
-        // A manifest the strategy refuses is bad input, the same before an estimate as before a backup.
-        if (toReleaseError(error).code === 'BAD_INPUT') throw error;
-        context.out.warn(`${what}: its size could not be estimated (${toReleaseError(error).message}); its space is not checked`);
-      }
-    }
+    if ('entries' in pending) requests.push(...backupRequests(service, pending.entries, backupDir(context, service, 'pending')));
   }
+  const needs = await estimateBackups(context, requests);
   if (needs.length === 0) return;
   await requireSpace(context, needs, space, retention, {
     purpose: 'the backups of this release',
@@ -132,6 +120,30 @@ export async function requireBackupSpace(context: RunContext, state: ReleaseStat
     folder: join(context.workspaceDir, 'backups'),
     credit,
   });
+}
+
+/**
+ * The room backups about to be taken need, by their strategies' estimates (kept for the backups'
+ * progress). An estimate that fails is reported and left out: the backup itself then says what is wrong.
+ */
+export async function estimateBackups(context: RunContext, requests: BackupRequest[]): Promise<SpaceNeed[]> {
+  const needs: SpaceNeed[] = [];
+  const measured = estimates.get(context) ?? new Map<string, number>();
+  estimates.set(context, measured);
+  for (const request of requests) {
+    const what = `${request.service}: backup[${request.index}] ${request.entry.type}`;
+    try {
+      const bytes = await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, withDeadline(context, 'backup'));
+      if (bytes === undefined) continue;
+      measured.set(estimateKey(request), bytes);
+      needs.push({ path: request.dir, bytes, what });
+    } catch (error) {
+      // A manifest the strategy refuses is bad input, the same before an estimate as before a backup.
+      if (toReleaseError(error).code === 'BAD_INPUT') throw error;
+      context.out.warn(`${what}: its size could not be estimated (${toReleaseError(error).message}); its space is not checked`);
+    }
+  }
+  return needs;
 }
 
 /**
@@ -152,18 +164,19 @@ export async function autoPrune(context: RunContext, retention: RetentionOptions
 const DISK_FULL = /no space left on device|disk quota exceeded|ENOSPC|EDQUOT/i;
 
 /** A backup that filled the disk: say how full it is now that the partial files are gone, and how to make room. */
-function diskFullAdvice(context: RunContext, thrown: unknown): unknown {
+function diskFullAdvice(context: RunContext, thrown: unknown, rerun: string): unknown {
   const error = toReleaseError(thrown);
   if (!DISK_FULL.test([error.message, ...error.lines].join('\n'))) return thrown;
   const backups = join(context.workspaceDir, 'backups');
   const fs = filesystemOf(backups);
   return new ReleaseError(error.code === 'PHASE_FAILED' ? 'BACKUP_FAILED' : error.code, error.message, {
     lines: [...error.lines, `the partial files were removed; the filesystem of ${backups} now has ${formatBytes(fs.free)} free of ${formatBytes(fs.total)} (df -h ${backups})`],
-    hint: `make room (just release prune --dry-run shows what old releases' backups can go; or grow the disk), then just release-run ${context.ticket} --from=prepare`,
+    hint: `make room (just release prune --dry-run shows what old releases' backups can go; or grow the disk), then ${rerun}`,
     plugin: error.plugin, hook: error.hook, service: error.service, cause: error,
   });
 }
 
+/** Backs up one service's `backup:` entries (takeBackup) and records the folder in BACKUPS. */
 export async function backUpService(context: RunContext, state: ReleaseState, sha: string, service: string): Promise<void> {
   const pending = await pendingEntries(context, state, sha, service);
   if (!('entries' in pending)) {
@@ -182,11 +195,23 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
     return;
   }
   discardInterruptedBackups(context, service);
-  // The folder exists (0700) before any strategy writes into it, with the entries it is taken for:
-  // a restore reads them back, whatever the manifest says by then (a release continued further).
+  const { stamp, bytes } = await takeBackup(context, service, entries, PHASE);
+  state.backups[service] = stamp;
+  context.saveState();
+  context.log.event(PHASE, 'backup', { service, at: stamp, bytes });
+}
+
+/**
+ * Backs up `entries` of `service` into a new folder of its own and returns its name. The folder
+ * exists (0700) before any strategy writes into it, with the entries it is taken for: a restore
+ * reads them back, whatever the manifest says by then. A failure removes that folder whole, so no
+ * partial backup is ever left to be mistaken for a good one. The caller records the stamp and
+ * logs `event=backup` (which makes the folder the ticket's for retention).
+ */
+export async function takeBackup(context: RunContext, service: string, entries: BackupRequest['entry'][], phase: string): Promise<{ stamp: string; bytes: number }> {
   const { stamp, dir } = claimBackupDir(context, service);
   const requests = backupRequests(service, entries, dir);
-  context.log.event(PHASE, 'backup-start', { service, at: stamp });
+  context.log.event(phase, 'backup-start', { service, at: stamp });
   writeFileAtomic(join(dir, ENTRIES_FILE), `${JSON.stringify(entries)}\n`);
   let bytes = 0;
   // Every command the strategy runs is bounded by the backup deadline, unless it names its own.
@@ -206,12 +231,10 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
     rmSync(dir, { recursive: true, force: true });
     // The service's folder too, when this was its only backup: a failed backup leaves nothing.
     if (readdirSync(dirname(dir)).length === 0) rmdirSync(dirname(dir));
-    context.log.event(PHASE, 'backup-failed', { service, at: stamp });
-    throw diskFullAdvice(context, error);
+    context.log.event(phase, 'backup-failed', { service, at: stamp });
+    throw diskFullAdvice(context, error, phase === PHASE ? `just release-run ${context.ticket} --from=prepare` : `just release-revert ${context.ticket}`);
   }
-  state.backups[service] = stamp;
-  context.saveState();
-  context.log.event(PHASE, 'backup', { service, at: stamp, bytes });
+  return { stamp, bytes };
 }
 
 /**

@@ -29,6 +29,7 @@ export type RedmineOptions = z.input<typeof redmineOptionsSchema>;
 const HEADLINES: Record<OutcomeEvent['fields']['result'], string> = {
   complete: 'released',
   reverted: 'reverted',
+  undone: 'revert undone',
   failed: 'FAILED',
   interrupted: 'INTERRUPTED',
   refused: 'refused',

@@ -1,5 +1,8 @@
-import { ReleaseError, carryOut, type Action, type Plugin, type RunContext, parseOptions, type z } from '../../api/index.js';
-import { restoreAll } from '../backups/restore.js';
+import { ReleaseError, carryOut, type Action, type Plugin, type RunContext, parseOptions, z } from '../../api/index.js';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { restoreAll, restoredMarkers } from '../backups/restore.js';
+import { backupDir } from '../backups/take.js';
 import { dirtyPaths, git, gitTry, headSha, isAncestor, parents } from '../git/git.js';
 import { gitOptionsSchema, type GitOptions } from '../git/options.js';
 import { diskSpaceSchema, retentionSchema } from '../backups/options.js';
@@ -11,7 +14,13 @@ const revertOptionsSchema = gitOptionsSchema.extend({
   diskSpace: diskSpaceSchema.prefault({}),
   /** For the `release prune` a refusal suggests. */
   retention: retentionSchema.prefault({}),
+  /**
+   * Back up the data every restore replaces before the first restore (the pre-revert backups),
+   * so `release-revert TICKET --undo` can put it back. Off only for hosts without the room.
+   */
+  preRevertBackup: z.boolean().default(true),
 });
+type RevertOptions = z.infer<typeof revertOptionsSchema>;
 import { requireHealthy, requireNoDrift } from '../verify/checks.js';
 
 export const PLUGIN_NAME = 'revert';
@@ -26,7 +35,10 @@ async function identityArgs(context: RunContext): Promise<string[]> {
  * Where the clone stands relative to the release, decided before anything is restored:
  * `to-revert-older` is a release that later commits sit on, none of which touched what it released.
  */
-type GitPosition = 'never-pulled' | 'to-revert' | 'to-revert-older' | 'reverted';
+type GitPosition = 'never-pulled' | 'to-revert' | 'to-revert-older' | 'reverted' | 'to-undo' | 'undone';
+
+const undoMessage = (ticket: string, preRevertHead: string) =>
+  `Undo the revert of release ${ticket}\n\nThis puts back the tree of ${preRevertHead.slice(0, 12)}, as it was before release-revert ${ticket}.`;
 
 const revertMessage = (ticket: string, state: { baseSha: string; mergeSha: string }, merge: boolean) =>
   `Revert release ${ticket}\n\nThis reverts ${state.baseSha.slice(0, 12)}..${state.mergeSha.slice(0, 12)}${merge ? ' (the merge, -m 1)' : ''}.`;
@@ -100,6 +112,73 @@ async function gitPosition(context: RunContext): Promise<GitPosition> {
     });
   }
   return 'to-revert-older';
+}
+
+/**
+ * For `--undo`: HEAD must be the revert's own commit on top of PRE_REVERT_HEAD (or already hold
+ * PRE_REVERT_HEAD's tree, when an earlier undo got that far), and the tree clean.
+ */
+async function undoPosition(context: RunContext): Promise<GitPosition> {
+  const state = context.requireState();
+  const { preRevertHead } = state;
+  const { ticket } = context;
+  if (!preRevertHead) {
+    throw new ReleaseError('BAD_INPUT', `release ${ticket} has no revert to undo (its state file records none: it was never reverted, or the undo finished already); nothing was changed`, {
+      hint: `see what happened to it with: ${context.out.command('release', ['show', ticket])}`,
+    });
+  }
+  const dirty = await dirtyPaths(context);
+  if (dirty.length > 0) {
+    throw new ReleaseError('REVERT_BLOCKED', `the work tree has ${dirty.length} uncommitted change(s); nothing was changed`, {
+      lines: dirty.slice(0, 20), hint: `git stash them, then run ${context.out.command('release-revert', [ticket, '--undo'])} again`,
+    });
+  }
+  const head = await headSha(context);
+  const [headTree, undoneTree] = await Promise.all([head, preRevertHead].map((sha) => git(context, ['rev-parse', `${sha}^{tree}`])));
+  if (headTree === undoneTree) return 'undone';
+  // The revert made exactly one commit on top of PRE_REVERT_HEAD; anything more came after it.
+  const headParents = await parents(context, head);
+  if (headParents.length !== 1 || headParents[0] !== preRevertHead) {
+    throw new ReleaseError('REVERT_BLOCKED', `HEAD (${head.slice(0, 12)}) is no longer the revert of release ${ticket} on top of ${preRevertHead.slice(0, 12)}; nothing was changed`, {
+      hint: `commits came after the revert: inspect with git log --oneline ${preRevertHead.slice(0, 12)}..HEAD, and release the change again as a new ticket`,
+    });
+  }
+  return 'to-undo';
+}
+
+/** The undo's git step: one commit on top of HEAD whose tree is PRE_REVERT_HEAD's, as the revert itself committed. */
+async function undoInGit(context: RunContext, options: GitOptions): Promise<void> {
+  const state = context.requireState();
+  const preRevertHead = state.preRevertHead!;
+  if (positionOf(context) === 'undone') {
+    context.out.phase('git-revert', `HEAD already holds the tree of ${preRevertHead.slice(0, 12)}`);
+    return;
+  }
+  if (context.dryRun) {
+    context.out.phase('git-revert', `would commit the tree of ${preRevertHead.slice(0, 12)} (as before the revert) on top of HEAD`);
+    return;
+  }
+  const tree = await git(context, ['rev-parse', `${preRevertHead}^{tree}`]);
+  const undo = await git(context, [...await identityArgs(context), 'commit-tree', tree, '-p', await headSha(context), '-m', undoMessage(context.ticket, preRevertHead)]);
+  await git(context, ['merge', '--ff-only', '--quiet', '--end-of-options', undo]);
+  context.log.event('git-revert', 'undone', { sha: undo });
+  context.out.phase('git-revert', `commit ${undo} puts back the tree of ${preRevertHead.slice(0, 12)}`);
+  context.out.phase('git-revert', `this commit exists only in this clone; publish it with: git push ${options.remote} ${options.branch}`);
+}
+
+/**
+ * Once an undo verified: the state no longer records a revert, and the release's own backups lose
+ * their restored marks, so a later release-revert restores them again.
+ */
+function forgetRevert(context: RunContext): void {
+  const state = context.requireState();
+  for (const [service, stamp] of Object.entries(state.backups)) {
+    for (const marker of restoredMarkers(backupDir(context, service, stamp))) rmSync(join(backupDir(context, service, stamp), marker));
+  }
+  delete state.preRevertHead;
+  delete state.preRevertBackups;
+  context.saveState();
+  context.log.event('revert-verify', 'revert-undone');
 }
 
 /** Where git stood when this revert started, per run: a module-level map, private to this plugin. */
@@ -201,7 +280,14 @@ export function revertPlugin(rawOptions: z.input<typeof revertOptionsSchema> = {
     apply({ hooks }) {
       hooks.resume.tapPromise(PLUGIN_NAME, async (context) => {
         if (context.verb !== 'release-revert') return;
-        positions.set(context, await gitPosition(context));
+        const position = context.undo ? await undoPosition(context) : await gitPosition(context);
+        positions.set(context, position);
+        const state = context.requireState();
+        // Where an undo goes back to; kept from the first attempt when a revert is run again.
+        if (!context.undo && (position === 'to-revert' || position === 'to-revert-older') && !state.preRevertHead && !context.dryRun) {
+          state.preRevertHead = await headSha(context);
+          context.saveState();
+        }
         // The release's own config restores its backups, even once git is back at BASE_SHA.
         const { mergeSha } = context.requireState();
         if (mergeSha) await context.useConfigAt(mergeSha);
@@ -216,9 +302,18 @@ export function revertPlugin(rawOptions: z.input<typeof revertOptionsSchema> = {
           context.out.phase('restore', 'the release never pulled, so no service changed: nothing to restore (its backups are kept)');
           return;
         }
-        await restoreAll(context, context.requireState(), options.diskSpace, options.retention);
+        const state = context.requireState();
+        if (context.undo) {
+          if (!state.preRevertBackups || Object.keys(state.preRevertBackups).length === 0) {
+            context.out.phase('restore', 'the revert took no pre-revert backup (it restored no data, or preRevertBackup was off): no data to put back');
+            return;
+          }
+          await restoreAll(context, state, state.preRevertBackups, { space: options.diskSpace, retention: options.retention, backUpFirst: false });
+          return;
+        }
+        await restoreAll(context, state, state.backups, { space: options.diskSpace, retention: options.retention, backUpFirst: options.preRevertBackup });
       });
-      hooks.phase.for('git-revert').tapPromise(PLUGIN_NAME, (context) => revertInGit(context, options));
+      hooks.phase.for('git-revert').tapPromise(PLUGIN_NAME, (context) => (context.undo ? undoInGit(context, options) : revertInGit(context, options)));
       hooks.phase.for('redeploy').tapPromise(PLUGIN_NAME, redeploy);
       hooks.phase.for('revert-verify').tapPromise(PLUGIN_NAME, async (context) => {
         const services = context.requireState().services;
@@ -228,6 +323,10 @@ export function revertPlugin(rawOptions: z.input<typeof revertOptionsSchema> = {
         }
         await requireNoDrift(context, services);
         await requireHealthy(context, services);
+        if (context.undo) forgetRevert(context);
+        else if (Object.keys(context.requireState().preRevertBackups ?? {}).length > 0) {
+          context.out.phase('revert-verify', `the data this revert replaced is kept in its pre-revert backups; to put it and the released code back: ${context.out.command('release-revert', [context.ticket, '--undo'])}`);
+        }
       });
     },
   };
