@@ -161,7 +161,7 @@ describe('the disk fills (real tmpfs), then the recovery the operator is told to
       writeFileSync(join(volume, 'filler'), randomBytes(8 * MiB));
       const refused = await platform.run('release-revert', ['902']);
       expect(refused.exitCode).toBe(6);
-      expect(refused.stderr).toMatch(new RegExp(`error: not enough space for the restores of this release: 4\\.\\d MiB needed .* free in ${volume}; no service was stopped and nothing was restored`));
+      expect(refused.stderr).toMatch(new RegExp(`error: not enough space for the pre-revert backups and the restores of this release: 4\\.\\d MiB needed .* free in ${volume}; no service was stopped and nothing was restored`));
       expect(refused.stderr).toContain(`staging copy of ${service} path ${data}: about 4.0 MiB`);
       expect(refused.stderr).toContain('Recovery playbook release-restore-disk-full');
       expect(refused.stderr).not.toContain('Recovery playbook release-restore-failed');
@@ -173,7 +173,7 @@ describe('the disk fills (real tmpfs), then the recovery the operator is told to
       setup.flush(8);
       const full = await platform.run('release-revert', ['902']);
       expect(full.exitCode).toBe(6);
-      expect(full.stdout).toMatch(/restore: space for the restores of this release: about 4\.0 MiB \+ 10% margin/);
+      expect(full.stdout).toMatch(/restore: space for the pre-revert backups and the restores of this release: about [0-9.]+ MiB \+ 10% margin/);
       expect(full.stderr).toMatch(new RegExp(`error: restore of ${service} path ${data} from \\S+ failed: no space left on device in ${volume} \\([\\d.]+ MiB free once the partial copy was removed\\); the partial copy was removed and ${data} was not touched`));
       expect(full.stderr).toContain('Recovery playbook release-restore-disk-full');
       expect(full.stderr).toContain('next: release-revert 902');

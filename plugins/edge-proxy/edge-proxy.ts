@@ -33,8 +33,12 @@ export const edgeProxyOptionsSchema = z.strictObject({
   slots: z.number().int().min(2).max(64).default(8),
   /** How often the proxy asks Docker's DNS for the backends. */
   resolveEveryMs: z.number().int().positive().default(500),
-  /** One request's limits at the proxy. */
-  connectTimeoutMs: z.number().int().positive().default(2000),
+  /**
+   * One request's limits at the proxy. A connect is retried on another backend past this: a new
+   * container that DNS already gives while its network is not up yet swallows the SYN, and a
+   * client should not wait seconds for that (a backend on the host's network answers in < 1 ms).
+   */
+  connectTimeoutMs: z.number().int().positive().default(500),
   requestTimeoutMs: z.number().int().positive().default(30_000),
 });
 export type EdgeProxyOptions = z.input<typeof edgeProxyOptionsSchema>;
@@ -79,6 +83,8 @@ export function renderHaproxyConfig(spec: EdgeProxySpec, rawOptions: EdgeProxyOp
     'global',
     `  stats socket ipv4@127.0.0.1:${ADMIN_PORT} level admin`,
     '  stats timeout 1m',
+    // Failed, retried and redispatched requests only, on the container's output (docker logs).
+    '  log stdout format raw local0 info',
     '',
     'resolvers docker',
     '  nameserver dns 127.0.0.11:53',
@@ -96,6 +102,9 @@ export function renderHaproxyConfig(spec: EdgeProxySpec, rawOptions: EdgeProxyOp
     '',
     'defaults',
     '  mode http',
+    '  log global',
+    '  option httplog',
+    '  option dontlog-normal',
     `  timeout connect ${ms(options.connectTimeoutMs)}`,
     `  timeout client ${ms(options.requestTimeoutMs)}`,
     `  timeout server ${ms(options.requestTimeoutMs)}`,
@@ -209,10 +218,6 @@ export class EdgeProxy {
   }
 
   /**
-   * Makes the proxy run as `spec` asks: kept when it already does, (re)created otherwise. A
-   * recreated proxy does not listen for a moment: only a change of the proxy itself costs that.
-   */
-  /**
    * The proxy's image is on this host. A runtime asks before it changes anything of a service, so
    * a host without it keeps the running version (exit 1, resumable once the image is there).
    */
@@ -223,6 +228,10 @@ export class EdgeProxy {
     });
   }
 
+  /**
+   * Makes the proxy run as `spec` asks: kept when it already does, (re)created otherwise. A
+   * recreated proxy does not listen for a moment: only a change of the proxy itself costs that.
+   */
   async ensure(context: RunContext, spec: EdgeProxySpec): Promise<'kept' | 'started' | 'created'> {
     const status = await this.status(context, spec);
     if (status === 'running') return 'kept';

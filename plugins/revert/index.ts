@@ -8,6 +8,7 @@ import { gitOptionsSchema, type GitOptions } from '../git/options.js';
 import { diskSpaceSchema, retentionSchema } from '../backups/options.js';
 import { afterInWorkTree, dependencyWaves } from '../platform/waves.js';
 import { laterWork, revertedTree, type LaterWork } from './later-releases.js';
+import { requireHealthy, requireNoDrift } from '../verify/checks.js';
 
 const revertOptionsSchema = gitOptionsSchema.extend({
   /** The room restores' staging copies must find before any service is stopped. */
@@ -20,8 +21,6 @@ const revertOptionsSchema = gitOptionsSchema.extend({
    */
   preRevertBackup: z.boolean().default(true),
 });
-type RevertOptions = z.infer<typeof revertOptionsSchema>;
-import { requireHealthy, requireNoDrift } from '../verify/checks.js';
 
 export const PLUGIN_NAME = 'revert';
 

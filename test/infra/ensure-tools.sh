@@ -8,6 +8,7 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 command -v setfattr >/dev/null 2>&1 || missing+=(attr) # backup-volume tests: setfattr/getfattr
 command -v zstd >/dev/null 2>&1 || missing+=(zstd) # backup-volume: its default compressor
+command -v setfacl >/dev/null 2>&1 || missing+=(acl) # volume fidelity test: setfacl/getfacl
 [ ${#missing[@]} -eq 0 ] && exit 0
 [ "$(id -u)" = 0 ] || { echo "[ensure-tools] ERROR: ${missing[*]} missing and not root to install them" >&2; exit 1; }
 export DEBIAN_FRONTEND=noninteractive
