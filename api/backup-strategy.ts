@@ -1,4 +1,4 @@
-import { ReleaseError, invalidInput, z, type BackupRequest, type BackupResult, type Plugin, type RunContext, type SpaceNeed } from '../core/index.js';
+import { ReleaseError, invalidInput, z, type BackupRequest, type BackupResult, type Plugin, type RunContext, type SpaceNeed, type WritesSince } from '../core/index.js';
 
 /** A backup request with the manifest entry parsed by the strategy's own schema. */
 export interface StrategyRequest<Entry> extends BackupRequest {
@@ -32,10 +32,10 @@ export interface BackupStrategy<Schema extends z.ZodType> {
   restoreSpace?(request: StrategyRequest<z.infer<Schema>>, context: RunContext): Promise<SpaceNeed | undefined>;
   /**
    * Optional: the writes made to the entry's data since `since` (the backup's time), in words an
-   * operator reads before a revert replaces them ("3 files modified since"); `undefined` when it
-   * cannot tell. Reads only.
+   * operator reads before a revert replaces them ("3 files modified since"), with `absent: true`
+   * when the data is not there at all; `undefined` when it cannot tell. Reads only.
    */
-  writesSince?(request: StrategyRequest<z.infer<Schema>>, since: Date, context: RunContext): Promise<string | undefined>;
+  writesSince?(request: StrategyRequest<z.infer<Schema>>, since: Date, context: RunContext): Promise<WritesSince | undefined>;
 }
 
 const PARTS = ['backup', 'size', 'check', 'restore'] as const;

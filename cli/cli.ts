@@ -64,7 +64,7 @@ ${PHASES_OF['release-run'].map((p) => `  ${p.name.padEnd(9)} ${p.summary}`).join
 Exit codes: 0 done, 1 a phase failed, 2 bad input or config, 3 locked, 4 nothing to release,
 5 drift or unclassified files, 6 backup failed or no disk space for it, 7 health probe failed,
 130 interrupted.`,
-  'release-revert': `usage: release-revert TICKET [--code-only | --undo] [--dry-run] [--repo DIR]
+  'release-revert': `usage: release-revert TICKET [--code-only | --undo | --without-pre-revert-backup] [--dry-run] [--repo DIR]
 
 Undoes release TICKET from its state file: checks and restores every backup, reverts the released
 commit(s) in one local commit, redeploys the released services and verifies them. Needs no network.
@@ -74,6 +74,9 @@ ${PHASES_OF['release-revert'].map((p) => `  ${p.name.padEnd(13)} ${p.summary}`).
                 that later releases built on (their data stays as it is)
   --undo        undo this release's last revert: put back the data the revert backed up before
                 it restored (pre-revert backups), the commit it reverted, and redeploy
+  --without-pre-revert-backup
+                restore without first backing up the data the restore replaces (when that
+                backup cannot be taken); that data is then lost
   --dry-run     preview every step; change nothing
   --repo DIR    the platform repo (default: the git repo of the current folder)
   --json        one JSON event per line on stdout (docs/events.md); the human output goes to stderr
@@ -117,6 +120,7 @@ interface ParsedArgs {
   local: boolean;
   codeOnly: boolean;
   undo: boolean;
+  withoutPreRevertBackup: boolean;
   repo?: string;
   service?: string;
   example?: string;
@@ -148,6 +152,7 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
         local: { type: 'boolean', default: false },
         'code-only': { type: 'boolean', default: false },
         undo: { type: 'boolean', default: false },
+        'without-pre-revert-backup': { type: 'boolean', default: false },
         repo: { type: 'string' },
         service: { type: 'string' },
         example: { type: 'string' },
@@ -159,7 +164,7 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
     });
     const allowed: Record<string, readonly string[]> = {
       'release-run': ['from', 'dry-run', 'local', 'repo', 'help', 'version', 'json'],
-      'release-revert': ['code-only', 'undo', 'dry-run', 'repo', 'help', 'version', 'json'],
+      'release-revert': ['code-only', 'undo', 'without-pre-revert-backup', 'dry-run', 'repo', 'help', 'version', 'json'],
       release: ['service', 'example', 'repo', 'help', 'version', 'keep', 'dry-run', 'json'],
     };
     for (const [key, value] of Object.entries(values)) {
@@ -167,7 +172,7 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
     }
     if (values['code-only'] && values.undo) throw new Error('--code-only and --undo do not go together: --undo puts back what the last revert replaced, code and data');
     return {
-      positionals, from: values.from, dryRun: values['dry-run'] ?? false, local: values.local ?? false, codeOnly: values['code-only'] ?? false, undo: values.undo ?? false, repo: values.repo,
+      positionals, from: values.from, dryRun: values['dry-run'] ?? false, local: values.local ?? false, codeOnly: values['code-only'] ?? false, undo: values.undo ?? false, withoutPreRevertBackup: values['without-pre-revert-backup'] ?? false, repo: values.repo,
       service: values.service, example: values.example, keep: values.keep, help: values.help ?? false, version: values.version ?? false,
       json: values.json ?? false,
     };
@@ -426,7 +431,7 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
     const { config } = await loadRunConfig(repoDir, verb, args.from, out, loadConfig);
     const hooks = applyPlugins(config);
     const loadHooksAt = async (commit: string) => applyPlugins((await loadConfig(repoDir, { commit })).config);
-    return await runVerb({ verb, ticket, repoDir, from: args.from, dryRun: args.dryRun, local: args.local, codeOnly: args.codeOnly, undo: args.undo, hooks, out, signal: controller.signal, loadHooksAt });
+    return await runVerb({ verb, ticket, repoDir, from: args.from, dryRun: args.dryRun, local: args.local, codeOnly: args.codeOnly, undo: args.undo, withoutPreRevertBackup: args.withoutPreRevertBackup, hooks, out, signal: controller.signal, loadHooksAt });
   } catch (thrown) {
     const error = toReleaseError(thrown);
     out.reportError(error);

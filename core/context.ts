@@ -19,6 +19,7 @@ export interface ContextInit {
   local?: boolean;
   codeOnly?: boolean;
   undo?: boolean;
+  withoutPreRevertBackup?: boolean;
   hooks: Hooks;
   out: Output;
   signal: AbortSignal;
@@ -48,6 +49,7 @@ export function createContext(init: ContextInit): RunContext {
     local: init.local ?? false,
     codeOnly: init.codeOnly ?? false,
     undo: init.undo ?? false,
+    withoutPreRevertBackup: init.withoutPreRevertBackup ?? false,
     workspaceDir: paths.workspaceDir,
     log: new AuditLog(paths.logFile, init.ticket, !init.dryRun, (phase, event, fields) => init.out.events.emit(phase, event, fields)),
     stateFile,

@@ -80,6 +80,14 @@ export interface BackupResult {
 
 export interface RestoreRequest extends BackupRequest {}
 
+/** What a strategy can tell of an entry's data since its backup: in words, and whether it is there at all. */
+export interface WritesSince {
+  /** E.g. `3 of 40 files and folders modified since the backup`. */
+  words: string;
+  /** The data is not there now (the release removed it): a restore replaces nothing, and there is nothing to back up first. */
+  absent?: boolean;
+}
+
 /** What a restore would replace: the data of a backup's entry as it is now, against the backup's time. */
 export interface WritesSinceRequest extends RestoreRequest {
   /** When the backup was taken. */
@@ -153,6 +161,8 @@ export interface RunContext {
   readonly codeOnly: boolean;
   /** `release-revert --undo`: put back what the release's last revert replaced (data, code, services). */
   readonly undo: boolean;
+  /** `release-revert --without-pre-revert-backup`: restore without backing up the data it replaces. */
+  readonly withoutPreRevertBackup: boolean;
   /** The phase running now; `orchestrator` before the first and after the last. */
   phase: string;
   /** The hooks of the config in force; `useConfigAt` swaps them for another commit's. */
@@ -235,7 +245,7 @@ export function createHooks() {
      * Optional, keyed by backup type: the writes made to an entry's data since its backup, in words
      * ("3 files modified since"), or `undefined` when the strategy cannot tell.
      */
-    writesSince: new HookMap<AsyncSeriesBailHook<[WritesSinceRequest, RunContext], string | undefined>>(
+    writesSince: new HookMap<AsyncSeriesBailHook<[WritesSinceRequest, RunContext], WritesSince | undefined>>(
       () => new AsyncSeriesBailHook(['request', 'context']),
     ),
     /** `release prune`: remove the backups of old releases (the retention plugin). */

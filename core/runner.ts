@@ -74,6 +74,7 @@ export interface RunVerbOptions {
   local?: boolean;
   codeOnly?: boolean;
   undo?: boolean;
+  withoutPreRevertBackup?: boolean;
   hooks: Hooks;
   out: Output;
   signal: AbortSignal;

@@ -94,7 +94,7 @@ describe('backup strategy postgres, on a real PostgreSQL server', () => {
     expect(run.stdout).toMatch(new RegExp(`backup ${SERVICE}: postgres ro_admin@127\\.0\\.0\\.1:\\d+/${db}: dumped, .* in [\\d.]+s`));
     expect(run.stdout).toMatch(/read back with pg_restore --list/);
     const files = filesUnder(join(backupDir(platform), SERVICE, stamp));
-    expect(files.map((f) => `${f.path} ${f.mode.toString(8)}`).sort()).toEqual(['.entries.json 600', '0-postgres.dump 600', '0-postgres.dump.sha256 600', '0-postgres.dump.size 600']);
+    expect(files.map((f) => `${f.path} ${f.mode.toString(8)}`).sort()).toEqual(['.0-postgres.dump.writes 600', '.entries.json 600', '0-postgres.dump 600', '0-postgres.dump.sha256 600', '0-postgres.dump.size 600']);
     expect(statSync(join(backupDir(platform), SERVICE, stamp)).mode & 0o777).toBe(0o700);
 
     // What a release does: a new table, a new column, new rows, deleted and changed rows, settings.
@@ -116,6 +116,9 @@ describe('backup strategy postgres, on a real PostgreSQL server', () => {
     const revert = await platform.run('release-revert', ['501'], env());
 
     expect(revert.exitCode).toBe(0);
+    // What the restore replaced was said, and kept: the rows the release wrote, and a pre-revert dump of them.
+    expect(revert.stdout).toMatch(new RegExp(`${SERVICE}: backup\\[0\\] postgres: database \\S+/${db}: \\d+ row\\(s\\) inserted, updated or deleted since the backup \\(pg_stat_database\\)`));
+    expect(platform.readState('501').PRE_REVERT_BACKUPS).toMatch(new RegExp(`^${SERVICE}=\\d{8}_\\d{6}(-\\d+)?$`));
     expect(await schemaOf(server, db)).toBe(before.schema);
     expect(await rowsOf(server, db)).toEqual(before.rows);
     expect(await databaseLevelOf(server, db)).toBe(before.level);
@@ -161,6 +164,40 @@ describe('backup strategy postgres, on a real PostgreSQL server', () => {
     expect(await psql(server, db, `SELECT count(*) FROM information_schema.columns WHERE table_name = 'items';`)).toBe('1');
   });
 
+  test('a pre-revert backup that cannot be taken stops the revert before anything is restored; --without-pre-revert-backup goes on', async () => {
+    const role = uniqueName('ro_app');
+    const password = randomBytes(12).toString('hex');
+    await psql(server, 'postgres', `CREATE ROLE "${role}" LOGIN CREATEDB PASSWORD '${password}';`);
+    cleanups.push(async () => { await psql(server, 'postgres', `DROP ROLE IF EXISTS "${role}";`); });
+    const db = await database('ro_pg', role);
+    const dir = mkdtempSync(join(tmpdir(), 'ro-pg-app-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const passfile = join(dir, 'pgpass');
+    writeFileSync(passfile, `${server.host}:${server.port}:*:${role}:${password}\n`, { mode: 0o600 });
+    await psql(server, db, `CREATE TABLE items (id int); INSERT INTO items SELECT generate_series(1, 10); ALTER TABLE items OWNER TO "${role}";`);
+    const backup = backupYaml(urlOf(server, db, role), { passfile });
+    const platform = await platformFor(backup);
+    await release(platform, '512', backup);
+    expect((await platform.run('release-run', ['512'], env())).exitCode).toBe(0);
+    // A table the backup's role may not read (made by hand as another role): its data cannot be saved.
+    await psql(server, db, 'INSERT INTO items VALUES (11); CREATE TABLE private_notes (v text);');
+
+    const refused = await platform.run('release-revert', ['512'], env());
+
+    expect(refused.exitCode).toBe(6);
+    expect(refused.stderr).toContain(`error: the pre-revert backup of ${SERVICE} failed, so its data as it is now would be lost:`);
+    expect(refused.stderr).toContain('permission denied for table private_notes');
+    expect(refused.stderr).toContain('release-revert 512 --without-pre-revert-backup');
+    expect(await psql(server, db, 'SELECT count(*) FROM items;')).toBe('11'); // nothing was restored
+    expect(platform.readState('512').PRE_REVERT_BACKUPS).toBeUndefined();
+
+    const forced = await platform.run('release-revert', ['512', '--without-pre-revert-backup'], env());
+
+    expect(forced.exitCode).toBe(0);
+    expect(forced.stdout).toContain('no pre-revert backup (--without-pre-revert-backup): the data the restore replaces is not kept');
+    expect(await psql(server, db, 'SELECT count(*) FROM items;')).toBe('10');
+  });
+
   test('the release dropped the database: release-revert creates it again from the dump', async () => {
     const db = await database();
     await psql(server, db, SEED);
@@ -174,6 +211,8 @@ describe('backup strategy postgres, on a real PostgreSQL server', () => {
     const revert = await platform.run('release-revert', ['511'], env());
 
     expect(revert.exitCode).toBe(0);
+    expect(revert.stdout).toContain(`is not there now: nothing of it is replaced`);
+    expect(revert.stdout).toContain(`${SERVICE}: none of its data is there now, so there is nothing to back up before the restore`);
     expect(await schemaOf(server, db)).toBe(before.schema);
     expect(await rowsOf(server, db)).toEqual(before.rows);
     expect(await databaseLevelOf(server, db)).toBe(before.level);
@@ -291,7 +330,8 @@ describe('backup strategy postgres, on a real PostgreSQL server', () => {
       let started = Date.now();
       run = await platform.run('release-run', ['506'], cliEnv);
       runMs = Date.now() - started;
-      await psql(server, db, 'DELETE FROM pgbench_accounts WHERE aid % 2 = 0; CREATE TABLE added (id int);');
+      // The application writes as its own role, so what it creates is its role's to back up.
+      await psql(server, db, `DELETE FROM pgbench_accounts WHERE aid % 2 = 0; CREATE TABLE added (id int); ALTER TABLE added OWNER TO "${role}";`);
       started = Date.now();
       revert = await platform.run('release-revert', ['506'], cliEnv);
       revertMs = Date.now() - started;

@@ -3,15 +3,15 @@
  * is backed up with `pg_dump -Fc -w` into `<index>-postgres.dump` and restored all or nothing:
  * into a temporary database first, then swapped in by renames (see restore.ts).
  */
-import { readdirSync, rmdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
-  ReleaseError, createArchiveStream, defineBackupStrategy, hashingCounter, parseOptions, registerSecret, readArchive, removeArchive, sealArchive, verifyArchive, z,
-  type BackupRequest, type BackupResult, type Plugin, type RunContext,
+  ReleaseError, createArchiveStream, defineBackupStrategy, hashingCounter, parseOptions, registerSecret, readArchive, removeArchive, sealArchive, verifyArchive, writeFileAtomic, z,
+  type BackupRequest, type BackupResult, type Plugin, type RunContext, type WritesSince,
 } from '../../api/index.js';
 import {
-  PASSWORD_HINT, PG_NAME, checkPassfile, connectionArgs, expandPath, parsePostgresUrl, registerPassfileSecrets,
+  PASSWORD_HINT, PG_NAME, checkPassfile, connectionArgs, expandPath, parsePostgresUrl, quoteLiteral, registerPassfileSecrets,
   type PassfileChoice, type PgTarget,
 } from './connection.js';
 import { PgTools, ToolError, type Failure } from './tools.js';
@@ -126,6 +126,37 @@ function removeDirIfEmpty(dir: string): void {
   }
 }
 
+/** Beside a dump: the database's oid and row-write counter when the dump started, for writesSince. */
+const statsName = (request: BackupRequest) => `.${dumpName(request)}.writes`;
+const WRITES_SQL = 'SELECT d.oid, s.tup_inserted + s.tup_updated + s.tup_deleted FROM pg_stat_database s JOIN pg_database d ON d.oid = s.datid WHERE d.datname = current_database();';
+
+/** The oid and row writes of the entry's database now, from pg_stat_database; undefined when unreadable. */
+async function writeCounter(pg: PgTools, database: string): Promise<{ oid: string; rows: number } | undefined> {
+  const [oid, rows] = (await pg.psql(database, WRITES_SQL).catch(() => '')).split('|');
+  return oid && Number.isFinite(Number(rows)) ? { oid, rows: Number(rows) } : undefined;
+}
+
+/**
+ * The rows written since the backup, from pg_stat_database's counters against those recorded when
+ * the dump started (rows written while it ran count too). Undefined when the backup recorded none.
+ */
+async function writesSince(request: BackupRequest, context: RunContext, options: PostgresBackupOptions): Promise<WritesSince | undefined> {
+  const target = resolveTarget(request, context, options);
+  const pg = new PgTools(context, target, options);
+  const exists = await pg.psql(options.maintenanceDb, `SELECT count(*) FROM pg_database WHERE datname = ${quoteLiteral(target.database)};`).catch(() => undefined);
+  if (exists === '0') return { words: `database ${target.label} is not there now: nothing of it is replaced`, absent: true };
+  const statsFile = join(request.dir, statsName(request));
+  const recorded = existsSync(statsFile) ? /^(\d+) (\d+)$/.exec(readFileSync(statsFile, 'utf8').trim()) : null;
+  if (!recorded) return undefined;
+  const now = await writeCounter(pg, target.database);
+  const words = (what: string) => ({ words: `database ${target.label}${what}` });
+  if (!now) return words(': its statistics cannot be read now, so what was written since cannot be told');
+  if (now.oid !== recorded[1]) return words(' was replaced since the backup (restored or created again): what was written since cannot be told');
+  const rows = now.rows - Number(recorded[2]);
+  if (rows < 0) return words(': its statistics were reset since the backup, so what was written since cannot be told');
+  return words(rows === 0 ? ': no row written since the backup (pg_stat_database)' : `: ${rows} row(s) inserted, updated or deleted since the backup (pg_stat_database)`);
+}
+
 /** `pg_dump -Fc -w` streamed through archive.ts, then read back with `pg_restore --list`. */
 async function backup(request: BackupRequest, context: RunContext, options: PostgresBackupOptions): Promise<BackupResult> {
   const target = resolveTarget(request, context, options);
@@ -147,6 +178,7 @@ async function backup(request: BackupRequest, context: RunContext, options: Post
     });
   };
   try {
+    const writes = await writeCounter(pg, target.database);
     const counter = hashingCounter(progress);
     // Our own leg (counter -> file) reports disk errors such as ENOSPC; exec's leg stops pg_dump.
     const toDisk = pipeline(counter.stream, stream).then(() => undefined, (error: NodeJS.ErrnoException) => error);
@@ -178,6 +210,7 @@ async function backup(request: BackupRequest, context: RunContext, options: Post
     const dbname = /^;\s+dbname: (.*)$/m.exec(listing.stdout)?.[1];
     if (dbname !== target.database) throw fail({ why: `pg_restore --list reads database ${dbname ?? '(none)'} from the dump, not ${target.database}`, hint: 'run again' });
     const entries = listing.stdout.split('\n').filter((line) => /^\d+;/.test(line)).length;
+    if (writes) writeFileAtomic(join(request.dir, statsName(request)), `${writes.oid} ${writes.rows}\n`);
     context.out.phase('backup', `${request.service}: ${path} holds ${target.database} (${entries} objects, read back with pg_restore --list)`);
     return { files: [name, `${name}.sha256`, `${name}.size`], bytes: artifact.bytes };
   } catch (error) {
@@ -249,6 +282,7 @@ export function postgresBackupPlugin(rawOptions: z.input<typeof optionsSchema> =
     backup: (request, context) => backup(request, context, options),
     size: (request, context) => sizeBackup(request, context, options),
     check: (request, context) => checkBackup(request, context, options),
+    writesSince: (request, _since, context) => writesSince(request, context, options),
     restore: async (request, context) => {
       const target = resolveTarget(request, context, options);
       await restoreDatabase(new PgTools(context, target, options), request, join(request.dir, dumpName(request)), options);

@@ -19,7 +19,7 @@ import { createGunzip, createGzip } from 'node:zlib';
 import {
   ReleaseError, createArchiveStream, defineBackupStrategy, ensurePrivateDir, formatBytes, fsyncPath, hashingCounter, parseOptions,
   PRIVATE_FILE_MODE, readArchive, removeArchive, sealArchive, verifyArchive, withServiceStopped, z,
-  type BackupResult, type Plugin, type RunContext, type StrategyRequest,
+  type BackupResult, type Plugin, type RunContext, type StrategyRequest, type WritesSince,
 } from '../../api/index.js';
 
 export const PLUGIN_NAME = 'backup-sqlite';
@@ -283,13 +283,15 @@ async function restore(sqlite: Sqlite, request: Request, context: RunContext): P
 }
 
 /** Whether the database (its file or its write-ahead log) was written after `since`, by modification time. */
-function writesSince(request: Request, since: Date): string {
+function writesSince(request: Request, since: Date): WritesSince {
   const times = [request.options.path, `${request.options.path}-wal`].map((path) => statSync(path, { throwIfNoEntry: false })?.mtime).filter((time) => time !== undefined);
-  if (times.length === 0) return `${request.options.path} is not there now: nothing of it is replaced`;
+  if (times.length === 0) return { words: `${request.options.path} is not there now: nothing of it is replaced`, absent: true };
   const newest = new Date(Math.max(...times.map((time) => time.getTime())));
-  return newest > since
-    ? `${request.options.path} was written since the backup (last at ${newest.toISOString().slice(0, 19).replace('T', ' ')} UTC)`
-    : `${request.options.path} was not written since the backup (modification time)`;
+  return {
+    words: newest > since
+      ? `${request.options.path} was written since the backup (last at ${newest.toISOString().slice(0, 19).replace('T', ' ')} UTC)`
+      : `${request.options.path} was not written since the backup (modification time)`,
+  };
 }
 
 /** The `sqlite` backup strategy. */

@@ -6,7 +6,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, st
 import { isAbsolute, join, posix, relative } from 'node:path';
 import {
   ReleaseError, defineBackupStrategy, formatBytes, parseOptions, recordedArchive, verifyArchive, withServiceStopped, writeFileAtomic, z,
-  type BackupRequest, type BackupResult, type Plugin, type RunContext, type SpaceNeed, type StrategyRequest,
+  type BackupRequest, type BackupResult, type Plugin, type RunContext, type SpaceNeed, type StrategyRequest, type WritesSince,
 } from '../../api/index.js';
 import { makeStagingDir, removeLeftovers, replaceContents, ReplaceError, stagingFor } from './replace.js';
 import { describeEntry, inspectVolume, mountsInside, sourceFolder, targetFolder, type VolumeEntry } from './source.js';
@@ -229,11 +229,11 @@ const SCAN_LIMIT = 200_000;
  * The files and folders of the entry's data modified after `since` (by modification time: a
  * folder's changes when an entry in it is added or removed): what a restore would throw away.
  */
-async function writesSince(request: Request, since: Date, context: RunContext): Promise<string> {
+async function writesSince(request: Request, since: Date, context: RunContext): Promise<WritesSince> {
   const entry = request.options;
   const folder = entry.volume !== undefined ? (await inspectVolume(context, entry.volume))?.Mountpoint : entry.path;
   const what = describeEntry(request.service, entry);
-  if (!folder || !existsSync(folder)) return `${what} is not there now: nothing of it is replaced`;
+  if (!folder || !existsSync(folder)) return { words: `${what} is not there now: nothing of it is replaced`, absent: true };
   let scanned = 0;
   let modified = 0;
   let newest: { path: string; time: number; folder: boolean } | undefined;
@@ -256,8 +256,8 @@ async function writesSince(request: Request, since: Date, context: RunContext): 
     }
   }
   const bound = scanned >= SCAN_LIMIT ? `at least ` : '';
-  if (modified === 0) return `${what}: ${bound ? `none of the first ${scanned}` : `none of its ${scanned}`} files and folders modified since the backup`;
-  return `${what}: ${bound}${modified} of ${scanned} files and folders modified since the backup (newest: ${newest!.path}, ${new Date(newest!.time).toISOString().slice(0, 19).replace('T', ' ')} UTC)`;
+  if (modified === 0) return { words: `${what}: ${bound ? `none of the first ${scanned}` : `none of its ${scanned}`} files and folders modified since the backup` };
+  return { words: `${what}: ${bound}${modified} of ${scanned} files and folders modified since the backup (newest: ${newest!.path}, ${new Date(newest!.time).toISOString().slice(0, 19).replace('T', ' ')} UTC)` };
 }
 
 export function backupVolumePlugin(rawOptions: BackupVolumeOptions = {}): Plugin {

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { ReleaseError, writeFileAtomic, type RestoreRequest, type RunContext, type ReleaseState, type SpaceNeed } from '../../api/index.js';
+import { ReleaseError, toReleaseError, writeFileAtomic, type RestoreRequest, type RunContext, type ReleaseState, type SpaceNeed } from '../../api/index.js';
 import type { DiskSpaceOptions, RetentionOptions } from './options.js';
 import { requireSpace } from './space.js';
 import { showFile } from '../git/git.js';
@@ -53,6 +53,8 @@ export interface RestoreOptions {
    * state), so `release-revert TICKET --undo` can put it back.
    */
   backUpFirst: boolean;
+  /** Why not, when backUpFirst is false, for the line that says so. */
+  offBecause?: string;
 }
 
 /** `14 min`, `3 h 05 min`, `2 days`: how old a backup is, at a glance. */
@@ -66,16 +68,19 @@ function age(ms: number): string {
 
 /**
  * Per service, before anything is restored: the backup that goes back, how old it is, and what was
- * written since where its strategy can tell.
+ * written since where its strategy can tell. Returns the entries whose data is not there now.
  */
-async function reportReplaced(context: RunContext, requests: RestoreRequest[], backups: Record<string, string>, bounded: RunContext): Promise<void> {
+async function reportReplaced(context: RunContext, requests: RestoreRequest[], backups: Record<string, string>, bounded: RunContext): Promise<Set<RestoreRequest>> {
+  const absent = new Set<RestoreRequest>();
   for (const service of new Set(requests.map((request) => request.service))) {
     const since = stampTime(backups[service]!);
     context.out.phase('restore', `${service}: puts back its backup of ${since.toISOString().replace('T', ' ').slice(0, 19)} UTC (${age(Date.now() - since.getTime())} old), replacing its data as it is now`);
     for (const request of requests.filter((candidate) => candidate.service === service)) {
       let writes: string | undefined;
       try {
-        writes = await context.hooks.writesSince.get(request.entry.type)?.promise({ ...request, since }, bounded);
+        const answer = await context.hooks.writesSince.get(request.entry.type)?.promise({ ...request, since }, bounded);
+        writes = answer?.words;
+        if (answer?.absent) absent.add(request);
       } catch (error) {
         writes = `could not tell (${(error as Error).message.split('\n')[0]})`;
       }
@@ -84,6 +89,7 @@ async function reportReplaced(context: RunContext, requests: RestoreRequest[], b
       context.out.events.emit('restore', 'replaces', { service, type: request.entry.type, backup: backups[service]!, writes_since: writes ?? null });
     }
   }
+  return absent;
 }
 
 /**
@@ -91,20 +97,34 @@ async function reportReplaced(context: RunContext, requests: RestoreRequest[], b
  * the same strategies and checks as prepare's backups, recorded in PRE_REVERT_BACKUPS before any
  * restore starts. A service already backed up by an earlier, interrupted run keeps that backup.
  */
-async function backUpBeforeRestore(context: RunContext, state: ReleaseState, requests: RestoreRequest[]): Promise<void> {
+async function backUpBeforeRestore(context: RunContext, state: ReleaseState, requests: RestoreRequest[], absent: Set<RestoreRequest>): Promise<void> {
   state.preRevertBackups ??= {};
   for (const service of new Set(requests.map((request) => request.service))) {
     if (state.preRevertBackups[service]) {
       context.out.phase('restore', `${service}: its pre-revert backup was taken already (${state.preRevertBackups[service]})`);
       continue;
     }
-    const entries = requests.filter((request) => request.service === service).map((request) => request.entry);
+    const entries = requests.filter((request) => request.service === service && !absent.has(request)).map((request) => request.entry);
+    if (entries.length === 0) {
+      context.out.phase('restore', `${service}: none of its data is there now, so there is nothing to back up before the restore`);
+      continue;
+    }
     if (context.dryRun) {
       context.out.phase('restore', `would back up the data of ${service} as it is now first (pre-revert backup, for --undo)`);
       continue;
     }
     discardInterruptedBackups(context, service);
-    const { stamp, bytes } = await takeBackup(context, service, entries, 'restore');
+    let taken: { stamp: string; bytes: number };
+    try {
+      taken = await takeBackup(context, service, entries, 'restore');
+    } catch (thrown) {
+      const error = toReleaseError(thrown);
+      throw new ReleaseError(error.code === 'PHASE_FAILED' ? 'BACKUP_FAILED' : error.code, `the pre-revert backup of ${service} failed, so its data as it is now would be lost: ${error.message}; nothing was restored`, {
+        lines: error.lines, plugin: error.plugin, hook: error.hook, service, cause: error,
+        hint: `fix the cause (${error.hint ?? 'see above'}) and run ${context.out.command('release-revert', [context.ticket])} again; or revert without keeping the data as it is now: ${context.out.command('release-revert', [context.ticket, '--without-pre-revert-backup'])}`,
+      });
+    }
+    const { stamp, bytes } = taken;
     state.preRevertBackups[service] = stamp;
     context.saveState();
     context.log.event('restore', 'backup', { service, at: stamp, bytes, pre_revert: 'yes' });
@@ -154,10 +174,10 @@ export async function restoreAll(context: RunContext, state: ReleaseState, backu
     context.out.phase('restore', `backup ${request.entry.type} of ${request.service} checked`);
   }
   const pending = requests.filter((request) => !existsSync(join(request.dir, `${RESTORED_MARKER}.${request.index}`)));
-  await reportReplaced(context, pending, backups, bounded);
+  const absent = await reportReplaced(context, pending, backups, bounded);
   // The pre-revert backup covers every entry of a service with an entry still to restore.
   const pendingServices = new Set(pending.map((request) => request.service));
-  const toBackUp = options.backUpFirst ? requests.filter((request) => pendingServices.has(request.service) && !state.preRevertBackups?.[request.service]) : [];
+  const toBackUp = options.backUpFirst ? requests.filter((request) => pendingServices.has(request.service) && !absent.has(request) && !state.preRevertBackups?.[request.service]) : [];
   // Room for the pre-revert backups and the staging copies, before any service is stopped.
   const needs: SpaceNeed[] = await estimateBackups(context, toBackUp.map((request) => ({ ...request, dir: backupDir(context, request.service, 'pending') })));
   for (const request of pending) {
@@ -170,8 +190,8 @@ export async function restoreAll(context: RunContext, state: ReleaseState, backu
     phase: 'restore',
     rerun: `just release-revert ${context.ticket}`,
   });
-  if (options.backUpFirst) await backUpBeforeRestore(context, state, requests.filter((request) => pendingServices.has(request.service)));
-  else if (pending.length > 0) context.out.phase('restore', `pre-revert backups are off (revert option preRevertBackup: false): the data the restore replaces is not kept`);
+  if (options.backUpFirst) await backUpBeforeRestore(context, state, requests.filter((request) => pendingServices.has(request.service)), absent);
+  else if (pending.length > 0) context.out.phase('restore', `no pre-revert backup (${options.offBecause}): the data the restore replaces is not kept`);
   if (!context.dryRun) {
     // The released code must not write while its data is put back; redeploy starts the old code.
     for (const service of new Set(pending.map((request) => request.service))) {

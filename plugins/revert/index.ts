@@ -310,7 +310,10 @@ export function revertPlugin(rawOptions: z.input<typeof revertOptionsSchema> = {
           await restoreAll(context, state, state.preRevertBackups, { space: options.diskSpace, retention: options.retention, backUpFirst: false });
           return;
         }
-        await restoreAll(context, state, state.backups, { space: options.diskSpace, retention: options.retention, backUpFirst: options.preRevertBackup });
+        await restoreAll(context, state, state.backups, {
+          space: options.diskSpace, retention: options.retention, backUpFirst: options.preRevertBackup && !context.withoutPreRevertBackup,
+          offBecause: context.withoutPreRevertBackup ? '--without-pre-revert-backup' : 'revert option preRevertBackup: false',
+        });
       });
       hooks.phase.for('git-revert').tapPromise(PLUGIN_NAME, (context) => (context.undo ? undoInGit(context, options) : revertInGit(context, options)));
       hooks.phase.for('redeploy').tapPromise(PLUGIN_NAME, redeploy);

@@ -108,7 +108,7 @@ describe('release-revert keeps what it replaces: pre-revert backups and --undo',
     const reverted = await platform.run('release-revert', ['500']);
 
     expect(reverted.exitCode).toBe(0);
-    expect(reverted.stdout).toContain('pre-revert backups are off (revert option preRevertBackup: false): the data the restore replaces is not kept');
+    expect(reverted.stdout).toContain('no pre-revert backup (revert option preRevertBackup: false): the data the restore replaces is not kept');
     expect(platform.readState('500').PRE_REVERT_BACKUPS).toBeUndefined();
     expect(readFileSync(join(data, 'uploads', 'a.txt'), 'utf8')).toBe('as backed up\n');
   });
