@@ -160,7 +160,7 @@ describe('the Docker engine under migrate', () => {
 
       await rows.record({ fault: 'Docker engine hung during migrate (compose up never returns)', seen: `exit ${failed.exitCode}, migrate`, recovery: 'release-run 602 --from=migrate', result: 'compose up stopped at its deadline; released once the engine answered' }, async () => {
         expect(failed.exitCode).toBe(1);
-        expect(failed.stderr.split('\n')[0]).toMatch(/^\[release-run\] error: redeploy roflhang failed: `docker-compose --project-name roflhang --file \S+\/packages\/roflhang\/compose\.yaml up -d --remove-orphans` ran past its deadline \(compose\) of 6s and was stopped after 6(\.\d)?s/);
+        expect(failed.stderr.split('\n')[0]).toMatch(/^\[release-run\] error: redeploy roflhang failed: `docker-compose --project-name roflhang --file \S+\/packages\/roflhang\/compose\.yaml up -d --remove-orphans` ran past its deadline \(compose\) of 6s and was stopped after [67](\.\d)?s/);
         expect(failed.stderr).toContain('release-run failed in phase migrate. To roll back:');
         expect(failed.stderr).toMatch(/Recovery playbook release-deadline-passed[^]*next: release-run 602 --from=migrate/);
 

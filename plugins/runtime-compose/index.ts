@@ -164,6 +164,9 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     return want;
   }
 
+  /** The engine's answer when a container name is taken (an interrupted recreate's leftover holds it). */
+  const NAME_CONFLICT = /Conflict\. The container name "[^"]*" is already in use/;
+
   async function compose(context: RunContext, service: string, want: Desired, args: string[], what: string): Promise<void> {
     const result = await cli.compose(context, service, join(context.repoDir, composePath(service)), args, want.env);
     if (result.exitCode !== 0) {
@@ -202,6 +205,31 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
    * which leaves the just-recreated ones alone (their config is what compose would create).
    */
   async function upReplacing(context: RunContext, service: string, want: Desired, forced: string[] | 'all', names: string[] = []): Promise<void> {
+    try {
+      await upReplacingOnce(context, service, want, forced, names);
+    } catch (error) {
+      if (!(error instanceof ReleaseError) || !NAME_CONFLICT.test(error.lines.join('\n')) || !(await removeInterruptedRecreates(context, service))) throw error;
+      await upReplacingOnce(context, service, want, forced, names);
+    }
+  }
+
+  /**
+   * Compose v2 recreates a container by creating the new one as `<old id>_<name>` and renaming it
+   * once the old one is gone; an `up` killed in between leaves that container, and every later
+   * `up` then fails on a name conflict. Those leftovers (the new containers of the interrupted
+   * run, never the only copy of any data: volumes stay) are removed; true when there were some.
+   */
+  async function removeInterruptedRecreates(context: RunContext, service: string): Promise<boolean> {
+    const leftovers = (await cli.containers(context, service)).filter((container) => /^[0-9a-f]{12}_/.test(container.name));
+    for (const container of leftovers) {
+      await cli.docker(context, ['rm', '--force', container.id]);
+      context.out.detail(`removed ${container.name}, left by an interrupted recreate`);
+      context.log.event('apply', 'leftover-removed', { service, container: container.name });
+    }
+    return leftovers.length > 0;
+  }
+
+  async function upReplacingOnce(context: RunContext, service: string, want: Desired, forced: string[] | 'all', names: string[]): Promise<void> {
     const orphans = names.length > 0 ? [] : ['--remove-orphans'];
     // Nothing forced (an ordinary redeploy): compose's own `up` is the first docker call.
     const existing = forced.length === 0 ? new Set<string>() : new Set((await cli.containers(context, service)).map((c) => c.composeService));
