@@ -34,10 +34,10 @@ async function greeting(project: string): Promise<string> {
   return result.stdout.trim();
 }
 
-/** The containers of `project` the engine created since `since` (unix seconds), by its event log. */
+/** The containers of `project` the engine created since `since` (ms; to the millisecond, as the first deploy of beforeEach may create its container in the same second), by its event log. */
 async function createdSince(project: string, since: number): Promise<string[]> {
   const until = Math.ceil(Date.now() / 1000) + 1;
-  const { stdout } = await execa('docker', ['events', '--since', String(since), '--until', String(until), '--filter', 'type=container', '--filter', 'event=create',
+  const { stdout } = await execa('docker', ['events', '--since', (since / 1000).toFixed(3), '--until', String(until), '--filter', 'type=container', '--filter', 'event=create',
     '--filter', `label=com.docker.compose.project=${project}`, '--format', '{{.Actor.Attributes.name}}']);
   return stdout.split('\n').filter(Boolean);
 }
@@ -117,7 +117,7 @@ describe('build and recreate on a real Docker engine', () => {
   });
 
   test('one replacement per container: a compose file and a mounted file changed together are one redeploy; a first deploy creates each container once', async () => {
-    const since = Math.floor(Date.now() / 1000);
+    const since = Date.now();
     const compose = buildService(svc, Number(new URL(url).port))[`packages/${svc}/compose.yaml`]!;
     await platform.mergeFeature('105', {
       [`packages/${svc}/compose.yaml`]: compose.replace('    env_file: app.env\n', '    env_file: app.env\n    environment:\n      EXTRA: "1"\n'),
@@ -137,7 +137,7 @@ describe('build and recreate on a real Docker engine', () => {
 
     // A first deploy: compose file, build context, mounted page and env_file all new in one merge.
     const fresh = uniqueName('fresh');
-    const freshSince = Math.floor(Date.now() / 1000);
+    const freshSince = Date.now();
     try {
       await platform.mergeFeature('106', buildService(fresh, await freePort()));
       const first = await platform.run('release-run', ['106']);
