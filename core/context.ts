@@ -3,7 +3,7 @@ import type { Hooks, RunContext } from './hooks.js';
 import type { Output } from './output.js';
 import { AuditLog } from './audit-log.js';
 import { StateFile } from './state.js';
-import { exec } from './exec.js';
+import { exec, LEFTOVER_GRACE_MS } from './exec.js';
 import type { Verb } from './phases.js';
 import { Transfers } from './progress.js';
 import { requirePhasePlugins } from './phase-check.js';
@@ -64,8 +64,13 @@ export function createContext(init: ContextInit): RunContext {
       if (!context.state) context.state = stateFile.read();
       return context.state;
     },
-    exec(file, args, options = {}) {
-      return exec(file, args, { cwd: init.repoDir, signal: init.signal, ...options });
+    async exec(file, args, options = {}) {
+      const result = await exec(file, args, { cwd: init.repoDir, signal: init.signal, ...options });
+      if (result.leftovers.length > 0) {
+        init.out.warn(`${result.command.slice(0, 200)} exited ${result.exitCode} but left ${result.leftovers.length} process(es) running past ${LEFTOVER_GRACE_MS / 1000}s: ${result.leftovers.join('; ')}; stopped them, as a step's processes end with it (run a lasting process as a service instead)`);
+        context.log.event(context.phase, 'leftovers-stopped', { command: file, count: result.leftovers.length });
+      }
+      return result;
     },
     async useConfigAt(commit) {
       if (!init.loadHooksAt || loadedAt === commit) return;

@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { constants } from 'node:os';
 import { redact } from './secrets.js';
 import { ReleaseError } from './errors.js';
+import { findProcesses } from './pid.js';
 
 export interface ExecOptions {
   cwd?: string;
@@ -32,6 +33,19 @@ export interface ExecOptions {
   deadlineName?: string;
 }
 
+/**
+ * How long what a command left running (a script's `daemon &`) may outlive it before it is
+ * stopped: a step's processes end with the step, as a CI runner ends a job's.
+ */
+export const LEFTOVER_GRACE_MS = 5000;
+
+/**
+ * Set in every command's environment to a value of its own, as Jenkins marks a build's
+ * processes: what the command started and left behind is found by it, even outside its group.
+ */
+const STEP_MARKER = 'RELEASE_ORCHESTRATOR_STEP';
+let commandsStarted = 0;
+
 export interface ExecResult {
   command: string;
   exitCode: number;
@@ -39,6 +53,11 @@ export interface ExecResult {
   stderr: string;
   /** stdout and stderr interleaved, redacted. */
   output: string;
+  /**
+   * What the command left running past its exit and the grace, which was then stopped: its
+   * process group, and processes elsewhere still holding its output (`pid N: command`).
+   */
+  leftovers: string[];
 }
 
 /**
@@ -84,9 +103,10 @@ export async function exec(file: string, args: readonly string[], options: ExecO
     yield text;
   };
   const piped = Boolean(options.stdoutTo);
+  const marker = `${process.pid}-${++commandsStarted}`;
   const subprocess = execa(file, [...args], {
     cwd: options.cwd,
-    env: options.env,
+    env: { ...options.env, [STEP_MARKER]: marker },
     extendEnv: true,
     input: options.input,
     stdin: options.input === undefined && !options.stdinFrom ? 'ignore' : 'pipe',
@@ -133,9 +153,9 @@ export async function exec(file: string, args: readonly string[], options: ExecO
     streamError = error;
     killGroup('SIGTERM');
   });
-  const result = await subprocess;
+  const { result, leftovers } = await settleWithLeftovers(subprocess, `${STEP_MARKER}=${marker}`, LEFTOVER_GRACE_MS);
   clearTimeout(deadlineTimer);
-  // What the child left running in its group (a script's `cmd &`) keeps the group recorded.
+  // What the child left running in its group even so keeps the group recorded.
   if (pgid !== undefined && !isGroupAlive(pgid)) setChildGroup(pgid, false);
   options.signal?.removeEventListener('abort', onAbort);
   await streamsDone;
@@ -147,6 +167,7 @@ export async function exec(file: string, args: readonly string[], options: ExecO
       stdout: '',
       stderr: redact(`${streamError.message}${typeof result.stderr === 'string' && result.stderr ? `\n${result.stderr}` : ''}`),
       output: redact(streamError.message),
+      leftovers,
     };
   }
   const stdout = typeof result.stdout === 'string' ? result.stdout : '';
@@ -159,7 +180,44 @@ export async function exec(file: string, args: readonly string[], options: ExecO
     stdout,
     stderr: failedToStart ? redact(result.message ?? "") : stderr,
     output: typeof result.all === 'string' ? result.all : `${stdout}\n${stderr}`.trim(),
+    leftovers,
   };
+}
+
+type Subprocess = ReturnType<typeof execa>;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Waits for the command, and for no longer than `graceMs` after its exit for what it started:
+ * a background process holding our output pipes would otherwise keep the release waiting for as
+ * long as it runs. Past the grace, its group is stopped (SIGTERM, SIGKILL 3 s later), our ends of
+ * the pipes are closed, and the processes found are returned, described.
+ */
+async function settleWithLeftovers(subprocess: Subprocess, marker: string, graceMs: number): Promise<{ result: Awaited<Subprocess>; leftovers: string[] }> {
+  const pgid = subprocess.pid;
+  let graceTimer: NodeJS.Timeout | undefined;
+  const exitedAt = new Promise<number>((resolve) => subprocess.once('exit', () => resolve(Date.now())));
+  const graceOver = exitedAt.then(() => new Promise<'grace'>((resolve) => { graceTimer = setTimeout(() => resolve('grace'), graceMs); }));
+  const settled = subprocess.then(() => 'settled' as const);
+  const first = await Promise.race([settled, graceOver]);
+  clearTimeout(graceTimer);
+  if (first === 'settled') {
+    if (pgid === undefined || !isGroupAlive(pgid)) return { result: await subprocess, leftovers: [] };
+    // Its output is closed but its group lives on (`daemon >/dev/null &`): the rest of the grace to end.
+    const exited = await exitedAt;
+    while (isGroupAlive(pgid) && Date.now() - exited < graceMs) await sleep(100);
+    if (!isGroupAlive(pgid)) return { result: await subprocess, leftovers: [] };
+  }
+  const found = findProcesses({ groups: pgid === undefined ? new Set() : new Set([pgid]), marker });
+  const leftovers = found.map((left) => `pid ${left.pid}: ${redact(left.command).slice(0, 200)}`);
+  // The group, and whatever left it with setsid but still writes to our output.
+  const targets = [...(pgid === undefined ? [] : [-pgid]), ...found.filter((left) => left.pgid !== pgid).map((left) => left.pid)];
+  const signal = (name: NodeJS.Signals) => { for (const target of targets) { try { process.kill(target, name); } catch { /* gone */ } } };
+  signal('SIGTERM');
+  setTimeout(() => signal('SIGKILL'), 3000).unref();
+  subprocess.stdout?.destroy();
+  subprocess.stderr?.destroy();
+  return { result: await subprocess, leftovers };
 }
 
 /** A command stopped at its deadline: what it was, how long it ran, and which setting bounds it. */

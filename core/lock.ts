@@ -1,9 +1,9 @@
 import { hostname } from 'node:os';
-import { closeSync, fsyncSync, linkSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ensurePrivateDir, PRIVATE_FILE_MODE } from './fs-private.js';
 import { ReleaseError } from './errors.js';
-import { isProcessAlive } from './pid.js';
+import { findProcesses, isProcessAlive, type RunningProcess } from './pid.js';
 import { isGroupAlive, watchChildGroups } from './exec.js';
 import { writeFileAtomic } from './fs-private.js';
 
@@ -16,14 +16,6 @@ export interface LockHolder {
   groups?: number[];
   /** The kernel's boot id when the lock was written: after a reboot its pids and groups name other processes. */
   boot?: string;
-}
-
-/** A process still running in a group of a lock whose orchestrator is gone. */
-export interface OrphanProcess {
-  pid: number;
-  pgid: number;
-  /** Its command line, as /proc shows it. */
-  command: string;
 }
 
 /**
@@ -222,28 +214,16 @@ function waitForGroups(holder: LockHolder, waitMs = ORPHAN_WAIT_MS): boolean {
 }
 
 /** The processes still running in the recorded groups of a lock (from /proc: this host only). */
-export function orphansOf(holder: LockHolder): OrphanProcess[] {
+export function orphansOf(holder: LockHolder): RunningProcess[] {
   const groups = new Set((holder.groups ?? []).filter(isGroupAlive));
   if (groups.size === 0) return [];
-  const found: OrphanProcess[] = [];
-  let pids: string[] = [];
-  try { pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name)); } catch { /* no /proc: named by group only */ }
-  for (const name of pids) {
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      // Fields after the command (which may hold spaces and parentheses): state ppid pgrp ...
-      const pgid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
-      if (!groups.has(pgid)) continue;
-      const command = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
-      found.push({ pid: Number(name), pgid, command });
-    } catch { /* it ended meanwhile */ }
-  }
+  const found = findProcesses({ groups });
   if (found.length === 0) return [...groups].map((pgid) => ({ pid: pgid, pgid, command: '(unknown)' }));
   // The group's leader first (the command the orchestrator started), then what it started.
   return found.sort((a, b) => Number(b.pid === b.pgid) - Number(a.pid === a.pgid) || a.pid - b.pid);
 }
 
-function orphanedLockError(holder: LockHolder, orphans: OrphanProcess[], path: string): ReleaseError {
+function orphanedLockError(holder: LockHolder, orphans: RunningProcess[], path: string): ReleaseError {
   const groups = [...new Set(orphans.map((orphan) => orphan.pgid))];
   const first = orphans[0]!;
   return new ReleaseError('LOCKED', `the release of ticket ${holder.ticket} (pid ${holder.pid}, since ${holder.started}) is gone, but a process it started still runs after ${ORPHAN_WAIT_MS / 1000}s of waiting: pid ${first.pid} (${first.command.slice(0, 200)})`, {

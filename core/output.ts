@@ -4,6 +4,8 @@ import type { ReleaseError } from './errors.js';
 import { commandLine, pasteable } from './commands.js';
 import { EVENT_VERBS, EventStream, type EventVerb } from './events.js';
 
+export const DETAIL_LIST_LIMIT = 100;
+
 /**
  * Operator-facing output. Every line is prefixed with the verb (`[release-run] ...`), redacted,
  * and colored only on a terminal without NO_COLOR.
@@ -41,6 +43,15 @@ export class Output {
   /** A line of a subprocess's output, indented under the step that runs it. */
   detail(line: string): void {
     this.write(this.stream, `    ${this.color.dim(line)}`);
+  }
+
+  /**
+   * A list under its step, cut at DETAIL_LIST_LIMIT lines so that a 20,000-file diff does not
+   * bury the run: the rest is one line, `more(count)` saying how many and where the whole list is.
+   */
+  details(lines: readonly string[], more: (count: number) => string): void {
+    for (const line of lines.slice(0, DETAIL_LIST_LIMIT)) this.detail(line);
+    if (lines.length > DETAIL_LIST_LIMIT) this.detail(more(lines.length - DETAIL_LIST_LIMIT));
   }
 
   /** A line without prefix, for the failure block operators copy commands from. */

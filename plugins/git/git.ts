@@ -35,6 +35,35 @@ export async function dirtyPaths(context: RunContext): Promise<string[]> {
   return out.split('\n').filter(Boolean);
 }
 
+const GIT_ESCAPES: Record<string, string> = { '\n': '\\n', '\t': '\\t', '\r': '\\r', '"': '\\"', '\\': '\\\\' };
+
+/**
+ * A path as one unambiguous line of output: quoted and escaped the way git itself shows it when it
+ * holds a newline, a tab, another control character, a quote or a backslash (UTF-8 stays as is).
+ */
+export function displayPath(path: string): string {
+  if (!/[\x00-\x1f\x7f"\\]/.test(path)) return path;
+  return `"${path.replace(/[\x00-\x1f\x7f"\\]/g, (char) => GIT_ESCAPES[char] ?? `\\${char.charCodeAt(0).toString(8).padStart(3, '0')}`)}"`;
+}
+
+/**
+ * Refuses (with `code`) a work tree with uncommitted changes or untracked files; `rerun` is the
+ * command to give once it is clean. Ignored files (a host's own .env) are no change.
+ */
+export async function requireCleanWorkTree(context: RunContext, code: 'PHASE_FAILED' | 'REVERT_BLOCKED', rerun: string): Promise<void> {
+  const dirty = await dirtyPaths(context);
+  if (dirty.length === 0) return;
+  const untracked = dirty.filter((line) => line.startsWith('?? ')).length;
+  throw new ReleaseError(code, `the work tree has ${dirty.length} uncommitted change(s)${untracked ? ` (${untracked} untracked file(s))` : ''}; nothing was changed`, {
+    lines: dirty.slice(0, 20),
+    hint: [
+      ...(untracked < dirty.length ? ['a prod clone holds no local edits: commit them through a PR, or git stash them'] : []),
+      // git stash leaves untracked files where they are; a host's own .env belongs in an ignore list.
+      ...(untracked ? ['an untracked file that belongs to this host only (a .env, a secret) goes in .git/info/exclude (or .gitignore through a PR) and is then left alone; any other: remove it or commit it through a PR'] : []),
+    ].join('; ') + `, then run ${rerun} again`,
+  });
+}
+
 export async function parents(context: RunContext, sha: string): Promise<string[]> {
   const line = await git(context, ['rev-list', '--parents', '-n', '1', '--end-of-options', sha]);
   return line.split(' ').slice(1);

@@ -4,6 +4,7 @@ import { ACTION_SOCKET_ENV, ReleaseError, appliedKey, type ActionServer, STEP_BI
 import { afterInWorkTree, dependencyWaves } from '../platform/waves.js';
 import { classifyAll, type ClassifiedFile } from '../classify/classify-all.js';
 import { diffView } from '../git/diff-view.js';
+import { displayPath } from '../git/git.js';
 import { renderMigrateScript } from './script.js';
 
 export const PLUGIN_NAME = 'migrate';
@@ -64,13 +65,21 @@ export function planActions(classified: ClassifiedFile[]): Action[] {
 /** `build web (app, worker)`: an action as the operator reads it. */
 export const describeAction = (action: Action) => `${action.kind} ${action.service}${action.targets ? ` (${action.targets.join(', ')})` : ''}${action.recreate ? `, recreating ${action.recreate.join(', ')}` : ''}`;
 
+/** `19900 service-file, 2 compose-file`: how many files of each kind. */
+function kindsOf(classified: readonly ClassifiedFile[]): string {
+  const counts = new Map<string, number>();
+  for (const { classification } of classified) counts.set(classification.kind, (counts.get(classification.kind) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1]).map(([kind, count]) => `${count} ${kind}`).join(', ');
+}
+
 export const scriptPath = (context: RunContext) => join(context.workspaceDir, 'release', 'migrate.sh');
 
 async function migrate(context: RunContext, concurrency: number): Promise<void> {
   const state = context.requireState();
   const classified = classifyAll(context, await diffView(context, state.baseSha, state.mergeSha));
+  context.out.details(classified.map(({ file, classification }) => `${displayPath(file.path)}: ${classification.kind} (${classification.rule})`),
+    (count) => `... and ${count} more: ${kindsOf(classified.slice(-count))} (all of them in the header of ${scriptPath(context)})`);
   for (const { file, classification } of classified) {
-    context.out.detail(`${file.path}: ${classification.kind} (${classification.rule})`);
     context.out.events.emit(PLUGIN_NAME, 'classified', { path: file.path, status: file.status, kind: classification.kind, rule: classification.rule, service: classification.service });
   }
   const actions = planActions(classified);

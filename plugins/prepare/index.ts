@@ -1,7 +1,7 @@
 import { ReleaseError, type Plugin, type ReleaseState, type RunContext, parseOptions } from '../../api/index.js';
 import { diffView } from '../git/diff-view.js';
 import { foreignBuilders } from '../platform/compose-file.js';
-import { currentBranch, dirtyPaths, git, gitTry, headSha, isAncestor, requireKnownCommits, resolveSha, showFile } from '../git/git.js';
+import { currentBranch, displayPath, git, gitTry, headSha, isAncestor, requireCleanWorkTree, requireKnownCommits, resolveSha, showFile } from '../git/git.js';
 import { validateServicesAt } from '../platform/validate.js';
 import { manifestPath, serviceOfPath } from '../platform/manifest.js';
 import { autoPrune, backUpAll, backUpService, requireBackupSpace } from '../backups/take.js';
@@ -16,13 +16,7 @@ async function refuseUnlessClean(context: RunContext, options: PrepareOptions): 
       hint: `git switch ${options.branch} (the orchestrator releases ${options.branch} only)`,
     });
   }
-  const dirty = await dirtyPaths(context);
-  if (dirty.length > 0) {
-    throw new ReleaseError('PHASE_FAILED', `the work tree has ${dirty.length} uncommitted change(s); nothing was changed`, {
-      lines: dirty.slice(0, 20),
-      hint: 'a prod clone holds no local edits: commit them through a PR, or git stash them, then run again',
-    });
-  }
+  await requireCleanWorkTree(context, 'PHASE_FAILED', context.out.command('release-run', [context.ticket]));
 }
 
 /** The services a diff touches: `packages/<svc>/` folders with a manifest at either end. */
@@ -194,7 +188,8 @@ async function prepare(context: RunContext, options: PrepareOptions): Promise<vo
   }
   context.out.phase(PLUGIN_NAME, `BASE_SHA=${base}`);
   context.out.phase(PLUGIN_NAME, `${changed.files.length} changed file(s) up to ${context.local ? 'HEAD' : `${options.remote}/${options.branch}`} ${target.slice(0, 12)}; services: ${state.services.join(' ') || 'none'}`);
-  for (const file of changed.files) context.out.detail(`${file.status} ${file.from ? `${file.from} -> ` : ''}${file.path}`);
+  context.out.details(changed.files.map((file) => `${file.status} ${file.from ? `${displayPath(file.from)} -> ` : ''}${displayPath(file.path)}`),
+    (count) => `... and ${count} more (all of them: git diff --name-status ${base.slice(0, 12)} ${target.slice(0, 12)})`);
   // Before the state file: a release the disk cannot hold stops with nothing written but its log.
   await makeRoomForBackups(context, state, target, options);
   context.saveState();

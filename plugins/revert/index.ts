@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { restoreAll, restoredMarkers } from '../backups/restore.js';
 import { backupDir } from '../backups/take.js';
-import { dirtyPaths, git, gitTry, headSha, isAncestor, parents } from '../git/git.js';
+import { git, gitTry, headSha, isAncestor, parents, requireCleanWorkTree } from '../git/git.js';
 import { gitOptionsSchema, type GitOptions } from '../git/options.js';
 import { diskSpaceSchema, retentionSchema } from '../backups/options.js';
 import { afterInWorkTree, dependencyWaves } from '../platform/waves.js';
@@ -96,12 +96,7 @@ async function gitPosition(context: RunContext): Promise<GitPosition> {
     const work = await laterWork(context, state, head);
     if (!context.codeOnly && (work.later.length > 0 || work.changedSince.length > 0)) throw laterWorkRefusal(context, work);
   }
-  const dirty = await dirtyPaths(context);
-  if (dirty.length > 0) {
-    throw new ReleaseError('REVERT_BLOCKED', `the work tree has ${dirty.length} uncommitted change(s); nothing was changed`, {
-      lines: dirty.slice(0, 20), hint: 'git stash them, then run release-revert again',
-    });
-  }
+  await requireCleanWorkTree(context, 'REVERT_BLOCKED', context.out.command('release-revert', [context.ticket]));
   if (head === state.mergeSha) return 'to-revert';
   // Checked before any data is restored: the commits after this release must let its change go.
   const reverted = await revertedTree(context, state, head);
@@ -126,12 +121,7 @@ async function undoPosition(context: RunContext): Promise<GitPosition> {
       hint: `see what happened to it with: ${context.out.command('release', ['show', ticket])}`,
     });
   }
-  const dirty = await dirtyPaths(context);
-  if (dirty.length > 0) {
-    throw new ReleaseError('REVERT_BLOCKED', `the work tree has ${dirty.length} uncommitted change(s); nothing was changed`, {
-      lines: dirty.slice(0, 20), hint: `git stash them, then run ${context.out.command('release-revert', [ticket, '--undo'])} again`,
-    });
-  }
+  await requireCleanWorkTree(context, 'REVERT_BLOCKED', context.out.command('release-revert', [ticket, '--undo']));
   const head = await headSha(context);
   const [headTree, undoneTree] = await Promise.all([head, preRevertHead].map((sha) => git(context, ['rev-parse', `${sha}^{tree}`])));
   if (headTree === undoneTree) return 'undone';
