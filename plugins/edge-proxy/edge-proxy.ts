@@ -307,6 +307,13 @@ export class EdgeProxy {
     let upInARow = 0;
     for (;;) {
       const backend = (await this.backends(context, spec)).find((b) => b.address === address);
+      if (backend?.state === 'draining') {
+        // Nothing drains a container it waits for: a run killed between draining an old container
+        // and releasing its slot left the drain on the slot this new one landed in.
+        await this.admin(context, spec, `set server ${BACKEND}/${backend.slot} state ready`);
+        context.out.detail(`${address}: its proxy slot was still drained by an interrupted rollout; made ready`);
+        context.log.event('apply', 'edge-proxy-slot-readied', { service: spec.owner, backend: address });
+      }
       const waitedMs = Date.now() - started;
       upInARow = backend?.state === 'up' ? upInARow + 1 : 0;
       if (upInARow >= this.options.rise) return { up: true, last: 'up', waitedMs };

@@ -165,7 +165,7 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
   }
 
   /** The engine's answer when a container name is taken (an interrupted recreate's leftover holds it). */
-  const NAME_CONFLICT = /Conflict\. The container name "[^"]*" is already in use/;
+  const NAME_CONFLICT = /Conflict\. The container name "\/?([^"]*)" is already in use/;
 
   async function compose(context: RunContext, service: string, want: Desired, args: string[], what: string): Promise<void> {
     const result = await cli.compose(context, service, join(context.repoDir, composePath(service)), args, want.env);
@@ -208,7 +208,12 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     try {
       await upReplacingOnce(context, service, want, forced, names);
     } catch (error) {
-      if (!(error instanceof ReleaseError) || !NAME_CONFLICT.test(error.lines.join('\n')) || !(await removeInterruptedRecreates(context, service))) throw error;
+      const conflict = error instanceof ReleaseError ? NAME_CONFLICT.exec(error.lines.join('\n')) : null;
+      if (!conflict) throw error;
+      // A run killed just before this one may still have a create in flight on the engine, under
+      // a name the engine then removes itself: the conflict is retried once it has had time to.
+      if (!(await removeInterruptedRecreates(context, service, conflict[1]!))) await new Promise((resolve) => setTimeout(resolve, 1000));
+      context.log.event('apply', 'name-conflict-retried', { service, container: conflict[1] });
       await upReplacingOnce(context, service, want, forced, names);
     }
   }
@@ -219,8 +224,8 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
    * `up` then fails on a name conflict. Those leftovers (the new containers of the interrupted
    * run, never the only copy of any data: volumes stay) are removed; true when there were some.
    */
-  async function removeInterruptedRecreates(context: RunContext, service: string): Promise<boolean> {
-    const leftovers = (await cli.containers(context, service)).filter((container) => /^[0-9a-f]{12}_/.test(container.name));
+  async function removeInterruptedRecreates(context: RunContext, service: string, conflicting: string): Promise<boolean> {
+    const leftovers = (await cli.containers(context, service)).filter((container) => /^[0-9a-f]{12}_/.test(container.name) || container.name === conflicting);
     for (const container of leftovers) {
       await cli.docker(context, ['rm', '--force', container.id]);
       context.out.detail(`removed ${container.name}, left by an interrupted recreate`);

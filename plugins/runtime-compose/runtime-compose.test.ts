@@ -139,6 +139,23 @@ describe('the compose runtime on a real Docker engine', () => {
     expect(drift.stdout.trim().split('\n').pop()).toBe('1 action');
   });
 
+  test('an up killed between removing the old container and renaming the new one (`<id>_name` left): the next release and the drift check still converge', async () => {
+    const { platform, web, webUrl, webPort } = ctx;
+    const [container] = await containersOf(web);
+    // What compose leaves when killed there: the project's only container under its temporary name.
+    const name = (await execa('docker', ['inspect', '-f', '{{.Name}}', container!.id])).stdout.trim().replace(/^\//, '');
+    await execa('docker', ['rename', container!.id, `${container!.id.slice(0, 12)}_${name}`]);
+    await platform.mergeFeature('1240', { [`packages/${web}/manifest.yaml`]: dockerServiceFiles(web, webPort, { tag: '2' })[`packages/${web}/manifest.yaml`]! });
+
+    const released = await platform.run('release-run', ['1240']);
+
+    expect(`${released.exitCode}\n${released.all}`).toMatch(/^0\n/);
+    expect((await httpGet(`${webUrl}/version`)).body).toBe('2');
+    const names = (await execa('docker', ['ps', '-a', '--filter', `label=com.docker.compose.project=${web}`, '--format', '{{.Names}}'])).stdout.trim().split('\n');
+    expect(names).toEqual([name]);
+    expect((await platform.run('release', [`--service=${web}`])).stdout.trim()).toBe('0 actions');
+  });
+
   test('a compose file edited by hand since the last apply is drift', async () => {
     const { platform, web } = ctx;
     platform.write(platform.prod, { [`packages/${web}/compose.yaml`]: readFileSync(join(platform.prod, `packages/${web}/compose.yaml`), 'utf8') + '# edited\n' });
