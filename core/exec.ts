@@ -153,7 +153,7 @@ export async function exec(file: string, args: readonly string[], options: ExecO
     streamError = error;
     killGroup('SIGTERM');
   });
-  const { result, leftovers } = await settleWithLeftovers(subprocess, `${STEP_MARKER}=${marker}`, LEFTOVER_GRACE_MS);
+  const { result, leftovers } = await settleWithLeftovers(subprocess, `${STEP_MARKER}=${marker}`, LEFTOVER_GRACE_MS, () => deadlinePassed || Boolean(options.signal?.aborted));
   clearTimeout(deadlineTimer);
   // What the child left running in its group even so keeps the group recorded.
   if (pgid !== undefined && !isGroupAlive(pgid)) setChildGroup(pgid, false);
@@ -193,7 +193,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * long as it runs. Past the grace, its group is stopped (SIGTERM, SIGKILL 3 s later), our ends of
  * the pipes are closed, and the processes found are returned, described.
  */
-async function settleWithLeftovers(subprocess: Subprocess, marker: string, graceMs: number): Promise<{ result: Awaited<Subprocess>; leftovers: string[] }> {
+async function settleWithLeftovers(subprocess: Subprocess, marker: string, graceMs: number, stopping: () => boolean): Promise<{ result: Awaited<Subprocess>; leftovers: string[] }> {
   const pgid = subprocess.pid;
   let graceTimer: NodeJS.Timeout | undefined;
   const exitedAt = new Promise<number>((resolve) => subprocess.once('exit', () => resolve(Date.now())));
@@ -202,7 +202,8 @@ async function settleWithLeftovers(subprocess: Subprocess, marker: string, grace
   const first = await Promise.race([settled, graceOver]);
   clearTimeout(graceTimer);
   if (first === 'settled') {
-    if (pgid === undefined || !isGroupAlive(pgid)) return { result: await subprocess, leftovers: [] };
+    // Stopped at its deadline or by an interrupt, its group is being stopped already: no grace.
+    if (pgid === undefined || stopping() || !isGroupAlive(pgid)) return { result: await subprocess, leftovers: [] };
     // Its output is closed but its group lives on (`daemon >/dev/null &`): the rest of the grace to end.
     const exited = await exitedAt;
     while (isGroupAlive(pgid) && Date.now() - exited < graceMs) await sleep(100);
