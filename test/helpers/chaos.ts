@@ -122,7 +122,7 @@ function firstPhaseNotDone(platform: Platform, ticket: string): string | undefin
 
 /**
  * Runs release after release on `path` until `kills` runs were killed. Every third release is
- * reverted after its first kill, the others resumed (--from the phase that did not finish, or run
+ * reverted (after its first kill, or once it went through uncut), the others resumed (--from the phase that did not finish, or run
  * again, drawn); up to five attempts of a release are killed, each at a moment drawn between 0 and
  * the last uncut run's duration.
  */
@@ -148,10 +148,12 @@ export async function runChaos(path: ChaosPath, options: { kills: number; seed: 
     }
     const result = await child;
     const output = String(result.all);
-    // A refusal whose playbook names the command to run instead (a revert of a release killed
-    // before prepare recorded anything: nothing to revert, start over) is followed, as an operator would.
+    // A refusal whose playbook names the command to run instead is followed, as an operator would:
+    // a revert of a release killed before prepare recorded anything (exit 2: start over), or a
+    // re-run of a release a killed run had finished (exit 4: check it again with --from=verify).
     const instead = /^ {2}next: (release-\S+ .*)$/m.exec(output)?.[1]?.split(' ');
-    if (result.exitCode !== 0 && !(args[0] === 'release-revert' && result.exitCode === 2 && instead)) {
+    const followable = (args[0] === 'release-revert' && result.exitCode === 2) || (args[0] === 'release-run' && result.exitCode === 4);
+    if (result.exitCode !== 0 && !(followable && instead)) {
       throw new Error(`${args.join(' ')} exited ${result.exitCode} after a kill (seed ${options.seed}):\n${report.attempts.slice(-6).join('\n')}\n${output}`);
     }
     if (result.exitCode === 0) duration[verb!] = Date.now() - started;
@@ -174,13 +176,20 @@ export async function runChaos(path: ChaosPath, options: { kills: number; seed: 
         outcome = next[0] === 'release-revert' ? 'reverted' : 'released';
         continue;
       }
+      const revertThisOne = index % 3 === 0 && outcome !== 'reverted';
+      if (!result.killed && revertThisOne && tries === 0) {
+        // Every third release is reverted: one that went through uncut, by a revert of its own.
+        outcome = 'reverted';
+        next = ['release-revert', ticket];
+        continue;
+      }
       if (!result.killed) break;
       report.kills += 1;
       if (verb === 'release-revert') continue;
       // What an operator does after a crash: revert, resume at the phase that did not finish, or run again.
       const choice = random();
       // Every third release is reverted after its first kill, so that each path proves its restores.
-      if (tries === 0 && index % 3 === 0) {
+      if (tries === 0 && revertThisOne) {
         outcome = 'reverted';
         next = ['release-revert', ticket];
       } else {
@@ -205,9 +214,16 @@ export async function runChaos(path: ChaosPath, options: { kills: number; seed: 
       throw new Error(`release ${index} (${outcome}, seed ${options.seed}): ${(error as Error).message}\n${report.attempts.slice(-6).join('\n')}`);
     }
     if (outcome === 'reverted') {
-      // The revert commit exists only in the prod clone: published, as the README says, before the next release.
-      await platform.git(['push', '-q', 'origin', 'main']);
-      await platform.git(['pull', '-q', '--ff-only', 'origin', 'main'], platform.dev);
+      await platform.git(['fetch', '-q', 'origin']);
+      if ((await platform.git(['rev-list', '--count', 'HEAD..origin/main'])) !== '0') {
+        // Reverted before its pull: the merge is on origin only, so it is reverted there, as a PR would.
+        await platform.git(['revert', '-m', '1', '--no-edit', 'HEAD'], platform.dev);
+        await platform.git(['push', '-q', 'origin', 'main'], platform.dev);
+      } else {
+        // The revert commit exists only in the prod clone: published, as the README says, before the next release.
+        await platform.git(['push', '-q', 'origin', 'main']);
+        await platform.git(['pull', '-q', '--ff-only', 'origin', 'main'], platform.dev);
+      }
     }
   }
   return report;
