@@ -54,8 +54,8 @@ export interface ExecResult {
   /** stdout and stderr interleaved, redacted. */
   output: string;
   /**
-   * What the command left running past its exit and the grace, which was then stopped: its
-   * process group, and processes elsewhere still holding its output (`pid N: command`).
+   * What the command left running past its exit and the grace, which was then stopped: the rest
+   * of its process group, and what left the group but carries its marker (`pid N: command`).
    */
   leftovers: string[];
 }
@@ -211,7 +211,7 @@ async function settleWithLeftovers(subprocess: Subprocess, marker: string, grace
   }
   const found = findProcesses({ groups: pgid === undefined ? new Set() : new Set([pgid]), marker });
   const leftovers = found.map((left) => `pid ${left.pid}: ${redact(left.command).slice(0, 200)}`);
-  // The group, and whatever left it with setsid but still writes to our output.
+  // The group, and whatever left it with setsid (found by the marker).
   const targets = [...(pgid === undefined ? [] : [-pgid]), ...found.filter((left) => left.pgid !== pgid).map((left) => left.pid)];
   const signal = (name: NodeJS.Signals) => { for (const target of targets) { try { process.kill(target, name); } catch { /* gone */ } } };
   signal('SIGTERM');

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Whether a process with this pid runs on this host (EPERM means it runs as another user). */
 export function isProcessAlive(pid: number): boolean {
