@@ -23,7 +23,7 @@ import { postgresBackupPlugin } from './plugins/backup-postgres/index.js';
 import { backupVolumePlugin, type BackupVolumeOptions } from './plugins/backup-volume/index.js';
 import { initPlugin } from './plugins/init/index.js';
 import { backupRetentionPlugin } from './plugins/backups/index.js';
-import type { DiskSpaceInput, RetentionInput } from './plugins/backups/options.js';
+import type { DiskSpaceInput, RestoreTestsInput, RetentionInput } from './plugins/backups/options.js';
 import { deadlinesPlugin, type DeadlineOptions } from './plugins/deadlines/index.js';
 import { notifyWebhookPlugin } from './plugins/notify-webhook/index.js';
 import { notifyRedminePlugin } from './plugins/notify-redmine/index.js';
@@ -51,6 +51,8 @@ const defaultOptionsSchema = z.strictObject({
   diskSpace: z.custom<DiskSpaceInput>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { marginPercent: 10, keepFree: \'1GiB\' }').optional(),
   /** Backup retention, e.g. `{ keep: 5, autoPrune: true }`: `release prune`'s default and prepare's own prune. */
   retention: z.custom<RetentionInput>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { keep: 3, autoPrune: true }').optional(),
+  /** How recent a changed service's last restore test must be, e.g. `{ maxAge: '7d', whenOlder: 'refuse' }`; prepare checks it. */
+  restoreTests: z.custom<RestoreTestsInput>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { maxAge: \'30d\', whenOlder: \'warn\' }').optional(),
   /**
    * release-revert backs up the data each restore replaces first (default true), so
    * `release-revert TICKET --undo` can put it back; false on a host without the room for it.
@@ -70,7 +72,7 @@ export function defaultPlugins(rawOptions: DefaultOptions = {}): Plugin[] {
   const options = parseOptions('defaultPlugins()', defaultOptionsSchema, rawOptions);
   return [
     platformPlugin(),
-    preparePlugin({ remote: options.remote, branch: options.branch, backupConcurrency: options.backupConcurrency, diskSpace: options.diskSpace, retention: options.retention }),
+    preparePlugin({ remote: options.remote, branch: options.branch, backupConcurrency: options.backupConcurrency, diskSpace: options.diskSpace, retention: options.retention, restoreTests: options.restoreTests }),
     selfUpdatePlugin(),
     ...defaultRules(),
     migratePlugin({ concurrency: options.concurrency }),
@@ -87,7 +89,7 @@ export function defaultPlugins(rawOptions: DefaultOptions = {}): Plugin[] {
     postgresBackupPlugin(),
     backupVolumePlugin(options.backupVolume),
     initPlugin(),
-    backupRetentionPlugin(options.retention),
+    backupRetentionPlugin(options.retention, { diskSpace: options.diskSpace }),
     deadlinesPlugin(options.deadlines),
   ];
 }

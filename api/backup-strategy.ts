@@ -1,4 +1,6 @@
-import { ReleaseError, invalidInput, z, type BackupRequest, type BackupResult, type Plugin, type RunContext, type SpaceNeed, type WritesSince } from '../core/index.js';
+import {
+  ReleaseError, invalidInput, z, type BackupRequest, type BackupResult, type Plugin, type RestoreTestRequest, type RestoreTestResult, type RunContext, type SpaceNeed, type WritesSince,
+} from '../core/index.js';
 
 /** A backup request with the manifest entry parsed by the strategy's own schema. */
 export interface StrategyRequest<Entry> extends BackupRequest {
@@ -36,6 +38,14 @@ export interface BackupStrategy<Schema extends z.ZodType> {
    * when the data is not there at all; `undefined` when it cannot tell. Reads only.
    */
   writesSince?(request: StrategyRequest<z.infer<Schema>>, since: Date, context: RunContext): Promise<WritesSince | undefined>;
+  /**
+   * Optional, for `release verify-backups`: restore the backup into a throwaway target (files into
+   * `request.scratchDir`, a database into a scratch database of the same server), check what came
+   * back against what the backup says it holds, and remove the target again, on failure and on
+   * interrupt too (`forCleanup(context)` runs commands past an interrupt). The service's own data
+   * is never touched. Throw BACKUP_FAILED naming what is wrong; return what was proven.
+   */
+  testRestore?(request: StrategyRequest<z.infer<Schema>> & Pick<RestoreTestRequest, 'scratchDir'>, context: RunContext): Promise<RestoreTestResult>;
 }
 
 const PARTS = ['backup', 'size', 'check', 'restore'] as const;
@@ -83,6 +93,8 @@ export function defineBackupStrategy<Schema extends z.ZodType>(strategy: BackupS
       });
       const restoreSpace = strategy.restoreSpace?.bind(strategy);
       if (restoreSpace) hooks.restoreSpace.for(strategy.type).tapPromise(name, (request, context) => restoreSpace(parseEntry(strategy, request), context));
+      const testRestore = strategy.testRestore?.bind(strategy);
+      if (testRestore) hooks.testRestore.for(strategy.type).tapPromise(name, (request, context) => testRestore({ ...parseEntry(strategy, request), scratchDir: request.scratchDir }, context));
       const writesSince = strategy.writesSince?.bind(strategy);
       if (writesSince) hooks.writesSince.for(strategy.type).tapPromise(name, (request, context) => writesSince(parseEntry(strategy, request), request.since, context));
     },

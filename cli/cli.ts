@@ -91,6 +91,7 @@ MERGE_SHA, the work tree has edits, or the revert does not apply), 130 interrupt
        release prune [--keep=N] [--dry-run] [--repo DIR]
        release history [--service=NAME] [--repo DIR]
        release show TICKET [--repo DIR]
+       release verify-backups [TICKET | --service=NAME | --latest] [--repo DIR]
 
 --service=NAME  the drift check: prints each action that would bring service NAME to what its
                 manifest and compose file at HEAD ask for, then "N actions". Changes nothing.
@@ -106,11 +107,16 @@ history         every release and revert on this clone, newest first: start, dur
                 and exit code, BASE->MERGE, services and backups (--service=NAME: those of NAME)
 show TICKET     one release in full: its phases with their times, backups with sizes and
                 checksums, the playbooks that matched, and whether a revert is still possible
+verify-backups  restore tests: restores backups into scratch targets (a folder, a scratch
+                database on the same server) and checks what came back, never touching the
+                services: TICKET's backups, the newest of --service=NAME, or (--latest, the
+                default) the newest of every service. Records the result beside each backup.
 --json          one JSON object per line on stdout (docs/events.md)
 --version       print the version and the orchestrator's commit
 
-Exit codes: 0 in sync (or initialised, or pruned), 2 bad input or unknown service, 3 a release
-holds the lock (prune), 5 drift.`,
+Exit codes: 0 in sync (or initialised, pruned, every backup restored and checked), 2 bad input
+or unknown service, 3 a release holds the lock (prune, verify-backups), 5 drift, 6 a backup
+failed its restore test.`,
 };
 
 interface ParsedArgs {
@@ -125,6 +131,7 @@ interface ParsedArgs {
   service?: string;
   example?: string;
   keep?: string;
+  latest: boolean;
   help: boolean;
   version: boolean;
   json: boolean;
@@ -157,6 +164,7 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
         service: { type: 'string' },
         example: { type: 'string' },
         keep: { type: 'string' },
+        latest: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', short: 'V', default: false },
         json: { type: 'boolean', default: false },
@@ -165,7 +173,7 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
     const allowed: Record<string, readonly string[]> = {
       'release-run': ['from', 'dry-run', 'local', 'repo', 'help', 'version', 'json'],
       'release-revert': ['code-only', 'undo', 'without-pre-revert-backup', 'dry-run', 'repo', 'help', 'version', 'json'],
-      release: ['service', 'example', 'repo', 'help', 'version', 'keep', 'dry-run', 'json'],
+      release: ['service', 'example', 'repo', 'help', 'version', 'keep', 'dry-run', 'json', 'latest'],
     };
     for (const [key, value] of Object.entries(values)) {
       if (value !== undefined && value !== false && !allowed[verb]!.includes(key)) throw new Error(`option --${key} is not known to ${verb}`);
@@ -173,7 +181,7 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
     if (values['code-only'] && values.undo) throw new Error('--code-only and --undo do not go together: --undo puts back what the last revert replaced, code and data');
     return {
       positionals, from: values.from, dryRun: values['dry-run'] ?? false, local: values.local ?? false, codeOnly: values['code-only'] ?? false, undo: values.undo ?? false, withoutPreRevertBackup: values['without-pre-revert-backup'] ?? false, repo: values.repo,
-      service: values.service, example: values.example, keep: values.keep, help: values.help ?? false, version: values.version ?? false,
+      service: values.service, example: values.example, keep: values.keep, latest: values.latest ?? false, help: values.help ?? false, version: values.version ?? false,
       json: values.json ?? false,
     };
   } catch (error) {
@@ -265,6 +273,34 @@ async function prune(args: ParsedArgs, out: Output, signal: AbortSignal): Promis
   return 0;
 }
 
+/** `release verify-backups [TICKET | --service=NAME | --latest]`: restore tests, under the release lock. */
+async function verifyBackups(args: ParsedArgs, out: Output, signal: AbortSignal): Promise<number> {
+  const ticket = args.positionals[1];
+  const chosen = [ticket !== undefined, args.service !== undefined, args.latest].filter(Boolean).length;
+  if (args.positionals.length > 2 || chosen > 1 || args.example !== undefined) {
+    throw new ReleaseError('BAD_INPUT', 'usage: release verify-backups [TICKET | --service=NAME | --latest] [--json] [--repo DIR]: one of them at most', { hint: 'see release --help' });
+  }
+  if (ticket !== undefined) validateTicket(ticket);
+  const repoDir = resolveRepo(args.repo);
+  const { loadConfig, applyPlugins, createContext, workspacePaths, ReleaseLock } = await loadEngine();
+  const hooks = applyPlugins((await loadConfig(repoDir)).config);
+  if (!hooks.verifyBackups.isUsed()) throw new ReleaseError('BAD_INPUT', 'no plugin carries out release verify-backups', { hint: 'keep defaultPlugins() in release.config.ts' });
+  const context = createContext({ verb: 'release', ticket: 'verify-backups', repoDir, dryRun: false, hooks, out, signal, auditLog: false });
+  // No release may take, restore or prune a backup while it is restored elsewhere.
+  const lock = new ReleaseLock(workspacePaths(repoDir, 'verify-backups').lockFile);
+  lock.acquire('verify-backups');
+  const request = { ticket, service: args.service, results: [] as import('../core/hooks.js').VerifiedBackup[] };
+  try {
+    await hooks.verifyBackups.promise(request, context);
+  } finally {
+    lock.release();
+  }
+  const counts = (outcome: string) => request.results.filter((result) => result.outcome === outcome).length;
+  out.plain(`${request.results.length} backup(s) restored into scratch targets: ${counts('passed')} passed${counts('untested') > 0 ? `, ${counts('untested')} only checksummed (no restore test in their strategy)` : ''}`);
+  out.events.emit('verify-backups', 'verified', { backups: request.results.length, passed: counts('passed'), untested: counts('untested'), failed: counts('failed') });
+  return 0;
+}
+
 const short = (sha: string | null) => (sha ? sha.slice(0, 12) : '?');
 const when = (iso: string) => (iso ? iso.replace('T', ' ').slice(0, 19) : '(no start recorded)');
 
@@ -272,7 +308,7 @@ function describeRun(run: import('../core/history.js').RunRecord, formatDuration
   const where = run.phase_failed === 'orchestrator' ? ' before its first phase' : run.phase_failed ? ` in ${run.phase_failed}` : '';
   const outcome = run.exit_code === null ? run.result : `${run.result} (exit ${run.exit_code}${where})`;
   const duration = run.duration_s === null ? '' : `, ${formatDuration(run.duration_s)}, ended ${when(run.ended ?? '')}`;
-  const backups = run.backups.map((b) => `${b.service}=${b.at}${b.present ? '' : ' (gone)'}`).join(' ');
+  const backups = run.backups.map((b) => `${b.service}=${b.at}${b.present ? '' : ' (gone)'}${b.restore_test ? ` (restore test ${b.restore_test.outcome} ${when(b.restore_test.tested)})` : ''}`).join(' ');
   return [
     `${when(run.started)}  ${run.ticket}  ${run.verb}${run.from ? ` --from=${run.from}` : ''}  ${outcome}${duration}`,
     `    ${short(run.base_sha)}->${short(run.merge_sha)}  services: ${run.services.join(' ') || '-'}  backups: ${backups || '-'}`,
@@ -335,6 +371,11 @@ async function show(args: ParsedArgs, out: Output): Promise<number> {
     for (const backup of list) {
       out.plain(`  ${backup.service}=${backup.at}  ${backup.present ? backup.dir : `${backup.dir} (gone)`}${backup.bytes === null ? '' : `  ${formatBytes(backup.bytes)}`}`);
       for (const file of backup.files) out.plain(`    ${file.file}  ${file.bytes === null ? '?' : formatBytes(file.bytes)}  sha256 ${file.sha256 ?? '(not recorded)'}`);
+      if (!backup.present) continue;
+      out.plain(backup.restore_test
+        ? `    restore test: ${backup.restore_test.outcome}, ${when(backup.restore_test.tested)} UTC`
+        : `    restore test: never (${out.command('release', ['verify-backups', ticket])})`);
+      for (const line of backup.restore_test?.entries ?? []) out.plain(`      ${line}`);
     }
   };
   listBackups(backups);
@@ -405,11 +446,13 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
     if (verb === 'release' && args.positionals[0] === 'prune') return await prune(args, out, controller.signal);
     if (verb === 'release' && args.positionals[0] === 'history') return await history(args, out);
     if (verb === 'release' && args.positionals[0] === 'show') return await show(args, out);
+    if (verb === 'release' && args.positionals[0] === 'verify-backups') return await verifyBackups(args, out, controller.signal);
+    if (verb === 'release' && args.latest) throw new ReleaseError('BAD_INPUT', 'option --latest is not known to release', { hint: 'it belongs to release verify-backups; see release --help' });
     if (verb === 'release' && (args.keep !== undefined || args.dryRun)) {
       throw new ReleaseError('BAD_INPUT', `option --${args.keep !== undefined ? 'keep' : 'dry-run'} is not known to release${args.positionals[0] ? ` ${args.positionals[0]}` : ''}`, { hint: 'it belongs to release prune; see release --help' });
     }
     if (verb === 'release' && args.positionals.length > 0) {
-      throw new ReleaseError('BAD_INPUT', `unknown command release ${args.positionals[0]}`, { hint: 'use release --service=NAME, release init, release prune, release history or release show TICKET; see release --help' });
+      throw new ReleaseError('BAD_INPUT', `unknown command release ${args.positionals[0]}`, { hint: 'use release --service=NAME, release init, release prune, release history, release show TICKET or release verify-backups; see release --help' });
     }
     if (args.local && args.from !== undefined && args.from !== 'prepare') {
       throw new ReleaseError('BAD_INPUT', '--local applies to prepare only; drop it when resuming with --from', { hint: 'see release-run --help' });

@@ -3,7 +3,7 @@ import type { Hooks, RunContext } from './hooks.js';
 import type { Output } from './output.js';
 import { AuditLog } from './audit-log.js';
 import { StateFile } from './state.js';
-import { exec, LEFTOVER_GRACE_MS } from './exec.js';
+import { exec, LEFTOVER_GRACE_MS, type ExecOptions } from './exec.js';
 import type { Verb } from './phases.js';
 import { Transfers } from './progress.js';
 import { requirePhasePlugins } from './phase-check.js';
@@ -25,6 +25,8 @@ export interface ContextInit {
   signal: AbortSignal;
   /** The application's config loader, for `useConfigAt`. */
   loadHooksAt?: (commit: string) => Promise<Hooks>;
+  /** false for a command that is no ticket's run (prune, verify-backups): it writes no audit log of its own. */
+  auditLog?: boolean;
 }
 
 export function workspacePaths(repoDir: string, ticket: string) {
@@ -51,7 +53,7 @@ export function createContext(init: ContextInit): RunContext {
     undo: init.undo ?? false,
     withoutPreRevertBackup: init.withoutPreRevertBackup ?? false,
     workspaceDir: paths.workspaceDir,
-    log: new AuditLog(paths.logFile, init.ticket, !init.dryRun, (phase, event, fields) => init.out.events.emit(phase, event, fields)),
+    log: new AuditLog(paths.logFile, init.ticket, !init.dryRun && init.auditLog !== false, (phase, event, fields) => init.out.events.emit(phase, event, fields)),
     stateFile,
     state: undefined,
     phase: 'orchestrator',
@@ -91,4 +93,21 @@ export function createContext(init: ContextInit): RunContext {
     },
   };
   return context;
+}
+
+/** How long each command of a cleanup may run: removing what a step made is quick, or it is stuck. */
+export const CLEANUP_DEADLINE_MS = 60_000;
+
+/**
+ * The same run, for removing what a step made (a scratch database, a copy in a container): its
+ * commands run even after an interrupt stopped the step, each bounded by CLEANUP_DEADLINE_MS, so
+ * an interrupted step still cleans up before the verb exits.
+ */
+export function forCleanup(context: RunContext): RunContext {
+  const scoped = Object.create(context) as RunContext;
+  Object.defineProperty(scoped, 'exec', {
+    value: (file: string, args: readonly string[], options: ExecOptions = {}) =>
+      context.exec(file, args, { ...options, signal: undefined, deadlineMs: CLEANUP_DEADLINE_MS, deadlineName: 'cleanup' }),
+  });
+  return scoped;
 }

@@ -40,6 +40,31 @@ export interface BackupRecord {
   dir: string;
   /** Whether that folder is still there (a prune may have removed it). */
   present: boolean;
+  /** The last restore test of it (`release verify-backups`), as recorded beside it; null when never tested. */
+  restore_test: RestoreTestRecord | null;
+}
+
+/** Beside a backup's files: the last restore test of it, written by `release verify-backups`. */
+export const RESTORE_TEST_FILE = '.restore-test.json';
+
+export interface RestoreTestRecord {
+  /** When it ran, ISO 8601 UTC. */
+  tested: string;
+  outcome: 'passed' | 'failed' | 'untested';
+  /** One line per entry: `backup[0] volume: passed: 1,204 files and folders match the archive`. */
+  entries: string[];
+}
+
+/** The restore test recorded in a backup folder; null when none (or the record is unreadable). */
+export function readRestoreTest(dir: string): RestoreTestRecord | null {
+  try {
+    const record = JSON.parse(readFileSync(join(dir, RESTORE_TEST_FILE), 'utf8')) as { tested?: unknown; outcome?: unknown; entries?: { index?: number; type?: string; outcome?: string; words?: string }[] };
+    if (typeof record.tested !== 'string' || !['passed', 'failed', 'untested'].includes(record.outcome as string)) return null;
+    const entries = Array.isArray(record.entries) ? record.entries.map((entry) => `backup[${entry.index}] ${entry.type}: ${entry.outcome}: ${entry.words}`) : [];
+    return { tested: record.tested, outcome: record.outcome as RestoreTestRecord['outcome'], entries };
+  } catch {
+    return null;
+  }
 }
 
 /** One run of a verb: a row of `release history`. */
@@ -163,7 +188,7 @@ function splitRuns(ticket: string, events: LogEvent[], lockedByLiveRun: boolean)
     if ((event.phase === 'prepare' || event.phase === 'restore') && event.event === 'backup' && event.fields.service && event.fields.at) {
       const bytes = Number(event.fields.bytes);
       (event.phase === 'prepare' ? run.backups : run.pre_revert_backups)
-        .push({ service: event.fields.service, at: event.fields.at, bytes: Number.isFinite(bytes) ? bytes : null, dir: '', present: false });
+        .push({ service: event.fields.service, at: event.fields.at, bytes: Number.isFinite(bytes) ? bytes : null, dir: '', present: false, restore_test: null });
     }
   }
   const last = runs.at(-1);
@@ -204,7 +229,7 @@ function readTicket(workspaceDir: string, ticket: string, liveTicket: string | u
   const runs = splitRuns(ticket, readLog(join(releasesDir, `${ticket}.log`), problems), liveTicket === ticket);
   const backupOf = (service: string, at: string, bytes: number | null): BackupRecord => {
     const dir = join(workspaceDir, 'backups', service, at);
-    return { service, at, bytes, dir, present: existsSync(dir) };
+    return { service, at, bytes, dir, present: existsSync(dir), restore_test: readRestoreTest(dir) };
   };
   const logged = new Map(runs.flatMap((run) => [...run.backups, ...run.pre_revert_backups]).map((backup) => [`${backup.service}=${backup.at}`, backup.bytes]));
   const recorded = (stamps: Record<string, string> | undefined) =>

@@ -103,6 +103,53 @@ export interface SpaceNeed {
   what: string;
 }
 
+/**
+ * A restore test of one backup entry (`hooks.testRestore`): restore it into a throwaway target
+ * and check what came back, never touching the service's own data.
+ */
+export interface RestoreTestRequest extends RestoreRequest {
+  /**
+   * An empty folder (0700) of this test alone, on the workspace's filesystem: a strategy extracts
+   * or copies into it. The caller removes it when the test ends, and any a killed run left.
+   */
+  scratchDir: string;
+}
+
+/** What a passed restore test proved, in words an operator reads: "1,204 files and folders match the archive". */
+export interface RestoreTestResult {
+  words: string;
+}
+
+/** One backup entry's restore test, as `release verify-backups` reports and records it. */
+export interface RestoreTestOutcome {
+  index: number;
+  type: string;
+  /** `untested`: its strategy has no restore test (only its checksum was checked). */
+  outcome: 'passed' | 'failed' | 'untested';
+  words: string;
+}
+
+/** One backup folder's restore tests. */
+export interface VerifiedBackup {
+  service: string;
+  /** The folder's stamp, YYYYMMDD_HHMMSS. */
+  at: string;
+  dir: string;
+  /** The ticket whose release (or revert) took it. */
+  ticket: string;
+  outcome: 'passed' | 'failed' | 'untested';
+  entries: RestoreTestOutcome[];
+  /** When the test ran, ISO 8601 UTC. */
+  tested: string;
+}
+
+/** `release verify-backups`: which backups to test (none set: the newest of every service); taps fill `results`. */
+export interface VerifyBackupsRequest {
+  ticket?: string;
+  service?: string;
+  results: VerifiedBackup[];
+}
+
 /** `release prune`: taps remove the backups of old releases and count what they removed. */
 export interface PruneRequest {
   /** Keep the backups of the newest N releases; undefined: the config's default. */
@@ -248,6 +295,15 @@ export function createHooks() {
     writesSince: new HookMap<AsyncSeriesBailHook<[WritesSinceRequest, RunContext], WritesSince | undefined>>(
       () => new AsyncSeriesBailHook(['request', 'context']),
     ),
+    /**
+     * Optional, keyed by backup type: restores an entry's backup into a throwaway target
+     * (`scratchDir`, a scratch database) and checks it; throws BACKUP_FAILED naming what is wrong.
+     */
+    testRestore: new HookMap<AsyncSeriesBailHook<[RestoreTestRequest, RunContext], RestoreTestResult | undefined>>(
+      () => new AsyncSeriesBailHook(['request', 'context']),
+    ),
+    /** `release verify-backups`: pick the backups and run their restore tests (the backups plugin). */
+    verifyBackups: new AsyncSeriesHook<[VerifyBackupsRequest, RunContext]>(['request', 'context']),
     /** `release prune`: remove the backups of old releases (the retention plugin). */
     prune: new AsyncSeriesHook<[PruneRequest, RunContext]>(['request', 'context']),
     /**

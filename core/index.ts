@@ -8,7 +8,9 @@ export { tappedKeys } from './tapped.js';
 export { serveActions, appliedKey, ACTION_SOCKET_ENV, type ActionServer } from './action-server.js';
 export { commandLine, pasteable, shellQuote, INVOKED_VIA_ENV } from './commands.js';
 export { formatBytes, describeProgress, formatDuration, type TransferProgress, type TransferOptions } from './progress.js';
-export type { Hooks, ChangedFile, DiffView, Action, Classification, BackupRequest, BackupResult, RestoreRequest, WritesSinceRequest, WritesSince, InitResult, ExecInRequest, SpaceNeed, PruneRequest } from './hooks.js';
+export type { Hooks, ChangedFile, DiffView, Action, Classification, BackupRequest, BackupResult, RestoreRequest, WritesSinceRequest, WritesSince, InitResult, ExecInRequest, SpaceNeed, PruneRequest,
+  RestoreTestRequest, RestoreTestResult, RestoreTestOutcome, VerifiedBackup, VerifyBackupsRequest,
+} from './hooks.js';
 export type { RunContext } from './hooks.js';
 export type { Plugin, Release, ReleaseConfig } from './plugin.js';
 export type { ReleaseState } from './state.js';
@@ -16,7 +18,8 @@ export type { ReleaseState } from './state.js';
 export { BACKUP_STAMP, StateFile } from './state.js';
 export { listTickets, readTicketHistory, type TicketRecord } from './history.js';
 export { AuditLog } from './audit-log.js';
-export { workspacePaths } from './context.js';
+export { workspacePaths, forCleanup } from './context.js';
+export { RESTORE_TEST_FILE, readRestoreTest, type RestoreTestRecord } from './history.js';
 export type { ExecResult, ExecOptions } from './exec.js';
 export {
   EventStream, ReleaseEventSchema, ReleaseEventBaseSchema, KNOWN_EVENT_FIELDS, EVENT_SCHEMA_VERSION, EVENT_VERBS, parseEventLine,

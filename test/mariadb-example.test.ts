@@ -109,6 +109,13 @@ describe('worked example: a platform MariaDB strategy shipped with its first use
     expect(released.tables.coupons!.rows).toEqual(['WELCOME']);
     expect(released).not.toEqual(before);
 
+    // Before the revert trusts it: the plugin's restore test loads the dump into a scratch database.
+    const tested = await platform.run('release', ['verify-backups', '4711']);
+    expect(tested.exitCode).toBe(0);
+    expect(tested.stdout).toContain(`shop=${stamp} backup[0] mariadb: passed: 3 tables loaded into scratch database ${db}__verify, each passing CHECK TABLE`);
+    expect(await databasesLike(server, `${db}__`)).toEqual([]);
+    expect(await databaseState(server, db)).toEqual(released);
+
     started = Date.now();
     const revert = await platform.run('release-revert', ['4711']);
     const revertMs = Date.now() - started;

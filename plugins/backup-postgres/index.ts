@@ -16,6 +16,7 @@ import {
 } from './connection.js';
 import { PgTools, ToolError, type Failure } from './tools.js';
 import { restoreDatabase } from './restore.js';
+import { testRestoreDatabase } from './restore-test.js';
 
 export const PLUGIN_NAME = 'backup-postgres';
 export const BACKUP_TYPE = 'postgres';
@@ -286,6 +287,10 @@ export function postgresBackupPlugin(rawOptions: z.input<typeof optionsSchema> =
     restore: async (request, context) => {
       const target = resolveTarget(request, context, options);
       await restoreDatabase(new PgTools(context, target, options), request, join(request.dir, dumpName(request)), options);
+    },
+    testRestore: async (request, context) => {
+      const target = resolveTarget(request, context, options);
+      return testRestoreDatabase(new PgTools(context, target, options), request, join(request.dir, dumpName(request)), options, context);
     },
   });
 }

@@ -46,9 +46,9 @@ interface DatabasePlan {
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** Database-level TOC entries: the database itself, its properties, comment, ACL and labels. */
-const DATABASE_ENTRY = /^\d+; \d+ \d+ (?:DATABASE(?: PROPERTIES)? - |(?:COMMENT|ACL|SECURITY LABEL) - DATABASE )/;
+export const DATABASE_ENTRY = /^\d+; \d+ \d+ (?:DATABASE(?: PROPERTIES)? - |(?:COMMENT|ACL|SECURITY LABEL) - DATABASE )/;
 
-async function readPlan(pg: PgTools, scratch: Scratch, file: string, hostFile: string, database: string): Promise<DatabasePlan> {
+export async function readPlan(pg: PgTools, scratch: Scratch, file: string, hostFile: string, database: string): Promise<DatabasePlan> {
   const fail = (why: string) => new ReleaseError('BACKUP_FAILED', `backup ${hostFile} cannot be restored: ${why}; database ${pg.target.label} was not touched`, {
     hint: 'restore by hand from another copy',
   });

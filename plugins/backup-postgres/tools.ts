@@ -6,7 +6,7 @@ import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { PRIVATE_FILE_MODE, ReleaseError, type ExecOptions, type ExecResult, type RunContext } from '../../api/index.js';
+import { PRIVATE_FILE_MODE, ReleaseError, forCleanup, type ExecOptions, type ExecResult, type RunContext } from '../../api/index.js';
 import { connectionArgs, pgEnv, type PgTarget } from './connection.js';
 
 export interface ToolOptions {
@@ -101,7 +101,12 @@ export class PgTools {
         return path;
       },
       remove: async () => {
-        try { await must(['rm', '-rf', '--', dir]); } catch (error) {
+        // Also after an interrupt: the copy of a dump must not stay in the container.
+        const cleanup = new PgTools(forCleanup(this.context), this.target, this.options);
+        try {
+          const removed = await cleanup.inContainer(['rm', '-rf', '--', dir]);
+          if (removed.exitCode !== 0) throw new ToolError(this.failure('rm', removed));
+        } catch (error) {
           this.context.out.warn(`could not remove ${dir} in compose service ${this.target.container!.target}: ${error instanceof Error ? error.message : String(error)}`);
         }
       },

@@ -19,7 +19,7 @@ import { createGunzip, createGzip } from 'node:zlib';
 import {
   ReleaseError, createArchiveStream, defineBackupStrategy, ensurePrivateDir, formatBytes, fsyncPath, hashingCounter, parseOptions,
   PRIVATE_FILE_MODE, readArchive, removeArchive, sealArchive, verifyArchive, withServiceStopped, z,
-  type BackupResult, type Plugin, type RunContext, type StrategyRequest, type WritesSince,
+  type BackupResult, type Plugin, type RestoreTestResult, type RunContext, type StrategyRequest, type WritesSince,
 } from '../../api/index.js';
 
 export const PLUGIN_NAME = 'backup-sqlite';
@@ -282,6 +282,29 @@ async function restore(sqlite: Sqlite, request: Request, context: RunContext): P
   }
 }
 
+/**
+ * The restore test: the archive (its sha256 checked) decompressed into a scratch file, which must
+ * pass `PRAGMA integrity_check` and name its tables; the service's database is not touched.
+ */
+async function testRestore(sqlite: Sqlite, request: Request & { scratchDir: string }, context: RunContext): Promise<RestoreTestResult> {
+  const archive = await verifyArchive(archiveOf(request, request.options));
+  const copy = join(request.scratchDir, `${request.index}-${TYPE}.db`);
+  const fail = (why: string, lines: string[] = []) => new ReleaseError('BACKUP_FAILED', `restore test of ${request.options.path} (service ${request.service}) from ${archive.path}: ${why}`, {
+    lines, hint: 'this backup would not restore as it was taken: take a new one (the next release of the service does), and check the disk (dmesg)',
+  });
+  try {
+    await pipeline(readArchive(archive.path), archive.path.endsWith('.gz') ? createGunzip() : new PassThrough() as Transform, createWriteStream(copy, { mode: PRIVATE_FILE_MODE }));
+  } catch (error) {
+    throw fail(`decompressing it into a scratch file failed: ${(error as Error).message}`);
+  }
+  const problems = await sqlite.problems(context, copy);
+  if (problems.length > 0) throw fail(`the restored copy fails PRAGMA integrity_check: ${problems[0]}`, problems.slice(1, 5));
+  const tables = await sqlite.run(context, ['-readonly', copy, "SELECT count(*) FROM sqlite_schema WHERE type = 'table';"]);
+  const bytes = statSync(copy).size;
+  removeWithSideFiles(copy);
+  return { words: `${formatBytes(bytes)} database restored into a scratch file: PRAGMA integrity_check ok, ${tables.stdout.trim() || '?'} table(s)` };
+}
+
 /** Whether the database (its file or its write-ahead log) was written after `since`, by modification time. */
 function writesSince(request: Request, since: Date): WritesSince {
   const times = [request.options.path, `${request.options.path}-wal`].map((path) => statSync(path, { throwIfNoEntry: false })?.mtime).filter((time) => time !== undefined);
@@ -307,5 +330,6 @@ export function sqliteBackupPlugin(rawOptions: z.input<typeof optionsSchema> = {
     check: async (request) => { await verifyArchive(archiveOf(request, request.options)); },
     restore: (request, context) => restore(sqlite, request, context),
     writesSince: async (request, since) => writesSince(request, since),
+    testRestore: (request, context) => testRestore(sqlite, request, context),
   });
 }

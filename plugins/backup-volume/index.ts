@@ -6,11 +6,11 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, st
 import { isAbsolute, join, posix, relative } from 'node:path';
 import {
   ReleaseError, defineBackupStrategy, formatBytes, parseOptions, recordedArchive, verifyArchive, withServiceStopped, writeFileAtomic, z,
-  type BackupRequest, type BackupResult, type Plugin, type RunContext, type SpaceNeed, type StrategyRequest, type WritesSince,
+  type BackupRequest, type BackupResult, type Plugin, type RestoreTestResult, type RunContext, type SpaceNeed, type StrategyRequest, type WritesSince,
 } from '../../api/index.js';
 import { makeStagingDir, removeLeftovers, replaceContents, ReplaceError, stagingFor } from './replace.js';
 import { describeEntry, inspectVolume, mountsInside, sourceFolder, targetFolder, type VolumeEntry } from './source.js';
-import { EXTENSIONS, extractArgs, requireCompressor, runTarOnArchive, writeTarArchive, type Compressor } from './tar-stream.js';
+import { EXTENSIONS, compareArgs, extractArgs, requireCompressor, runTarOnArchive, writeTarArchive, type Compressor } from './tar-stream.js';
 
 export const PLUGIN_NAME = 'backup-volume';
 export const TYPE = 'volume';
@@ -222,6 +222,45 @@ async function restore(request: Request, context: RunContext, options: z.infer<t
   context.out.detail(`${target.path} now holds exactly the backup ${archive.path}`);
 }
 
+/** tar --compare's lines that name a difference, e.g. `./a: Contents differ`, `./l: Not linked to ./m`. */
+const DIFFERENCE = /^(.*?): (.+ differs?|Not linked to .*|Cannot .*|Warning: .*|File type differs|Does not exist)$/;
+
+/**
+ * The restore test: the archive extracted into the scratch folder exactly as a restore extracts it
+ * (the sha256 checked on the bytes read), then read a second time and compared member by member
+ * with what landed (`tar --compare`: contents, size, mode, owner, times, link targets, hard links).
+ * A damaged archive fails the extraction (zstd's and gzip's own checksums cover every byte; an
+ * uncompressed tar has none for file contents, so only its headers are proven).
+ */
+async function testRestore(request: Request & { scratchDir: string }, context: RunContext, options: z.infer<typeof optionsSchema>): Promise<RestoreTestResult> {
+  const what = describeEntry(request.service, request.options);
+  const archive = existingArchive(request, options.compressor);
+  const artifact = recordedArchive(archive.path);
+  await requireCompressor(context, archive.compressor, `restore test of ${what}`);
+  const fail = (why: string, lines: string[] = []) => new ReleaseError('BACKUP_FAILED', `restore test of ${what} from ${archive.path}: ${why}`, {
+    lines, hint: 'this backup would not restore as it was taken: take a new one (the next release of the service does), and check the disk (dmesg)',
+  });
+  const progress = context.transfers.start(`restore test ${what}`);
+  const extracted = await runTarOnArchive(context, archive.path, archive.compressor, extractArgs(request.scratchDir), { expectSha256: artifact.sha256, progress });
+  if (!extracted.ok) {
+    progress.finish('failed');
+    throw fail(`extracting it into a scratch folder failed: ${extracted.why}`, extracted.lines);
+  }
+  progress.finish('extracted');
+  let members = 0;
+  const differences: string[] = [];
+  const compared = await runTarOnArchive(context, archive.path, archive.compressor, compareArgs(request.scratchDir), {
+    expectSha256: artifact.sha256,
+    onLine: (line) => {
+      if (DIFFERENCE.test(line)) differences.push(line);
+      else if (line.startsWith('./') || line === '.') members++;
+    },
+  });
+  if (differences.length > 0) throw fail(`${differences.length} difference(s) between the archive and what it restored: ${differences.slice(0, 3).join('; ')}`, differences.slice(3, 10));
+  if (!compared.ok) throw fail(`comparing what it restored with the archive failed: ${compared.why}`, compared.lines);
+  return { words: `${members} files and folders restored into a scratch folder match the archive (tar --compare: contents, modes, owners, times, links)` };
+}
+
 /** The most entries a writes-since scan reads: past it the count is a lower bound. */
 const SCAN_LIMIT = 200_000;
 
@@ -272,5 +311,6 @@ export function backupVolumePlugin(rawOptions: BackupVolumeOptions = {}): Plugin
     restore: (request, context) => restore(request, context, options),
     restoreSpace: (request, context) => restoreSpace(request, context, options),
     writesSince,
+    testRestore: (request, context) => testRestore(request, context, options),
   });
 }

@@ -280,11 +280,11 @@ interface TarOnArchive {
  */
 export async function runTarOnArchive(
   context: RunContext, path: string, compressor: Compressor, args: string[],
-  options: { expectSha256: string; countLines?: boolean; progress?: TransferProgress },
+  options: { expectSha256: string; countLines?: boolean; progress?: TransferProgress; onLine?: (line: string) => void },
 ): Promise<TarOnArchive> {
   const hashed = hashingCounter(options.progress);
   const counter = options.countLines ? lineCounter() : undefined;
-  const output = counter ? { stdoutTo: counter.stream } : {};
+  const output = { ...(counter ? { stdoutTo: counter.stream } : {}), ...(options.onLine ? { onLine: options.onLine } : {}) };
   let fed: Promise<unknown>;
   let tar: Awaited<ReturnType<RunContext['exec']>>;
   const stage = decompressStage(compressor);
@@ -307,6 +307,15 @@ export async function runTarOnArchive(
   const sha256 = hashed.totals().sha256;
   if (sha256 !== options.expectSha256) return result(`its sha256 ${sha256.slice(0, 12)}… is not the recorded ${options.expectSha256.slice(0, 12)}…`);
   return { ok: true, why: '', lines: [], entries: counter?.lines() ?? 0 };
+}
+
+/**
+ * Compares the archive with the tree in `root` (`tar --compare`): every member's contents, size,
+ * mode, owner, modification time, link target and hard links; tar names each difference on
+ * stdout ("./a: Contents differ") and exits 1. `--verbose` names every member it compares.
+ */
+export function compareArgs(root: string): string[] {
+  return ['--compare', '--verbose', '--ignore-zeros', '--file=-', '--numeric-owner', `--directory=${root}`];
 }
 
 /** Extracts the archive into `into` (an empty folder), exactly: owners, modes, links, xattrs. */

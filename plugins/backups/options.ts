@@ -42,3 +42,23 @@ export type RetentionOptions = z.infer<typeof retentionSchema>;
 /** What a config writes (sizes as strings allowed, everything optional). */
 export type DiskSpaceInput = z.input<typeof diskSpaceSchema>;
 export type RetentionInput = z.input<typeof retentionSchema>;
+
+const AGE = /^(\d+)(h|d)$/;
+/** `12h`, `30d` -> milliseconds. */
+export const parseAge = (text: string) => {
+  const [, count, unit] = AGE.exec(text) ?? [];
+  return Number(count) * (unit === 'h' ? 3_600_000 : 86_400_000);
+};
+
+/**
+ * How old the last passed restore test (`release verify-backups`) of a service prepare backs up
+ * may be: past `maxAge` (or never tested, once the service has a backup) prepare warns, or with
+ * `whenOlder: 'refuse'` stops before anything changes (exit 6); `ignore` says nothing.
+ */
+export const restoreTestsSchema = z.strictObject({
+  maxAge: z.string().regex(AGE, 'expected an age such as 30d or 12h').default('30d'),
+  whenOlder: z.enum(['warn', 'refuse', 'ignore']).default('warn'),
+});
+
+export type RestoreTestsOptions = z.infer<typeof restoreTestsSchema>;
+export type RestoreTestsInput = z.input<typeof restoreTestsSchema>;

@@ -17,9 +17,9 @@ export const restoredMarkers = (dir: string): string[] =>
 
 /**
  * The backup entries of a release: as recorded beside each backup when it was taken, else (a
- * backup from before they were recorded) from the release's manifest.
+ * backup from before they were recorded) from the release's manifest (HEAD's without a state).
  */
-async function restoreRequests(context: RunContext, state: ReleaseState, backups: Record<string, string>): Promise<RestoreRequest[]> {
+export async function restoreRequests(context: RunContext, state: Pick<ReleaseState, 'mergeSha' | 'baseSha'> | undefined, backups: Record<string, string>): Promise<RestoreRequest[]> {
   const requests: RestoreRequest[] = [];
   for (const [service, stamp] of Object.entries(backups)) {
     const dir = backupDir(context, service, stamp);
@@ -37,7 +37,7 @@ async function restoreRequests(context: RunContext, state: ReleaseState, backups
       requests.push(...backupRequests(service, entries, dir));
       continue;
     }
-    const text = (await showFile(context, state.mergeSha || 'HEAD', manifestPath(service))) ?? (await showFile(context, state.baseSha, manifestPath(service)));
+    const text = (await showFile(context, state?.mergeSha || 'HEAD', manifestPath(service))) ?? (state ? await showFile(context, state.baseSha, manifestPath(service)) : undefined);
     if (text === undefined) throw new ReleaseError('BACKUP_FAILED', `no manifest for ${service} at MERGE_SHA or BASE_SHA: cannot tell how its backup was taken`);
     const manifest = parseManifest(text, manifestPath(service), service);
     requests.push(...backupRequests(service, manifest.backup, dir));

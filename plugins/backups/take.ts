@@ -95,6 +95,13 @@ async function pendingEntries(context: RunContext, state: ReleaseState, sha: str
   return { entries };
 }
 
+/** The services of the release with `backup:` entries still to back up. */
+export async function servicesToBackUp(context: RunContext, state: ReleaseState, sha: string): Promise<string[]> {
+  const services: string[] = [];
+  for (const service of state.services) if ('entries' in await pendingEntries(context, state, sha, service)) services.push(service);
+  return services;
+}
+
 /** Size estimates of this run (hooks.sizeBackup), so the backups reuse what the space check measured. */
 const estimates = new WeakMap<RunContext, Map<string, number>>();
 const estimateKey = (request: BackupRequest) => `${request.service}#${request.index}`;

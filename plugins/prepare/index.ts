@@ -4,7 +4,8 @@ import { foreignBuilders } from '../platform/compose-file.js';
 import { currentBranch, displayPath, git, gitTry, headSha, isAncestor, requireCleanWorkTree, requireKnownCommits, resolveSha, showFile } from '../git/git.js';
 import { validateServicesAt } from '../platform/validate.js';
 import { manifestPath, serviceOfPath } from '../platform/manifest.js';
-import { autoPrune, backUpAll, backUpService, requireBackupSpace } from '../backups/take.js';
+import { autoPrune, backUpAll, backUpService, requireBackupSpace, servicesToBackUp } from '../backups/take.js';
+import { requireRecentRestoreTests } from '../backups/verify.js';
 import { prepareOptionsSchema, type PrepareInput, type PrepareOptions } from './options.js';
 
 export const PLUGIN_NAME = 'prepare';
@@ -61,8 +62,9 @@ function alreadyReleased(context: RunContext, head: string): ReleaseError {
   });
 }
 
-/** autoPrune when the config asks, then the space check of the backups still to take. */
+/** The restore-test age check and autoPrune when the config asks, then the space check of the backups still to take. */
 async function makeRoomForBackups(context: RunContext, state: ReleaseState, sha: string, options: PrepareOptions): Promise<void> {
+  requireRecentRestoreTests(context, await servicesToBackUp(context, state, sha), options.restoreTests);
   const credit = options.retention.autoPrune ? await autoPrune(context, options.retention) : undefined;
   await requireBackupSpace(context, state, sha, options.diskSpace, options.retention, context.dryRun ? credit : undefined);
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { gitOptionsSchema } from '../git/options.js';
-import { diskSpaceSchema, retentionSchema } from '../backups/options.js';
+import { diskSpaceSchema, restoreTestsSchema, retentionSchema } from '../backups/options.js';
 
 export const prepareOptionsSchema = gitOptionsSchema.extend({
   /** How many services are backed up at once. */
@@ -9,6 +9,8 @@ export const prepareOptionsSchema = gitOptionsSchema.extend({
   diskSpace: diskSpaceSchema.prefault({}),
   /** Which old releases' backups `autoPrune` removes before the backups. */
   retention: retentionSchema.prefault({}),
+  /** How recent the last restore test of each service backed up must be (see plugins/backups/options.ts). */
+  restoreTests: restoreTestsSchema.prefault({}),
 });
 
 export type PrepareOptions = z.infer<typeof prepareOptionsSchema>;
