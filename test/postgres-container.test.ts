@@ -80,6 +80,13 @@ describe('postgres in a compose service, on real containers', () => {
     // The dump was streamed out: nothing of it stayed in the container.
     expect((await execa('docker', ['exec', await containerOf(name, 'db'), 'ls', '-A', '/tmp'])).stdout.trim()).toBe('');
 
+    // The restore test of the dump, in the same container: a scratch database, dropped after; nothing left in /tmp.
+    const tested = await platform.run('release', ['verify-backups', 'T']);
+    expect({ exit: tested.exitCode, out: tested.stdout }).toEqual({ exit: 0, out: expect.stringMatching(/backup\[0\] postgres: passed: \d+ schema objects and \d+ rows in \d+ tables restored into scratch database shop_ro_verify match the dump/) });
+    expect(await sql(name, `SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE datname LIKE 'shop%';`)).toBe('shop');
+    expect((await execa('docker', ['exec', await containerOf(name, 'db'), 'ls', '-A', '/tmp'])).stdout.trim()).toBe('');
+    expect(await stateOf(name)).toEqual(changed);
+
     // kill -9 of the revert once the restore is done but before it is marked; then revert again.
     const killed = await platform.run('release-revert', ['T'], { RELEASE_FAILPOINT: 'mid-restore' });
     expect({ exit: killed.exitCode, out: killed.all }).toEqual({ exit: -1, out: expect.stringContaining('failpoint mid-restore: killing this process') });

@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { Platform, manifestYaml } from '../../test/helpers/platform.js';
+import { ORCHESTRATOR_ROOT, Platform, manifestYaml } from '../../test/helpers/platform.js';
+import { waitFor } from '../../test/helpers/gated.js';
 import { listing, populate } from '../../test/helpers/volume.js';
 import { backupYaml, createDatabase, databasesLike, dropDatabase, ensurePostgres, psql, uniqueName, urlOf, type PgServer } from '../../test/helpers/postgres.js';
 
@@ -201,6 +202,31 @@ describe('release verify-backups: postgres (a real PostgreSQL server)', () => {
     expect(verified.exitCode).toBe(6);
     expect(verified.stderr).toMatch(new RegExp(`backup\\[0\\] postgres: failed: restore test of database ${server.user}@127.0.0.1:${server.port}/${db} \\(service db\\) from ${dump}: pg_restore exited 1`));
     expect(await databasesLike(server, db)).toEqual([db]);
+  });
+
+  test('SIGTERM during a restore test: exit 130, the scratch database dropped and the scratch folder gone', async () => {
+    const bin = mkdtempSync(join(tmpdir(), 'ro-verify-bin-'));
+    const started = join(bin, 'started');
+    const real = (await execa('sh', ['-c', 'command -v pg_restore'])).stdout.trim();
+    // pg_restore into the scratch database waits, so the test can interrupt it there.
+    writeFileSync(join(bin, 'pg_restore'), `#!/bin/sh\ncase " $* " in *" --exit-on-error "*) touch '${started}'; sleep 60;; esac\nexec '${real}' "$@"\n`, { mode: 0o755 });
+    try {
+      const run = execa('node', [join(ORCHESTRATOR_ROOT, 'dist/cli/bin/release.js'), 'verify-backups', '200'], {
+        cwd: platform.prod, env: { NO_COLOR: '1', PGPASSFILE: server.passfile, PATH: `${bin}:${process.env.PATH}` }, reject: false, all: true,
+      });
+      await waitFor('the restore into the scratch database', () => existsSync(started));
+      expect(await databasesLike(server, db)).toEqual([db, `${db}_ro_verify`].sort());
+      run.kill('SIGTERM');
+      const result = await run;
+
+      expect(result.exitCode).toBe(130);
+      expect(String(result.all)).toContain('SIGTERM received: stopping the running step');
+      expect(await databasesLike(server, db)).toEqual([db]);
+      expect(existsSync(join(platform.prod, '.asd/workspace/restore-tests'))).toBe(false);
+      expect(existsSync(join(backupFolder(platform, 'db').dir, '.restore-test.json'))).toBe(false);
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
   });
 
   test('a restore test killed -9 leaves its scratch database; the next test drops it and passes', async () => {

@@ -85,7 +85,11 @@ function removeLeftovers(context: RunContext): void {
   rmSync(root, { recursive: true, force: true });
 }
 
-const interrupted = (context: RunContext) => context.signal.aborted;
+/** After Ctrl-C or SIGTERM a failure is the interrupt's: the run ends with it (exit 130), not with a failed test. */
+function rethrowIfInterrupted(context: RunContext, error: unknown): void {
+  if (!context.signal.aborted) return;
+  throw context.signal.reason instanceof ReleaseError ? context.signal.reason : error;
+}
 
 /** One entry: its checksums, then its strategy's restore test into a scratch target. */
 async function testEntry(context: RunContext, request: RestoreRequest, scratchDir: string): Promise<RestoreTestOutcome> {
@@ -97,7 +101,7 @@ async function testEntry(context: RunContext, request: RestoreRequest, scratchDi
   try {
     await check.promise(request, bounded);
   } catch (error) {
-    if (interrupted(context)) throw error;
+    rethrowIfInterrupted(context, error);
     return outcome('failed', toReleaseError(error).message);
   }
   const test = context.hooks.testRestore.get(type);
@@ -108,7 +112,7 @@ async function testEntry(context: RunContext, request: RestoreRequest, scratchDi
     const result = await test.promise({ ...request, scratchDir }, bounded);
     return outcome('passed', result?.words ?? 'restored and checked');
   } catch (error) {
-    if (interrupted(context)) throw error;
+    rethrowIfInterrupted(context, error);
     const failure = toReleaseError(error);
     return outcome('failed', [failure.message, ...failure.lines.slice(0, 3)].join('; '));
   } finally {
