@@ -15,17 +15,20 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const jest = [join(root, 'node_modules/jest/bin/jest.js')];
 
-/** The suites whose behaviour depends on the engine and the compose flavour. */
+/**
+ * The suites whose behaviour depends on the engine or the compose flavour: everything that runs
+ * compose, renders a compose file, names containers or talks to the engine about them. Suites
+ * that only have containers beside them (the disk-full faults, the volume fidelity on host
+ * folders, the waves, whose compose calls runtime-compose's suites cover) run on the default only.
+ */
 const DOCKER_FACING = [
   'dist/plugins/runtime-compose/',
   'dist/plugins/runtime-swarm/runtime-swarm.test.js',
   'dist/plugins/edge-proxy/',
-  'dist/plugins/migrate/waves-compose.test.js',
-  'dist/plugins/backup-volume/',
+  'dist/plugins/backup-volume/backup-volume-e2e.test.js',
   'dist/test/first-hour.test.js',
   'dist/test/postgres-container.test.js',
   'dist/test/docker-engine-faults.test.js',
-  'dist/test/disk-full.test.js',
 ];
 
 const FLAVOURS = {
