@@ -135,6 +135,8 @@ describe('release verify-backups: files and sqlite (real files, real sqlite3)', 
     expect(refused.exitCode).toBe(6);
     expect(refused.stderr).toContain('[release-run] error: 1 service(s) to back up have no recent restore test (restoreTests.whenOlder is refuse); nothing was changed');
     expect(refused.stderr).toMatch(/files: its backups last passed a restore test 3 h ago \(\d{4}-\d\d-\d\d\), longer than restoreTests.maxAge 2h; prove its newest: release verify-backups --service=files/);
+    expect(refused.stderr).toContain('Recovery playbook release-restore-test-stale: the services to back up have no recent restore test; nothing was changed');
+    expect(refused.stderr).not.toContain('release-backup-failed');
     expect(await platform.head()).toBe(before);
     expect(readdirSync(join(platform.prod, '.asd/workspace/backups/files'))).toHaveLength(2);
   });
