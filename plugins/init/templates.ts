@@ -29,7 +29,7 @@ release *ARGS:
 export const CONFIG = `// This platform repo's release config. release-run and release-revert read it as it is at the
 // release's MERGE_SHA, so a rule and the files it classifies ship in one merge. Without this file
 // the orchestrator's reference config applies; this one starts from it and adds to it.
-// See the orchestrator's README ("Configuration and plugins") and docs/plugins.md.
+// See the orchestrator's docs/configuration.md and docs/plugins.md.
 export default ({ defaultPlugins, builtins }) => ({
   plugins: [
     // Every built-in phase, classifier rule, runtime and backup strategy. Its options, all
