@@ -3,7 +3,7 @@
  * starts with `// file: PATH`, and together they type-check against the public plugin API and
  * load as a platform config.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import ts from 'typescript';
@@ -63,5 +63,27 @@ describe('the snippets of docs/plugins.md', () => {
     const loaded = await execa('node', ['--input-type=module', '-e',
       `const { loadConfig } = await import(${JSON.stringify(loader)}); const { config } = await loadConfig(${JSON.stringify(dir)}); console.log(config.plugins.map((p) => p.name).join(' '));`]);
     expect(loaded.stdout.split(' ')).toEqual(expect.arrayContaining(['prepare', 'migrate', 'backup-file']));
+  });
+});
+
+describe('the public plugin API', () => {
+  const api = readFileSync(join(ORCHESTRATOR_ROOT, 'api', 'index.ts'), 'utf8');
+
+  test('docs/plugins.md lists exactly the names api/index.ts exports', () => {
+    const exported = [...api.matchAll(/export (?:type )?\{([^}]*)\}/g)]
+      .flatMap((match) => match[1]!.split(','))
+      .map((name) => name.replace(/\btype\b/, '').trim())
+      .filter(Boolean);
+    const section = guide.slice(guide.indexOf('## The public API'), guide.indexOf('## A backup strategy in one file'));
+    const listed = [...section.matchAll(/^\| ([^|]+) \|/gm)].flatMap((row) => [...row[1]!.matchAll(/`([A-Za-z_][A-Za-z0-9_]*)`/g)].map((name) => name[1]!));
+    expect([...listed].sort()).toEqual([...exported].sort());
+    expect(new Set(exported).size).toBe(exported.length);
+  });
+
+  test('api/ sits below the application: none of its files imports cli/ or plugins/', () => {
+    for (const file of readdirSync(join(ORCHESTRATOR_ROOT, 'api')).filter((name) => name.endsWith('.ts'))) {
+      const source = readFileSync(join(ORCHESTRATOR_ROOT, 'api', file), 'utf8');
+      expect({ file, imports: [...source.matchAll(/from '([^']+)'/g)].map((match) => match[1]).filter((path) => /\/(cli|plugins)\//.test(path!)) }).toEqual({ file, imports: [] });
+    }
   });
 });

@@ -6,7 +6,7 @@ import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { PRIVATE_FILE_MODE, ReleaseError, forCleanup, type ExecOptions, type ExecResult, type RunContext } from '../../api/index.js';
+import { PRIVATE_FILE_MODE, ReleaseError, execInService, forCleanup, type ExecOptions, type ExecResult, type RunContext } from '../../api/index.js';
 import { connectionArgs, pgEnv, type PgTarget } from './connection.js';
 
 export interface ToolOptions {
@@ -44,17 +44,14 @@ export class PgTools {
   /** Container mode: runs argv in the service's container through the runtime (hooks.execIn). */
   async inContainer(argv: string[], extra: ExecOptions & { stdinMayStopEarly?: boolean } = {}): Promise<ExecResult> {
     const inside = this.target.container!;
-    const result = await this.context.hooks.execIn.promise({
+    return execInService(this.context, {
       service: inside.service, target: inside.target, argv, user: inside.osUser,
       env: { PGAPPNAME: 'release-orchestrator', PGCONNECT_TIMEOUT: String(this.options.connectTimeoutSec), ...extra.env } as Record<string, string>,
       input: extra.input, stdinFrom: extra.stdinFrom, stdoutTo: extra.stdoutTo, stdinMayStopEarly: extra.stdinMayStopEarly,
-    }, this.context);
-    if (!result) {
-      throw new ReleaseError('BAD_INPUT', `no runtime runs commands in service ${inside.service} (compose service ${inside.target}): a postgres entry with service: needs one`, {
-        hint: `give ${inside.service} a runtime that runs containers (runtime: compose), or use url: for a server reachable from this host`,
-      });
-    }
-    return result;
+    }, {
+      by: 'a postgres entry with service:',
+      hint: `give ${inside.service} a runtime that runs containers (runtime: compose), or use url: for a server reachable from this host`,
+    });
   }
 
   /** Container mode: waits until the server in the container accepts connections (it may just have been started). */

@@ -3,7 +3,8 @@
  * (restore tests, verify.ts). Taking backups in prepare and restoring them in revert live beside
  * it (take.ts, restore.ts) and are called by those phases.
  */
-import { parseOptions, type Plugin, type PruneRequest, type RunContext } from '../../api/index.js';
+import { parseOptions, type Plugin, type RunContext } from '../../api/index.js';
+import { type PruneRequest } from '../../core/index.js';
 import { diskSpaceSchema, retentionSchema, type DiskSpaceInput, type RetentionInput, type RetentionOptions } from './options.js';
 import { carryOutPrune, loadReleases, planPrune } from './retention.js';
 import { verifyBackups } from './verify.js';

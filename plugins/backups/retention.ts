@@ -6,7 +6,8 @@
  */
 import { existsSync, lstatSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { AuditLog, BACKUP_STAMP as STAMP, StateFile, formatBytes, pasteable, workspacePaths, type ReleaseState, type RunContext } from '../../api/index.js';
+import { formatBytes, type ReleaseState, type RunContext } from '../../api/index.js';
+import { AuditLog, BACKUP_STAMP as STAMP, StateFile, pasteable, workspacePaths } from '../../core/index.js';
 import { headSha } from '../git/git.js';
 
 const TICKET = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;

@@ -7,10 +7,8 @@
  */
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  RESTORE_TEST_FILE, ReleaseError, StateFile, readRestoreTest, ensurePrivateDir, formatDuration, toReleaseError, workspacePaths, writeFileAtomic,
-  type ReleaseState, type RestoreRequest, type RestoreTestOutcome, type RunContext, type SpaceNeed, type VerifiedBackup, type VerifyBackupsRequest,
-} from '../../api/index.js';
+import { ReleaseError, ensurePrivateDir, formatDuration, toReleaseError, writeFileAtomic, type ReleaseState, type RestoreRequest, type RunContext, type SpaceNeed } from '../../api/index.js';
+import { RESTORE_TEST_FILE, StateFile, readRestoreTest, workspacePaths, type RestoreTestOutcome, type VerifiedBackup, type VerifyBackupsRequest } from '../../core/index.js';
 import { withDeadline } from '../deadlines/index.js';
 import { parseAge, type DiskSpaceOptions, type RestoreTestsOptions, type RetentionOptions } from './options.js';
 import { loadReleases } from './retention.js';

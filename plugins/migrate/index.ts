@@ -1,10 +1,18 @@
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
-import { ACTION_SOCKET_ENV, ReleaseError, appliedKey, type ActionServer, STEP_BIN, codeOfExit, parseOptions, serveActions, requireActionPlugins, writeFileAtomic, z, type Action, type Plugin, type RunContext } from '../../api/index.js';
+import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type Plugin, type RunContext } from '../../api/index.js';
+import { ACTION_SOCKET_ENV, appliedKey, type ActionServer, codeOfExit, serveActions, requireActionPlugins } from '../../core/index.js';
 import { afterInWorkTree, dependencyWaves } from '../platform/waves.js';
 import { classifyAll, type ClassifiedFile } from '../classify/classify-all.js';
 import { diffView } from '../git/diff-view.js';
 import { displayPath } from '../git/git.js';
+
+/**
+ * The command migrate.sh runs for each action (`release-step`): a path of this installation, not
+ * an import, so that the plugin depends on no part of the application above it.
+ */
+const STEP_BIN = fileURLToPath(new URL('../../cli/bin/release-step.js', import.meta.url));
 import { renderMigrateScript } from './script.js';
 
 export const PLUGIN_NAME = 'migrate';

@@ -4,7 +4,8 @@
  * `PUT /issues/N.json` with the API key in the X-Redmine-API-Key header, read from a file and
  * registered for redaction, so it never reaches argv, a log line or the state file.
  */
-import { commandLine, formatDuration, parseOptions, z, type Plugin } from '../../api/index.js';
+import { formatDuration, parseOptions, z, type Plugin } from '../../api/index.js';
+import { commandLine } from '../../core/index.js';
 import { absoluteFile, deadlineOption, httpUrl, readSecretFile, requestWithRetry, tapOutcomes, type OutcomeEvent } from '../notify/notification.js';
 
 export const PLUGIN_NAME = 'notify-redmine';

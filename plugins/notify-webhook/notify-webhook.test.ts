@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ORCHESTRATOR_ROOT, Platform } from '../../test/helpers/platform.js';
-import { ReleaseEventSchema, type ReleaseEvent } from '../../api/index.js';
+import { type ReleaseEvent } from '../../api/index.js';
+import { ReleaseEventSchema } from '../../core/index.js';
 
 /** Ports of this test (19450-19499 belong to the notifier tests). */
 const RECEIVER_PORT = 19451;

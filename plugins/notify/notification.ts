@@ -7,10 +7,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isAbsolute } from 'node:path';
-import {
-  ReleaseEventSchema, redact, registerSecret, z,
-  type Hooks, type OutcomeFields, type ReleaseError, type ReleaseEvent, type RunContext,
-} from '../../api/index.js';
+import { redact, registerSecret, z, type Hooks, type OutcomeFields, type ReleaseError, type ReleaseEvent, type RunContext } from '../../api/index.js';
+import { ReleaseEventSchema } from '../../core/index.js';
 
 /**
  * What a notifier sends: the run's `outcome` event, exactly as `--json` prints it (core/events.ts,

@@ -1,4 +1,5 @@
-import { ReleaseError, tappedKeys, type RunContext } from '../../api/index.js';
+import { ReleaseError, type RunContext } from '../../api/index.js';
+import { tappedKeys } from '../../core/index.js';
 import { requireBackupPlugins } from '../backups/take.js';
 import { git, showFile } from '../git/git.js';
 import { parseComposeFile } from './compose-file.js';

@@ -1,4 +1,5 @@
-import { ReleaseError, carryOut, type Action, type Plugin, type RunContext, parseOptions, z } from '../../api/index.js';
+import { ReleaseError, type Action, type Plugin, type RunContext, parseOptions, z } from '../../api/index.js';
+import { carryOut } from '../../core/index.js';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { restoreAll, restoredMarkers } from '../backups/restore.js';

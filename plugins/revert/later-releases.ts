@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { listTickets, readTicketHistory, type ReleaseState, type RunContext } from '../../api/index.js';
+import { type ReleaseState, type RunContext } from '../../api/index.js';
+import { listTickets, readTicketHistory } from '../../core/index.js';
 import { diffFiles, git, gitTry, isAncestor, parents } from '../git/git.js';
 
 /** A release this clone made after the one being reverted, whose commits HEAD holds. */
