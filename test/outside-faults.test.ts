@@ -21,8 +21,11 @@ const PG_PORT = 19260;
 const rows = new FaultRows();
 afterAll(() => rows.print('outside faults: the cause, then the recovery the operator is told to use'));
 
-/** A platform whose config shortens the deadlines, so a hang is stopped within seconds. */
-const SHORT_DEADLINES = `export default ({ defaultPlugins }) => ({ plugins: defaultPlugins({ deadlines: { fetch: '2s', ticket: '3s' } }) });\n`;
+/**
+ * A platform whose config shortens the deadlines, so a hang is stopped within seconds (the fetch's
+ * 5 s leave a refused connection, which git reports at once, room on a loaded machine).
+ */
+const SHORT_DEADLINES = `export default ({ defaultPlugins }) => ({ plugins: defaultPlugins({ deadlines: { fetch: '5s', ticket: '3s' } }) });\n`;
 
 const webManifest = (tag: string, extra = '') => `name: web\nruntime: none\nimage: local/web:${tag}\n${extra}`;
 
@@ -95,7 +98,7 @@ describe('origin unreachable at fetch', () => {
 
       await rows.record({ fault: 'origin accepts and never answers (fetch hangs)', seen: `exit ${failed.exitCode}, prepare, after ${(took / 1000).toFixed(1)}s`, recovery: 'release-run 502', result: 'fetch stopped at its deadline; released once reachable' }, async () => {
         expect(failed.exitCode).toBe(1);
-        expect(failed.stderr.split('\n')[0]).toMatch(/^\[release-run\] error: `git fetch --quiet --end-of-options origin` ran past its deadline \(fetch\) of 2s and was stopped after 2(\.\d)?s/);
+        expect(failed.stderr.split('\n')[0]).toMatch(/^\[release-run\] error: `git fetch --quiet --end-of-options origin` ran past its deadline \(fetch\) of 5s and was stopped after 5(\.\d)?s/);
         expect(failed.stderr).toContain('fix: find out why it hung; if it needs longer, raise deadlines.fetch');
         expect(failed.stderr).toContain('Recovery playbook release-deadline-passed');
         expect(failed.stderr).toContain('release-run stopped in phase prepare; nothing was changed');
