@@ -8,10 +8,17 @@
  * Which loads these hooks govern is carried in the URL's query (`ro-root`, `ro-commit`, `ro-load`),
  * handed from each module to the ones it imports, so two loads of one file never share a cache entry.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { exec } from '../core/exec.js';
+
+/**
+ * How long one git read of a config file at a commit may take. The config is loaded before any
+ * run exists (it sets the deadlines), so its reads run through core/exec with this fixed bound.
+ */
+export const GIT_READ_DEADLINE_MS = 60_000;
+const gitRead = (root: string, args: string[]) => exec('git', args, { cwd: root, deadlineMs: GIT_READ_DEADLINE_MS, deadlineName: 'git' });
 
 interface HookData { orchestratorUrl: string }
 type Resolved = { url: string; format?: string; shortCircuit?: boolean };
@@ -45,14 +52,9 @@ function loadOf(url: string): { root: string; commit?: string; query: string } |
 
 const insideRepo = (root: string, path: string) => path.startsWith(`${root}/`) && !path.slice(root.length).split('/').includes('node_modules');
 
-function existsAt(load: { root: string; commit?: string }, path: string): boolean {
+async function existsAt(load: { root: string; commit?: string }, path: string): Promise<boolean> {
   if (!load.commit) return existsSync(path);
-  try {
-    execFileSync('git', ['cat-file', '-e', `${load.commit}:${path.slice(load.root.length + 1)}`], { cwd: load.root, stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
+  return (await gitRead(load.root, ['cat-file', '-e', `${load.commit}:${path.slice(load.root.length + 1)}`])).exitCode === 0;
 }
 
 export async function resolve(specifier: string, context: { parentURL?: string; conditions?: string[] }, nextResolve: NextResolve): Promise<Resolved> {
@@ -68,11 +70,11 @@ export async function resolve(specifier: string, context: { parentURL?: string; 
     let path = fileURLToPath(target);
     if (insideRepo(load.root, path)) {
       // TypeScript's own convention: `./x.js` in source names `./x.ts`.
-      if (!existsAt(load, path) && /\.(m|c)?js$/.test(path)) {
+      if (!(await existsAt(load, path)) && /\.(m|c)?js$/.test(path)) {
         const ts = path.replace(/js$/, 'ts');
-        if (existsAt(load, ts)) path = ts;
+        if (await existsAt(load, ts)) path = ts;
       }
-      if (!existsAt(load, path)) {
+      if (!(await existsAt(load, path))) {
         throw Object.assign(new Error(`Cannot find module '${specifier}' imported from ${fileURLToPath(context.parentURL!)}${load.commit ? ` at commit ${load.commit.slice(0, 12)}` : ''}`), { code: 'ERR_MODULE_NOT_FOUND' });
       }
       return { url: `${pathToFileURL(path).href}?${load.query}`, format: 'module', shortCircuit: true };
@@ -92,9 +94,14 @@ export async function load(url: string, context: object, nextLoad: NextLoad): Pr
   const load = loadOf(url);
   if (!load) return nextLoad(url, context);
   const path = fileURLToPath(url.replace(/\?.*$/, ''));
-  const source = load.commit
-    ? execFileSync('git', ['show', `${load.commit}:${path.slice(load.root.length + 1)}`], { cwd: load.root, maxBuffer: 64 * 1024 * 1024 }).toString('utf8')
-    : readFileSync(path, 'utf8');
+  let source: string;
+  if (load.commit) {
+    const shown = await gitRead(load.root, ['show', `${load.commit}:${path.slice(load.root.length + 1)}`]);
+    if (shown.exitCode !== 0) throw new Error(`git show ${load.commit.slice(0, 12)}:${path.slice(load.root.length + 1)} failed: ${shown.stderr.trim().split('\n').pop()}`);
+    source = shown.stdout;
+  } else {
+    source = readFileSync(path, 'utf8');
+  }
   if (!TS.test(path)) return { format: 'module', source, shortCircuit: true };
   let code: string;
   try {

@@ -98,13 +98,10 @@ export function validateConfig(exported: unknown, source: string): ReleaseConfig
 
 async function findRepoConfig(repoDir: string, commit?: string): Promise<string | undefined> {
   if (commit) {
-    const { execFileSync } = await import('node:child_process');
-    try {
-      execFileSync('git', ['cat-file', '-e', `${commit}:${CONFIG_FILE}`], { cwd: repoDir, stdio: 'ignore' });
-      return join(repoDir, CONFIG_FILE);
-    } catch {
-      return undefined;
-    }
+    const { exec } = await import('../core/exec.js');
+    const { GIT_READ_DEADLINE_MS } = await import('./config-hooks.js');
+    const found = await exec('git', ['cat-file', '-e', `${commit}:${CONFIG_FILE}`], { cwd: repoDir, deadlineMs: GIT_READ_DEADLINE_MS, deadlineName: 'git' });
+    return found.exitCode === 0 ? join(repoDir, CONFIG_FILE) : undefined;
   }
   const { cosmiconfig } = await import('cosmiconfig');
   // Only this exact file in the repo's top level: cosmiconfig's default places for the name

@@ -1,13 +1,13 @@
-import { ReleaseError, type ChangedFile, type ExecResult, type ReleaseState, type RunContext } from '../../api/index.js';
+import { ReleaseError, type ChangedFile, type ExecOptions, type ExecResult, type ReleaseState, type RunContext } from '../../api/index.js';
 import { deadline } from '../deadlines/index.js';
 
 /**
  * The git commands the plugins share. Arguments are arrays; any ref that came from input or
  * config goes after `--end-of-options` so it can never be read as an option.
  */
-export async function gitTry(context: RunContext, args: readonly string[], env: Record<string, string> = {}): Promise<ExecResult> {
+export async function gitTry(context: RunContext, args: readonly string[], env: Record<string, string> = {}, io: Pick<ExecOptions, 'input' | 'stdoutTo'> = {}): Promise<ExecResult> {
   // Only a fetch reaches the network; every other git command here is local.
-  return context.exec('git', args, { env: { GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C', ...env }, ...deadline(context, args[0] === 'fetch' ? 'fetch' : 'git') });
+  return context.exec('git', args, { env: { GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C', ...env }, ...io, ...deadline(context, args[0] === 'fetch' ? 'fetch' : 'git') });
 }
 
 export async function git(context: RunContext, args: readonly string[], failure = 'PHASE_FAILED' as const, env: Record<string, string> = {}): Promise<string> {
