@@ -1,6 +1,6 @@
 /**
  * One error type for the whole orchestrator. Each code maps to one documented exit code
- * (DESIGN.md §2); playbooks and operators' scripts match on those numbers.
+ * (docs/files-and-exit-codes.md); playbooks and operators' scripts match on those numbers.
  */
 export const EXIT_CODES = {
   PHASE_FAILED: 1,

@@ -3,7 +3,7 @@ import { writeFileAtomic } from './fs-private.js';
 import { ReleaseError } from './errors.js';
 
 /**
- * The state file `.asd/workspace/releases/TICKET.env`: the keys of DESIGN.md §2, in that order,
+ * The state file `.asd/workspace/releases/TICKET.env`: the keys docs/files-and-exit-codes.md lists, in that order,
  * KEY=VALUE lines a shell can source. Written whole every time (atomically), so a reader that
  * finds a key missing or a line cut off knows the file is damaged, not half-written.
  */

@@ -193,7 +193,7 @@ export function orchestratorSourceRule(name = 'orchestrator-source'): Plugin {
   };
 }
 
-/** The default rules of DESIGN.md §3, in order. */
+/** The default rules, in order (docs/services.md lists them). */
 export function defaultRules(): Plugin[] {
   return [
     serviceFilesRule(),
