@@ -42,6 +42,8 @@ export const appliedKey = (action: Pick<Action, 'service' | 'kind'>) => `${actio
 
 /** A failpoint that kills the release once one action is done while another is running. */
 const MID_WAVE_FAILPOINT = 'migrate-mid-wave';
+/** A failpoint that kills the release when a service's action is asked for after another service's was done. */
+const BETWEEN_SERVICES_FAILPOINT = 'migrate-between-services';
 
 export interface ActionServer {
   socket: string;
@@ -87,6 +89,8 @@ export async function serveActions(context: RunContext): Promise<ActionServer> {
   const inFlight = new Set<Promise<void>>();
   const onStart: (() => void)[] = [];
   const midWaveFailpoint = process.env.RELEASE_FAILPOINT === MID_WAVE_FAILPOINT;
+  /** The services this run carried out an action of. */
+  const done = new Set<string>();
 
   async function handle(action: Action): Promise<number> {
     const state = context.state;
@@ -102,6 +106,7 @@ export async function serveActions(context: RunContext): Promise<ActionServer> {
       out.phase(context.phase, `${action.kind} ${action.service}: not started (${why}: no new action starts)`);
       return served.failure?.exitCode ?? EXIT_CODES.INTERRUPTED;
     }
+    if ([...done].some((service) => service !== action.service)) context.failpoint(BETWEEN_SERVICES_FAILPOINT);
     running++;
     for (const notify of onStart.splice(0)) notify();
     try {
@@ -122,6 +127,7 @@ export async function serveActions(context: RunContext): Promise<ActionServer> {
       state.applied = [...(state.applied ?? []), key];
       context.saveState();
     }
+    done.add(action.service);
     if (midWaveFailpoint) {
       // Deterministic for crash tests: die once this action is recorded and another one is running.
       if (running === 0) await new Promise<void>((resolve) => { onStart.push(resolve); setTimeout(resolve, 10_000).unref(); });

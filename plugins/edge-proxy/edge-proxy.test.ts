@@ -111,6 +111,6 @@ describe('the edge proxy on a real Docker engine', () => {
     expect((error as ReleaseError).exitCode).toBe(1);
     expect((error as ReleaseError).message).toBe('edge proxy image local/roro-no-such-proxy:0 is not on this host; the service was not touched');
     // An absolute path: the operator pastes it in the platform repo, not in the orchestrator's clone.
-    expect((error as ReleaseError).hint).toMatch(/bash \/\S+\/test\/infra\/build-edge-proxy-image\.sh /);
+    expect((error as ReleaseError).hint).toMatch(/bash \/\S+\/scripts\/build-edge-proxy-image\.sh /);
   });
 });

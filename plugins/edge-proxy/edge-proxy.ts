@@ -4,7 +4,7 @@ import { ReleaseError, z, type RunContext } from '../../api/index.js';
 
 /**
  * An edge proxy for zero-downtime releases: HAProxy (Debian's package, image built by
- * test/infra/build-edge-proxy-image.sh) in a container on the backends' Docker network, published
+ * scripts/build-edge-proxy-image.sh) in a container on the backends' Docker network, published
  * on the service's address. It finds its backends through Docker's DNS (127.0.0.11): every
  * container answering to `backendHost` on that network fills a server slot once its health check
  * passes, so a container started beside the old one joins without a config change or reload, and
@@ -20,7 +20,7 @@ export const DEFAULT_EDGE_PROXY_IMAGE = 'local/edge-haproxy:bookworm';
 /** The proxy container of a service, whichever runtime runs it: one per service, named after it. */
 export const proxyName = (service: string) => `${service}-edge-proxy`;
 /** The build script that makes the default image, named in errors by its absolute path (pasted anywhere). */
-export const EDGE_PROXY_IMAGE_SCRIPT = fileURLToPath(new URL('../../../test/infra/build-edge-proxy-image.sh', import.meta.url));
+export const EDGE_PROXY_IMAGE_SCRIPT = fileURLToPath(new URL('../../../scripts/build-edge-proxy-image.sh', import.meta.url));
 
 export const edgeProxyOptionsSchema = z.strictObject({
   /** The HAProxy image; its CMD writes $HAPROXY_CONFIG to a file and runs `haproxy -W -db`. */

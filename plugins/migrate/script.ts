@@ -112,7 +112,6 @@ export function renderMigrateScript(input: ScriptInput): string {
     '    if [ "$status" = 0 ]; then status=$rc; fi',
     '  else',
     '    echo "migrate.sh: $service done"',
-    '    if [ "${RELEASE_FAILPOINT:-}" = migrate-between-services ]; then kill -9 "$PPID"; exit 137; fi',
     '  fi',
     '}',
     '',

@@ -6,7 +6,7 @@
  */
 import { formatDuration, parseOptions, z, type Plugin } from '../../api/index.js';
 import { commandLine } from '../../core/index.js';
-import { absoluteFile, deadlineOption, httpUrl, readSecretFile, requestWithRetry, tapOutcomes, type OutcomeEvent } from '../notify/notification.js';
+import { absoluteFile, deliveryOptions, httpUrl, readSecretFile, requestWithRetry, tapOutcomes, type OutcomeEvent } from '../notify/notification.js';
 
 export const PLUGIN_NAME = 'notify-redmine';
 /** Tickets that are Redmine issue numbers; any other ticket id is no issue of this tracker. */
@@ -17,10 +17,7 @@ export const redmineOptionsSchema = z.strictObject({
   url: httpUrl,
   /** The file holding the API key of the user who writes the notes (one line; mode 0600). */
   apiKeyFile: absoluteFile,
-  /** The whole budget of every attempt and every pause, in ms. */
-  timeoutMs: deadlineOption,
-  attempts: z.number().int().min(1).max(20).default(3),
-  backoffMs: z.number().int().min(0).max(60_000).default(500),
+  ...deliveryOptions(3),
   /** Write the note as a private note (seen only by users allowed to see private notes). */
   privateNotes: z.boolean().default(false),
 });

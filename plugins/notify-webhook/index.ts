@@ -6,7 +6,7 @@
  */
 import { createHmac, randomUUID } from 'node:crypto';
 import { parseOptions, z, type Plugin } from '../../api/index.js';
-import { absoluteFile, deadlineOption, httpUrl, readSecretFile, requestWithRetry, tapOutcomes } from '../notify/notification.js';
+import { absoluteFile, deliveryOptions, httpUrl, readSecretFile, requestWithRetry, tapOutcomes } from '../notify/notification.js';
 
 export const PLUGIN_NAME = 'notify-webhook';
 export const SIGNATURE_HEADER = 'X-Release-Signature';
@@ -17,12 +17,7 @@ export const webhookOptionsSchema = z.strictObject({
   url: httpUrl,
   /** The file holding the shared secret the body is signed with (one line; mode 0600). */
   secretFile: absoluteFile,
-  /** The whole budget of every attempt and every pause, in ms. */
-  timeoutMs: deadlineOption,
-  /** At most this many requests; a 2xx or a 4xx other than 408/429 ends them early. */
-  attempts: z.number().int().min(1).max(20).default(4),
-  /** The pause after the first failed attempt, in ms; each next pause doubles. */
-  backoffMs: z.number().int().min(0).max(60_000).default(500),
+  ...deliveryOptions(4),
 });
 
 export type WebhookOptions = z.input<typeof webhookOptionsSchema>;

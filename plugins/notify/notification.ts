@@ -18,6 +18,18 @@ export type OutcomeEvent = ReleaseEvent & { fields: OutcomeFields & { host: stri
 
 /** The options every notifier shares. */
 export const deadlineOption = z.number().int().min(100).max(120_000).default(10_000);
+
+/** How a notifier delivers: its budget, attempts and backoff (each notifier gives its own default of attempts). */
+export function deliveryOptions(defaultAttempts: number) {
+  return {
+    /** The whole budget of every attempt and every pause, in ms. */
+    timeoutMs: deadlineOption,
+    /** At most this many requests; a 2xx or a 4xx other than 408/429 ends them early. */
+    attempts: z.number().int().min(1).max(20).default(defaultAttempts),
+    /** The pause after the first failed attempt, in ms; each next pause doubles. */
+    backoffMs: z.number().int().min(0).max(60_000).default(500),
+  };
+}
 export const absoluteFile = z.string().min(1).refine(isAbsolute, 'must be an absolute path (a file outside the repo, mode 0600)');
 export const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
   // A URL is printed in warnings: a password in it would be printed too.

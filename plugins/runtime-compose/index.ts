@@ -1,11 +1,11 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type ExecInRequest, type ExecResult, type Plugin, type RunContext } from '../../api/index.js';
-import { contentHash, treeHash } from '../platform/fingerprint.js';
-import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
+import { IMAGE_VARIABLE, type ComposeFile } from '../platform/compose-file.js';
 import { dotenvVariables, interpolate, substitutionVariables } from '../platform/interpolate.js';
-import { registerAllComposeSecrets, registerComposeSecrets } from '../platform/compose-secrets.js';
-import { composePath, manifestPath, namesRuntime, readManifest, readProjectEnv, type Manifest } from '../platform/manifest.js';
+import { registerAllComposeSecrets } from '../platform/compose-secrets.js';
+import { filesFingerprint, serviceAtHead } from '../platform/service-at-head.js';
+import { composePath, manifestPath, namesRuntime, readManifest, type Manifest } from '../platform/manifest.js';
 import { ComposeCli, type ContainerInfo } from './compose.js';
 import { deadline, tapDockerRuntime } from '../deadlines/index.js';
 import { EdgeProxy, edgeProxyOptionsSchema, proxyName } from '../edge-proxy/index.js';
@@ -41,38 +41,18 @@ interface Desired {
 
 
 async function desired(context: RunContext, service: string): Promise<Desired | undefined> {
-  const compose = join(context.repoDir, composePath(service));
-  if (!existsSync(join(context.repoDir, manifestPath(service))) || !existsSync(compose)) return undefined;
-  const manifest = readManifest(context.repoDir, service);
-  const composeText = readFileSync(compose, 'utf8');
-  const composeFile = parseComposeFile(composeText, composePath(service));
-  const dotenv = readProjectEnv(context.repoDir, service);
-  registerComposeSecrets(context.repoDir, composeFile, dotenv);
-  const builds = composeFile.services.flatMap((s) => (s.build ? [s.build.context, s.build.dockerfile] : []));
-  const contexts = await treeHash(context, builds);
-  const imageUsers = composeFile.services.filter((s) => s.image === IMAGE_VARIABLE);
-  let image = manifest.image;
-  if (!image && imageUsers.length > 0) {
-    if (imageUsers.some((s) => !s.build)) {
-      throw new ReleaseError('BAD_INPUT', `${manifestPath(service)}: image: needed, as ${composePath(service)} runs \${IMAGE} without building it`, {
-        hint: 'name the image in the manifest, or give those compose services a build:',
-      });
-    }
-    // A built image without a name is tagged by its sources: a revert finds the old one still there.
-    image = `local/${service}:${contexts.slice(0, 12)}`;
-  }
-  const env = { ...manifest.env, ...(image ? { IMAGE: image } : {}) };
+  const head = await serviceAtHead(context, service);
+  if (!head) return undefined;
+  const env = { ...head.manifest.env, ...(head.image ? { IMAGE: head.image } : {}) };
   return {
-    manifest,
-    compose: composeFile,
-    image,
+    manifest: head.manifest,
+    compose: head.compose,
+    image: head.image,
     env,
-    variables: substitutionVariables(dotenvVariables(dotenv), process.env, env),
-    // The .env only when there is one: a service without one keeps the fingerprint it had.
-    fingerprint: contentHash(readFileSync(join(context.repoDir, manifestPath(service))), composeText, ...(dotenv === undefined ? [] : [dotenv]),
-      ...(composeFile.sources.length === 0 ? [] : [await treeHash(context, composeFile.sources)])),
-    contexts,
-    mounts: await treeHash(context, [...new Set(composeFile.services.flatMap((s) => s.mounts))]),
+    variables: substitutionVariables(dotenvVariables(head.dotenv), process.env, env),
+    fingerprint: await filesFingerprint(context, service, head),
+    contexts: head.contexts,
+    mounts: head.mounts,
   };
 }
 

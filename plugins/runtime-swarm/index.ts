@@ -7,11 +7,10 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type ExecInRequest, type ExecResult, type Plugin, type RunContext } from '../../api/index.js';
 import { deadline, tapDockerRuntime } from '../deadlines/index.js';
-import { contentHash, treeHash } from '../platform/fingerprint.js';
-import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from '../platform/compose-file.js';
-import { composePath, manifestPath, namesRuntime, parseDuration, readManifest, readProjectEnv, type Manifest } from '../platform/manifest.js';
+import { IMAGE_VARIABLE, type ComposeFile } from '../platform/compose-file.js';
+import { composePath, manifestPath, namesRuntime, parseDuration, readManifest, type Manifest } from '../platform/manifest.js';
 import { ComposeCli } from '../runtime-compose/compose.js';
-import { registerComposeSecrets } from '../platform/compose-secrets.js';
+import { filesFingerprint, serviceAtHead } from '../platform/service-at-head.js';
 import { EdgeProxy, proxyName, type EdgeProxySpec } from '../edge-proxy/index.js';
 import { rollingDeploy } from '../platform/deploy.js';
 import { FINGERPRINT_LABEL, imagePath, renderStack } from './render.js';
@@ -93,29 +92,11 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
   }
 
   async function desired(context: RunContext, service: string): Promise<Desired | undefined> {
-    const file = join(context.repoDir, composePath(service));
-    if (!existsSync(join(context.repoDir, manifestPath(service))) || !existsSync(file)) return undefined;
-    const manifest = readManifest(context.repoDir, service);
-    const composeText = readFileSync(file, 'utf8');
-    const compose = parseComposeFile(composeText, composePath(service));
-    const contexts = await treeHash(context, compose.services.flatMap((s) => (s.build ? [s.build.context, s.build.dockerfile] : [])));
-    const imageUsers = compose.services.filter((s) => s.image === IMAGE_VARIABLE);
-    let image = manifest.image;
-    let built = false;
-    if (!image && imageUsers.length > 0) {
-      if (imageUsers.some((s) => !s.build)) {
-        throw new ReleaseError('BAD_INPUT', `${manifestPath(service)}: image: needed, as ${composePath(service)} runs \${IMAGE} without building it`, {
-          hint: 'name the image in the manifest, or give those compose services a build:',
-        });
-      }
-      image = `local/${service}:${contexts.slice(0, 12)}`;
-      built = true;
-    }
-    const mounts = await treeHash(context, [...new Set(compose.services.flatMap((s) => s.mounts))]);
-    const dotenv = readProjectEnv(context.repoDir, service);
-    registerComposeSecrets(context.repoDir, compose, dotenv);
-    const fingerprint = contentHash(readFileSync(join(context.repoDir, manifestPath(service))), composeText, mounts, options.registry ?? '', options.publishMode,
-      ...(dotenv === undefined ? [] : [dotenv]), ...(compose.sources.length === 0 ? [] : [await treeHash(context, compose.sources)]));
+    const head = await serviceAtHead(context, service);
+    if (!head) return undefined;
+    const { manifest, composeText, compose, image, built, mounts } = head;
+    // The stack also changes with the registry and the publish mode it is deployed with.
+    const fingerprint = await filesFingerprint(context, service, head, mounts, options.registry ?? '', options.publishMode);
     const rolling = rollingDeploy(service, manifest, composeText, compose);
     const proxy = rolling && {
       name: proxyName(service), owner: service, network: `${service}_default`, backendHost: `tasks.${rolling.target}`, backendPort: rolling.port,

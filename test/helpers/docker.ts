@@ -30,19 +30,29 @@ export interface DockerServiceOptions {
   backup?: string;
 }
 
+/**
+ * The manifest of a test service: the test image at `tag`, its health probe on 127.0.0.1:`port`,
+ * then `extra` lines (a runtime, a backup, a deploy strategy), as the compose, rolling and Swarm
+ * helpers all write it.
+ */
+export function testManifest(name: string, port: number, options: { tag?: string; endpoint?: string; timeout?: string; runtime?: string; extra?: (string | undefined)[] } = {}): string {
+  return [
+    `name: ${name}`,
+    ...(options.runtime ? [`runtime: ${options.runtime}`] : []),
+    `image: ${TEST_IMAGE}:${options.tag ?? '1'}`,
+    'health:',
+    `  url: http://127.0.0.1:${port}`,
+    `  endpoint: ${options.endpoint ?? '/health'}`,
+    `  timeout: ${options.timeout ?? '20s'}`,
+    ...(options.extra ?? []).filter((line) => line !== undefined),
+    '',
+  ].join('\n');
+}
+
 /** A manifest and compose file of a service that runs the test image on a loopback port. */
 export function dockerServiceFiles(name: string, port: number, options: DockerServiceOptions = {}): Record<string, string> {
   return {
-    [`packages/${name}/manifest.yaml`]: [
-      `name: ${name}`,
-      `image: ${TEST_IMAGE}:${options.tag ?? '1'}`,
-      'health:',
-      `  url: http://127.0.0.1:${port}`,
-      `  endpoint: ${options.endpoint ?? '/health'}`,
-      `  timeout: ${options.timeout ?? '20s'}`,
-      ...(options.backup ? [options.backup] : []),
-      '',
-    ].join('\n'),
+    [`packages/${name}/manifest.yaml`]: testManifest(name, port, { ...options, extra: [options.backup] }),
     [`packages/${name}/compose.yaml`]: [
       'services:',
       '  app:',

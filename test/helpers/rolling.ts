@@ -1,5 +1,5 @@
 /** Services released with `deploy: { strategy: rolling }` for tests and the bench. */
-import { TEST_IMAGE } from './docker.js';
+import { testManifest } from './docker.js';
 
 export interface RollingServiceOptions {
   tag?: string;
@@ -11,19 +11,7 @@ export interface RollingServiceOptions {
 /** A service behind an edge proxy on 127.0.0.1:`port`: the test image, no published port of its own. */
 export function rollingServiceFiles(name: string, port: number, options: RollingServiceOptions = {}): Record<string, string> {
   return {
-    [`packages/${name}/manifest.yaml`]: [
-      `name: ${name}`,
-      `image: ${TEST_IMAGE}:${options.tag ?? '1'}`,
-      'health:',
-      `  url: http://127.0.0.1:${port}`,
-      '  endpoint: /health',
-      `  timeout: ${options.timeout ?? '20s'}`,
-      'deploy:',
-      '  strategy: rolling',
-      '  port: 8080',
-      '  drain: 5s',
-      '',
-    ].join('\n'),
+    [`packages/${name}/manifest.yaml`]: testManifest(name, port, { tag: options.tag, timeout: options.timeout, extra: ['deploy:', '  strategy: rolling', '  port: 8080', '  drain: 5s'] }),
     [`packages/${name}/compose.yaml`]: [
       'services:',
       '  app:',

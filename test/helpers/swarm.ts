@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ORCHESTRATOR_ROOT } from './platform.js';
-import { TEST_IMAGE } from './docker.js';
+import { testManifest } from './docker.js';
 
 /** The loopback registry test/infra/ensure-swarm.sh runs. */
 export const TEST_REGISTRY = `127.0.0.1:${process.env.RO_TEST_REGISTRY_PORT ?? '19350'}`;
@@ -22,17 +22,7 @@ export interface SwarmServiceOptions {
 /** A `runtime: swarm` service running the test image on a host-mode port, with a health check and a volume. */
 export function swarmServiceFiles(name: string, port: number, options: SwarmServiceOptions = {}): Record<string, string> {
   return {
-    [`packages/${name}/manifest.yaml`]: [
-      `name: ${name}`,
-      'runtime: swarm',
-      `image: ${TEST_IMAGE}:${options.tag ?? '1'}`,
-      'health:',
-      `  url: http://127.0.0.1:${port}`,
-      '  endpoint: /health',
-      '  timeout: 20s',
-      ...(options.backup ? [options.backup] : []),
-      '',
-    ].join('\n'),
+    [`packages/${name}/manifest.yaml`]: testManifest(name, port, { runtime: 'swarm', tag: options.tag, extra: [options.backup] }),
     [`packages/${name}/compose.yaml`]: [
       'services:',
       '  app:',

@@ -18,6 +18,6 @@ bash "$here/build-pg-image.sh"
 bash "$here/ensure-postgres.sh" >/dev/null
 bash "$here/ensure-mariadb.sh" >/dev/null
 bash "$here/ensure-swarm.sh" >/dev/null
-bash "$here/build-edge-proxy-image.sh"
+bash "$here/../../scripts/build-edge-proxy-image.sh"
 bash "$here/ensure-docker-legacy.sh" >/dev/null
 wait "$redmine" || { echo "[ensure-all] test/infra/ensure-redmine.sh failed" >&2; exit 1; }

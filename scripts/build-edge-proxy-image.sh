@@ -4,7 +4,11 @@
 # into a temp folder, then `docker import`. About 40 s and a few hundred MB of downloads the first
 # time; kept afterwards (skipped when an image built by this recipe exists).
 #
-#   bash test/infra/build-edge-proxy-image.sh [--force]
+#   bash scripts/build-edge-proxy-image.sh [--force]
+#
+# On a prod host: once, before a service's first rolling release (release-run refuses that release
+# while the image is missing, naming this script). The test command runs it too, and skips it
+# when the image exists.
 #
 # Env: EDGE_PROXY_IMAGE (default local/edge-haproxy:bookworm), DEBIAN_MIRROR (default
 # http://deb.debian.org/debian). Needs root, debootstrap (installed when missing) and a running engine.
@@ -28,7 +32,8 @@ die() { echo "[build-edge-proxy-image] ERROR: $*" >&2; exit 1; }
 timeout 15 docker info >/dev/null 2>&1 || die "no Docker engine answers; run test/infra/ensure-docker.sh first"
 
 # The recipe label changes whenever this script changes: an image from an older recipe is rebuilt.
-RECIPE=$(sha256sum "$0" | cut -c1-16)
+# The recipe is what the script does: its comments may change without a rebuild.
+RECIPE=$(grep -v '^\s*#' "$0" | sha256sum | cut -c1-16)
 image_ok() {
   [ "$(docker image inspect --format '{{index .Config.Labels "edge-proxy.recipe"}}' "$IMAGE" 2>/dev/null)" = "$RECIPE" ]
 }
