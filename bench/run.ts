@@ -10,7 +10,7 @@ import { Platform, ORCHESTRATOR_ROOT } from '../test/helpers/platform.js';
 import { applyPlugins } from '../core/runner.js';
 import { defaultPlugins } from '../release.config.js';
 import { classifyAll } from '../plugins/classify/classify-all.js';
-import { createDiffView } from '../plugins/git/diff-view.js';
+import { createDiffView } from '../shared/git/diff-view.js';
 import type { ChangedFile, DiffView, RunContext } from '../core/index.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { parallelRows, postgresContainerRows, postgresRows, volumeRows } from './backups.js';

@@ -1,5 +1,5 @@
 import { createHooks, type Hooks } from './hooks.js';
-import { createContext, workspacePaths, type RunContext } from './context.js';
+import { createContext, workspacePaths, type ContextInit, type RunContext } from './context.js';
 import { ReleaseError, toReleaseError } from './errors.js';
 import { INHERITED_LOCK_ENV, ReleaseLock } from './lock.js';
 import { exec } from './exec.js';
@@ -65,20 +65,9 @@ export function applyPlugins(config: ReleaseConfig): Hooks {
   return hooks;
 }
 
-export interface RunVerbOptions {
+/** A run of a verb: what its context is made from (context.ts), for a verb with phases. */
+export interface RunVerbOptions extends Omit<ContextInit, 'verb' | 'auditLog'> {
   verb: Verb;
-  ticket: string;
-  repoDir: string;
-  from?: string;
-  dryRun: boolean;
-  local?: boolean;
-  codeOnly?: boolean;
-  undo?: boolean;
-  withoutPreRevertBackup?: boolean;
-  hooks: Hooks;
-  out: Output;
-  signal: AbortSignal;
-  loadHooksAt?: (commit: string) => Promise<Hooks>;
 }
 
 function interruptedIfAborted(context: RunContext, error: ReleaseError): ReleaseError {

@@ -64,10 +64,11 @@ debootstrap --variant=minbase --include=haproxy bookworm "$root" "$MIRROR" >/tmp
   die "debootstrap failed; see /tmp/build-edge-proxy-image.log"
 # Nothing in the image needs apt's lists or caches, nor the docs.
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* "$root"/usr/share/man/*
-version=$(chroot "$root" haproxy -v | head -n1)
+# sed reads to the end: head would close the pipe early and, with pipefail, fail the build (SIGPIPE).
+version=$(chroot "$root" haproxy -v | sed -n 1p)
 say "$version"
 # haproxy -W: master-worker, PID 1 handles SIGTERM and SIGUSR2 (reload); -db: stay in the foreground.
-# The configuration comes in HAPROXY_CONFIG (see plugins/edge-proxy), so a container holds all it runs.
+# The configuration comes in HAPROXY_CONFIG (see shared/edge-proxy), so a container holds all it runs.
 # shellcheck disable=SC2016 # $HAPROXY_CONFIG expands in the container, not here
 cmd='["/bin/bash","-c","echo \"$HAPROXY_CONFIG\" >/run/haproxy.cfg && exec haproxy -W -db -f /run/haproxy.cfg"]'
 tar -C "$root" --numeric-owner -cf - . |

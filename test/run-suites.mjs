@@ -24,7 +24,7 @@ const jest = [join(root, 'node_modules/jest/bin/jest.js')];
 const DOCKER_FACING = [
   'dist/plugins/runtime-compose/',
   'dist/plugins/runtime-swarm/runtime-swarm.test.js',
-  'dist/plugins/edge-proxy/',
+  'dist/shared/edge-proxy/',
   'dist/plugins/backup-volume/backup-volume-e2e.test.js',
   'dist/test/first-hour.test.js',
   'dist/test/postgres-container.test.js',

@@ -3,7 +3,7 @@ import { basename, join } from 'node:path';
 import { ReleaseError, toReleaseError, writeFileAtomic, type RestoreRequest, type RunContext, type ReleaseState, type SpaceNeed } from '../../api/index.js';
 import type { DiskSpaceOptions, RetentionOptions } from './options.js';
 import { requireSpace } from './space.js';
-import { showFile } from '../git/git.js';
+import { showFile } from '../../shared/git/git.js';
 import { manifestPath, parseManifest } from '../platform/manifest.js';
 import { backupDir, backupRequests, discardInterruptedBackups, ENTRIES_FILE, estimateBackups, stampTime, takeBackup } from './take.js';
 import { withDeadline } from '../deadlines/index.js';

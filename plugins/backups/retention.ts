@@ -8,7 +8,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync, rmdirSync, rmSync, st
 import { join, relative } from 'node:path';
 import { formatBytes, type ReleaseState, type RunContext } from '../../api/index.js';
 import { AuditLog, BACKUP_STAMP as STAMP, StateFile, pasteable, workspacePaths } from '../../core/index.js';
-import { headSha } from '../git/git.js';
+import { headSha } from '../../shared/git/git.js';
 
 const TICKET = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pMap from 'p-map';
 import { ReleaseError, ensurePrivateDir, formatBytes, PRIVATE_DIR_MODE, toReleaseError, writeFileAtomic, type BackupRequest, type ReleaseState, type RunContext, type SpaceNeed } from '../../api/index.js';
-import { showFile } from '../git/git.js';
+import { showFile } from '../../shared/git/git.js';
 import { manifestPath, parseManifest } from '../platform/manifest.js';
 import type { DiskSpaceOptions, RetentionOptions } from './options.js';
 import { carryOutPrune, loadReleases, planPrune } from './retention.js';

@@ -5,8 +5,8 @@ import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type Plugi
 import { ACTION_SOCKET_ENV, appliedKey, type ActionServer, codeOfExit, serveActions, requireActionPlugins } from '../../core/index.js';
 import { afterInWorkTree, dependencyWaves } from '../platform/waves.js';
 import { classifyAll, type ClassifiedFile } from '../classify/classify-all.js';
-import { diffView } from '../git/diff-view.js';
-import { displayPath } from '../git/git.js';
+import { diffView } from '../../shared/git/diff-view.js';
+import { displayPath } from '../../shared/git/git.js';
 
 /**
  * The command migrate.sh runs for each action (`release-step`): a path of this installation, not

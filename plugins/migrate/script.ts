@@ -1,6 +1,6 @@
 import type { Action, ReleaseState } from '../../api/index.js';
 import type { ClassifiedFile } from '../classify/classify-all.js';
-import { displayPath } from '../git/git.js';
+import { displayPath } from '../../shared/git/git.js';
 
 export interface ScriptInput {
   ticket: string;

@@ -6,7 +6,7 @@
  */
 import { formatDuration, parseOptions, z, type Plugin } from '../../api/index.js';
 import { commandLine } from '../../core/index.js';
-import { absoluteFile, deliveryOptions, httpUrl, readSecretFile, requestWithRetry, tapOutcomes, type OutcomeEvent } from '../notify/notification.js';
+import { absoluteFile, deliveryOptions, httpUrl, readSecretFile, requestWithRetry, tapOutcomes, type OutcomeEvent } from '../../shared/notify/notification.js';
 
 export const PLUGIN_NAME = 'notify-redmine';
 /** Tickets that are Redmine issue numbers; any other ticket id is no issue of this tracker. */

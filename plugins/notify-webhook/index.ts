@@ -6,7 +6,7 @@
  */
 import { createHmac, randomUUID } from 'node:crypto';
 import { parseOptions, z, type Plugin } from '../../api/index.js';
-import { absoluteFile, deliveryOptions, httpUrl, readSecretFile, requestWithRetry, tapOutcomes } from '../notify/notification.js';
+import { absoluteFile, deliveryOptions, httpUrl, readSecretFile, requestWithRetry, tapOutcomes } from '../../shared/notify/notification.js';
 
 export const PLUGIN_NAME = 'notify-webhook';
 export const SIGNATURE_HEADER = 'X-Release-Signature';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { RunContext } from '../../api/index.js';
-import { git } from '../git/git.js';
+import { git } from '../../shared/git/git.js';
 
 /** One sha256 of several parts, each ended by a NUL so that ("ab", "c") and ("a", "bc") differ. */
 export function contentHash(...parts: (string | Buffer)[]): string {

@@ -1,7 +1,7 @@
 import { ReleaseError, type RunContext } from '../../api/index.js';
 import { tappedKeys } from '../../core/index.js';
 import { requireBackupPlugins } from '../backups/take.js';
-import { git, showFile } from '../git/git.js';
+import { git, showFile } from '../../shared/git/git.js';
 import { parseComposeFile } from './compose-file.js';
 import { rollingDeploy } from './deploy.js';
 import { composePath, manifestPath, parseManifest, SERVICE_NAME, SERVICE_NAME_RULE, SERVICES_DIR } from './manifest.js';

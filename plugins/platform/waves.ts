@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseError, type RunContext } from '../../api/index.js';
-import { showFile } from '../git/git.js';
+import { showFile } from '../../shared/git/git.js';
 import { manifestPath, parseManifest, readManifest } from './manifest.js';
 
 /** A service's `after:` list, or undefined when the service has no manifest (it is not a service). */

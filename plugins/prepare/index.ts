@@ -1,7 +1,7 @@
 import { ReleaseError, type Plugin, type ReleaseState, type RunContext, parseOptions } from '../../api/index.js';
-import { diffView } from '../git/diff-view.js';
+import { diffView } from '../../shared/git/diff-view.js';
 import { foreignBuilders } from '../platform/compose-file.js';
-import { currentBranch, displayPath, git, gitTry, headSha, isAncestor, requireCleanWorkTree, requireKnownCommits, resolveSha, showFile } from '../git/git.js';
+import { currentBranch, displayPath, git, gitTry, headSha, isAncestor, requireCleanWorkTree, requireKnownCommits, resolveSha, showFile } from '../../shared/git/git.js';
 import { validateServicesAt } from '../platform/validate.js';
 import { manifestPath, serviceOfPath } from '../platform/manifest.js';
 import { autoPrune, backUpAll, backUpService, requireBackupSpace, servicesToBackUp } from '../backups/take.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { gitOptionsSchema } from '../git/options.js';
+import { gitOptionsSchema } from '../../shared/git/options.js';
 import { diskSpaceSchema, restoreTestsSchema, retentionSchema } from '../backups/options.js';
 
 export const prepareOptionsSchema = gitOptionsSchema.extend({

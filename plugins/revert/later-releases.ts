@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ReleaseState, type RunContext } from '../../api/index.js';
 import { listTickets, readTicketHistory } from '../../core/index.js';
-import { diffFiles, git, gitTry, isAncestor, parents } from '../git/git.js';
+import { diffFiles, git, gitTry, isAncestor, parents } from '../../shared/git/git.js';
 
 /** A release this clone made after the one being reverted, whose commits HEAD holds. */
 export interface LaterRelease {

@@ -8,7 +8,7 @@ import { filesFingerprint, serviceAtHead } from '../platform/service-at-head.js'
 import { composePath, manifestPath, namesRuntime, readManifest, type Manifest } from '../platform/manifest.js';
 import { ComposeCli, type ContainerInfo } from './compose.js';
 import { deadline, tapDockerRuntime } from '../deadlines/index.js';
-import { EdgeProxy, edgeProxyOptionsSchema, proxyName } from '../edge-proxy/index.js';
+import { EdgeProxy, edgeProxyOptionsSchema, proxyName } from '../../shared/edge-proxy/index.js';
 import { rollingDrift, rollingSettings, rollOut } from './rolling.js';
 
 export const PLUGIN_NAME = 'runtime-compose';

@@ -8,7 +8,7 @@ import { containerNames, containersOf, dockerServiceFiles, httpGet, removeProjec
 import { startProbe } from '../../test/helpers/traffic-probe.js';
 import { parseComposeFile } from '../platform/compose-file.js';
 import { parseManifest } from '../platform/manifest.js';
-import { proxyName } from '../edge-proxy/index.js';
+import { proxyName } from '../../shared/edge-proxy/index.js';
 import { rollingSettings } from './rolling.js';
 import { rollingServiceFiles } from '../../test/helpers/rolling.js';
 

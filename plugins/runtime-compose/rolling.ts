@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseError, type RunContext } from '../../api/index.js';
-import { EdgeProxy, proxyName, type EdgeProxySpec } from '../edge-proxy/index.js';
+import { EdgeProxy, proxyName, type EdgeProxySpec } from '../../shared/edge-proxy/index.js';
 import type { ComposeFile } from '../platform/compose-file.js';
 import { rollingDeploy } from '../platform/deploy.js';
 import { composePath, type Manifest } from '../platform/manifest.js';

@@ -11,7 +11,7 @@ import { IMAGE_VARIABLE, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, namesRuntime, parseDuration, readManifest, type Manifest } from '../platform/manifest.js';
 import { ComposeCli } from '../runtime-compose/compose.js';
 import { filesFingerprint, serviceAtHead } from '../platform/service-at-head.js';
-import { EdgeProxy, proxyName, type EdgeProxySpec } from '../edge-proxy/index.js';
+import { EdgeProxy, proxyName, type EdgeProxySpec } from '../../shared/edge-proxy/index.js';
 import { rollingDeploy } from '../platform/deploy.js';
 import { FINGERPRINT_LABEL, imagePath, renderStack } from './render.js';
 import { docker, localTaskContainers, runningTasks, stackServices, STACK_LABEL, type SwarmService } from './swarm.js';

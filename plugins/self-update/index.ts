@@ -1,5 +1,5 @@
 import type { Plugin } from '../../api/index.js';
-import { diffView } from '../git/diff-view.js';
+import { diffView } from '../../shared/git/diff-view.js';
 
 export const PLUGIN_NAME = 'self-update';
 /** The classifications that change what the later phases run: the orchestrator's own code, the platform's config. */

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { openSync, writeSync, closeSync } from 'node:fs';
 import { ReleaseError, ensurePrivateDir, PRIVATE_FILE_MODE, redact, type Plugin, type RunContext } from '../../api/index.js';
-import { git } from '../git/git.js';
+import { git } from '../../shared/git/git.js';
 import { deadline } from '../deadlines/index.js';
 
 export const PLUGIN_NAME = 'ticket';

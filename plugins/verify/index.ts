@@ -1,5 +1,5 @@
 import { ReleaseError, parseOptions, z, type Plugin } from '../../api/index.js';
-import { headSha } from '../git/git.js';
+import { headSha } from '../../shared/git/git.js';
 import { requireHealthy, requireNoDrift } from './checks.js';
 
 export const PLUGIN_NAME = 'verify';

@@ -1,5 +1,5 @@
 import { ReleaseError, type ChangedFile, type ExecOptions, type ExecResult, type ReleaseState, type RunContext } from '../../api/index.js';
-import { deadline } from '../deadlines/index.js';
+import { deadline } from '../../plugins/deadlines/index.js';
 
 /**
  * The git commands the plugins share. Arguments are arrays; any ref that came from input or
