@@ -306,7 +306,7 @@ const when = (iso: string) => (iso ? iso.replace('T', ' ').slice(0, 19) : '(no s
 
 function describeRun(run: import('../core/history.js').RunRecord, formatDuration: (seconds: number) => string): string {
   const where = run.phase_failed === 'orchestrator' ? ' before its first phase' : run.phase_failed ? ` in ${run.phase_failed}` : '';
-  const outcome = run.exit_code === null ? run.result : `${run.result} (exit ${run.exit_code}${where})`;
+  const outcome = run.exit_code === null ? run.result : `${run.result} (exit ${run.exit_code}${where}${run.reason ? `, ${run.reason}` : ''})`;
   const duration = run.duration_s === null ? '' : `, ${formatDuration(run.duration_s)}, ended ${when(run.ended ?? '')}`;
   const backups = run.backups.map((b) => `${b.service}=${b.at}${b.present ? '' : ' (gone)'}${b.restore_test ? ` (restore test ${b.restore_test.outcome} ${when(b.restore_test.tested)})` : ''}`).join(' ');
   return [
@@ -508,13 +508,13 @@ async function loadRunConfig(repoDir: string, verb: Verb, from: string | undefin
 function reportRefusal(out: Output, error: ReleaseError, started: Date): void {
   if (!out.events.enabled) return;
   out.events.emit('orchestrator', 'error', {
-    code: error.code, exit_code: error.exitCode, message: error.message, hint: error.hint,
+    code: error.code, reason: error.reason, exit_code: error.exitCode, message: error.message, hint: error.hint,
     lines: error.lines.length > 0 ? error.lines : undefined, plugin: error.plugin, hook: error.hook, service: error.service,
   });
   out.events.emit('orchestrator', 'outcome', {
     result: 'refused', exit_code: error.exitCode, started: started.toISOString(),
     duration_s: Math.round((Date.now() - started.getTime()) / 100) / 10, services: [], base_sha: '', merge_sha: '',
-    phase_failed: null, message: error.message, code: error.code, next: [],
+    phase_failed: null, message: error.message, code: error.code, reason: error.reason, next: [],
   });
 }
 

@@ -1,6 +1,9 @@
+import { DEFAULT_REASON, REASONS, type Reason } from './reasons.js';
+
 /**
  * One error type for the whole orchestrator. Each code maps to one documented exit code
- * (docs/files-and-exit-codes.md); playbooks and operators' scripts match on those numbers.
+ * (docs/files-and-exit-codes.md), and each error carries a stable reason (reasons.ts): scripts
+ * match on the numbers and the reasons, playbooks on the reasons.
  */
 export const EXIT_CODES = {
   PHASE_FAILED: 1,
@@ -15,6 +18,7 @@ export const EXIT_CODES = {
 } as const;
 
 export type ErrorCode = keyof typeof EXIT_CODES;
+export type { Reason } from './reasons.js';
 
 export interface ReleaseErrorDetails {
   /** What the operator can do about it, one line. */
@@ -29,6 +33,11 @@ export interface ReleaseErrorDetails {
   service?: string;
   /** The phase to resume from once the cause is fixed, when it is not the one that failed. */
   resumeFrom?: string;
+  /**
+   * Why it failed, as a stable name (core/reasons.ts) that playbooks and scripts match on. Absent:
+   * the reason a ReleaseError `cause` was given when it is of this code, else the code's default.
+   */
+  reason?: Reason;
   cause?: unknown;
 }
 
@@ -40,6 +49,8 @@ export class ReleaseError extends Error {
   readonly resumeFrom?: string;
   plugin?: string;
   hook?: string;
+  /** The reason the thrower (or a wrapped cause) named; undefined: the code's default. */
+  private readonly givenReason?: Reason;
 
   constructor(code: ErrorCode, message: string, details: ReleaseErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -51,10 +62,18 @@ export class ReleaseError extends Error {
     this.hook = details.hook;
     this.service = details.service;
     this.resumeFrom = details.resumeFrom;
+    // A wrapped cause's reason holds as long as the failure stays of its kind (an interrupt is not a failed script).
+    const inherited = details.cause instanceof ReleaseError ? details.cause.givenReason : undefined;
+    this.givenReason = details.reason ?? (inherited && REASONS[inherited].code === code ? inherited : undefined);
   }
 
   get exitCode(): number {
     return EXIT_CODES[this.code];
+  }
+
+  /** Why it failed: the stable name playbooks, events and `release show` carry. */
+  get reason(): Reason {
+    return this.givenReason ?? DEFAULT_REASON[this.code];
   }
 }
 

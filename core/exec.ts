@@ -230,6 +230,7 @@ function deadlineError(file: string, args: readonly string[], options: ExecOptio
     hint: options.deadlineName
       ? `find out why it hung; if it needs longer, raise deadlines.${options.deadlineName} (defaultPlugins({ deadlines }) in release.config.ts)`
       : 'find out why it hung, then run again',
+    reason: 'DEADLINE_PASSED',
   });
 }
 

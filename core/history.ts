@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { LOG_LINE } from './audit-log.js';
 import { parseState, type ReleaseState } from './state.js';
 import { liveLockHolder } from './lock.js';
+import { EXIT_CODES } from './errors.js';
 
 /**
  * What happened on this clone, read back from the state files and audit logs of
@@ -81,6 +82,8 @@ export interface RunRecord {
   result: RunResult;
   exit_code: number | null;
   phase_failed: string | null;
+  /** Why it failed, as its stable reason (core/reasons.ts); null when it did not fail or the log does not say. */
+  reason: string | null;
   base_sha: string | null;
   merge_sha: string | null;
   services: string[];
@@ -158,7 +161,7 @@ function splitRuns(ticket: string, events: LogEvent[], lockedByLiveRun: boolean)
       }
       run = {
         ticket, verb: event.fields.verb ?? 'release-run', undo: event.fields.undo === 'yes', from: event.fields.from ?? null, started: iso(event.time), ended: null, duration_s: null,
-        result: 'unfinished', exit_code: null, phase_failed: null, base_sha: null, merge_sha: null, services: [], backups: [], pre_revert_backups: [], phases: [], playbooks: [], problems: [],
+        result: 'unfinished', exit_code: null, phase_failed: null, reason: null, base_sha: null, merge_sha: null, services: [], backups: [], pre_revert_backups: [], phases: [], playbooks: [], problems: [],
         revert_possible: null, revert_why: null,
       };
       runs.push(run);
@@ -174,6 +177,7 @@ function splitRuns(ticket: string, events: LogEvent[], lockedByLiveRun: boolean)
         run.duration_s = seconds(run.started, run.ended);
         run.exit_code = Number(event.fields.rc ?? (event.event === 'done' ? 0 : 1));
         run.phase_failed = event.fields.phase_failed ?? null;
+        run.reason = event.fields.reason ?? null;
         run.result = event.event === 'done' ? (run.verb === 'release-revert' ? (run.undo ? 'undone' : 'reverted') : 'complete') : event.event === 'interrupted' ? 'interrupted' : 'failed';
       }
       continue;
@@ -256,7 +260,7 @@ function revertPossible(state: ReleaseState | null, runs: RunRecord[], backups: 
   if (!state.mergeSha) return { possible: false, why: 'the release never pulled (no MERGE_SHA): nothing to revert' };
   const last = [...runs].reverse().find((run) => run.result !== 'running');
   if (last?.verb === 'release-revert' && last.result === 'reverted') return { possible: false, why: `reverted already, at ${last.ended}` };
-  if (last?.verb === 'release-revert' && last.exit_code === 8) {
+  if (last?.verb === 'release-revert' && last.exit_code === EXIT_CODES.REVERT_BLOCKED) {
     return { possible: false, why: `the last revert was blocked (exit 8 at ${last.ended}: HEAD moved past MERGE_SHA, or a conflict)` };
   }
   const missing = backups.filter((backup) => !backup.present);
@@ -329,7 +333,7 @@ export function readHistory(workspaceDir: string, options: { service?: string } 
     } else {
       rows.push({
         ticket, verb: 'release-run', undo: false, pre_revert_backups: [], from: null, started: '', ended: null, duration_s: null, result: 'unfinished', exit_code: null,
-        phase_failed: null, base_sha: record.state?.baseSha ?? null, merge_sha: record.state?.mergeSha || null,
+        phase_failed: null, reason: null, base_sha: record.state?.baseSha ?? null, merge_sha: record.state?.mergeSha || null,
         services: record.state?.services ?? [], backups: record.backups, phases: [], playbooks: [],
         problems: record.problems.length > 0 ? record.problems : ['no run recorded in the audit log'],
         revert_possible: record.revert.possible, revert_why: record.revert.why,

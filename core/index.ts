@@ -1,5 +1,6 @@
 /** The core's public surface: plugins import from here and nowhere else in core/. */
 export { ReleaseError, EXIT_CODES, toReleaseError, codeOfExit, type ErrorCode } from './errors.js';
+export { REASONS, REASON_NAMES, DEFAULT_REASON, type Reason, type ReasonEntry } from './reasons.js';
 export { parseOptions, invalidInput, keyPath } from './options.js';
 /** The zod the core validates with, for plugins' option schemas. */
 export { z } from 'zod';

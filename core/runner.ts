@@ -110,7 +110,7 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
     if (resuming) {
       const state = context.requireState();
       if (state.ticket !== options.ticket) {
-        throw new ReleaseError('BAD_INPUT', `state file ${context.stateFile.path} is for ticket ${state.ticket}, not ${options.ticket}`);
+        throw new ReleaseError('BAD_INPUT', `state file ${context.stateFile.path} is for ticket ${state.ticket}, not ${options.ticket}`, { reason: 'STATE_FILE' });
       }
       await context.hooks.resume.promise(context);
     }
@@ -145,7 +145,7 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
       const event = error.code === 'INTERRUPTED' ? 'interrupted' : 'failed';
       try {
         if (current !== 'orchestrator') context.log.event(current, event, { rc: error.exitCode, plugin: error.plugin });
-        context.log.event('orchestrator', event, { rc: error.exitCode, phase_failed: current });
+        context.log.event('orchestrator', event, { rc: error.exitCode, phase_failed: current, reason: error.reason });
       } catch (logError) {
         out.warn(`the audit log could not record the failure: ${String(logError)}`);
       }
@@ -156,7 +156,7 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
     const result = error.code === 'LOCKED' || (current === 'orchestrator' && error.code === 'BAD_INPUT') ? 'refused'
       : error.code === 'INTERRUPTED' ? 'interrupted' : options.dryRun ? 'dry-run-failed' : 'failed';
     context.outcome = outcomeFields(context, started, result, error.exitCode, {
-      phase_failed: current === 'orchestrator' ? null : current, message: error.message, code: error.code, next: next.commands,
+      phase_failed: current === 'orchestrator' ? null : current, message: error.message, code: error.code, reason: error.reason, next: next.commands,
     });
     try {
       await context.hooks.failed.promise(context, error);
@@ -221,15 +221,15 @@ function reportFailure(realOut: Output, context: RunContext, options: RunVerbOpt
   }
   if (verb === 'release-run') {
     const pulled = releasePulled(context);
-    if (!pulled || code === 3 || code === 4) {
+    if (!pulled || error.code === 'LOCKED' || error.code === 'NOTHING_TO_RELEASE') {
       out.advice(`release-run stopped in phase ${phase}; nothing was changed: the clone and the services are as they were.`);
-      if (code !== 2 && code !== 4) {
+      if (error.code !== 'BAD_INPUT' && error.code !== 'NOTHING_TO_RELEASE') {
         out.advice(`Once the cause is fixed, run it again:`);
         out.advice(`  ${out.command('release-run', [ticket])}`);
       }
       return next;
     }
-    if (code === 2) {
+    if (error.code === 'BAD_INPUT') {
       // Bad input or config after the pull: fix it and go on; a roll back is not what it calls for.
       out.advice(`release-run stopped in phase ${phase} on bad input or config; the clone is at the release's MERGE_SHA. Once the cause is fixed, resume:`);
       out.advice(`  ${out.command('release-run', [ticket, `--from=${error.resumeFrom ?? phase}`])}`);
@@ -241,7 +241,7 @@ function reportFailure(realOut: Output, context: RunContext, options: RunVerbOpt
     out.advice(`  ${out.command('release-run', [ticket, `--from=${error.resumeFrom ?? phase}`])}`);
   } else {
     // Revert checks everything (state, HEAD, backups) in its first phase before it changes anything.
-    const nothingChanged = code === 3 || ((code === 2 || code === 8) && phase === PHASES_OF[verb][0]!.name);
+    const nothingChanged = error.code === 'LOCKED' || ((error.code === 'BAD_INPUT' || error.code === 'REVERT_BLOCKED') && phase === PHASES_OF[verb][0]!.name);
     out.advice(nothingChanged
       ? `release-revert stopped in phase ${phase}; nothing was changed.`
       : `release-revert failed in phase ${phase}. Nothing after it ran.`);
@@ -260,7 +260,7 @@ interface NextSteps {
 /** The error as the `error` event carries it. */
 export function errorFields(error: ReleaseError): Record<string, unknown> {
   return {
-    code: error.code, exit_code: error.exitCode, message: error.message, hint: error.hint,
+    code: error.code, reason: error.reason, exit_code: error.exitCode, message: error.message, hint: error.hint,
     lines: error.lines.length > 0 ? error.lines : undefined, plugin: error.plugin, hook: error.hook, service: error.service,
   };
 }

@@ -86,6 +86,7 @@ function serializeApplied(applied: readonly string[]): string {
 function damaged(path: string, why: string): ReleaseError {
   return new ReleaseError('BAD_INPUT', `state file ${path} is damaged: ${why}`, {
     hint: 'restore it from a copy, or move it aside and start the release again with --from=prepare',
+    reason: 'STATE_FILE',
   });
 }
 
@@ -170,6 +171,7 @@ export class StateFile {
     } catch {
       throw new ReleaseError('BAD_INPUT', `state file ${this.path} is missing`, {
         hint: 'it is written by prepare; run the release from the start (--from=prepare)',
+        reason: 'STATE_FILE',
       });
     }
     return parseState(text, this.path);

@@ -195,7 +195,7 @@ describe('release history and release show', () => {
 
     const byService = await platform.run('release', ['history', '--service=api']);
     expect(byService.exitCode).toBe(0);
-    expect(byService.stdout).toContain('402  release-run  failed (exit 1 in ticket)');
+    expect(byService.stdout).toContain('402  release-run  failed (exit 1 in ticket, TICKET_SCRIPT_FAILED)');
     expect(byService.stdout).not.toMatch(/  401  /);
     expect(byService.stdout).toContain('499  release-run  unfinished'); // damaged: its services are unknown, so it is shown
 

@@ -247,7 +247,7 @@ async function checkBackup(request: BackupRequest, context: RunContext, options:
     await verifyArchive(join(request.dir, dumpName(request)));
   } catch (error) {
     if (!(error instanceof ReleaseError)) throw error;
-    throw new ReleaseError(error.code, error.message, { hint: error.hint, lines: [untouched] });
+    throw new ReleaseError(error.code, error.message, { hint: error.hint, lines: [untouched], reason: error.reason });
   }
   if (target.database === options.maintenanceDb) {
     throw new ReleaseError('BAD_INPUT', `cannot restore database ${target.label}: it is the maintenance database restore connects to; nothing was restored`, {

@@ -194,6 +194,7 @@ async function restore(request: Request, context: RunContext, options: z.infer<t
     const full = /no space left|quota|wrote only \d+ of \d+ bytes/i.test(`${extracted.lines.join('\n')}\n${extracted.why}`);
     const why = full ? `no space left on device in ${staging.parent} (${formatBytes(freeBytes(staging.parent))} free once the partial copy was removed)` : extracted.why;
     throw new ReleaseError('BACKUP_FAILED', `restore of ${what} from ${archive.path} failed: ${why}; the partial copy was removed and ${target.path} was not touched`, {
+      reason: full ? 'DISK_FULL' : undefined,
       lines: extracted.lines,
       hint: full
         ? `free space on the filesystem of ${target.path} (df -h ${staging.parent}): a restore needs room for a second copy, then run release-revert again`

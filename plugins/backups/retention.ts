@@ -6,7 +6,7 @@
  */
 import { existsSync, lstatSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { formatBytes, type ReleaseState, type RunContext } from '../../api/index.js';
+import { EXIT_CODES, formatBytes, type ReleaseState, type RunContext } from '../../api/index.js';
 import { AuditLog, BACKUP_STAMP as STAMP, StateFile, pasteable, workspacePaths } from '../../core/index.js';
 import { headSha } from '../../shared/git/git.js';
 
@@ -55,7 +55,7 @@ function changedNothing(run: Record<string, string>[]): boolean {
   const end = [...run].reverse().find((event) => event.phase === 'orchestrator' && (event.event === 'failed' || event.event === 'interrupted'));
   if (!end || run.some((event) => event.phase === 'orchestrator' && event.event === 'done')) return false;
   const rc = Number(end.rc);
-  return rc === 3 || ((rc === 2 || rc === 8) && (end.phase_failed === 'restore' || end.phase_failed === 'orchestrator'));
+  return rc === EXIT_CODES.LOCKED || ((rc === EXIT_CODES.BAD_INPUT || rc === EXIT_CODES.REVERT_BLOCKED) && (end.phase_failed === 'restore' || end.phase_failed === 'orchestrator'));
 }
 
 function standingOf(events: Record<string, string>[], state: ReleaseState, head: string | undefined): Standing {

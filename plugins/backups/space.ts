@@ -92,6 +92,7 @@ export async function requireSpace(context: RunContext, needs: SpaceNeed[], opti
     const records = await loadReleases(context);
     const advice = pruneAdvice(context, records, retention, fs.dev, needed - free);
     throw new ReleaseError('BACKUP_FAILED', `not enough space for ${check.purpose}: ${formatBytes(needed)} needed (${sizes}) but ${formatBytes(free)} free in ${shown}; ${check.unchanged}`, {
+      reason: 'DISK_FULL',
       lines: [
         ...onIt.map((need) => `${need.what}: about ${formatBytes(need.bytes)}`),
         `the filesystem of ${shown}: ${formatBytes(fs.free)} free of ${formatBytes(fs.total)} (df -h ${shown}); ${formatBytes(needed - free)} short`,

@@ -179,7 +179,7 @@ function diskFullAdvice(context: RunContext, thrown: unknown, rerun: string): un
   return new ReleaseError(error.code === 'PHASE_FAILED' ? 'BACKUP_FAILED' : error.code, error.message, {
     lines: [...error.lines, `the partial files were removed; the filesystem of ${backups} now has ${formatBytes(fs.free)} free of ${formatBytes(fs.total)} (df -h ${backups})`],
     hint: `make room (just release prune --dry-run shows what old releases' backups can go; or grow the disk), then ${rerun}`,
-    plugin: error.plugin, hook: error.hook, service: error.service, cause: error,
+    plugin: error.plugin, hook: error.hook, service: error.service, cause: error, reason: 'DISK_FULL',
   });
 }
 

@@ -151,6 +151,12 @@ describe('release verify-backups: files and sqlite (real files, real sqlite3)', 
     const none = await platform.run('release', ['verify-backups', '--service=web']);
     expect(none.exitCode).toBe(2);
     expect(none.stderr).toContain('no backup of service web on this clone: nothing to verify');
+    // A ticket whose backup folder was removed since: named as failed, not tested (exit 6).
+    const { stamp, dir } = backupFolder(platform, 'files');
+    rmSync(dir, { recursive: true });
+    const gone = await platform.run('release', ['verify-backups', '100']);
+    expect(gone.exitCode).toBe(6);
+    expect(gone.stderr).toContain(`files=${stamp}: failed: its folder ${dir} is gone (release prune removes old releases' backups)`);
   });
 });
 

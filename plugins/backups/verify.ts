@@ -49,12 +49,12 @@ async function chooseBackups(context: RunContext, request: VerifyBackupsRequest)
     const state = release ? readState(context, request.ticket) : undefined;
     if (!release || !state) {
       throw new ReleaseError('BAD_INPUT', `no release of ticket ${request.ticket} on this clone (no readable ${workspacePaths(context.repoDir, request.ticket).stateFile})`, {
-        hint: 'see the tickets this clone knows with: just release history',
+        hint: `see the tickets this clone knows with: ${context.out.command('release', ['history'])}`,
       });
     }
     const stamps = [...Object.entries(state.backups), ...Object.entries(state.preRevertBackups ?? {})];
     if (stamps.length === 0) {
-      throw new ReleaseError('BAD_INPUT', `release ${request.ticket} took no backups: nothing to verify`, { hint: 'see its backups with: just release show ' + request.ticket });
+      throw new ReleaseError('BAD_INPUT', `release ${request.ticket} took no backups: nothing to verify`, { hint: `see its backups with: ${context.out.command('release', ['show', request.ticket])}` });
     }
     return stamps.map(([service, stamp]) => ({ service, stamp, dir: join(context.workspaceDir, 'backups', service, stamp), ticket: request.ticket!, state }));
   }
@@ -69,7 +69,7 @@ async function chooseBackups(context: RunContext, request: VerifyBackupsRequest)
   if (newest.size === 0) {
     throw new ReleaseError('BAD_INPUT', request.service !== undefined
       ? `no backup of service ${request.service} on this clone: nothing to verify`
-      : 'no backups on this clone: nothing to verify', { hint: 'backups are taken by release-run; see them with: just release history' });
+      : 'no backups on this clone: nothing to verify', { hint: `backups are taken by release-run; see them with: ${context.out.command('release', ['history'])}` });
   }
   return [...newest.values()].sort((a, b) => a.service.localeCompare(b.service)).map((chosen) => ({ ...chosen, state: readState(context, chosen.ticket) }));
 }
@@ -138,7 +138,14 @@ async function requireScratchSpace(context: RunContext, requests: RestoreRequest
 export async function verifyBackups(context: RunContext, request: VerifyBackupsRequest, space: DiskSpaceOptions, retention: RetentionOptions): Promise<void> {
   const chosen = await chooseBackups(context, request);
   removeLeftovers(context);
-  const all = await Promise.all(chosen.map(async (backup) => ({ backup, requests: await restoreRequests(context, backup.state, { [backup.service]: backup.stamp }) })));
+  // A folder release prune removed is reported, not tested.
+  for (const backup of chosen.filter((candidate) => !existsSync(candidate.dir))) {
+    const words = `its folder ${backup.dir} is gone (release prune removes old releases' backups)`;
+    context.out.warn(`${backup.service}=${backup.stamp}: failed: ${words}`);
+    request.results.push({ service: backup.service, at: backup.stamp, dir: backup.dir, ticket: backup.ticket, outcome: 'failed', entries: [], tested: new Date().toISOString() });
+  }
+  const present = chosen.filter((candidate) => existsSync(candidate.dir));
+  const all = await Promise.all(present.map(async (backup) => ({ backup, requests: await restoreRequests(context, backup.state, { [backup.service]: backup.stamp }) })));
   await requireScratchSpace(context, all.flatMap((item) => item.requests), space, retention);
   ensurePrivateDir(scratchRoot(context));
   try {
@@ -166,6 +173,7 @@ export async function verifyBackups(context: RunContext, request: VerifyBackupsR
   const failed = request.results.filter((result) => result.outcome === 'failed');
   if (failed.length > 0) {
     throw new ReleaseError('BACKUP_FAILED', `${failed.length} of ${request.results.length} backup(s) failed their restore test: ${failed.map((result) => `${result.service}=${result.at}`).join(', ')}; nothing of the services was touched`, {
+      reason: 'RESTORE_TEST_FAILED',
       lines: failed.flatMap((result) => result.entries.filter((entry) => entry.outcome === 'failed').map((entry) => `${result.service}=${result.at} backup[${entry.index}] ${entry.type}: ${entry.words}`)),
       hint: 'take a new backup you can trust (the next release-run of the service takes one) and find out what damaged this one (disk errors: dmesg; the tool versions)',
     });
@@ -204,6 +212,7 @@ export function requireRecentRestoreTests(context: RunContext, services: string[
     return;
   }
   throw new ReleaseError('BACKUP_FAILED', `${stale.length} service(s) to back up have no recent restore test (restoreTests.whenOlder is refuse); nothing was changed`, {
+    reason: 'RESTORE_TEST_STALE',
     lines: stale,
     hint: `run the commands above, then run ${context.out.command('release-run', [context.ticket])} again; or set restoreTests: { whenOlder: 'warn' } in release.config.ts`,
   });

@@ -22,6 +22,7 @@ export function classifyAll(context: RunContext, diff: DiffView): ClassifiedFile
       hint: `add a rule for them in the platform repo's release.config.ts (see docs/plugins.md) through a PR and merge it; ${context.dryRun ? 'then preview again' : `then finish this release with: just release-run ${context.ticket} --from=prepare`}`,
       // the rule reaches this clone only through a new pull, which --from=prepare makes
       resumeFrom: 'prepare',
+      reason: 'UNCLASSIFIED_FILES',
     });
   }
   return classified;

@@ -171,7 +171,7 @@ function haltedBy(server: ActionServer, actions: readonly Action[], applied: rea
     ...(server.notStarted.length > 0 ? [`not started after the failure: ${server.notStarted.join(', ')}`] : []),
   ];
   return new ReleaseError(first!.code, first!.message, {
-    lines, plugin: first!.plugin, hook: first!.hook, service: first!.service,
+    lines, plugin: first!.plugin, hook: first!.hook, service: first!.service, reason: first!.reason,
     hint: `${first!.hint ? `${first!.hint}; ` : ''}--from=migrate applies only what is not applied yet`,
   });
 }

@@ -55,6 +55,7 @@ export function noteText(event: OutcomeEvent): string {
     `* Duration: ${formatDuration(f.duration_s)}`,
   ];
   if (f.phase_failed) lines.push(`* Failed phase: ${f.phase_failed}`);
+  if (typeof f.reason === 'string') lines.push(`* Reason: ${f.reason}`);
   if (f.message) lines.push(`* Error: ${f.message}`);
   if (f.base_sha && f.merge_sha) lines.push(`* Commits: ${f.base_sha.slice(0, 12)}..${f.merge_sha.slice(0, 12)}`);
   // After a release that went out, the one command an operator may want is the way back.

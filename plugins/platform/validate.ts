@@ -58,7 +58,7 @@ export async function validateServicesAt(context: RunContext, sha: string, folde
         rollingDeploy(service, manifest, composeText, compose);
       } catch (error) {
         if (!(error instanceof ReleaseError)) throw error;
-        throw new ReleaseError(error.code, `${error.message}; nothing was changed`, { hint: error.hint });
+        throw new ReleaseError(error.code, `${error.message}; nothing was changed`, { hint: error.hint, reason: error.reason });
       }
     } else if (RUNTIMES_READING_COMPOSE_FILES.includes(manifest.runtime)) {
       throw new ReleaseError('BAD_INPUT', `${composePath(service)} does not exist, but ${manifestPath(service)} deploys ${service} with ${manifest.runtime}; nothing was changed`, {

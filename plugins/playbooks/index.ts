@@ -64,12 +64,13 @@ function show(context: RunContext, error: ReleaseError): void {
     verb: context.verb,
     phase: context.phase,
     exitCode: error.exitCode,
+    reason: error.reason,
     output: [error.message, ...error.lines, error.hint ?? ''].join('\n'),
   };
   const matching = playbooks.filter((playbook) => playbookMatches(playbook, failure));
   const values = fillValues(context, error);
   if (matching.length === 0) {
-    context.out.advice(`No recovery playbook matches this failure (phase ${failure.phase}, exit ${failure.exitCode}).`);
+    context.out.advice(`No recovery playbook matches this failure (phase ${failure.phase}, exit ${failure.exitCode}, reason ${failure.reason}).`);
     context.out.advice(`Once it is understood, add one as ${relative(context.repoDir, join(context.repoDir, PLAYBOOK_DIR))}/release-<name>.yaml (see docs/operations.md).`);
     if (error.code !== 'LOCKED') context.log.event('orchestrator', 'playbook', { id: 'none' });
     return;

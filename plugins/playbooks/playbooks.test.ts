@@ -128,7 +128,7 @@ describe('a failure prints and logs the playbooks that match it', () => {
     await platform.mergeFeature('50', { 'releases/50-fail.sh': '#!/bin/sh\nexit 3\n' });
     const result = await platform.run('release-run', ['50']);
     expect(result.exitCode).toBe(1);
-    expect(result.stderr).toContain('No recovery playbook matches this failure (phase ticket, exit 1).');
+    expect(result.stderr).toContain('No recovery playbook matches this failure (phase ticket, exit 1, reason TICKET_SCRIPT_FAILED).');
     expect(result.stderr).toContain('add one as recovery/playbooks/release-<name>.yaml');
     expect(platform.logEvents('50')).toContain('ticket=50 phase=orchestrator event=playbook id=none');
   });

@@ -15,14 +15,15 @@ describe('recovery playbooks', () => {
 
   test('matching needs every given condition', () => {
     const playbook = playbookSchema.parse({
-      id: 'release-x', title: 't', matches: { phase: 'verify', exit: [5, 7], output: 'probe of \\w+ failed' },
+      id: 'release-x', title: 't', matches: { phase: 'verify', exit: [5, 7], reason: ['HEALTH_FAILED', 'DRIFT'], output: 'probe of \\w+ failed' },
       cause: 'c', steps: ['s'], next: 'just release-run {ticket} --from={phase}',
     });
-    const failure = { verb: 'release-run', phase: 'verify', exitCode: 7, output: 'health probe of web failed' };
+    const failure = { verb: 'release-run', phase: 'verify', exitCode: 7, reason: 'HEALTH_FAILED' as const, output: 'health probe of web failed' };
     expect(playbookMatches(playbook, failure)).toBe(true);
     expect(playbookMatches(playbook, { ...failure, phase: 'migrate' })).toBe(false);
     expect(playbookMatches(playbook, { ...failure, exitCode: 1 })).toBe(false);
     expect(playbookMatches(playbook, { ...failure, output: 'other' })).toBe(false);
+    expect(playbookMatches(playbook, { ...failure, reason: 'DEADLINE_PASSED' })).toBe(false);
     expect(fillIn(playbook.next, { ticket: '12', phase: 'verify' })).toBe('just release-run 12 --from=verify');
   });
 
@@ -45,8 +46,8 @@ describe('recovery playbooks', () => {
   test('a shipped playbook names the verb it tells to run next: a revert is never told to resume a release-run phase', () => {
     const { playbooks } = loadPlaybooks([SHIPPED_PLAYBOOKS]);
     const failures = [
-      { verb: 'release-run', phase: 'migrate', exitCode: 1, output: '`docker-compose up -d` ran past its deadline (compose) of 30m' },
-      { verb: 'release-revert', phase: 'restore', exitCode: 1, output: '`docker volume inspect x` ran past its deadline (docker) of 5m' },
+      { verb: 'release-run', phase: 'migrate', exitCode: 1, reason: 'DEADLINE_PASSED' as const, output: '`docker-compose up -d` ran past its deadline (compose) of 30m' },
+      { verb: 'release-revert', phase: 'restore', exitCode: 1, reason: 'DEADLINE_PASSED' as const, output: '`docker volume inspect x` ran past its deadline (docker) of 5m' },
     ];
     for (const failure of failures) {
       const matched = playbooks.filter((playbook) => playbookMatches(playbook, failure));

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { REASON_NAMES, type Reason } from '../../core/index.js';
 
 /** `recovery/playbooks/release-*.yaml`: what failure it is for, why it happens, what to type. */
 export const playbookSchema = z.strictObject({
@@ -9,7 +10,9 @@ export const playbookSchema = z.strictObject({
     verb: z.enum(['release-run', 'release-revert']).optional(),
     phase: z.string().min(1).optional(),
     exit: z.union([z.number().int(), z.array(z.number().int()).min(1)]).optional(),
-    /** A regular expression searched in the failure's message, detail lines and hint. */
+    /** The failure's stable reason (core/reasons.ts), or one of several: what a playbook matches on. */
+    reason: z.union([z.enum(REASON_NAMES as [Reason, ...Reason[]]), z.array(z.enum(REASON_NAMES as [Reason, ...Reason[]])).min(1)]).optional(),
+    /** A regular expression searched in the failure's message, detail lines and hint: for a platform playbook that needs more than the reason. */
     output: z.string().min(1).refine((source) => {
       try { new RegExp(source); return true; } catch { return false; }
     }, 'not a valid regular expression').optional(),
@@ -28,14 +31,16 @@ export interface Failure {
   verb: string;
   phase: string;
   exitCode: number;
+  reason: Reason;
   output: string;
 }
 
 export function playbookMatches(playbook: Playbook, failure: Failure): boolean {
-  const { verb, phase, exit, output } = playbook.matches;
+  const { verb, phase, exit, reason, output } = playbook.matches;
   if (verb !== undefined && verb !== failure.verb) return false;
   if (phase !== undefined && phase !== failure.phase) return false;
   if (exit !== undefined && !(Array.isArray(exit) ? exit : [exit]).includes(failure.exitCode)) return false;
+  if (reason !== undefined && !(Array.isArray(reason) ? reason : [reason]).includes(failure.reason)) return false;
   if (output !== undefined && !new RegExp(output, 'm').test(failure.output)) return false;
   return true;
 }

@@ -15,6 +15,7 @@ async function refuseUnlessClean(context: RunContext, options: PrepareOptions): 
   if (branch !== options.branch) {
     throw new ReleaseError('PHASE_FAILED', `the prod clone is on ${branch ? `branch ${branch}` : 'a detached HEAD'}, not ${options.branch}`, {
       hint: `git switch ${options.branch} (the orchestrator releases ${options.branch} only)`,
+      reason: 'CLONE_REFUSED',
     });
   }
   await requireCleanWorkTree(context, 'PHASE_FAILED', context.out.command('release-run', [context.ticket]));
@@ -59,6 +60,7 @@ async function earlierAttempt(context: RunContext, head: string, target: string)
 function alreadyReleased(context: RunContext, head: string): ReleaseError {
   return new ReleaseError('NOTHING_TO_RELEASE', `nothing to release: release ${context.ticket} already went through (HEAD ${head.slice(0, 12)} is its MERGE_SHA); nothing was changed`, {
     hint: `to check it again: just release-run ${context.ticket} --from=verify; to undo it: just release-revert ${context.ticket}`,
+    reason: 'ALREADY_RELEASED',
   });
 }
 
@@ -87,6 +89,7 @@ async function fetchRemote(context: RunContext, options: PrepareOptions): Promis
   throw new ReleaseError('PHASE_FAILED', `cannot fetch from remote ${options.remote}${where}: ${why[why.length - 1] ?? `git fetch exited ${result.exitCode}`}; nothing was changed`, {
     lines: why.slice(0, -1).slice(-4),
     hint: `check that this host reaches it (git ls-remote ${options.remote}), then run the release again; it has not started`,
+    reason: 'ORIGIN_UNREACHABLE',
   });
 }
 
@@ -169,6 +172,7 @@ async function prepare(context: RunContext, options: PrepareOptions): Promise<vo
       hint: ahead
         ? `a prod clone must only ever fast-forward: inspect with git log --oneline ${options.remote}/${options.branch}..HEAD. On a dev host, to release these local commits without a pull: just release-run ${context.ticket} --local`
         : `inspect with: git log --oneline ${options.remote}/${options.branch}...HEAD; a prod clone must only ever fast-forward`,
+      reason: 'CLONE_REFUSED',
     });
   }
   // From here on the release is governed by the config it releases (a plugin and its first use ship in one merge).

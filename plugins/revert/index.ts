@@ -58,6 +58,7 @@ function laterWorkRefusal(context: RunContext, work: LaterWork): ReleaseError {
     : `commits after it changed ${work.changedSince.length} of its file(s)`;
   const inOrder = [...work.later.map((release) => out.command('release-revert', [release.ticket])), out.command('release-revert', [ticket])].join(' && ');
   return new ReleaseError('BAD_INPUT', `release ${ticket} cannot be reverted as it is: ${what}; nothing was changed`, {
+    reason: 'LATER_RELEASES',
     lines,
     hint: `${work.later.length > 0 ? `revert the later releases first, newest first: ${inOrder}; or ` : ''}revert ${ticket}'s code only, keeping the data as it is now: ${out.command('release-revert', [ticket, '--code-only'])}`,
   });

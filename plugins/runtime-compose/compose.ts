@@ -20,6 +20,12 @@ export const COMPOSE_COMMAND_VARIABLE = 'RELEASE_COMPOSE_COMMAND';
  * RELEASE_COMPOSE_COMMAND from the environment (a host property: the platform repo is shared by
  * hosts that may differ); else the first that answers, v2 first.
  */
+/** The docker CLI's own words for an engine it cannot reach (stopped, or its socket gone). */
+const ENGINE_UNREACHABLE = /Cannot connect to the Docker daemon|Is the docker daemon running/;
+
+/** ENGINE_DOWN when a docker command failed because the engine does not answer; else no reason of its own. */
+export const engineDownReason = (stderr: string) => (ENGINE_UNREACHABLE.test(stderr) ? 'ENGINE_DOWN' as const : undefined);
+
 export class ComposeCli {
   private detected?: Promise<string[]>;
 
@@ -71,7 +77,7 @@ export class ComposeCli {
     const result = await context.exec('docker', args, deadline(context, 'docker'));
     if (result.exitCode !== 0) {
       throw new ReleaseError('PHASE_FAILED', `docker ${args[0]} failed: ${result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`}`, {
-        hint: 'is the Docker engine running? (docker info)',
+        hint: 'is the Docker engine running? (docker info)', reason: engineDownReason(result.stderr),
       });
     }
     return result.stdout;

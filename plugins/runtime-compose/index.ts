@@ -155,6 +155,7 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
         throw new ReleaseError('PHASE_FAILED', `compose ${what} of ${service} failed (exit ${result.exitCode}): the Docker engine does not answer (${engineDown})`, {
           lines: result.output.split('\n').slice(-5),
           hint: 'start the Docker engine and check it answers (docker info), then resume; what compose did before is kept and converged again',
+          reason: 'ENGINE_DOWN',
         });
       }
       throw new ReleaseError('PHASE_FAILED', `compose ${what} of ${service} failed (exit ${result.exitCode})`, {

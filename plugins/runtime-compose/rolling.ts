@@ -105,6 +105,7 @@ export async function rollOut({ context, service, settings, image, cli, proxy, c
         lines: logs.output.split('\n').filter(Boolean).slice(-5).map((line) => `${next.name}: ${line}`),
         hint: `fix the image or its health check and resume, or roll back; the proxy's view: docker logs ${settings.proxy.name}`,
         service,
+        reason: 'ROLLOUT_FAILED',
       });
   }
   // Both versions serve here: a release killed now leaves an unfinished rollout the drift check names.

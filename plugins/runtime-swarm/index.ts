@@ -319,7 +319,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
       if (Date.now() > deadline) {
         const errors = await taskErrors(context, services.map((s) => s.name));
         throw new ReleaseError('HEALTH_FAILED', `stack ${stack} did not converge within ${options.timeout}: ${waiting.join(', ')}`, {
-          lines: errors, hint: `see: docker stack ps ${stack} --no-trunc`,
+          lines: errors, hint: `see: docker stack ps ${stack} --no-trunc`, reason: 'ROLLOUT_FAILED',
         });
       }
       if (context.signal.aborted) throw new ReleaseError('INTERRUPTED', `interrupted while ${stack} was updating`);
@@ -341,6 +341,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     return new ReleaseError('HEALTH_FAILED', `swarm rolled ${service.name} back to its previous version: ${message || 'a new task failed'}`, {
       lines: await taskErrors(context, [service.name]),
       hint: `the previous version still serves; a new task failed its health check or exited (docker service ps ${service.name} --no-trunc)`,
+      reason: 'ROLLOUT_FAILED',
     });
   }
 

@@ -1,3 +1,4 @@
+import { engineDownReason } from '../runtime-compose/compose.js';
 import { ReleaseError, type RunContext } from '../../api/index.js';
 
 /** One swarm service of a stack, as `docker service inspect` shows it. */
@@ -24,7 +25,7 @@ export async function docker(context: RunContext, args: string[], what = `docker
   const result = await context.exec('docker', args, {});
   if (result.exitCode !== 0) {
     throw new ReleaseError('PHASE_FAILED', `${what} failed: ${result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`}`, {
-      hint: 'is the engine a swarm manager? (docker info --format {{.Swarm.ControlAvailable}})',
+      hint: 'is the engine a swarm manager? (docker info --format {{.Swarm.ControlAvailable}})', reason: engineDownReason(result.stderr),
     });
   }
   return result.stdout;

@@ -73,6 +73,7 @@ export function ticketPlugin(): Plugin {
             throw new ReleaseError('PHASE_FAILED', `${script.path} exited ${result.exitCode}`, {
               lines: result.output.split('\n').slice(-5),
               hint: `its whole output is in .asd/workspace/releases/${context.ticket}.ticket.out`,
+              reason: 'TICKET_SCRIPT_FAILED',
             });
           }
         } finally {

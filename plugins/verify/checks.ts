@@ -49,6 +49,6 @@ export async function requireHealthy(context: RunContext, services: readonly str
   if (failed.length === 1) throw first;
   throw new ReleaseError(first.code, `${failed.length} services failed their checks: ${failed.join(' ')}`, {
     lines: failed.map((service) => failures.get(service)!.message),
-    hint: first.hint, plugin: first.plugin, hook: first.hook, service: first.service ?? failed[0],
+    hint: first.hint, plugin: first.plugin, hook: first.hook, service: first.service ?? failed[0], reason: first.reason,
   });
 }

@@ -54,7 +54,10 @@ export async function requireCleanWorkTree(context: RunContext, code: 'PHASE_FAI
   const dirty = await dirtyPaths(context);
   if (dirty.length === 0) return;
   const untracked = dirty.filter((line) => line.startsWith('?? ')).length;
+  // An edit of the orchestrator's own files (a prod clone of the orchestrator's repo) has a playbook of its own.
+  const ownSource = dirty.some((line) => /^\S{1,2}\s+(core\/|plugins\/|shared\/|api\/|cli\/|release\.config\.ts|package(-lock)?\.json|justfile)/.test(line.trim()));
   throw new ReleaseError(code, `the work tree has ${dirty.length} uncommitted change(s)${untracked ? ` (${untracked} untracked file(s))` : ''}; nothing was changed`, {
+    reason: code === 'REVERT_BLOCKED' ? 'REVERT_BLOCKED' : ownSource ? 'ORCHESTRATOR_SOURCE_EDITED' : 'CLONE_REFUSED',
     lines: dirty.slice(0, 20),
     hint: [
       ...(untracked < dirty.length ? ['a prod clone holds no local edits: commit them through a PR, or git stash them'] : []),
