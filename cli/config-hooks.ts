@@ -18,7 +18,7 @@ import { exec } from '../core/exec.js';
  * run exists (it sets the deadlines), so its reads run through core/exec with this fixed bound.
  */
 export const GIT_READ_DEADLINE_MS = 60_000;
-const gitRead = (root: string, args: string[]) => exec('git', args, { cwd: root, deadlineMs: GIT_READ_DEADLINE_MS, deadlineName: 'git' });
+const gitRead = (root: string, args: string[]) => exec('git', args, { cwd: root, deadlineMs: GIT_READ_DEADLINE_MS });
 
 interface HookData { orchestratorUrl: string }
 type Resolved = { url: string; format?: string; shortCircuit?: boolean };

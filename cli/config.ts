@@ -100,7 +100,7 @@ async function findRepoConfig(repoDir: string, commit?: string): Promise<string 
   if (commit) {
     const { exec } = await import('../core/exec.js');
     const { GIT_READ_DEADLINE_MS } = await import('./config-hooks.js');
-    const found = await exec('git', ['cat-file', '-e', `${commit}:${CONFIG_FILE}`], { cwd: repoDir, deadlineMs: GIT_READ_DEADLINE_MS, deadlineName: 'git' });
+    const found = await exec('git', ['cat-file', '-e', `${commit}:${CONFIG_FILE}`], { cwd: repoDir, deadlineMs: GIT_READ_DEADLINE_MS });
     return found.exitCode === 0 ? join(repoDir, CONFIG_FILE) : undefined;
   }
   const { cosmiconfig } = await import('cosmiconfig');

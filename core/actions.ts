@@ -16,6 +16,7 @@ export function requireActionPlugins(context: RunContext, actions: readonly Acti
   throw new ReleaseError('DRIFT', `${missing.length} action(s) that no plugin carries out; no service was touched`, {
     lines: [...missing.map((action) => `${action.kind} ${action.service}: ${action.reason}`), `plugins that carry out actions: ${describeActionPlugins(context)}`],
     hint: 'register a plugin for that action in release.config.ts, or change the rule that asks for it',
+    reason: 'NO_ACTION_PLUGIN',
   });
 }
 
@@ -26,5 +27,6 @@ export async function carryOut(context: RunContext, action: Action): Promise<voi
   const plugins = hook?.isUsed() ? hook.taps.map((tap) => tap.name).join(', ') : 'none';
   throw new ReleaseError('DRIFT', `no plugin carried out ${action.kind} for service ${action.service} (plugins that take ${action.kind}: ${plugins})`, {
     hint: `check the service's runtime: in its manifest, or register a plugin for it in release.config.ts`,
+    reason: 'NO_ACTION_PLUGIN',
   });
 }

@@ -107,7 +107,8 @@ export function forCleanup(context: RunContext): RunContext {
   const scoped = Object.create(context) as RunContext;
   Object.defineProperty(scoped, 'exec', {
     value: (file: string, args: readonly string[], options: ExecOptions = {}) =>
-      context.exec(file, args, { ...options, signal: undefined, deadlineMs: CLEANUP_DEADLINE_MS, deadlineName: 'cleanup' }),
+      // No deadline name: this one is fixed, not a kind of the deadlines option.
+      context.exec(file, args, { ...options, signal: undefined, deadlineMs: CLEANUP_DEADLINE_MS, deadlineName: undefined }),
   });
   return scoped;
 }

@@ -1,4 +1,4 @@
-import { DEFAULT_REASON, REASONS, type Reason } from './reasons.js';
+import { DEFAULT_REASON, type Reason } from './reasons.js';
 
 /**
  * One error type for the whole orchestrator. Each code maps to one documented exit code
@@ -35,7 +35,7 @@ export interface ReleaseErrorDetails {
   resumeFrom?: string;
   /**
    * Why it failed, as a stable name (core/reasons.ts) that playbooks and scripts match on. Absent:
-   * the reason a ReleaseError `cause` was given when it is of this code, else the code's default.
+   * the reason a ReleaseError `cause` was given (not through an interrupt), else the code's default.
    */
   reason?: Reason;
   cause?: unknown;
@@ -62,9 +62,10 @@ export class ReleaseError extends Error {
     this.hook = details.hook;
     this.service = details.service;
     this.resumeFrom = details.resumeFrom;
-    // A wrapped cause's reason holds as long as the failure stays of its kind (an interrupt is not a failed script).
+    // A wrapped cause's reason holds (a deadline stays a deadline inside a failed backup), except
+    // through an interrupt: an interrupted script is no failed script.
     const inherited = details.cause instanceof ReleaseError ? details.cause.givenReason : undefined;
-    this.givenReason = details.reason ?? (inherited && REASONS[inherited].code === code ? inherited : undefined);
+    this.givenReason = details.reason ?? (code === 'INTERRUPTED' ? undefined : inherited);
   }
 
   get exitCode(): number {

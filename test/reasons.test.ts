@@ -46,6 +46,8 @@ describe('failure reasons', () => {
     const full = new ReleaseError('BACKUP_FAILED', 'no space left on device', { reason: 'DISK_FULL' });
     expect(full.reason).toBe('DISK_FULL');
     expect(new ReleaseError('BACKUP_FAILED', `wrapped: ${full.message}`, { cause: full }).reason).toBe('DISK_FULL');
+    // A deadline stays a deadline inside a failed backup (exit 6).
+    expect(new ReleaseError('BACKUP_FAILED', 'pg_dump failed', { cause: new ReleaseError('PHASE_FAILED', 'ran past its deadline', { reason: 'DEADLINE_PASSED' }) }).reason).toBe('DEADLINE_PASSED');
     expect(new ReleaseError('INTERRUPTED', 'interrupted', { cause: new ReleaseError('PHASE_FAILED', 'x', { reason: 'TICKET_SCRIPT_FAILED' }) }).reason).toBe('INTERRUPTED');
     expect(new ReleaseError('PHASE_FAILED', 'something').reason).toBe('UNCLASSIFIED');
     expect(new ReleaseError('LOCKED', 'held').reason).toBe('LOCK_HELD');

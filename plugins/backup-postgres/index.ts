@@ -168,14 +168,14 @@ async function backup(request: BackupRequest, context: RunContext, options: Post
   const progress = context.transfers.start(`backup ${request.service}: postgres ${target.label}`);
   let finished = false;
   let cleaned = false;
-  const fail = (failure: Pick<Failure, 'why' | 'hint'> & { lines?: string[] }) => {
+  const fail = (failure: Pick<Failure, 'why' | 'hint'> & { lines?: string[]; cause?: unknown }) => {
     if (!finished) progress.finish('failed');
     finished = true;
     removeArchive(path);
     removeDirIfEmpty(request.dir);
     cleaned = true;
     return new ReleaseError('BACKUP_FAILED', `backup of database ${target.label} (service ${request.service}) failed: ${failure.why}; nothing was kept`, {
-      hint: failure.hint, lines: failure.lines,
+      hint: failure.hint, lines: failure.lines, cause: failure.cause,
     });
   };
   try {
@@ -216,7 +216,7 @@ async function backup(request: BackupRequest, context: RunContext, options: Post
     return { files: [name, `${name}.sha256`, `${name}.size`], bytes: artifact.bytes };
   } catch (error) {
     if (cleaned) throw error;
-    throw fail({ why: error instanceof Error ? error.message : String(error), hint: 'run again' });
+    throw fail({ why: error instanceof Error ? error.message : String(error), hint: 'run again', cause: error });
   }
 }
 

@@ -13,15 +13,16 @@
  * a kill -9 left is dropped when the next test of the same database starts.
  */
 import { Readable, Writable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { ReleaseError, forCleanup, readArchive, type BackupRequest, type RestoreTestResult, type RunContext } from '../../api/index.js';
-import { connectionArgs, derivedName, quoteIdent } from './connection.js';
+import { connectionArgs, derivedName, quoteIdent, quoteLiteral } from './connection.js';
 import { DATABASE_ENTRY, readPlan, restoreJobs } from './restore.js';
 import { PgTools, ToolError } from './tools.js';
 
 export const VERIFY_SUFFIX = '_ro_verify';
 
 /** Entries that carry data or name the database itself: not schema objects of it. */
-const NOT_SCHEMA = /^(?:TABLE DATA|SEQUENCE SET|BLOBS?|BLOB DATA|LARGE OBJECT|MATERIALIZED VIEW DATA) /;
+const NOT_SCHEMA = /^(?:TABLE DATA|SEQUENCE SET|BLOBS?|BLOB DATA|LARGE OBJECT|MATERIALIZED VIEW DATA|STATISTICS DATA) /;
 
 /** `TYPE schema name owner` of each schema object a `pg_restore --list` names, sorted. */
 export function schemaObjects(listing: string): string[] {
@@ -37,6 +38,8 @@ export function copyRowCounter() {
   const rows = new Map<string, number>();
   let table: string | undefined;
   let rest = '';
+  // A chunk may end inside a multi-byte character: decoded across chunks, never one by one.
+  const decoder = new StringDecoder('utf8');
   const line = (text: string) => {
     if (table !== undefined) {
       if (text === '\\.') table = undefined;
@@ -51,12 +54,13 @@ export function copyRowCounter() {
   };
   const stream = new Writable({
     write(chunk: Buffer, _encoding, done) {
-      const lines = (rest + chunk.toString('utf8')).split('\n');
+      const lines = (rest + decoder.write(chunk)).split('\n');
       rest = lines.pop()!;
       for (const text of lines) line(text);
       done();
     },
     final(done) {
+      rest += decoder.end();
       if (rest !== '') line(rest);
       done();
     },
@@ -106,7 +110,21 @@ export async function testRestoreDatabase(pg: PgTools, request: BackupRequest, f
     }
     return result;
   };
-  const drop = () => cleanup.psql(options.maintenanceDb, `DROP DATABASE IF EXISTS ${quoteIdent(scratchDb)};`);
+  // Its sessions first: after an interrupt a pg_restore job (or one left running in a container) may still be connected.
+  const drop = async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await cleanup.psql(options.maintenanceDb, [
+          `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ${quoteLiteral(scratchDb)} AND pid <> pg_backend_pid();`,
+          `DROP DATABASE IF EXISTS ${quoteIdent(scratchDb)};`,
+        ].join('\n'));
+        return;
+      } catch (error) {
+        if (attempt >= 10 || !(error instanceof ToolError) || !/is being accessed by other users/.test(error.failure.why)) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+    }
+  };
   await pg.waitReady(options.connectTimeoutSec);
   if (scratchDb === target.database || scratchDb === options.maintenanceDb) throw fail(`its scratch database name ${scratchDb} is taken by the service or the maintenance database`);
   // A scratch database a killed test left.

@@ -5,7 +5,7 @@ import type { DiskSpaceOptions, RetentionOptions } from './options.js';
 import { requireSpace } from './space.js';
 import { showFile } from '../../shared/git/git.js';
 import { manifestPath, parseManifest } from '../platform/manifest.js';
-import { backupDir, backupRequests, discardInterruptedBackups, ENTRIES_FILE, estimateBackups, stampTime, takeBackup } from './take.js';
+import { backupDir, backupRequests, discardInterruptedBackups, DISK_FULL_TEXT, ENTRIES_FILE, estimateBackups, stampTime, takeBackup } from './take.js';
 import { withDeadline } from '../deadlines/index.js';
 
 /** Beside each entry's files once it is restored: `.restored.<index>`. */
@@ -208,7 +208,14 @@ export async function restoreAll(context: RunContext, state: ReleaseState, backu
       context.out.phase('restore', `would restore ${request.entry.type} of ${request.service} from ${request.dir}`);
       continue;
     }
-    await context.hooks.restore.get(request.entry.type)!.promise(request, bounded);
+    try {
+      await context.hooks.restore.get(request.entry.type)!.promise(request, bounded);
+    } catch (thrown) {
+      // A strategy that met a full disk (its own files, or the database server's) says so in words: the reason names it.
+      const error = toReleaseError(thrown);
+      if (error.reason === 'DISK_FULL' || !DISK_FULL_TEXT.test([error.message, ...error.lines].join('\n'))) throw error;
+      throw new ReleaseError(error.code, error.message, { hint: error.hint, lines: error.lines, plugin: error.plugin, hook: error.hook, service: error.service, cause: error, reason: 'DISK_FULL' });
+    }
     context.failpoint('mid-restore');
     writeFileAtomic(marker, `${new Date().toISOString()}\n`);
     context.log.event('restore', 'restored', { service: request.service, type: request.entry.type });

@@ -168,12 +168,13 @@ export async function autoPrune(context: RunContext, retention: RetentionOptions
   return freed;
 }
 
-const DISK_FULL = /no space left on device|disk quota exceeded|ENOSPC|EDQUOT/i;
+/** How the tools and the kernel say a disk is full. */
+export const DISK_FULL_TEXT = /no space left on device|disk quota exceeded|ENOSPC|EDQUOT/i;
 
 /** A backup that filled the disk: say how full it is now that the partial files are gone, and how to make room. */
 function diskFullAdvice(context: RunContext, thrown: unknown, rerun: string): unknown {
   const error = toReleaseError(thrown);
-  if (!DISK_FULL.test([error.message, ...error.lines].join('\n'))) return thrown;
+  if (!DISK_FULL_TEXT.test([error.message, ...error.lines].join('\n'))) return thrown;
   const backups = join(context.workspaceDir, 'backups');
   const fs = filesystemOf(backups);
   return new ReleaseError(error.code === 'PHASE_FAILED' ? 'BACKUP_FAILED' : error.code, error.message, {
@@ -260,7 +261,7 @@ export async function backUpAll(context: RunContext, state: ReleaseState, sha: s
   if (failures.length === 0) return;
   const [first, ...others] = failures;
   if (first!.code === 'PHASE_FAILED') {
-    throw new ReleaseError('BACKUP_FAILED', first!.message, { hint: first!.hint, lines: first!.lines, plugin: first!.plugin, hook: first!.hook });
+    throw new ReleaseError('BACKUP_FAILED', first!.message, { hint: first!.hint, lines: first!.lines, plugin: first!.plugin, hook: first!.hook, cause: first });
   }
   first!.lines.push(...others.map((other) => `also failed: ${other.message}`));
   throw first!;

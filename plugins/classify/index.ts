@@ -177,7 +177,7 @@ const IMAGES = '*.{png,jpg,jpeg,gif,svg,ico,webp}';
  * where a change to it hands the later phases to the pulled code.
  */
 export function orchestratorSourceRule(name = 'orchestrator-source'): Plugin {
-  const patterns = ['core/**', 'cli/**', 'plugins/**', 'release.config.ts', 'package.json', 'package-lock.json', 'tsconfig.json', 'justfile'];
+  const patterns = ['core/**', 'api/**', 'cli/**', 'shared/**', 'plugins/**', 'release.config.ts', 'package.json', 'package-lock.json', 'tsconfig.json', 'justfile'];
   const matches = picomatch(patterns, { dot: true });
   rulePatterns.set(name, `${patterns.join(' ')}, in the release-orchestrator repo only`);
   const ownRepo = new WeakMap<DiffView, boolean>();

@@ -152,6 +152,7 @@ async function prepare(context: RunContext, options: PrepareOptions): Promise<vo
     if (context.local) {
       throw new ReleaseError('NOTHING_TO_RELEASE', `nothing to release: HEAD (${head.slice(0, 12)}) equals ${options.remote}/${options.branch} as last fetched; nothing was changed`, {
         hint: `--local releases commits made or merged in this clone: merge the feature branch into ${options.branch} here first`,
+        reason: 'NOTHING_LOCAL',
       });
     }
     throw new ReleaseError('NOTHING_TO_RELEASE', `nothing to release: HEAD (${base.slice(0, 12)}) already equals ${options.remote}/${options.branch}; nothing was changed`, {

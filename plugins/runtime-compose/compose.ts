@@ -1,5 +1,6 @@
 import { ReleaseError, type RunContext } from '../../api/index.js';
 import { deadline } from '../deadlines/index.js';
+import { engineDownReason } from '../../shared/docker/engine-down.js';
 
 /** One container of a compose project, as `docker ps` shows it. */
 export interface ContainerInfo {
@@ -20,12 +21,6 @@ export const COMPOSE_COMMAND_VARIABLE = 'RELEASE_COMPOSE_COMMAND';
  * RELEASE_COMPOSE_COMMAND from the environment (a host property: the platform repo is shared by
  * hosts that may differ); else the first that answers, v2 first.
  */
-/** The docker CLI's own words for an engine it cannot reach (stopped, or its socket gone). */
-const ENGINE_UNREACHABLE = /Cannot connect to the Docker daemon|Is the docker daemon running/;
-
-/** ENGINE_DOWN when a docker command failed because the engine does not answer; else no reason of its own. */
-export const engineDownReason = (stderr: string) => (ENGINE_UNREACHABLE.test(stderr) ? 'ENGINE_DOWN' as const : undefined);
-
 export class ComposeCli {
   private detected?: Promise<string[]>;
 

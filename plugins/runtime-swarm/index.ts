@@ -15,6 +15,7 @@ import { EdgeProxy, proxyName, type EdgeProxySpec } from '../../shared/edge-prox
 import { rollingDeploy } from '../platform/deploy.js';
 import { FINGERPRINT_LABEL, imagePath, renderStack } from './render.js';
 import { docker, localTaskContainers, runningTasks, stackServices, STACK_LABEL, type SwarmService } from './swarm.js';
+import { engineDownReason } from '../../shared/docker/engine-down.js';
 
 export const PLUGIN_NAME = 'runtime-swarm';
 export const RUNTIME = 'swarm';
@@ -139,7 +140,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     const result = await context.exec('docker', ['push', target], { onLine: (line) => context.out.detail(line), ...deadline(context, 'build') });
     if (result.exitCode !== 0) {
       throw new ReleaseError('PHASE_FAILED', `docker push ${target} failed: ${result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`}`, {
-        hint: `can this host reach the registry? (curl http://${options.registry}/v2/)`,
+        hint: `can this host reach the registry? (curl http://${options.registry}/v2/)`, reason: engineDownReason(result.stderr),
       });
     }
     const reference = await pushedReference(context, image);
@@ -258,6 +259,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     if (result.exitCode !== 0) {
       throw new ReleaseError('PHASE_FAILED', `docker stack deploy of ${service} failed (exit ${result.exitCode})`, {
         lines: result.output.split('\n').filter(Boolean).slice(-5), hint: `the stack file is ${stackFile(context, service)}; check the engine with: docker stack ps ${service}`,
+        reason: engineDownReason(result.output),
       });
     }
     // A kill here leaves Swarm rolling the update on its own; --from or a revert redeploys and waits again.

@@ -1,4 +1,4 @@
-import { engineDownReason } from '../runtime-compose/compose.js';
+import { engineDownReason } from '../../shared/docker/engine-down.js';
 import { ReleaseError, type RunContext } from '../../api/index.js';
 
 /** One swarm service of a stack, as `docker service inspect` shows it. */

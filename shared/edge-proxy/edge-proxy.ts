@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { ReleaseError, z, type RunContext } from '../../api/index.js';
+import { engineDownReason } from '../docker/engine-down.js';
 
 /**
  * An edge proxy for zero-downtime releases: HAProxy (Debian's package, image built by
@@ -203,7 +204,7 @@ export class EdgeProxy {
     const result = await context.exec('docker', args, {});
     if (result.exitCode !== 0) {
       const last = result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`;
-      throw new ReleaseError('PHASE_FAILED', `edge proxy: ${what} failed: ${last}`, { hint: 'is the Docker engine running? (docker info)' });
+      throw new ReleaseError('PHASE_FAILED', `edge proxy: ${what} failed: ${last}`, { hint: 'is the Docker engine running? (docker info)', reason: engineDownReason(result.stderr) });
     }
     return result.stdout;
   }

@@ -108,6 +108,7 @@ export async function requireKnownCommits(context: RunContext, state: ReleaseSta
     if (found.exitCode !== 0) {
       throw new ReleaseError('BAD_INPUT', `state file ${context.stateFile.path}: ${key} ${sha.slice(0, 12)} is not a commit of this repo (${context.repoDir}); the file belongs to another repo`, {
         hint: 'run the verb in the repo the release was made in, or move this state file aside',
+        reason: 'STATE_FILE',
       });
     }
   }
