@@ -16,19 +16,18 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const jest = [join(root, 'node_modules/jest/bin/jest.js')];
 
 /**
- * The suites whose behaviour depends on the engine or the compose flavour: everything that runs
- * compose, renders a compose file, names containers or talks to the engine about them. Suites
- * that only have containers beside them (the disk-full faults, the volume fidelity on host
- * folders, the waves, whose compose calls runtime-compose's suites cover) run on the default only.
+ * The suites whose behaviour depends on the engine or the compose flavour: the runtimes (compose
+ * with its builds, rolling releases, secrets and rendering; Swarm, which renders through compose
+ * config), the edge proxy, and running commands in a compose service's container (postgres in
+ * compose). Suites that go through the same runtime code, or only have containers beside them
+ * (waves, the first hour, volume backups, disk-full, the engine faults), run on the default only,
+ * to keep the whole test command under 20 minutes.
  */
 const DOCKER_FACING = [
   'dist/plugins/runtime-compose/',
   'dist/plugins/runtime-swarm/runtime-swarm.test.js',
   'dist/shared/edge-proxy/',
-  'dist/plugins/backup-volume/backup-volume-e2e.test.js',
-  'dist/test/first-hour.test.js',
   'dist/test/postgres-container.test.js',
-  'dist/test/docker-engine-faults.test.js',
 ];
 
 const FLAVOURS = {
