@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReleaseLock, liveLockHolder } from './lock.js';
@@ -39,5 +39,41 @@ describe('the release lock across a reboot', () => {
     expect(lock.acquire('78')?.ticket).toBe('77');
     expect(readFileSync(path, 'utf8')).toContain(`pid=${process.pid}\n`);
     lock.release();
+  });
+});
+
+describe('a takeover interrupted by a kill -9', () => {
+  test('the guard it left behind is cleared and the stale lock is taken over in the same run', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ro-lock-'));
+    try {
+      const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+      const dead = spawnSync('true').pid!;
+      const path = join(dir, 'release.lock');
+      writeFileSync(path, `pid=${dead}\nhost=${hostname()}\nticket=P8\nstarted=2026-12-03T00:00:00Z\nboot=${boot}\n`);
+      writeFileSync(`${path}.takeover`, `pid=${dead}\nhost=${hostname()}\nticket=P8\nstarted=2026-12-03T00:00:01Z\nboot=${boot}\n`);
+      const lock = new ReleaseLock(path);
+      expect(lock.acquire('P8')?.pid).toBe(dead);
+      expect(readFileSync(path, 'utf8')).toContain(`pid=${process.pid}\n`);
+      expect(existsSync(`${path}.takeover`)).toBe(false);
+      lock.release();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a live takeover in progress still refuses: exit 3', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ro-lock-'));
+    const sleeper = spawn('sleep', ['60'], { detached: true, stdio: 'ignore' });
+    try {
+      const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+      const dead = spawnSync('true').pid!;
+      const path = join(dir, 'release.lock');
+      writeFileSync(path, `pid=${dead}\nhost=${hostname()}\nticket=P8\nstarted=2026-12-03T00:00:00Z\nboot=${boot}\n`);
+      writeFileSync(`${path}.takeover`, lockText(sleeper.pid!, boot));
+      expect(() => new ReleaseLock(path).acquire('P8')).toThrow(/another release is taking over a stale lock of ticket P8/);
+    } finally {
+      sleeper.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

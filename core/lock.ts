@@ -82,13 +82,16 @@ export class ReleaseLock {
   private takeOver(stale: LockHolder, me: LockHolder): void {
     const guard = `${this.path}.takeover`;
     if (!this.createExclusive(guard, me)) {
+      // A run killed in the middle of its own takeover leaves its guard behind: clear it and try once more.
       const guardHolder = readHolderFile(guard);
       if (guardHolder && isStale(guardHolder)) {
         try { unlinkSync(guard); } catch { /* someone else cleared it */ }
       }
-      throw new ReleaseError('LOCKED', `another release is taking over a stale lock of ${ReleaseLock.describe(stale)}`, {
-        hint: 'wait and run again',
-      });
+      if (!guardHolder || !isStale(guardHolder) || !this.createExclusive(guard, me)) {
+        throw new ReleaseError('LOCKED', `another release is taking over a stale lock of ${ReleaseLock.describe(stale)}`, {
+          hint: 'wait and run again',
+        });
+      }
     }
     try {
       const current = this.readHolder();
