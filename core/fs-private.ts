@@ -26,27 +26,38 @@ export function fsyncPath(path: string): void {
   }
 }
 
+export interface AtomicWriteOptions {
+  /** Runs just before the rename (a last check that may still refuse the write). */
+  beforeRename?: () => void;
+  /**
+   * false skips the fsyncs: for records that matter only while this boot lasts (a crash or a
+   * reboot makes them meaningless anyway), where a flush per write would cost more than it saves.
+   */
+  durable?: boolean;
+}
+
 /** Write temp, fsync, rename, fsync the folder: a reader sees the old file or the new one, never half. */
-export function writeFileAtomic(path: string, content: string, beforeRename?: () => void): void {
+export function writeFileAtomic(path: string, content: string, options: AtomicWriteOptions = {}): void {
+  const durable = options.durable ?? true;
   const dir = dirname(path);
   ensurePrivateDir(dir);
   const tmp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
   const fd = openSync(tmp, 'w', PRIVATE_FILE_MODE);
   try {
     writeSync(fd, content);
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
   chmodSync(tmp, PRIVATE_FILE_MODE);
   try {
-    beforeRename?.();
+    options.beforeRename?.();
     renameSync(tmp, path);
   } catch (error) {
     try { unlinkSync(tmp); } catch { /* already gone */ }
     throw error;
   }
-  fsyncPath(dir);
+  if (durable) fsyncPath(dir);
 }
 
 /** Append one record and flush it to disk before returning. */

@@ -71,7 +71,8 @@ export class ReleaseLock {
       const current = this.readHolder();
       // Only ever rewrite our own lock (a handoff's child may have taken it on meanwhile).
       if (!this.held || !current || current.pid !== process.pid || current.host !== me.host) return;
-      writeFileAtomic(this.path, holderText({ ...me, groups: [...groups] }));
+      // Not flushed: the groups mean something only in this boot, and the lock names its boot.
+      writeFileAtomic(this.path, holderText({ ...me, groups: [...groups] }), { durable: false });
     });
   }
 

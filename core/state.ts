@@ -179,6 +179,6 @@ export class StateFile {
 
   /** `beforeRename` lets tests stop the process between the temp write and the rename. */
   write(state: ReleaseState, beforeRename?: () => void): void {
-    writeFileAtomic(this.path, serializeState(state), beforeRename);
+    writeFileAtomic(this.path, serializeState(state), { beforeRename });
   }
 }
