@@ -30,3 +30,17 @@ export async function carryOut(context: RunContext, action: Action): Promise<voi
     reason: 'NO_ACTION_PLUGIN',
   });
 }
+
+/**
+ * For a dry run: the command lines a real run would execute for one action (hooks.preview), or a
+ * `#` line saying why they cannot be shown (a runtime that cannot be asked is no failure of the preview).
+ */
+export async function previewOf(context: RunContext, action: Action): Promise<string[]> {
+  const hook = context.hooks.preview.get(action.kind);
+  if (!hook?.isUsed()) return [];
+  try {
+    return (await hook.promise(action, context)) ?? [];
+  } catch (error) {
+    return [`# the commands cannot be shown: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`];
+  }
+}

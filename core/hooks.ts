@@ -72,6 +72,14 @@ export function createHooks() {
       () => new AsyncSeriesBailHook(['action', 'context']),
     ),
     /**
+     * What `act` would run for one action, keyed by its kind, for a dry run to print: the owning
+     * runtime returns the command lines (to paste; a line starting with `#` says what it cannot
+     * know before it runs), others `undefined`. Read-only queries (ps, inspect) may run to say it.
+     */
+    preview: new HookMap<AsyncSeriesBailHook<[Action, RunContext], string[] | undefined>>(
+      () => new AsyncSeriesBailHook(['action', 'context']),
+    ),
+    /**
      * Runs a command inside a part of a service (`ExecInRequest`); the runtime that runs the
      * service returns the result (a non-zero exit is a result, not an error), others `undefined`.
      */

@@ -4,7 +4,7 @@ export { REASONS, REASON_NAMES, DEFAULT_REASON, type Reason, type ReasonEntry } 
 export { parseOptions, invalidInput, keyPath } from './options.js';
 /** The zod the core validates with, for plugins' option schemas. */
 export { z } from 'zod';
-export { carryOut, requireActionPlugins, describeActionPlugins } from './actions.js';
+export { carryOut, previewOf, requireActionPlugins, describeActionPlugins } from './actions.js';
 export { tappedKeys } from './tapped.js';
 export { serveActions, appliedKey, ACTION_SOCKET_ENV, type ActionServer } from './action-server.js';
 export { commandLine, pasteable, shellQuote, INVOKED_VIA_ENV } from './commands.js';

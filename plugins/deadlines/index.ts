@@ -106,6 +106,8 @@ export interface DockerRuntimeTaps {
   /** Whether this runtime carries out actions of `service` (the runtime its manifest names). */
   claims: (context: RunContext, service: string) => boolean | Promise<boolean>;
   handlers: Record<string, (context: RunContext, action: Action) => Promise<void>>;
+  /** For a dry run: the command lines a handler would run (hooks.preview). */
+  previews?: Record<string, (context: RunContext, action: Action) => Promise<string[]>>;
 }
 
 /**
@@ -122,6 +124,12 @@ export function tapDockerRuntime(hooks: Hooks, taps: DockerRuntimeTaps): void {
       if (!(await taps.claims(context, action.service))) return undefined;
       await handler(context, action);
       return true;
+    });
+  }
+  for (const [kind, preview] of Object.entries(taps.previews ?? {})) {
+    hooks.preview.for(kind).tapPromise(taps.plugin, async (action, unbounded) => {
+      const context = withDeadline(unbounded, 'docker');
+      return (await taps.claims(context, action.service)) ? preview(context, action) : undefined;
     });
   }
 }

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type Plugin, type RunContext } from '../../api/index.js';
-import { ACTION_SOCKET_ENV, appliedKey, type ActionServer, codeOfExit, serveActions, requireActionPlugins } from '../../core/index.js';
+import { ACTION_SOCKET_ENV, appliedKey, type ActionServer, codeOfExit, previewOf, serveActions, requireActionPlugins } from '../../core/index.js';
 import { afterInWorkTree, dependencyWaves } from '../platform/waves.js';
 import { classifyAll, type ClassifiedFile } from '../classify/classify-all.js';
 import { diffView } from '../../shared/git/diff-view.js';
@@ -112,7 +112,10 @@ async function migrate(context: RunContext, concurrency: number): Promise<void> 
       context.out.phase(PLUGIN_NAME, applied
         ? `would skip ${describeAction(action)}: done before (APPLIED in the state file)`
         : `would ${describeAction(action)}: ${action.reason}`);
-      if (!applied) context.out.events.emit(PLUGIN_NAME, 'action', { ...action });
+      if (applied) continue;
+      context.out.events.emit(PLUGIN_NAME, 'action', { ...action });
+      // What a real run would execute for it, to paste (the containers as they are now).
+      for (const line of await previewOf(context, action)) context.out.detail(line);
     }
     if (actions.length === 0) context.out.phase(PLUGIN_NAME, 'no changed file asks for an action: no service would be touched');
     return;

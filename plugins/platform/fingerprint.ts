@@ -10,10 +10,10 @@ export function contentHash(...parts: (string | Buffer)[]): string {
 }
 
 /**
- * One hash of repo paths as HEAD holds them (git's object ids, so no file is read): what a runtime
+ * One hash of repo paths as HEAD (or `commit`) holds them (git's object ids, so no file is read): what a runtime
  * records of a service's build contexts and mounted files to tell later whether they changed.
  */
-export async function treeHash(context: RunContext, paths: readonly string[]): Promise<string> {
+export async function treeHash(context: RunContext, paths: readonly string[], commit = 'HEAD'): Promise<string> {
   if (paths.length === 0) return '';
-  return contentHash(await git(context, ['ls-tree', '--full-tree', 'HEAD', '--', ...paths]));
+  return contentHash(await git(context, ['ls-tree', '--full-tree', commit, '--', ...paths]));
 }

@@ -11,10 +11,15 @@ import { ReleaseError, type RunContext } from '../../api/index.js';
 import { contentHash, treeHash } from './fingerprint.js';
 import { IMAGE_VARIABLE, parseComposeFile, type ComposeFile } from './compose-file.js';
 import { registerComposeSecrets } from './compose-secrets.js';
-import { composePath, manifestPath, readManifest, readProjectEnv, type Manifest } from './manifest.js';
+import { composePath, manifestPath, parseManifest, type Manifest } from './manifest.js';
+import { projectEnvPath } from './interpolate.js';
+import { headSha, showFile } from '../../shared/git/git.js';
 
 export interface ServiceAtHead {
+  /** The commit the files were read from by git; undefined: the work tree. */
+  commit?: string;
   manifest: Manifest;
+  manifestText: string;
   /** The compose file as written. */
   composeText: string;
   compose: ComposeFile;
@@ -29,16 +34,22 @@ export interface ServiceAtHead {
   mounts: string;
 }
 
-/** Undefined when the service has no manifest or no compose file at HEAD. */
-export async function serviceAtHead(context: RunContext, service: string): Promise<ServiceAtHead | undefined> {
-  const file = join(context.repoDir, composePath(service));
-  if (!existsSync(join(context.repoDir, manifestPath(service))) || !existsSync(file)) return undefined;
-  const manifest = readManifest(context.repoDir, service);
-  const composeText = readFileSync(file, 'utf8');
+/**
+ * Undefined when the service has no manifest or no compose file at HEAD. With `commit` (a dry
+ * run's target, before the pull moved HEAD there) the files are read from that commit by git.
+ */
+export async function serviceAtHead(context: RunContext, service: string, commit?: string): Promise<ServiceAtHead | undefined> {
+  const read = async (path: string) => {
+    if (commit) return showFile(context, commit, path);
+    const full = join(context.repoDir, path);
+    return existsSync(full) ? readFileSync(full, 'utf8') : undefined;
+  };
+  const [manifestText, composeText, dotenv] = await Promise.all([read(manifestPath(service)), read(composePath(service)), read(projectEnvPath(composePath(service)))]);
+  if (manifestText === undefined || composeText === undefined) return undefined;
+  const manifest = parseManifest(manifestText, manifestPath(service), service);
   const compose = parseComposeFile(composeText, composePath(service));
-  const dotenv = readProjectEnv(context.repoDir, service);
   registerComposeSecrets(context.repoDir, compose, dotenv);
-  const contexts = await treeHash(context, compose.services.flatMap((s) => (s.build ? [s.build.context, s.build.dockerfile] : [])));
+  const contexts = await treeHash(context, compose.services.flatMap((s) => (s.build ? [s.build.context, s.build.dockerfile] : [])), commit);
   const imageUsers = compose.services.filter((s) => s.image === IMAGE_VARIABLE);
   let image = manifest.image;
   let built = false;
@@ -51,8 +62,8 @@ export async function serviceAtHead(context: RunContext, service: string): Promi
     image = `local/${service}:${contexts.slice(0, 12)}`;
     built = true;
   }
-  const mounts = await treeHash(context, [...new Set(compose.services.flatMap((s) => s.mounts))]);
-  return { manifest, composeText, compose, dotenv, image, built, contexts, mounts };
+  const mounts = await treeHash(context, [...new Set(compose.services.flatMap((s) => s.mounts))], commit);
+  return { commit, manifest, manifestText, composeText, compose, dotenv, image, built, contexts, mounts };
 }
 
 /**
@@ -60,7 +71,17 @@ export async function serviceAtHead(context: RunContext, service: string): Promi
  * when there is one (a service without one keeps the fingerprint it had), the files the compose
  * file reads as part of itself, and whatever a runtime adds (`extra`).
  */
-export async function filesFingerprint(context: RunContext, service: string, head: ServiceAtHead, ...extra: string[]): Promise<string> {
-  return contentHash(readFileSync(join(context.repoDir, manifestPath(service))), head.composeText, ...extra, ...(head.dotenv === undefined ? [] : [head.dotenv]),
-    ...(head.compose.sources.length === 0 ? [] : [await treeHash(context, head.compose.sources)]));
+export async function filesFingerprint(context: RunContext, head: ServiceAtHead, ...extra: string[]): Promise<string> {
+  return contentHash(head.manifestText, head.composeText, ...extra, ...(head.dotenv === undefined ? [] : [head.dotenv]),
+    ...(head.compose.sources.length === 0 ? [] : [await treeHash(context, head.compose.sources, head.commit)]));
+}
+
+/**
+ * The commit a dry run previews: the release's MERGE_SHA while HEAD is still before it (a dry run
+ * does not pull); undefined when HEAD is the target, and the work tree is read.
+ */
+export async function previewCommit(context: RunContext): Promise<string | undefined> {
+  const target = context.state?.mergeSha;
+  if (!context.dryRun || !target) return undefined;
+  return target === (await headSha(context)) ? undefined : target;
 }

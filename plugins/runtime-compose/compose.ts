@@ -1,6 +1,7 @@
 import { ReleaseError, type RunContext } from '../../api/index.js';
-import { deadline } from '../deadlines/index.js';
 import { engineDownReason } from '../../shared/docker/engine-down.js';
+import { dockerCommands, runDocker, type DockerCommand } from '../../shared/docker/command.js';
+import { composeCommands, type ComposeProject } from './commands.js';
 
 /** One container of a compose project, as `docker ps` shows it. */
 export interface ContainerInfo {
@@ -32,8 +33,7 @@ export class ComposeCli {
     if (pinned && pinned.length > 0) return Promise.resolve(pinned);
     this.detected ??= (async () => {
       for (const candidate of [['docker', 'compose'], ['docker-compose']]) {
-        const result = await context.exec(candidate[0]!, [...candidate.slice(1), 'version'], deadline(context, 'docker'));
-        if (result.exitCode === 0) return candidate;
+        if ((await runDocker(context, composeCommands.version(candidate))).exitCode === 0) return candidate;
       }
       throw new ReleaseError('BAD_INPUT', 'neither `docker compose` nor `docker-compose` answers', {
         hint: 'install one (apt-get install docker-compose), or set the command in the runtime-compose options',
@@ -42,14 +42,14 @@ export class ComposeCli {
     return this.detected;
   }
 
-  /** `compose -p PROJECT -f FILE ARGS...` with `env` exported for interpolation. */
-  async compose(context: RunContext, project: string, file: string, args: string[], env: Record<string, string>) {
-    const [bin, ...prefix] = await this.command(context);
-    return context.exec(bin!, [...prefix, '--project-name', project, '--file', file, ...args], {
-      env,
-      onLine: (line) => context.out.detail(line),
-      ...deadline(context, args[0] === 'build' ? 'build' : 'compose'),
-    });
+  /** A service's compose project, with the compose command of this host. */
+  async project(context: RunContext, project: string, file: string, env: Record<string, string>): Promise<ComposeProject> {
+    return { compose: await this.command(context), project, file, env };
+  }
+
+  /** A compose command, its output shown as details as it runs. */
+  run(context: RunContext, command: DockerCommand) {
+    return runDocker(context, command, { onLine: (line) => context.out.detail(line) });
   }
 
   /**
@@ -60,7 +60,7 @@ export class ComposeCli {
     try {
       // Plain `docker version`: a --format template fails on a 20.10 client without a server, and
       // its template error would hide the client's own "Cannot connect" line.
-      const version = await context.exec('docker', ['version'], { deadlineMs: 10_000, deadlineName: 'docker' });
+      const version = await runDocker(context, dockerCommands.version(), { deadlineMs: 10_000, deadlineName: 'docker' });
       if (version.exitCode === 0) return undefined;
       return version.stderr.split('\n').map((line) => line.trim()).filter(Boolean).pop() ?? `docker version exited ${version.exitCode}`;
     } catch {
@@ -68,10 +68,11 @@ export class ComposeCli {
     }
   }
 
-  async docker(context: RunContext, args: string[]) {
-    const result = await context.exec('docker', args, deadline(context, 'docker'));
+  /** A docker command that must succeed: its stdout. */
+  async docker(context: RunContext, command: DockerCommand) {
+    const result = await runDocker(context, command);
     if (result.exitCode !== 0) {
-      throw new ReleaseError('PHASE_FAILED', `docker ${args[0]} failed: ${result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`}`, {
+      throw new ReleaseError('PHASE_FAILED', `docker ${command.args[0]} failed: ${result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`}`, {
         hint: 'is the Docker engine running? (docker info)', reason: engineDownReason(result.stderr),
       });
     }
@@ -80,8 +81,7 @@ export class ComposeCli {
 
   /** Every container of the project, running or not; found by compose's own project label. */
   async containers(context: RunContext, project: string): Promise<ContainerInfo[]> {
-    const out = await this.docker(context, ['ps', '--all', '--no-trunc', '--filter', `label=com.docker.compose.project=${project}`,
-      '--format', '{{.ID}}\t{{.Names}}\t{{.Image}}\t{{.State}}\t{{.Label "com.docker.compose.service"}}']);
+    const out = await this.docker(context, dockerCommands.projectContainers(project));
     return out.split('\n').filter(Boolean).map((line) => {
       const [id, name, image, state, composeService] = line.split('\t') as [string, string, string, string, string];
       return { id, name, image, state, composeService };

@@ -4,10 +4,12 @@ import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type ExecI
 import { IMAGE_VARIABLE, type ComposeFile } from '../platform/compose-file.js';
 import { dotenvVariables, interpolate, substitutionVariables } from '../platform/interpolate.js';
 import { registerAllComposeSecrets } from '../platform/compose-secrets.js';
-import { filesFingerprint, serviceAtHead } from '../platform/service-at-head.js';
+import { filesFingerprint, previewCommit, serviceAtHead } from '../platform/service-at-head.js';
 import { composePath, manifestPath, namesRuntime, readManifest, type Manifest } from '../platform/manifest.js';
 import { ComposeCli, type ContainerInfo } from './compose.js';
-import { deadline, tapDockerRuntime } from '../deadlines/index.js';
+import { composeCommands, upReplacingCommands, type ComposeProject } from './commands.js';
+import { tapDockerRuntime } from '../deadlines/index.js';
+import { dockerCommandLine, dockerCommands, runDocker, type DockerCommand } from '../../shared/docker/command.js';
 import { EdgeProxy, edgeProxyOptionsSchema, proxyName } from '../../shared/edge-proxy/index.js';
 import { rollingDrift, rollingSettings, rollOut } from './rolling.js';
 
@@ -26,6 +28,7 @@ const optionsSchema = z.strictObject({
 /** What HEAD asks for: the manifest, the compose file, and what the containers are built from and mount. */
 interface Desired {
   manifest: Manifest;
+  composeText: string;
   compose: ComposeFile;
   /** The image the `${IMAGE}` services run. */
   image?: string;
@@ -40,17 +43,18 @@ interface Desired {
 }
 
 
-async function desired(context: RunContext, service: string): Promise<Desired | undefined> {
-  const head = await serviceAtHead(context, service);
+async function desired(context: RunContext, service: string, commit?: string): Promise<Desired | undefined> {
+  const head = await serviceAtHead(context, service, commit);
   if (!head) return undefined;
   const env = { ...head.manifest.env, ...(head.image ? { IMAGE: head.image } : {}) };
   return {
     manifest: head.manifest,
+    composeText: head.composeText,
     compose: head.compose,
     image: head.image,
     env,
     variables: substitutionVariables(dotenvVariables(head.dotenv), process.env, env),
-    fingerprint: await filesFingerprint(context, service, head),
+    fingerprint: await filesFingerprint(context, head),
     contexts: head.contexts,
     mounts: head.mounts,
   };
@@ -99,7 +103,7 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
   }
 
   async function imageMissing(context: RunContext, image: string): Promise<boolean> {
-    return (await context.exec('docker', ['image', 'inspect', '--format', '{{.Id}}', image], deadline(context, 'docker'))).exitCode !== 0;
+    return (await runDocker(context, dockerCommands.imageId(image))).exitCode !== 0;
   }
 
   async function plan(service: string, context: RunContext, actions: Action[]): Promise<void> {
@@ -122,7 +126,7 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
       actions.push({ service, kind: 'build', reason: `image ${want.image} is not on this host`, targets: builders });
     }
     const redeploy = (reason: string) => actions.push({ service, kind: 'redeploy', reason });
-    const rolling = rollingSettings(context.repoDir, service, want.manifest, want.compose);
+    const rolling = rollingSettings(service, want.manifest, want.composeText, want.compose);
     let rollingWhy: string | undefined;
     const stopped = containers.filter((c) => c.state !== 'running');
     const otherImage = containers.map((c) => ({ c, wanted: wantedImage(want, c.composeService) })).find(({ c, wanted }) => wanted && !sameImage(c.image, wanted));
@@ -138,8 +142,8 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     }
   }
 
-  async function requireDesired(context: RunContext, service: string): Promise<Desired> {
-    const want = await desired(context, service);
+  async function requireDesired(context: RunContext, service: string, commit?: string): Promise<Desired> {
+    const want = await desired(context, service, commit);
     if (!want) throw new ReleaseError('BAD_INPUT', `${composePath(service)} does not exist: cannot deploy ${service}`, { hint: `add it, or set runtime: in ${manifestPath(service)}` });
     return want;
   }
@@ -147,8 +151,11 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
   /** The engine's answer when a container name is taken (an interrupted recreate's leftover holds it). */
   const NAME_CONFLICT = /Conflict\. The container name "\/?([^"]*)" is already in use/;
 
-  async function compose(context: RunContext, service: string, want: Desired, args: string[], what: string): Promise<void> {
-    const result = await cli.compose(context, service, join(context.repoDir, composePath(service)), args, want.env);
+  /** The service's compose project as HEAD asks for it. */
+  const projectOf = (context: RunContext, service: string, want: Desired) => cli.project(context, service, join(context.repoDir, composePath(service)), want.env);
+
+  async function compose(context: RunContext, service: string, command: DockerCommand, what: string): Promise<void> {
+    const result = await cli.run(context, command);
     if (result.exitCode !== 0) {
       const engineDown = await cli.engineDown(context);
       if (engineDown) {
@@ -164,16 +171,20 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     }
   }
 
+  /** A tag named by its sources is that content: one still on the host needs no build (e.g. on revert). */
+  async function builtBefore(context: RunContext, want: Desired): Promise<boolean> {
+    return !want.manifest.image && want.image !== undefined && !(await imageMissing(context, want.image));
+  }
+
   async function build(context: RunContext, action: Action): Promise<void> {
     const want = await requireDesired(context, action.service);
-    // A tag named by its sources is that content: one still on the host needs no build (e.g. on revert).
-    if (!want.manifest.image && want.image && !(await imageMissing(context, want.image))) {
+    if (await builtBefore(context, want)) {
       context.out.detail(`image ${want.image} is already on this host: not rebuilt`);
       context.log.event('apply', 'build-reused', { service: action.service, image: want.image });
       recordApplied(context, action.service, { CONTEXTS: want.contexts });
       return;
     }
-    await compose(context, action.service, want, ['build', ...(action.targets ?? [])], 'build');
+    await compose(context, action.service, composeCommands.build(await projectOf(context, action.service, want), action.targets), 'build');
     context.log.event('apply', 'built', { service: action.service, image: want.image, targets: action.targets?.join(',') });
     recordApplied(context, action.service, { CONTEXTS: want.contexts });
   }
@@ -208,24 +219,22 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
   async function removeInterruptedRecreates(context: RunContext, service: string, conflicting: string): Promise<boolean> {
     const leftovers = (await cli.containers(context, service)).filter((container) => /^[0-9a-f]{12}_/.test(container.name) || container.name === conflicting);
     for (const container of leftovers) {
-      await cli.docker(context, ['rm', '--force', container.id]);
+      await cli.docker(context, dockerCommands.remove([container.id]));
       context.out.detail(`removed ${container.name}, left by an interrupted recreate`);
       context.log.event('apply', 'leftover-removed', { service, container: container.name });
     }
     return leftovers.length > 0;
   }
 
-  async function upReplacingOnce(context: RunContext, service: string, want: Desired, forced: string[] | 'all', names: string[]): Promise<void> {
-    const orphans = names.length > 0 ? [] : ['--remove-orphans'];
-    // Nothing forced (an ordinary redeploy): compose's own `up` is the first docker call.
+  /** The `up`s of upReplacing, as commands. Nothing forced (an ordinary redeploy): compose's own `up` is the first docker call. */
+  async function upReplacingPlan(context: RunContext, service: string, want: Desired, forced: string[] | 'all', names: string[] = []): Promise<DockerCommand[]> {
     const existing = forced.length === 0 ? new Set<string>() : new Set((await cli.containers(context, service)).map((c) => c.composeService));
     const inScope = names.length > 0 ? names : want.compose.services.map((s) => s.name);
-    const replace = inScope.filter((name) => existing.has(name) && (forced === 'all' || forced.includes(name)));
-    if (replace.length > 0) {
-      if (inScope.some((name) => !existing.has(name))) await compose(context, service, want, ['up', '-d', ...orphans, '--no-recreate', ...names], 'up');
-      await compose(context, service, want, ['up', '-d', '--no-deps', '--force-recreate', ...replace], 'up');
-    }
-    await compose(context, service, want, ['up', '-d', ...orphans, ...names], 'up');
+    return upReplacingCommands(await projectOf(context, service, want), inScope, existing, forced, names);
+  }
+
+  async function upReplacingOnce(context: RunContext, service: string, want: Desired, forced: string[] | 'all', names: string[]): Promise<void> {
+    for (const command of await upReplacingPlan(context, service, want, forced, names)) await compose(context, service, command, 'up');
   }
 
   /**
@@ -234,7 +243,7 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
    */
   async function deploy(context: RunContext, action: Action, forced: string[] | 'all'): Promise<void> {
     const want = await requireDesired(context, action.service);
-    const rolling = rollingSettings(context.repoDir, action.service, want.manifest, want.compose);
+    const rolling = rollingSettings(action.service, want.manifest, want.composeText, want.compose);
     const isForced = (name: string) => forced === 'all' || forced.includes(name);
     if (rolling) {
       // The other compose services (a database, a cache) are deployed as compose deploys them.
@@ -242,8 +251,8 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
       if (others.length > 0) await upReplacing(context, action.service, want, forced, others);
       // A recreate for another service's mounted file leaves the rolled one as it is.
       const { replaced } = action.kind !== 'recreate' || isForced(rolling.target) ? await rollOut({
-        context, service: action.service, settings: rolling, image: want.image, cli, proxy,
-        compose: (args, what) => compose(context, action.service, want, args, what),
+        context, service: action.service, settings: rolling, image: want.image, cli, proxy, project: await projectOf(context, action.service, want),
+        compose: (command, what) => compose(context, action.service, command, what),
       }) : { replaced: 0 };
       recordApplied(context, action.service, { FINGERPRINT: want.fingerprint, MOUNTS: want.mounts, IMAGE: want.image ?? '', STRATEGY: 'rolling' });
       context.log.event('apply', 'rolled', { service: action.service, image: want.image, replaced });
@@ -263,11 +272,11 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
   /** Removes a service's containers and network; its volumes (data) stay. */
   async function remove(context: RunContext, service: string): Promise<void> {
     const ids = (await cli.containers(context, service)).map((c) => c.id);
-    if (ids.length > 0) await cli.docker(context, ['rm', '--force', ...ids]);
+    if (ids.length > 0) await cli.docker(context, dockerCommands.remove(ids));
     await proxy.remove(context, proxyName(service));
     // Every network compose made for the project (the default one and any the file names), by compose's label.
-    const networks = (await cli.docker(context, ['network', 'ls', '--quiet', '--filter', `label=com.docker.compose.project=${service}`])).split('\n').filter(Boolean);
-    if (networks.length > 0) await context.exec('docker', ['network', 'rm', ...networks], deadline(context, 'docker'));
+    const networks = (await cli.docker(context, dockerCommands.projectNetworks(service))).split('\n').filter(Boolean);
+    if (networks.length > 0) await runDocker(context, dockerCommands.removeNetworks(networks));
     rmSync(appliedFile(context, service), { force: true });
     context.log.event('apply', 'removed', { service, containers: ids.length });
   }
@@ -280,7 +289,7 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     const ids = running
       ? (stopped.get(service) ?? containers.filter((c) => c.state !== 'running').map((c) => c.id))
       : containers.filter((c) => c.state === 'running').map((c) => c.id);
-    if (ids.length > 0) await cli.docker(context, [running ? 'start' : 'stop', ...ids]);
+    if (ids.length > 0) await cli.docker(context, running ? dockerCommands.start(ids) : dockerCommands.stop(ids));
     if (running) stopped.delete(service);
     else stopped.set(service, ids);
   }
@@ -302,18 +311,55 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
         });
       }
       context.out.detail(`starting ${stopped.name} (${stopped.state}) to run ${request.argv[0]} in it`);
-      await cli.docker(context, ['start', stopped.id]);
+      await cli.docker(context, dockerCommands.start([stopped.id]));
       container = stopped;
     }
-    const streaming = Boolean(request.stdinFrom) || request.input !== undefined;
-    const args = ['exec', ...(streaming ? ['-i'] : []), ...(request.user ? ['--user', request.user] : []),
-      ...Object.entries(request.env ?? {}).flatMap(([key, value]) => ['--env', `${key}=${value}`]),
-      container.id, ...request.argv];
-    return context.exec('docker', args, {
+    const interactive = Boolean(request.stdinFrom) || request.input !== undefined;
+    const command = dockerCommands.execIn({ container: container.id, argv: request.argv, user: request.user, env: request.env, interactive });
+    return runDocker(context, command, {
       input: request.input, stdinFrom: request.stdinFrom, stdoutTo: request.stdoutTo, stdinMayStopEarly: request.stdinMayStopEarly,
       // The caller's deadline (e.g. a backup's); without one, the run's own scope bounds it.
       ...(request.deadlineMs === undefined ? {} : { deadlineMs: request.deadlineMs, deadlineName: request.deadlineName }),
     });
+  }
+
+  /** For a dry run: the commands `build` would run. */
+  async function previewBuild(context: RunContext, action: Action): Promise<string[]> {
+    const want = await requireDesired(context, action.service, await previewCommit(context));
+    if (await builtBefore(context, want)) return [`# image ${want.image} is already on this host: not rebuilt`];
+    return [dockerCommandLine(composeCommands.build(await projectOf(context, action.service, want), action.targets))];
+  }
+
+  /** For a dry run: the commands `deploy` would run, the containers as they are now. */
+  async function previewDeploy(context: RunContext, action: Action, forced: string[] | 'all'): Promise<string[]> {
+    const { service } = action;
+    const want = await requireDesired(context, service, await previewCommit(context));
+    const rolling = rollingSettings(service, want.manifest, want.composeText, want.compose);
+    if (!rolling) {
+      const previous = lastApplied(context, service);
+      const proxyGoes = (previous === undefined || previous.STRATEGY === 'rolling') && (await proxy.exists(context, proxyName(service)));
+      return [
+        ...(proxyGoes ? [dockerCommandLine(dockerCommands.remove([proxyName(service)]))] : []),
+        ...(await upReplacingPlan(context, service, want, forced)).map(dockerCommandLine),
+      ];
+    }
+    const others = want.compose.services.map((s) => s.name).filter((name) => name !== rolling.target);
+    const lines = others.length > 0 ? (await upReplacingPlan(context, service, want, forced, others)).map(dockerCommandLine) : [];
+    if (action.kind === 'recreate' && forced !== 'all' && !forced.includes(rolling.target)) return lines;
+    const running = (await cli.containers(context, service)).filter((c) => c.composeService === rolling.target && c.state === 'running');
+    return [...lines, dockerCommandLine(composeCommands.scaleUpBeside(await projectOf(context, service, want), rolling.target, running.length)),
+      `# then the edge proxy ${rolling.proxy.name} health-checks the new container at ${rolling.proxy.checkPath}, and drains and removes ${running.map((c) => c.name).join(', ') || 'no old container'}`];
+  }
+
+  /** For a dry run: the commands `remove` would run. */
+  async function previewRemove(context: RunContext, service: string): Promise<string[]> {
+    const ids = (await cli.containers(context, service)).map((c) => c.id);
+    const networks = (await cli.docker(context, dockerCommands.projectNetworks(service))).split('\n').filter(Boolean);
+    return [
+      ...(ids.length > 0 ? [dockerCommandLine(dockerCommands.remove(ids))] : []),
+      ...((await proxy.exists(context, proxyName(service))) ? [dockerCommandLine(dockerCommands.remove([proxyName(service)]))] : []),
+      ...(networks.length > 0 ? [dockerCommandLine(dockerCommands.removeNetworks(networks))] : []),
+    ];
   }
 
   const handlers: Record<string, (context: RunContext, action: Action) => Promise<void>> = {
@@ -325,10 +371,17 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     start: (context, action) => setRunning(context, action.service, true),
   };
 
+  const previews: Record<string, (context: RunContext, action: Action) => Promise<string[]>> = {
+    build: previewBuild,
+    redeploy: (context, action) => previewDeploy(context, action, action.recreate ?? []),
+    recreate: (context, action) => previewDeploy(context, action, action.targets ?? 'all'),
+    remove: (context, action) => previewRemove(context, action.service),
+  };
+
   return {
     name: PLUGIN_NAME,
     apply({ hooks }) {
-      tapDockerRuntime(hooks, { plugin: PLUGIN_NAME, runtime: RUNTIME, plan, execIn, claims: isOurs, handlers });
+      tapDockerRuntime(hooks, { plugin: PLUGIN_NAME, runtime: RUNTIME, plan, execIn, claims: isOurs, handlers, previews });
       // Before the ticket script, which may print a secret file it reads.
       hooks.phase.for('ticket').tapPromise({ name: PLUGIN_NAME, stage: -10 }, async (context) => registerAllComposeSecrets(context.repoDir));
     },

@@ -23,7 +23,7 @@ describe('rolling settings (bad input)', () => {
   const settingsOf = (manifest: string, compose: string) => {
     mkdirSync(join(dir, 'packages/web'), { recursive: true });
     writeFileSync(join(dir, 'packages/web/compose.yaml'), compose);
-    return rollingSettings(dir, 'web', parseManifest(manifest, 'packages/web/manifest.yaml', 'web'), parseComposeFile(compose, 'packages/web/compose.yaml'));
+    return rollingSettings('web', parseManifest(manifest, 'packages/web/manifest.yaml', 'web'), compose, parseComposeFile(compose, 'packages/web/compose.yaml'));
   };
   const files = rollingServiceFiles('web', 19309);
 

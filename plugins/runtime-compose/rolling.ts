@@ -1,11 +1,11 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { ReleaseError, type RunContext } from '../../api/index.js';
 import { EdgeProxy, proxyName, type EdgeProxySpec } from '../../shared/edge-proxy/index.js';
 import type { ComposeFile } from '../platform/compose-file.js';
 import { rollingDeploy } from '../platform/deploy.js';
-import { composePath, type Manifest } from '../platform/manifest.js';
+import type { Manifest } from '../platform/manifest.js';
 import type { ComposeCli, ContainerInfo } from './compose.js';
+import { composeCommands, type ComposeProject } from './commands.js';
+import { dockerCommands, runDocker, type DockerCommand } from '../../shared/docker/command.js';
 
 /** A rolling service's settings, from its manifest and compose file. */
 export interface RollingSettings {
@@ -19,9 +19,9 @@ export interface RollingSettings {
 
 
 /** undefined for a service released the default way (containers recreated in place). */
-export function rollingSettings(repoDir: string, service: string, manifest: Manifest, compose: ComposeFile): RollingSettings | undefined {
+export function rollingSettings(service: string, manifest: Manifest, composeText: string, compose: ComposeFile): RollingSettings | undefined {
   if (manifest.deploy?.strategy !== 'rolling') return undefined;
-  const deploy = rollingDeploy(service, manifest, readFileSync(join(repoDir, composePath(service)), 'utf8'), compose)!;
+  const deploy = rollingDeploy(service, manifest, composeText, compose)!;
   return {
     target: deploy.target,
     proxy: {
@@ -50,8 +50,9 @@ export interface RollOut {
   image?: string;
   cli: ComposeCli;
   proxy: EdgeProxy;
-  /** `compose ... ARGS` for this service with its environment; throws on failure. */
-  compose: (args: string[], what: string) => Promise<void>;
+  project: ComposeProject;
+  /** Runs a compose command of this service; throws on failure. */
+  compose: (command: DockerCommand, what: string) => Promise<void>;
 }
 
 /**
@@ -59,17 +60,17 @@ export interface RollOut {
  * check passes on it, then drains and removes the old ones. A new container that never passes is
  * removed and the old ones keep serving: HEALTH_FAILED (exit 7).
  */
-export async function rollOut({ context, service, settings, image, cli, proxy, compose }: RollOut): Promise<{ replaced: number }> {
+export async function rollOut({ context, service, settings, image, cli, proxy, project, compose }: RollOut): Promise<{ replaced: number }> {
   const { target } = settings;
   await proxy.requireImage(context);
   const before = (await cli.containers(context, service)).filter((c) => c.composeService === target);
   const leftovers = before.filter((c) => c.state !== 'running');
   // A container of an earlier, interrupted rollout or stopped by hand serves nobody: it goes first.
-  if (leftovers.length > 0) await cli.docker(context, ['rm', '--force', ...leftovers.map((c) => c.id)]);
+  if (leftovers.length > 0) await cli.docker(context, dockerCommands.remove(leftovers.map((c) => c.id)));
   let old = before.filter((c) => c.state === 'running');
   // No proxy yet beside running containers: the service is switching from recreate to rolling.
   const switching = old.length > 0 && (await proxy.status(context, settings.proxy)) === 'missing';
-  await compose(['up', '--detach', '--no-deps', '--no-recreate', '--remove-orphans', '--scale', `${target}=${old.length + 1}`, target], 'up (rolling)');
+  await compose(composeCommands.scaleUpBeside(project, target, old.length), 'up (rolling)');
   const fresh = (await cli.containers(context, service)).filter((c) => c.composeService === target && !before.some((b) => b.id === c.id));
   if (fresh.length !== 1) {
     throw new ReleaseError('PHASE_FAILED', `rolling update of ${service}: compose started ${fresh.length} new container(s) of ${target}, expected 1`, {
@@ -80,8 +81,8 @@ export async function rollOut({ context, service, settings, image, cli, proxy, c
   if (switching) {
     // They publish the port the proxy takes, themselves: they stop first, one last short outage.
     context.out.detail(`switching ${service} to rolling releases: ${old.map((c) => c.name).join(', ')} stop(s) before the edge proxy takes ${settings.proxy.listen.host}:${settings.proxy.listen.port}`);
-    await cli.docker(context, ['stop', ...old.map((c) => c.id)]);
-    await cli.docker(context, ['rm', '--force', ...old.map((c) => c.id)]);
+    await cli.docker(context, dockerCommands.stop(old.map((c) => c.id)));
+    await cli.docker(context, dockerCommands.remove(old.map((c) => c.id)));
     old = [];
   }
   if ((await proxy.ensure(context, settings.proxy)) === 'created') {
@@ -90,15 +91,15 @@ export async function rollOut({ context, service, settings, image, cli, proxy, c
   const address = await proxy.addressOf(context, settings.proxy, next.id);
   context.out.detail(`${next.name} (${image ?? next.image}) started beside ${old.map((c) => c.name).join(', ') || 'no old container'}; waiting for the proxy's health check ${settings.proxy.checkPath}`);
   const exited = async () => {
-    const result = await context.exec('docker', ['inspect', '--format', '{{.State.Status}}', next.id], {});
+    const result = await runDocker(context, dockerCommands.containerState(next.id));
     const state = result.stdout.trim();
     return state === 'running' ? undefined : `${next.name} is ${state || 'gone'}`;
   };
   const outcome = await proxy.waitUp(context, settings.proxy, address, settings.timeoutMs, exited,
     (last, waitedMs) => context.out.detail(`still waiting for ${next.name} after ${(waitedMs / 1000).toFixed(0)}s: ${last}`));
   if (!outcome.up) {
-    const logs = await context.exec('docker', ['logs', '--tail', '5', next.id], {});
-    await cli.docker(context, ['rm', '--force', next.id]);
+    const logs = await runDocker(context, dockerCommands.logTail(next.id));
+    await cli.docker(context, dockerCommands.remove([next.id]));
     context.log.event('apply', 'rollout-failed', { service, image, container: next.name });
     throw new ReleaseError('HEALTH_FAILED',
       `rolling update of ${service}: the new container ${next.name} did not pass the health check ${settings.proxy.checkPath} in ${(outcome.waitedMs / 1000).toFixed(1)}s (${outcome.last}); it was removed, ${old.length > 0 ? `${old.map((c) => c.name).join(', ')} still serve(s)` : 'nothing serves'}`, {
@@ -114,8 +115,8 @@ export async function rollOut({ context, service, settings, image, cli, proxy, c
   for (const container of old) {
     const oldAddress = await proxy.addressOf(context, settings.proxy, container.id).catch(() => undefined);
     if (oldAddress) await proxy.drain(context, settings.proxy, oldAddress, settings.drainMs);
-    await cli.docker(context, ['stop', container.id]);
-    await cli.docker(context, ['rm', '--force', container.id]);
+    await cli.docker(context, dockerCommands.stop([container.id]));
+    await cli.docker(context, dockerCommands.remove([container.id]));
     if (oldAddress) await proxy.release(context, settings.proxy, oldAddress);
   }
   return { replaced: old.length };

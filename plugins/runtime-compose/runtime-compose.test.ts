@@ -59,6 +59,25 @@ describe('the compose runtime on a real Docker engine', () => {
     expect(script).not.toContain(`migrate_${other}() {`);
   });
 
+  test('--dry-run prints the exact compose command of each action; pasted into a shell, it deploys what the release would', async () => {
+    const { platform, web, webUrl, webPort } = ctx;
+    await platform.mergeFeature('1240', { [`packages/${web}/manifest.yaml`]: dockerServiceFiles(web, webPort, { tag: '2' })[`packages/${web}/manifest.yaml`]! });
+
+    const preview = await platform.run('release-run', ['1240', '--dry-run']);
+
+    expect(preview.exitCode).toBe(0);
+    const file = join(platform.prod, `packages/${web}/compose.yaml`);
+    // The image of the merge the dry run previews, not of HEAD (a dry run does not pull).
+    const expected = `IMAGE=local/testsvc:2 ${composeCommand().join(' ')} --project-name ${web} --file ${file} up -d --remove-orphans`;
+    const printed = preview.stdout.split('\n').map((line) => line.trim());
+    expect(printed).toContain(expected);
+    expect(printed.indexOf(expected)).toBeGreaterThan(printed.findIndex((line) => line.includes(`would redeploy ${web}`)));
+    expect((await httpGet(`${webUrl}/version`)).body).toBe('1');
+
+    await execa('sh', ['-c', expected], { cwd: platform.prod });
+    expect((await httpGet(`${webUrl}/version`)).body).toBe('2');
+  });
+
   test('an image tag in the project .env (image: ...:${TAG}): a bump redeploys; the drift check compares the rendered image', async () => {
     const { platform } = ctx;
     const tagged = uniqueName('tagged');

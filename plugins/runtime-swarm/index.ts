@@ -6,15 +6,18 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type ExecInRequest, type ExecResult, type Plugin, type RunContext } from '../../api/index.js';
-import { deadline, tapDockerRuntime } from '../deadlines/index.js';
+import { tapDockerRuntime } from '../deadlines/index.js';
 import { IMAGE_VARIABLE, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, namesRuntime, parseDuration, readManifest, type Manifest } from '../platform/manifest.js';
 import { ComposeCli } from '../runtime-compose/compose.js';
-import { filesFingerprint, serviceAtHead } from '../platform/service-at-head.js';
+import { composeCommands } from '../runtime-compose/commands.js';
+import { dockerCommandLine, dockerCommands, runDocker } from '../../shared/docker/command.js';
+import { swarmCommands } from './commands.js';
+import { filesFingerprint, previewCommit, serviceAtHead } from '../platform/service-at-head.js';
 import { EdgeProxy, proxyName, type EdgeProxySpec } from '../../shared/edge-proxy/index.js';
 import { rollingDeploy } from '../platform/deploy.js';
 import { FINGERPRINT_LABEL, imagePath, renderStack } from './render.js';
-import { docker, localTaskContainers, runningTasks, stackServices, STACK_LABEL, type SwarmService } from './swarm.js';
+import { docker, localTaskContainers, runningTasks, stackServices, type SwarmService } from './swarm.js';
 import { engineDownReason } from '../../shared/docker/engine-down.js';
 
 export const PLUGIN_NAME = 'runtime-swarm';
@@ -88,16 +91,16 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
       return readManifest(context.repoDir, service).runtime === RUNTIME;
     }
     // An engine that is no swarm manager (or none at all) runs no stack: compose-only hosts are not bothered.
-    const listed = await context.exec('docker', ['service', 'ls', '--quiet', '--filter', `label=${STACK_LABEL}=${service}`], {});
+    const listed = await runDocker(context, swarmCommands.stackServiceIds(service));
     return listed.exitCode === 0 && listed.stdout.trim() !== '';
   }
 
-  async function desired(context: RunContext, service: string): Promise<Desired | undefined> {
-    const head = await serviceAtHead(context, service);
+  async function desired(context: RunContext, service: string, commit?: string): Promise<Desired | undefined> {
+    const head = await serviceAtHead(context, service, commit);
     if (!head) return undefined;
     const { manifest, composeText, compose, image, built, mounts } = head;
     // The stack also changes with the registry and the publish mode it is deployed with.
-    const fingerprint = await filesFingerprint(context, service, head, mounts, options.registry ?? '', options.publishMode);
+    const fingerprint = await filesFingerprint(context, head, mounts, options.registry ?? '', options.publishMode);
     const rolling = rollingDeploy(service, manifest, composeText, compose);
     const proxy = rolling && {
       name: proxyName(service), owner: service, network: `${service}_default`, backendHost: `tasks.${rolling.target}`, backendPort: rolling.port,
@@ -106,19 +109,19 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     return { manifest, compose, image, built, fingerprint, mounts, proxy };
   }
 
-  async function requireDesired(context: RunContext, service: string): Promise<Desired> {
-    const want = await desired(context, service);
+  async function requireDesired(context: RunContext, service: string, commit?: string): Promise<Desired> {
+    const want = await desired(context, service, commit);
     if (!want) throw new ReleaseError('BAD_INPUT', `${composePath(service)} does not exist: cannot deploy ${service} to swarm`, { hint: `add it, or set runtime: in ${manifestPath(service)}` });
     return want;
   }
 
   async function imageMissing(context: RunContext, image: string): Promise<boolean> {
-    return (await context.exec('docker', ['image', 'inspect', '--format', '{{.Id}}', image], {})).exitCode !== 0;
+    return (await runDocker(context, dockerCommands.imageId(image))).exitCode !== 0;
   }
 
   /** The registry's name of `image` by digest, when this host's copy of it was pushed there. */
   async function pushedReference(context: RunContext, image: string): Promise<string | undefined> {
-    const result = await context.exec('docker', ['image', 'inspect', '--format', '{{json .RepoDigests}}', image], {});
+    const result = await runDocker(context, swarmCommands.repoDigests(image));
     if (result.exitCode !== 0) return undefined;
     const prefix = `${options.registry}/${imagePath(image).path}@`;
     return (JSON.parse(result.stdout) as string[] | null)?.find((digest) => digest.startsWith(prefix));
@@ -135,9 +138,9 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     if (await imageMissing(context, image)) {
       throw new ReleaseError('PHASE_FAILED', `image ${image} is not on this host: nothing to push to ${options.registry}`, { hint: `docker pull ${image} (or build it), then release again` });
     }
-    await docker(context, ['tag', image, target]);
+    await docker(context, swarmCommands.tag(image, target));
     context.out.detail(`pushing ${target}`);
-    const result = await context.exec('docker', ['push', target], { onLine: (line) => context.out.detail(line), ...deadline(context, 'build') });
+    const result = await runDocker(context, swarmCommands.push(target), { onLine: (line) => context.out.detail(line) });
     if (result.exitCode !== 0) {
       throw new ReleaseError('PHASE_FAILED', `docker push ${target} failed: ${result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`}`, {
         hint: `can this host reach the registry? (curl http://${options.registry}/v2/)`, reason: engineDownReason(result.stderr),
@@ -214,10 +217,8 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
       context.log.event('apply', 'build-reused', { service: action.service, image: want.image });
       return;
     }
-    const [bin, ...prefix] = await cli.command(context);
-    const result = await context.exec(bin!, [...prefix, '--project-name', action.service, '--file', join(context.repoDir, composePath(action.service)), 'build', ...(action.targets ?? [])], {
-      env: { ...want.manifest.env, IMAGE: want.image }, onLine: (line) => context.out.detail(line), ...deadline(context, 'build'),
-    });
+    const project = await cli.project(context, action.service, join(context.repoDir, composePath(action.service)), { ...want.manifest.env, IMAGE: want.image });
+    const result = await cli.run(context, composeCommands.build(project, action.targets));
     if (result.exitCode !== 0) {
       throw new ReleaseError('PHASE_FAILED', `compose build of ${action.service} failed (exit ${result.exitCode})`, { lines: result.output.split('\n').slice(-5), hint: 'see the lines above' });
     }
@@ -226,8 +227,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
 
   /** The compose file with ${IMAGE} and the manifest's env substituted, as compose renders it. */
   async function renderCompose(context: RunContext, service: string, env: Record<string, string>): Promise<string> {
-    const [bin, ...prefix] = await cli.command(context);
-    const result = await context.exec(bin!, [...prefix, '--project-name', service, '--file', join(context.repoDir, composePath(service)), 'config'], { env });
+    const result = await runDocker(context, composeCommands.config(await cli.project(context, service, join(context.repoDir, composePath(service)), env)));
     if (result.exitCode !== 0) {
       // Prepare checked the file's shape; what compose itself refuses shows only here, as for `up`.
       throw new ReleaseError('PHASE_FAILED', `${composePath(service)}: compose cannot render it: ${result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`}`, {
@@ -251,8 +251,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     writeFileAtomic(stackFile(context, service), rendered.text);
     for (const note of rendered.notes) context.out.detail(note);
     const before = await stackServices(context, service);
-    const result = await context.exec('docker', ['stack', 'deploy', '--compose-file', stackFile(context, service), '--prune', '--resolve-image', 'never', '--with-registry-auth', service], {
-      ...deadline(context, 'compose'),
+    const result = await runDocker(context, swarmCommands.stackDeploy(stackFile(context, service), service), {
       // The engine's advice about --detach concerns its own CLI: the orchestrator waits (converge).
       onLine: (line) => { if (!/--detach=false|tasks will be created in the background/.test(line)) context.out.detail(line); },
     });
@@ -310,7 +309,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
       if (waiting.length === 0) {
         // A start-first update completes while the old task is still stopping: the release waits for it.
         for (const s of services) {
-          const out = await docker(context, ['service', 'ps', '--filter', 'desired-state=shutdown', '--format', '{{.CurrentState}}', s.name], 'docker service ps');
+          const out = await docker(context, swarmCommands.shutdownTaskStates(s.name));
           if (out.split('\n').some((state) => state.startsWith('Running'))) waiting.push(`${s.part}: the old task is stopping`);
         }
       }
@@ -332,7 +331,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
   async function taskErrors(context: RunContext, names: string[]): Promise<string[]> {
     const lines: string[] = [];
     for (const name of names) {
-      const out = await context.exec('docker', ['service', 'ps', '--no-trunc', '--format', '{{.Name}} {{.Image}} {{.CurrentState}} {{.Error}}', name], {});
+      const out = await runDocker(context, swarmCommands.taskErrors(name));
       lines.push(...out.stdout.split('\n').filter((line) => /\S+ \S+ (Failed|Rejected|Shutdown).* \S/.test(line)).slice(0, 3));
     }
     return lines;
@@ -350,12 +349,12 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
   async function remove(context: RunContext, service: string): Promise<void> {
     // It is attached to the stack's network, which cannot go while it is.
     await edgeProxy.remove(context, proxyName(service));
-    await docker(context, ['stack', 'rm', service]);
+    await docker(context, swarmCommands.stackRemove(service));
     // `stack rm` returns before the tasks and the network are gone; a redeploy of the name needs them gone.
     const deadline = Date.now() + 60_000;
     for (;;) {
-      const left = await docker(context, ['ps', '--all', '--quiet', '--filter', `label=${STACK_LABEL}=${service}`]);
-      const networks = await docker(context, ['network', 'ls', '--quiet', '--filter', `label=${STACK_LABEL}=${service}`]);
+      const left = await docker(context, swarmCommands.stackContainers(service));
+      const networks = await docker(context, swarmCommands.stackNetworks(service));
       if (left.trim() === '' && networks.trim() === '') break;
       if (Date.now() > deadline) throw new ReleaseError('PHASE_FAILED', `stack ${service} was removed but its tasks or network remain after 60s`, { hint: `check: docker stack ps ${service}` });
       await sleep(500, context.signal);
@@ -370,7 +369,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
    * the tasks are watched here until each service runs exactly its new count.
    */
   async function scale(context: RunContext, stack: string, counts: Map<string, number>): Promise<void> {
-    await docker(context, ['service', 'scale', '--detach', ...[...counts].map(([name, count]) => `${name}=${count}`)], 'docker service scale');
+    await docker(context, swarmCommands.scale(counts));
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const waiting: string[] = [];
@@ -427,13 +426,38 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
         });
       }
     }
-    const streaming = Boolean(request.stdinFrom) || request.input !== undefined;
-    const args = ['exec', ...(streaming ? ['-i'] : []), ...(request.user ? ['--user', request.user] : []),
-      ...Object.entries(request.env ?? {}).flatMap(([key, value]) => ['--env', `${key}=${value}`]),
-      container, ...request.argv];
-    return context.exec('docker', args, {
+    const interactive = Boolean(request.stdinFrom) || request.input !== undefined;
+    return runDocker(context, dockerCommands.execIn({ container, argv: request.argv, user: request.user, env: request.env, interactive }), {
       input: request.input, stdinFrom: request.stdinFrom, stdoutTo: request.stdoutTo, stdinMayStopEarly: request.stdinMayStopEarly,
     });
+  }
+
+  /** For a dry run: the commands `build` would run. */
+  async function previewBuild(context: RunContext, action: Action): Promise<string[]> {
+    const want = await requireDesired(context, action.service, await previewCommit(context));
+    if (!want.built || !want.image) return [];
+    if (!(await imageMissing(context, want.image))) return [`# image ${want.image} is already on this host: not rebuilt`];
+    const project = await cli.project(context, action.service, join(context.repoDir, composePath(action.service)), { ...want.manifest.env, IMAGE: want.image });
+    return [dockerCommandLine(composeCommands.build(project, action.targets))];
+  }
+
+  /** For a dry run: the commands `deploy` would run. */
+  async function previewDeploy(context: RunContext, action: Action): Promise<string[]> {
+    const service = action.service;
+    const want = await requireDesired(context, service, await previewCommit(context));
+    const lines: string[] = [];
+    let image = want.image;
+    if (want.image && options.registry) {
+      const { path, tag } = imagePath(want.image);
+      const target = `${options.registry}/${path}:${tag}`;
+      lines.push(dockerCommandLine(swarmCommands.tag(want.image, target)), dockerCommandLine(swarmCommands.push(target)));
+      image = `${options.registry}/${path}@<the digest the push reports>`;
+    }
+    const project = await cli.project(context, service, join(context.repoDir, composePath(service)), { ...want.manifest.env, ...(image ? { IMAGE: image } : {}) });
+    lines.push(`# ${stackFile(context, service)} is rendered from: ${dockerCommandLine(composeCommands.config(project))}`);
+    lines.push(dockerCommandLine(swarmCommands.stackDeploy(stackFile(context, service), service)));
+    lines.push(`# then it waits until every service of the stack runs its tasks (at most ${options.timeout})`);
+    return lines;
   }
 
   const handlers: Record<string, (context: RunContext, action: Action) => Promise<void>> = {
@@ -445,10 +469,20 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     start: (context, action) => start(context, action.service),
   };
 
+  const previews: Record<string, (context: RunContext, action: Action) => Promise<string[]>> = {
+    build: previewBuild,
+    redeploy: previewDeploy,
+    recreate: previewDeploy,
+    remove: async (context, action) => [
+      ...((await edgeProxy.exists(context, proxyName(action.service))) ? [dockerCommandLine(dockerCommands.remove([proxyName(action.service)]))] : []),
+      dockerCommandLine(swarmCommands.stackRemove(action.service)),
+    ],
+  };
+
   return {
     name: PLUGIN_NAME,
     apply({ hooks }) {
-      tapDockerRuntime(hooks, { plugin: PLUGIN_NAME, runtime: RUNTIME, plan, execIn, claims, handlers });
+      tapDockerRuntime(hooks, { plugin: PLUGIN_NAME, runtime: RUNTIME, plan, execIn, claims, handlers, previews });
     },
   };
 }

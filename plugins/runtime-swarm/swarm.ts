@@ -1,5 +1,9 @@
 import { engineDownReason } from '../../shared/docker/engine-down.js';
 import { ReleaseError, type RunContext } from '../../api/index.js';
+import { dockerSubcommand, runDocker, type DockerCommand } from '../../shared/docker/command.js';
+import { STACK_LABEL, swarmCommands } from './commands.js';
+
+export { STACK_LABEL } from './commands.js';
 
 /** One swarm service of a stack, as `docker service inspect` shows it. */
 export interface SwarmService {
@@ -18,11 +22,9 @@ export interface SwarmService {
   spec: string;
 }
 
-export const STACK_LABEL = 'com.docker.stack.namespace';
-
-/** docker, failing with the engine's own last line. */
-export async function docker(context: RunContext, args: string[], what = `docker ${args[0]}`): Promise<string> {
-  const result = await context.exec('docker', args, {});
+/** A docker command that must succeed, failing with the engine's own last line. */
+export async function docker(context: RunContext, command: DockerCommand, what = dockerSubcommand(command)): Promise<string> {
+  const result = await runDocker(context, command);
   if (result.exitCode !== 0) {
     throw new ReleaseError('PHASE_FAILED', `${what} failed: ${result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`}`, {
       hint: 'is the engine a swarm manager? (docker info --format {{.Swarm.ControlAvailable}})', reason: engineDownReason(result.stderr),
@@ -44,9 +46,9 @@ interface InspectJson {
 
 /** The services of stack `stack`, sorted by name; none when it is not deployed. */
 export async function stackServices(context: RunContext, stack: string): Promise<SwarmService[]> {
-  const ids = (await docker(context, ['service', 'ls', '--quiet', '--filter', `label=${STACK_LABEL}=${stack}`], 'docker service ls')).split('\n').filter(Boolean);
+  const ids = (await docker(context, swarmCommands.stackServiceIds(stack))).split('\n').filter(Boolean);
   if (ids.length === 0) return [];
-  const inspected = JSON.parse(await docker(context, ['service', 'inspect', ...ids], 'docker service inspect')) as InspectJson[];
+  const inspected = JSON.parse(await docker(context, swarmCommands.inspectServices(ids))) as InspectJson[];
   return inspected
     // `service ls --filter label=` matches a prefix-free label value exactly, but guard anyway.
     .filter((s) => s.Spec.Labels?.[STACK_LABEL] === stack)
@@ -65,7 +67,7 @@ export async function stackServices(context: RunContext, stack: string): Promise
 
 /** Running tasks per service name (`docker service ls`'s `1/2` column: running/desired). */
 export async function runningTasks(context: RunContext, stack: string): Promise<Map<string, { running: number; desired: number }>> {
-  const out = await docker(context, ['service', 'ls', '--filter', `label=${STACK_LABEL}=${stack}`, '--format', '{{.Name}}\t{{.Replicas}}'], 'docker service ls');
+  const out = await docker(context, swarmCommands.stackReplicas(stack));
   const counts = new Map<string, { running: number; desired: number }>();
   for (const line of out.split('\n').filter(Boolean)) {
     const [name, replicas] = line.split('\t') as [string, string];
@@ -77,6 +79,6 @@ export async function runningTasks(context: RunContext, stack: string): Promise<
 
 /** The running containers of a swarm service on this node. */
 export async function localTaskContainers(context: RunContext, serviceName: string): Promise<string[]> {
-  const out = await docker(context, ['ps', '--quiet', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${serviceName}`, '--filter', 'status=running'], 'docker ps');
+  const out = await docker(context, swarmCommands.localTasks(serviceName));
   return out.split('\n').filter(Boolean);
 }

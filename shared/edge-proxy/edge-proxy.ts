@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { ReleaseError, z, type RunContext } from '../../api/index.js';
 import { engineDownReason } from '../docker/engine-down.js';
+import { dockerCommands, dockerSubcommand, runDocker, type DockerCommand } from '../docker/command.js';
+import { ADMIN_PORT, INSIDE_PORT, edgeProxyCommands } from './commands.js';
 
 /**
  * An edge proxy for zero-downtime releases: HAProxy (Debian's package, image built by
@@ -71,10 +73,6 @@ export interface BackendState {
 }
 
 const BACKEND = 'backends';
-const ADMIN_PORT = 9999;
-const INSIDE_PORT = 8080;
-const LABEL_OWNER = 'release-orchestrator.edge-proxy.owner';
-const LABEL_CONFIG = 'release-orchestrator.edge-proxy.config';
 
 /** The HAProxy configuration for `spec`: static; the backends come and go through DNS. */
 export function renderHaproxyConfig(spec: EdgeProxySpec, rawOptions: EdgeProxyOptions = {}): string {
@@ -200,8 +198,8 @@ export class EdgeProxy {
     return { config, fingerprint };
   }
 
-  private async docker(context: RunContext, args: string[], what: string): Promise<string> {
-    const result = await context.exec('docker', args, {});
+  private async docker(context: RunContext, command: DockerCommand, what = dockerSubcommand(command)): Promise<string> {
+    const result = await runDocker(context, command);
     if (result.exitCode !== 0) {
       const last = result.stderr.split('\n').filter(Boolean).pop() ?? `exit ${result.exitCode}`;
       throw new ReleaseError('PHASE_FAILED', `edge proxy: ${what} failed: ${last}`, { hint: 'is the Docker engine running? (docker info)', reason: engineDownReason(result.stderr) });
@@ -209,9 +207,14 @@ export class EdgeProxy {
     return result.stdout;
   }
 
+  /** Whether a proxy container of that name exists, in any state. */
+  async exists(context: RunContext, name: string): Promise<boolean> {
+    return (await runDocker(context, edgeProxyCommands.status(name))).exitCode === 0;
+  }
+
   /** `running`, `missing`, `stale` (built from another config), or the container's state (`exited`, ...). */
   async status(context: RunContext, spec: EdgeProxySpec): Promise<string> {
-    const result = await context.exec('docker', ['inspect', '--format', `{{.State.Status}}\t{{index .Config.Labels "${LABEL_CONFIG}"}}`, spec.name], {});
+    const result = await runDocker(context, edgeProxyCommands.status(spec.name));
     if (result.exitCode !== 0) return 'missing';
     const [state, fingerprint] = result.stdout.trim().split('\t');
     if (fingerprint !== this.configOf(spec).fingerprint) return 'stale';
@@ -223,7 +226,7 @@ export class EdgeProxy {
    * a host without it keeps the running version (exit 1, resumable once the image is there).
    */
   async requireImage(context: RunContext): Promise<void> {
-    if ((await context.exec('docker', ['image', 'inspect', '--format', '{{.Id}}', this.options.image], {})).exitCode === 0) return;
+    if ((await runDocker(context, dockerCommands.imageId(this.options.image))).exitCode === 0) return;
     throw new ReleaseError('PHASE_FAILED', `edge proxy image ${this.options.image} is not on this host; the service was not touched`, {
       hint: `build it with: bash ${EDGE_PROXY_IMAGE_SCRIPT} (or name another HAProxy image in the edgeProxy.image option)`,
     });
@@ -237,17 +240,14 @@ export class EdgeProxy {
     const status = await this.status(context, spec);
     if (status === 'running') return 'kept';
     if (status !== 'missing' && status !== 'stale') {
-      await this.docker(context, ['start', spec.name], `docker start ${spec.name}`);
+      await this.docker(context, dockerCommands.start([spec.name]), `docker start ${spec.name}`);
       await this.waitListening(context, spec);
       return 'started';
     }
     await this.requireImage(context);
-    if (status === 'stale') await this.docker(context, ['rm', '--force', spec.name], `removing the outdated ${spec.name}`);
+    if (status === 'stale') await this.docker(context, dockerCommands.remove([spec.name]), `removing the outdated ${spec.name}`);
     const { config, fingerprint } = this.configOf(spec);
-    await this.docker(context, ['run', '--detach', '--name', spec.name, '--restart', 'unless-stopped',
-      '--network', spec.network, '--stop-signal', 'SIGUSR1', '--publish', `${spec.listen.host}:${spec.listen.port}:${INSIDE_PORT}`,
-      '--label', `${LABEL_OWNER}=${spec.owner}`, '--label', `${LABEL_CONFIG}=${fingerprint}`,
-      '--env', `HAPROXY_CONFIG=${config}`, this.options.image], `docker run ${spec.name}`);
+    await this.docker(context, edgeProxyCommands.run({ ...spec, image: this.options.image, config, fingerprint }), `docker run ${spec.name}`);
     await this.waitListening(context, spec);
     context.log.event('apply', 'edge-proxy-started', { service: spec.owner, proxy: spec.name, listen: `${spec.listen.host}:${spec.listen.port}` });
     return 'created';
@@ -262,7 +262,7 @@ export class EdgeProxy {
       last = result.text;
       await sleep(200);
     }
-    const logs = await context.exec('docker', ['logs', '--tail', '5', spec.name], {});
+    const logs = await runDocker(context, dockerCommands.logTail(spec.name));
     throw new ReleaseError('PHASE_FAILED', `edge proxy ${spec.name} did not start: ${last.split('\n').filter(Boolean).pop() ?? 'no answer'}`, {
       lines: logs.output.split('\n').filter(Boolean).slice(-5), hint: `see: docker logs ${spec.name}`,
     });
@@ -270,8 +270,7 @@ export class EdgeProxy {
 
   /** One command on HAProxy's runtime API, through bash's /dev/tcp inside the proxy container. */
   private async admin(context: RunContext, spec: EdgeProxySpec, command: string, required = true): Promise<{ ok: boolean; text: string }> {
-    const script = `exec 3<>/dev/tcp/127.0.0.1/${ADMIN_PORT} && printf '%s\\n' "$1" >&3 && cat <&3`;
-    const result = await context.exec('docker', ['exec', spec.name, 'bash', '-c', script, 'admin', command], {});
+    const result = await runDocker(context, edgeProxyCommands.admin(spec.name, command));
     if (result.exitCode !== 0 && required) {
       throw new ReleaseError('PHASE_FAILED', `edge proxy ${spec.name}: "${command}" failed: ${result.stderr.trim().split('\n').pop() ?? `exit ${result.exitCode}`}`, {
         hint: `is it running? (docker ps --filter name=${spec.name})`,
@@ -290,7 +289,7 @@ export class EdgeProxy {
 
   /** A container's address on the proxy's network. */
   async addressOf(context: RunContext, spec: EdgeProxySpec, container: string): Promise<string> {
-    const out = await this.docker(context, ['inspect', '--format', `{{with index .NetworkSettings.Networks "${spec.network}"}}{{.IPAddress}}{{end}}`, container], `docker inspect ${container}`);
+    const out = await this.docker(context, edgeProxyCommands.addressOn(container, spec.network), `docker inspect ${container}`);
     const address = out.trim();
     if (!address) throw new ReleaseError('PHASE_FAILED', `container ${container} is not on network ${spec.network}`, { hint: `docker inspect ${container}` });
     return address;
@@ -366,6 +365,6 @@ export class EdgeProxy {
 
   /** Removes the proxy container (nothing else: the network and backends belong to their runtime). */
   async remove(context: RunContext, name: string): Promise<boolean> {
-    return (await context.exec('docker', ['rm', '--force', name], {})).exitCode === 0;
+    return (await runDocker(context, dockerCommands.remove([name]))).exitCode === 0;
   }
 }
