@@ -4,6 +4,7 @@
  */
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { ReleaseError, type RunContext } from '../../api/index.js';
+import { dockerCommands, runDocker } from '../../shared/docker/command.js';
 
 export interface VolumeEntry {
   volume?: string;
@@ -24,12 +25,8 @@ interface VolumeInfo {
   Labels: Record<string, string> | null;
 }
 
-async function docker(context: RunContext, args: string[]) {
-  return context.exec('docker', args, {});
-}
-
 export async function inspectVolume(context: RunContext, name: string): Promise<VolumeInfo | undefined> {
-  const result = await docker(context, ['volume', 'inspect', '--format', '{{json .}}', name]);
+  const result = await runDocker(context, dockerCommands.volumeInspect(name));
   if (result.exitCode !== 0) {
     // Engine 20.10 says "no such volume", Engine 26 "volume NAME not found".
     if (/no such volume|volume \S+ not found/i.test(result.stderr)) return undefined;
@@ -42,7 +39,7 @@ export async function inspectVolume(context: RunContext, name: string): Promise<
 
 /** Compose names a project's volume `<project>_<name>`: the likely full names for a short one. */
 async function likelyNames(context: RunContext, service: string, name: string): Promise<string[]> {
-  const result = await docker(context, ['volume', 'ls', '--quiet']);
+  const result = await runDocker(context, dockerCommands.volumeNames());
   if (result.exitCode !== 0) return [];
   const names = result.stdout.split('\n').filter(Boolean);
   return names.filter((candidate) => candidate === `${service}_${name}` || candidate.endsWith(`_${name}`)).slice(0, 5);
@@ -100,11 +97,7 @@ export async function targetFolder(context: RunContext, service: string, entry: 
     let info = await inspectVolume(context, entry.volume);
     let created = false;
     if (!info) {
-      const prefix = `${service}_`;
-      const labels = entry.volume.startsWith(prefix) && entry.volume.length > prefix.length
-        ? ['--label', `com.docker.compose.project=${service}`, '--label', `com.docker.compose.volume=${entry.volume.slice(prefix.length)}`]
-        : [];
-      const result = await docker(context, ['volume', 'create', ...labels, entry.volume]);
+      const result = await runDocker(context, dockerCommands.createProjectVolume(service, entry.volume));
       if (result.exitCode !== 0) {
         throw new ReleaseError('BACKUP_FAILED', `${what} is gone and could not be created again: ${result.stderr.trim()}`, { hint: 'is the Docker engine running? (docker info)' });
       }

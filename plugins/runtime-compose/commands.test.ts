@@ -89,6 +89,13 @@ describe('the engine commands every runtime uses', () => {
     expect(dockerCommands.execIn({ container: 'c1', argv: ['true'] }).deadlineKind).toBeUndefined();
   });
 
+  test('volumes: a restore recreates a missing project volume with compose\'s labels; another name gets none', () => {
+    expect(line(dockerCommands.createProjectVolume('web', 'web_data'))).toEqual(['docker', 'volume', 'create',
+      '--label', 'com.docker.compose.project=web', '--label', 'com.docker.compose.volume=data', 'web_data']);
+    expect(line(dockerCommands.createProjectVolume('web', 'shared-files'))).toEqual(['docker', 'volume', 'create', 'shared-files']);
+    expect(line(dockerCommands.volumeInspect('web_data'))).toEqual(['docker', 'volume', 'inspect', '--format', '{{json .}}', 'web_data']);
+  });
+
   test('names for errors', () => {
     expect(dockerSubcommand(dockerCommands.stop(['a']))).toBe('docker stop');
     expect(dockerSubcommand(dockerCommands.projectNetworks('web'))).toBe('docker network ls');

@@ -59,6 +59,20 @@ export const dockerCommands = {
     '--format', '{{.ID}}\t{{.Names}}\t{{.Image}}\t{{.State}}\t{{.Label "com.docker.compose.service"}}']),
   projectNetworks: (project: string) => docker(['network', 'ls', '--quiet', '--filter', `label=${COMPOSE_PROJECT_LABEL}=${project}`]),
   imageId: (image: string) => docker(['image', 'inspect', '--format', '{{.Id}}', image]),
+  /** A volume's driver, options and Mountpoint, as one JSON object. */
+  volumeInspect: (volume: string) => docker(['volume', 'inspect', '--format', '{{json .}}', volume]),
+  volumeNames: () => docker(['volume', 'ls', '--quiet']),
+  /**
+   * A volume of `project`, named as compose names it (`<project>_<name>`): labelled as compose
+   * labels its own, so a later `compose up` takes it as the project's instead of refusing it.
+   */
+  createProjectVolume: (project: string, volume: string) => {
+    const prefix = `${project}_`;
+    const labels = volume.startsWith(prefix) && volume.length > prefix.length
+      ? ['--label', `${COMPOSE_PROJECT_LABEL}=${project}`, '--label', `com.docker.compose.volume=${volume.slice(prefix.length)}`]
+      : [];
+    return docker(['volume', 'create', ...labels, volume]);
+  },
   containerState: (container: string) => docker(['inspect', '--format', '{{.State.Status}}', container]),
   logTail: (container: string, lines = 5) => docker(['logs', '--tail', String(lines), container]),
   stop: (containers: string[]) => docker(['stop', ...containers]),
