@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ReleaseError, toReleaseError } from '../core/errors.js';
 import type { Action, InitResult } from '../core/hooks.js';
@@ -45,8 +46,11 @@ export function findRepo(start: string): string {
   }
 }
 
+/** The release-revert bin, which an --atomic release runs when it fails after the pull. */
+const REVERT_BIN = fileURLToPath(new URL('./bin/release-revert.js', import.meta.url));
+
 const HELP: Record<Verb | 'release', string> = {
-  'release-run': `usage: release-run TICKET [--from=PHASE] [--dry-run] [--local] [--repo DIR]
+  'release-run': `usage: release-run TICKET [--from=PHASE] [--dry-run] [--local] [--atomic | --no-atomic] [--repo DIR]
 
 Releases what origin's main holds beyond this clone's HEAD, in four phases, halting on the first
 failure: ${PHASES_OF['release-run'].map((p) => p.name).join(' -> ')}.
@@ -57,13 +61,16 @@ ${PHASES_OF['release-run'].map((p) => `  ${p.name.padEnd(9)} ${p.summary}`).join
   --dry-run     preview every phase; change nothing
   --local       a dev host's drill: release the commits HEAD holds beyond origin's main as last
                 fetched (BASE_SHA), without fetching or pulling (MERGE_SHA = HEAD)
+  --atomic      on a failure after the pull, revert this release at once, under the same lock
+                (default: the config's \`atomic\`); --no-atomic turns a config's default off
   --repo DIR    the platform repo (default: the git repo of the current folder)
   --json        one JSON event per line on stdout (docs/events.md); the human output goes to stderr
   --version     print the version and the orchestrator's commit
 
 Exit codes: 0 done, 1 a phase failed, 2 bad input or config, 3 locked, 4 nothing to release,
 5 drift or unclassified files, 6 backup failed or no disk space for it, 7 health probe failed,
-130 interrupted.`,
+9 an --atomic release failed and its revert failed too, 130 interrupted. An --atomic release that
+was reverted exits with its failure's code.`,
   'release-revert': `usage: release-revert TICKET [--code-only | --undo | --without-pre-revert-backup] [--dry-run] [--repo DIR]
 
 Undoes release TICKET from its state file: checks and restores every backup, reverts the released
@@ -135,6 +142,8 @@ interface ParsedArgs {
   help: boolean;
   version: boolean;
   json: boolean;
+  /** --atomic or --no-atomic; undefined: the config's `atomic` decides. */
+  atomic?: boolean;
 }
 
 /** `release-run 0.1.0 (orchestrator commit abc123...)`, from what the build recorded. */
@@ -157,6 +166,8 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
         from: { type: 'string' },
         'dry-run': { type: 'boolean', default: false },
         local: { type: 'boolean', default: false },
+        atomic: { type: 'boolean' },
+        'no-atomic': { type: 'boolean' },
         'code-only': { type: 'boolean', default: false },
         undo: { type: 'boolean', default: false },
         'without-pre-revert-backup': { type: 'boolean', default: false },
@@ -171,18 +182,19 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
       },
     });
     const allowed: Record<string, readonly string[]> = {
-      'release-run': ['from', 'dry-run', 'local', 'repo', 'help', 'version', 'json'],
+      'release-run': ['from', 'dry-run', 'local', 'atomic', 'no-atomic', 'repo', 'help', 'version', 'json'],
       'release-revert': ['code-only', 'undo', 'without-pre-revert-backup', 'dry-run', 'repo', 'help', 'version', 'json'],
       release: ['service', 'example', 'repo', 'help', 'version', 'keep', 'dry-run', 'json', 'latest'],
     };
     for (const [key, value] of Object.entries(values)) {
       if (value !== undefined && value !== false && !allowed[verb]!.includes(key)) throw new Error(`option --${key} is not known to ${verb}`);
     }
+    if (values.atomic && values['no-atomic']) throw new Error('--atomic and --no-atomic do not go together');
     if (values['code-only'] && values.undo) throw new Error('--code-only and --undo do not go together: --undo puts back what the last revert replaced, code and data');
     return {
       positionals, from: values.from, dryRun: values['dry-run'] ?? false, local: values.local ?? false, codeOnly: values['code-only'] ?? false, undo: values.undo ?? false, withoutPreRevertBackup: values['without-pre-revert-backup'] ?? false, repo: values.repo,
       service: values.service, example: values.example, keep: values.keep, latest: values.latest ?? false, help: values.help ?? false, version: values.version ?? false,
-      json: values.json ?? false,
+      json: values.json ?? false, atomic: values.atomic ? true : values['no-atomic'] ? false : undefined,
     };
   } catch (error) {
     const message = (error as Error).message.split('\n')[0]!.replace(/\. To specify a positional.*$/, '');
@@ -474,7 +486,8 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
     const { config } = await loadRunConfig(repoDir, verb, args.from, out, loadConfig);
     const hooks = applyPlugins(config);
     const loadHooksAt = async (commit: string) => applyPlugins((await loadConfig(repoDir, { commit })).config);
-    return await runVerb({ verb, ticket, repoDir, from: args.from, dryRun: args.dryRun, local: args.local, codeOnly: args.codeOnly, undo: args.undo, withoutPreRevertBackup: args.withoutPreRevertBackup, hooks, out, signal: controller.signal, loadHooksAt });
+    const atomic = verb === 'release-run' && (args.atomic ?? config.atomic ?? false) ? { revertCommand: [process.execPath, REVERT_BIN] } : undefined;
+    return await runVerb({ verb, ticket, repoDir, from: args.from, dryRun: args.dryRun, local: args.local, codeOnly: args.codeOnly, undo: args.undo, withoutPreRevertBackup: args.withoutPreRevertBackup, hooks, out, signal: controller.signal, loadHooksAt, atomic });
   } catch (thrown) {
     const error = toReleaseError(thrown);
     out.reportError(error);

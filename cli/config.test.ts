@@ -23,6 +23,7 @@ describe("a repo's release.config.ts", () => {
     ['a plugin whose apply throws', 'export default ({ defaultPlugins }: any) => ({ plugins: [...defaultPlugins(), { name: "x", apply() { throw new Error("bad option"); } }] });', /plugin x failed to apply: bad option/],
     ['bad TypeScript', 'export default {\n  plugins: [,\n};', /release.config.ts:3:1: syntax error: Unexpected token/],
     ['an unknown option of defaultPlugins()', 'export default ({ defaultPlugins }: any) => ({ plugins: defaultPlugins({ backupConcurency: 3 }) });', /release.config.ts: options of defaultPlugins\(\): unknown option "backupConcurency"/],
+    ['an atomic that is not a boolean', 'export default ({ defaultPlugins }: any) => ({ plugins: defaultPlugins(), atomic: "yes" });', /release.config.ts: atomic: must be true or false/],
     ['a rule with a bad option', 'export default ({ defaultPlugins, builtins }: any) => ({ plugins: [...defaultPlugins(), builtins.globRule({ name: "dashboards", patterns: [] , kind: "x" })] });', /release.config.ts: options of plugin globRule named "dashboards": patterns: /],
   ])('that %s exits 2 naming the file and the key', async (_name, config, message) => {
     const result = await runWith(config);

@@ -17,6 +17,8 @@ const pluginSchema = z.object({
 
 const configSchema = z.strictObject({
   plugins: z.array(pluginSchema),
+  /** release-run --atomic by default (--no-atomic still turns it off for one run). */
+  atomic: z.boolean({ error: 'must be true or false' }).optional(),
 });
 
 export interface LoadedConfig {

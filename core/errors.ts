@@ -14,6 +14,8 @@ export const EXIT_CODES = {
   BACKUP_FAILED: 6,
   HEALTH_FAILED: 7,
   REVERT_BLOCKED: 8,
+  /** `--atomic`: the release failed, and its automatic revert failed too. */
+  ATOMIC_REVERT_FAILED: 9,
   INTERRUPTED: 130,
 } as const;
 

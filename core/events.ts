@@ -83,6 +83,8 @@ export const KNOWN_EVENT_FIELDS = {
     phase_failed: z.string().nullable(),
     message: z.string().nullable(),
     next: z.array(z.string()),
+    atomic: z.enum(['reverted', 'revert-failed']).optional(),
+    revert_phase_failed: z.string().nullable().optional(),
   }),
 } as const satisfies Record<string, z.ZodType>;
 

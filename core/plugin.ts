@@ -13,4 +13,6 @@ export interface Plugin {
 
 export interface ReleaseConfig {
   plugins: Plugin[];
+  /** `release-run --atomic` by default: a failure after the pull reverts the release at once. */
+  atomic?: boolean;
 }

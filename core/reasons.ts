@@ -2,7 +2,7 @@
  * Stable failure reasons: what went wrong, as a name that does not change when a message is
  * reworded. A ReleaseError carries one (given where it is thrown, else its code's default); the
  * `--json` error and outcome events, the notifications, the audit log and `release show` carry
- * it, and recovery playbooks match on it. Each reason belongs to one exit category (the nine
+ * it, and recovery playbooks match on it. Each reason belongs to one exit category (the ten
  * exit codes stay as documented), says in one line what happened, and has its docs entry in
  * docs/operations.md. `playbook` is the shipped playbook that handles it, or null where none is
  * wanted (the error's own hint is the whole answer); a test holds both true.
@@ -45,6 +45,7 @@ export const REASONS = {
   HEALTH_FAILED: { code: 'HEALTH_FAILED', summary: "a service's health probe failed", docs: 'docs/operations.md#health-probe-exit-7', playbook: 'release-verify-race' },
   ROLLOUT_FAILED: { code: 'HEALTH_FAILED', summary: 'a rolling update failed: the new version never became healthy; the old one still serves', docs: 'docs/operations.md#rolling-update-failed-exit-7-in-migrate', playbook: null },
   REVERT_BLOCKED: { code: 'REVERT_BLOCKED', summary: "HEAD moved past the release, the revert conflicts, or the tree has edits", docs: 'docs/operations.md#revert-blocked-exit-8-and-older-releases-exit-2', playbook: 'release-revert-blocked' },
+  ATOMIC_REVERT_FAILED: { code: 'ATOMIC_REVERT_FAILED', summary: 'an --atomic release failed, and its automatic revert failed too: the host is not back where it was', docs: 'docs/operations.md#atomic-releases---atomic', playbook: null },
   INTERRUPTED: { code: 'INTERRUPTED', summary: 'stopped by Ctrl-C or SIGTERM', docs: 'docs/operations.md#interrupted-exit-130', playbook: 'release-interrupted' },
 } as const satisfies Record<string, ReasonEntry>;
 
@@ -61,5 +62,6 @@ export const DEFAULT_REASON: Record<ErrorCode, Reason> = {
   BACKUP_FAILED: 'BACKUP_FAILED',
   HEALTH_FAILED: 'HEALTH_FAILED',
   REVERT_BLOCKED: 'REVERT_BLOCKED',
+  ATOMIC_REVERT_FAILED: 'ATOMIC_REVERT_FAILED',
   INTERRUPTED: 'INTERRUPTED',
 };

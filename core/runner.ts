@@ -1,10 +1,11 @@
 import { createHooks, type Hooks } from './hooks.js';
 import { createContext, workspacePaths, type ContextInit, type RunContext } from './context.js';
-import { ReleaseError, toReleaseError } from './errors.js';
+import { EXIT_CODES, ReleaseError, toReleaseError } from './errors.js';
 import { INHERITED_LOCK_ENV, ReleaseLock } from './lock.js';
 import { exec } from './exec.js';
 import { recordHookMapEntries } from './tapped.js';
 import { requirePhasePlugins } from './phase-check.js';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeStaleTempFiles } from './fs-private.js';
 import type { Output } from './output.js';
@@ -12,7 +13,7 @@ import { PHASES_OF, phasesFrom, type Verb } from './phases.js';
 import type { ReleaseConfig } from './plugin.js';
 import type { OutcomeFields } from './events.js';
 import type { ReleaseState } from './state.js';
-import { pasteable } from './commands.js';
+import { commandLine, pasteable } from './commands.js';
 
 /** Tags every error a tap throws with the plugin (tap name) and the hook it came from. */
 function tagErrors(hook: { intercept(interceptor: object): void }, hookName: string): void {
@@ -68,6 +69,11 @@ export function applyPlugins(config: ReleaseConfig): Hooks {
 /** A run of a verb: what its context is made from (context.ts), for a verb with phases. */
 export interface RunVerbOptions extends Omit<ContextInit, 'verb' | 'auditLog'> {
   verb: Verb;
+  /**
+   * `release-run --atomic`: a failure after the pull runs this command (the release-revert bin,
+   * as argv) at once, under this run's lock, and the run ends reverted or names the revert's failure.
+   */
+  atomic?: { revertCommand: readonly string[] };
 }
 
 function interruptedIfAborted(context: RunContext, error: ReleaseError): ReleaseError {
@@ -150,6 +156,9 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
         out.warn(`the audit log could not record the failure: ${String(logError)}`);
       }
     }
+    if (options.atomic && verb === 'release-run' && !options.dryRun && releasePulled(context) && error.code !== 'LOCKED' && error.code !== 'NOTHING_TO_RELEASE') {
+      return await revertAtOnce(context, options, started, current, error);
+    }
     const next = reportFailure(out, context, options, current, error);
     out.events.emit(current, 'error', errorFields(error));
     out.events.emit('orchestrator', 'next', { ...next });
@@ -168,6 +177,62 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
   } finally {
     lock.release();
   }
+}
+
+/**
+ * `--atomic`: the release failed after the pull, so its revert runs now, as `release-revert TICKET`
+ * would, in a child that inherits the lock (no other run can come between). A signal to us does
+ * not reach it (it has its own process group, and we ignore signals after the first), so an
+ * interrupted atomic release still ends reverted, or with the revert's own failure named.
+ * Exit: the release's own code when reverted; ATOMIC_REVERT_FAILED (9) when the revert failed.
+ */
+async function revertAtOnce(context: RunContext, options: RunVerbOptions, started: Date, phase: string, error: ReleaseError): Promise<number> {
+  const { out, ticket } = options;
+  out.reportError(error);
+  out.advice(`release-run failed in phase ${phase}; --atomic: reverting release ${ticket} now (restore, git revert, redeploy, revert-verify)`);
+  context.log.event('orchestrator', 'atomic-revert', { phase_failed: phase, reason: error.reason });
+  const [file, ...args] = options.atomic!.revertCommand;
+  const json = out.events.enabled ? ['--json'] : [];
+  const revert = await exec(file!, [...args, ticket, '--repo', options.repoDir, ...json], { env: { [INHERITED_LOCK_ENV]: String(process.pid) }, inheritOutput: true });
+  const reverted = revert.exitCode === 0;
+  const failedStep = reverted ? undefined : lastRevertFailure(context);
+  const commands = reverted ? [] : [commandLine('release-revert', [ticket])];
+  if (reverted) {
+    context.log.event('orchestrator', 'atomic-reverted', { phase_failed: phase, rc: error.exitCode });
+    out.plain(`[release-run] release ${ticket} failed in phase ${phase}, reverted: the data, the code and the services are as they were before it`);
+  } else {
+    context.log.event('orchestrator', 'atomic-revert-failed', { phase_failed: phase, revert_phase_failed: failedStep ?? 'unknown', rc: EXIT_CODES.ATOMIC_REVERT_FAILED });
+    out.plain(`[release-run] release ${ticket} failed in phase ${phase}, and the revert failed in ${failedStep ?? 'an unknown step'} (exit ${revert.exitCode}): the host is not back where it was`);
+    out.advice('Fix the cause the revert names above, then finish the revert by hand (finished steps are not repeated):');
+    out.advice(`  ${out.command('release-revert', [ticket])}`);
+  }
+  const exitCode = reverted ? error.exitCode : EXIT_CODES.ATOMIC_REVERT_FAILED;
+  const reason = reverted ? error.reason : 'ATOMIC_REVERT_FAILED';
+  out.events.emit(phase, 'error', errorFields(error));
+  out.events.emit('orchestrator', 'next', { commands, advice: [] });
+  context.outcome = outcomeFields(context, started, reverted ? 'reverted' : 'failed', exitCode, {
+    phase_failed: phase, message: error.message, code: reverted ? error.code : 'ATOMIC_REVERT_FAILED', reason, next: commands,
+    atomic: reverted ? 'reverted' : 'revert-failed', revert_phase_failed: failedStep ?? null,
+  });
+  try {
+    await context.hooks.failed.promise(context, error);
+  } catch (hookError) {
+    out.warn(`a failure handler failed too: ${toReleaseError(hookError).message}`);
+  }
+  out.events.emit('orchestrator', 'outcome', context.outcome);
+  return exitCode;
+}
+
+/** The phase the revert child failed in, from the audit log it shares with us. */
+function lastRevertFailure(context: RunContext): string | undefined {
+  let text = '';
+  try {
+    text = readFileSync(context.log.path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const failed = text.split('\n').reverse().find((line) => / phase=orchestrator event=(failed|interrupted) .*phase_failed=/.test(line));
+  return failed ? /phase_failed=(\S+)/.exec(failed)?.[1] : undefined;
 }
 
 /**

@@ -46,10 +46,15 @@ function purposeOf(command: string): string {
 export function noteText(event: OutcomeEvent): string {
   const f = event.fields;
   const what = event.verb === 'release-revert' ? 'Revert' : 'Release';
+  const headline = f.atomic === 'reverted'
+    ? `${what} of #${event.ticket} FAILED in phase ${f.phase_failed} (exit ${f.exit_code}) on ${f.host}, and was reverted automatically (--atomic).`
+    : f.atomic === 'revert-failed'
+      ? `${what} of #${event.ticket} FAILED in phase ${f.phase_failed} on ${f.host}, and its automatic revert (--atomic) failed in phase ${f.revert_phase_failed ?? 'unknown'} (exit ${f.exit_code}).`
+      : f.phase_failed
+        ? `${what} of #${event.ticket} ${HEADLINES[f.result]} in phase ${f.phase_failed} (exit ${f.exit_code}) on ${f.host}.`
+        : `${what} of #${event.ticket} ${HEADLINES[f.result]} on ${f.host} (exit ${f.exit_code}).`;
   const lines = [
-    f.phase_failed
-      ? `${what} of #${event.ticket} ${HEADLINES[f.result]} in phase ${f.phase_failed} (exit ${f.exit_code}) on ${f.host}.`
-      : `${what} of #${event.ticket} ${HEADLINES[f.result]} on ${f.host} (exit ${f.exit_code}).`,
+    headline,
     '',
     `* Services: ${f.services.length ? f.services.join(', ') : 'none'}`,
     `* Duration: ${formatDuration(f.duration_s)}`,

@@ -101,7 +101,11 @@ export function playbooksPlugin(): Plugin {
   return {
     name: PLUGIN_NAME,
     apply({ hooks }) {
-      hooks.failed.tapPromise(PLUGIN_NAME, async (context, error) => show(context, error));
+      hooks.failed.tapPromise(PLUGIN_NAME, async (context, error) => {
+        // An --atomic release ends reverted (nothing to recover), or its revert showed the playbook of its own failure.
+        if (context.outcome?.atomic !== undefined) return;
+        await show(context, error);
+      });
     },
   };
 }
