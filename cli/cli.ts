@@ -63,6 +63,8 @@ ${PHASES_OF['release-run'].map((p) => `  ${p.name.padEnd(9)} ${p.summary}`).join
                 fetched (BASE_SHA), without fetching or pulling (MERGE_SHA = HEAD)
   --atomic      on a failure after the pull, revert this release at once, under the same lock
                 (default: the config's \`atomic\`); --no-atomic turns a config's default off
+  --watch=DURATION  after verify, keep checking every released service's health for DURATION
+                (e.g. 2m); past the failures allowed, the release reverts itself
   --repo DIR    the platform repo (default: the git repo of the current folder)
   --json        one JSON event per line on stdout (docs/events.md); the human output goes to stderr
   --version     print the version and the orchestrator's commit
@@ -144,6 +146,8 @@ interface ParsedArgs {
   json: boolean;
   /** --atomic or --no-atomic; undefined: the config's `atomic` decides. */
   atomic?: boolean;
+  /** --watch=DURATION */
+  watch?: string;
 }
 
 /** `release-run 0.1.0 (orchestrator commit abc123...)`, from what the build recorded. */
@@ -167,6 +171,7 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
         'dry-run': { type: 'boolean', default: false },
         local: { type: 'boolean', default: false },
         atomic: { type: 'boolean' },
+        watch: { type: 'string' },
         'no-atomic': { type: 'boolean' },
         'code-only': { type: 'boolean', default: false },
         undo: { type: 'boolean', default: false },
@@ -182,7 +187,7 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
       },
     });
     const allowed: Record<string, readonly string[]> = {
-      'release-run': ['from', 'dry-run', 'local', 'atomic', 'no-atomic', 'repo', 'help', 'version', 'json'],
+      'release-run': ['from', 'dry-run', 'local', 'atomic', 'no-atomic', 'watch', 'repo', 'help', 'version', 'json'],
       'release-revert': ['code-only', 'undo', 'without-pre-revert-backup', 'dry-run', 'repo', 'help', 'version', 'json'],
       release: ['service', 'example', 'repo', 'help', 'version', 'keep', 'dry-run', 'json', 'latest'],
     };
@@ -194,12 +199,21 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
     return {
       positionals, from: values.from, dryRun: values['dry-run'] ?? false, local: values.local ?? false, codeOnly: values['code-only'] ?? false, undo: values.undo ?? false, withoutPreRevertBackup: values['without-pre-revert-backup'] ?? false, repo: values.repo,
       service: values.service, example: values.example, keep: values.keep, latest: values.latest ?? false, help: values.help ?? false, version: values.version ?? false,
-      json: values.json ?? false, atomic: values.atomic ? true : values['no-atomic'] ? false : undefined,
+      json: values.json ?? false, atomic: values.atomic ? true : values['no-atomic'] ? false : undefined, watch: values.watch,
     };
   } catch (error) {
     const message = (error as Error).message.split('\n')[0]!.replace(/\. To specify a positional.*$/, '');
     throw new ReleaseError('BAD_INPUT', `${message.replace(/^Unknown option '([^']*)'.*$/, "unknown option '$1'")}`, { hint: `see ${verb} --help` });
   }
+}
+
+/** `--watch=2m` in ms; a bad duration is exit 2 before anything runs. */
+function watchDuration(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const match = /^(\d+)(s|m|h)$/.exec(text);
+  const ms = match ? Number(match[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[match[2] as 's' | 'm' | 'h'] : 0;
+  if (!ms) throw new ReleaseError('BAD_INPUT', `--watch=${text} is not a duration`, { hint: 'give the watch window as seconds, minutes or hours: --watch=90s, --watch=5m' });
+  return ms;
 }
 
 function resolveRepo(repo: string | undefined): string {
@@ -377,6 +391,12 @@ async function show(args: ParsedArgs, out: Output): Promise<number> {
     if (run.playbooks.length > 0) out.plain(`      playbooks matched: ${run.playbooks.join(', ')}`);
   }
   if (record.runs.length === 0) out.plain(`${ticket}: no run recorded in the audit log`);
+  const { readWatchRecords } = await import('../plugins/watch/index.js');
+  const watch = readWatchRecords(paths.workspaceDir, ticket);
+  for (const window of watch) {
+    out.plain(`watch window of ${window.service}: ${window.outcome}, ${window.samples} checks in ${formatDuration(window.duration_s)} (every ${formatDuration(window.interval_s)}): ${window.passed} passed, ${window.failed} failed, ${window.inconclusive} inconclusive, ${window.failures_allowed} allowed`);
+    for (const problem of window.problems) out.plain(`    ${when(problem.at)} ${problem.check}: ${problem.result} (${problem.detail})`);
+  }
   for (const problem of record.problems) out.plain(`damaged: ${problem}`);
   out.plain(backups.length === 0 ? `backups of ${ticket}: none` : `backups of ${ticket}:`);
   const listBackups = (list: typeof backups) => {
@@ -403,7 +423,7 @@ async function show(args: ParsedArgs, out: Output): Promise<number> {
     : `revert possible: no (${record.revert.why})`);
   out.events.emit('history', 'show', {
     runs: record.runs.map((run) => ({ ...run })), backups: backups.map((backup) => ({ ...backup, files: backup.files.map((file) => ({ ...file })) })),
-    pre_revert_backups: preRevertBackups.map((backup) => ({ ...backup, files: backup.files.map((file) => ({ ...file })) })), undo_command: undoCommand,
+    pre_revert_backups: preRevertBackups.map((backup) => ({ ...backup, files: backup.files.map((file) => ({ ...file })) })), undo_command: undoCommand, watch: watch.map((window) => ({ ...window, problems: window.problems.map((problem) => ({ ...problem })) })),
     problems: record.problems, revert_possible: record.revert.possible, revert_why: record.revert.why,
     revert_command: record.revert.possible ? out.command('release-revert', [ticket]) : null,
   });
@@ -486,8 +506,8 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
     const { config } = await loadRunConfig(repoDir, verb, args.from, out, loadConfig);
     const hooks = applyPlugins(config);
     const loadHooksAt = async (commit: string) => applyPlugins((await loadConfig(repoDir, { commit })).config);
-    const atomic = verb === 'release-run' && (args.atomic ?? config.atomic ?? false) ? { revertCommand: [process.execPath, REVERT_BIN] } : undefined;
-    return await runVerb({ verb, ticket, repoDir, from: args.from, dryRun: args.dryRun, local: args.local, codeOnly: args.codeOnly, undo: args.undo, withoutPreRevertBackup: args.withoutPreRevertBackup, hooks, out, signal: controller.signal, loadHooksAt, atomic });
+    const atomic = verb === 'release-run' ? { revertCommand: [process.execPath, REVERT_BIN], always: args.atomic ?? config.atomic ?? false } : undefined;
+    return await runVerb({ verb, ticket, repoDir, from: args.from, dryRun: args.dryRun, local: args.local, codeOnly: args.codeOnly, undo: args.undo, withoutPreRevertBackup: args.withoutPreRevertBackup, hooks, out, signal: controller.signal, loadHooksAt, atomic, watchMs: watchDuration(args.watch) });
   } catch (thrown) {
     const error = toReleaseError(thrown);
     out.reportError(error);

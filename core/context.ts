@@ -20,6 +20,8 @@ export interface ContextInit {
   codeOnly?: boolean;
   undo?: boolean;
   withoutPreRevertBackup?: boolean;
+  /** `release-run --watch=DURATION`, in ms. */
+  watchMs?: number;
   hooks: Hooks;
   out: Output;
   signal: AbortSignal;

@@ -3,7 +3,7 @@ import type { ReleaseError } from './errors.js';
 import type { ExecResult } from './exec.js';
 import type {
   Action, BackupRequest, BackupResult, ChangedFile, Classification, DiffView, ExecInRequest, InitResult, PruneRequest, RestoreRequest,
-  RestoreTestRequest, RestoreTestResult, RunContext, SpaceNeed, VerifyBackupsRequest, WritesSince, WritesSinceRequest,
+  RestoreTestRequest, RestoreTestResult, RunContext, SpaceNeed, VerifyBackupsRequest, WatchSample, WritesSince, WritesSinceRequest,
 } from './types.js';
 
 /** The domain types live in types.ts; importing them from here keeps working. */
@@ -91,6 +91,11 @@ export function createHooks() {
     deadline: new SyncBailHook<[string, RunContext], number | undefined>(['kind', 'context']),
     /** Health probes of one service; a tap throws when it is unhealthy. */
     probe: new AsyncSeriesHook<[string, RunContext]>(['service', 'context']),
+    /**
+     * One sample of the watch window after verify, for one service: each tap pushes what its check
+     * found now (`pass`, `fail`, or `inconclusive` when it could not tell), and must return quickly.
+     */
+    watchCheck: new AsyncSeriesHook<[string, RunContext, WatchSample[]]>(['service', 'context', 'samples']),
     /** `release init`: set up a platform repo. */
     init: new AsyncSeriesHook<[InitResult, RunContext]>(['result', 'context']),
     done: new AsyncSeriesHook<[RunContext]>(['context']),

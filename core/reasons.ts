@@ -43,6 +43,7 @@ export const REASONS = {
   RESTORE_TEST_STALE: { code: 'BACKUP_FAILED', summary: 'the services to back up have no recent restore test', docs: 'docs/operations.md#restore-tests-release-verify-backups-exit-6', playbook: 'release-restore-test-stale' },
   RESTORE_TEST_FAILED: { code: 'BACKUP_FAILED', summary: 'a backup failed its restore test', docs: 'docs/operations.md#restore-tests-release-verify-backups-exit-6', playbook: null },
   HEALTH_FAILED: { code: 'HEALTH_FAILED', summary: "a service's health probe failed", docs: 'docs/operations.md#health-probe-exit-7', playbook: 'release-verify-race' },
+  WATCH_FAILED: { code: 'HEALTH_FAILED', summary: 'a service went bad in the watch window after verify: the release was reverted', docs: 'docs/operations.md#the-watch-window---watch', playbook: null },
   ROLLOUT_FAILED: { code: 'HEALTH_FAILED', summary: 'a rolling update failed: the new version never became healthy; the old one still serves', docs: 'docs/operations.md#rolling-update-failed-exit-7-in-migrate', playbook: null },
   REVERT_BLOCKED: { code: 'REVERT_BLOCKED', summary: "HEAD moved past the release, the revert conflicts, or the tree has edits", docs: 'docs/operations.md#revert-blocked-exit-8-and-older-releases-exit-2', playbook: 'release-revert-blocked' },
   ATOMIC_REVERT_FAILED: { code: 'ATOMIC_REVERT_FAILED', summary: 'an --atomic release failed, and its automatic revert failed too: the host is not back where it was', docs: 'docs/operations.md#atomic-releases---atomic', playbook: null },

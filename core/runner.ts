@@ -70,10 +70,11 @@ export function applyPlugins(config: ReleaseConfig): Hooks {
 export interface RunVerbOptions extends Omit<ContextInit, 'verb' | 'auditLog'> {
   verb: Verb;
   /**
-   * `release-run --atomic`: a failure after the pull runs this command (the release-revert bin,
-   * as argv) at once, under this run's lock, and the run ends reverted or names the revert's failure.
+   * How a release-run reverts itself: the release-revert bin, as argv, run at once under this
+   * run's lock. With `always` (`--atomic`) after any failure past the pull; else only after a
+   * failed watch window. The run then ends reverted, or names the revert's failure.
    */
-  atomic?: { revertCommand: readonly string[] };
+  atomic?: { revertCommand: readonly string[]; always: boolean };
 }
 
 function interruptedIfAborted(context: RunContext, error: ReleaseError): ReleaseError {
@@ -156,7 +157,8 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
         out.warn(`the audit log could not record the failure: ${String(logError)}`);
       }
     }
-    if (options.atomic && verb === 'release-run' && !options.dryRun && releasePulled(context) && error.code !== 'LOCKED' && error.code !== 'NOTHING_TO_RELEASE') {
+    const revertsItself = options.atomic && (options.atomic.always || error.reason === 'WATCH_FAILED');
+    if (revertsItself && verb === 'release-run' && !options.dryRun && releasePulled(context) && error.code !== 'LOCKED' && error.code !== 'NOTHING_TO_RELEASE') {
       return await revertAtOnce(context, options, started, current, error);
     }
     const next = reportFailure(out, context, options, current, error);
@@ -189,7 +191,8 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
 async function revertAtOnce(context: RunContext, options: RunVerbOptions, started: Date, phase: string, error: ReleaseError): Promise<number> {
   const { out, ticket } = options;
   out.reportError(error);
-  out.advice(`release-run failed in phase ${phase}; --atomic: reverting release ${ticket} now (restore, git revert, redeploy, revert-verify)`);
+  const why = options.atomic!.always ? '--atomic' : 'the watch window failed';
+  out.advice(`release-run failed in phase ${phase}; ${why}: reverting release ${ticket} now (restore, git revert, redeploy, revert-verify)`);
   context.log.event('orchestrator', 'atomic-revert', { phase_failed: phase, reason: error.reason });
   const [file, ...args] = options.atomic!.revertCommand;
   const json = out.events.enabled ? ['--json'] : [];

@@ -167,6 +167,16 @@ export interface PruneRequest {
  * A command to run inside one part of a service, wherever its runtime runs it (`hooks.execIn`):
  * e.g. a database's dump tool in the part `db` of platform service `redmine`.
  */
+/** What one check of the watch window found for one service at one moment. */
+export interface WatchSample {
+  /** The check, e.g. `http GET http://127.0.0.1:8080/health`, or a platform plugin's name. */
+  check: string;
+  /** `inconclusive`: it could not tell (a timeout): reported, and counted on its own. */
+  result: 'pass' | 'fail' | 'inconclusive';
+  /** What it saw: `HTTP 503`, `ECONNREFUSED`, `error rate 4.2%`. */
+  detail: string;
+}
+
 export interface ExecInRequest {
   /** The platform service (`packages/<svc>/`). */
   service: string;
@@ -213,6 +223,8 @@ export interface RunContext {
   readonly undo: boolean;
   /** `release-revert --without-pre-revert-backup`: restore without backing up the data it replaces. */
   readonly withoutPreRevertBackup: boolean;
+  /** `release-run --watch=DURATION` (ms): the watch window after verify, for every released service. */
+  readonly watchMs?: number;
   /** The phase running now; `orchestrator` before the first and after the last. */
   phase: string;
   /** The hooks of the config in force; `useConfigAt` swaps them for another commit's. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ReleaseError, type Plugin, type RunContext, parseOptions } from '../../api/index.js';
+import { ReleaseError, type Plugin, type RunContext, type WatchSample, parseOptions } from '../../api/index.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { manifestPath, parseDuration, readManifest } from '../platform/manifest.js';
@@ -101,12 +101,34 @@ async function probeService(service: string, context: RunContext, options: z.inf
   context.out.phase(phase, `${service} healthy: GET ${url} answered ${outcome.last} (${seconds}s)`);
 }
 
+/** One GET for the watch window: 2xx passes; a timeout is inconclusive; any other answer, or none, fails. */
+async function watchSample(service: string, context: RunContext, options: z.infer<typeof optionsSchema>): Promise<WatchSample | undefined> {
+  if (!existsSync(join(context.repoDir, manifestPath(service)))) return undefined;
+  const manifest = readManifest(context.repoDir, service);
+  if (!manifest.health) return undefined;
+  const url = new URL(manifest.health.endpoint, manifest.health.url).href;
+  const check = `GET ${url}`;
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(options.requestTimeoutMs), redirect: 'manual' });
+    await response.arrayBuffer();
+    return { check, result: response.status >= 200 && response.status < 300 ? 'pass' : 'fail', detail: `HTTP ${response.status}` };
+  } catch (error) {
+    const name = (error as Error).name;
+    if (name === 'TimeoutError' || name === 'AbortError') return { check, result: 'inconclusive', detail: `no answer within ${options.requestTimeoutMs / 1000}s` };
+    return { check, result: 'fail', detail: (error as { cause?: { code?: string } }).cause?.code ?? name };
+  }
+}
+
 export function healthHttpPlugin(rawOptions: Partial<z.input<typeof optionsSchema>> = {}): Plugin {
   const options = parseOptions(PLUGIN_NAME, optionsSchema, rawOptions);
   return {
     name: PLUGIN_NAME,
     apply({ hooks }) {
       hooks.probe.tapPromise(PLUGIN_NAME, (service, context) => probeService(service, context, options));
+      hooks.watchCheck.tapPromise(PLUGIN_NAME, async (service, context, samples) => {
+        const sample = await watchSample(service, context, options);
+        if (sample) samples.push(sample);
+      });
     },
   };
 }

@@ -34,6 +34,15 @@ export const manifestSchema = z.strictObject({
     endpoint: z.string().startsWith('/'),
     timeout: duration.default('60s'),
   }).optional(),
+  /**
+   * The watch window after verify (see docs/operations.md): for `duration`, the health checks
+   * run every `interval`; more than `failures` failed (or inconclusive) answers revert the release.
+   */
+  watch: z.strictObject({
+    duration: duration.optional(),
+    interval: duration.default('5s'),
+    failures: z.number().int().min(0).default(2),
+  }).optional(),
   backup: z.array(z.looseObject({ type: z.string().min(1) })).default([]),
   /** Services whose actions finish before this one's start (migrate's waves): e.g. `after: [db]`. */
   after: z.array(z.string().regex(SERVICE_NAME, `expected a service name: ${SERVICE_NAME_RULE}`)).default([]),
