@@ -12,6 +12,7 @@ import { migratePlugin } from './plugins/migrate/index.js';
 import { ticketPlugin } from './plugins/ticket/index.js';
 import { verifyPlugin } from './plugins/verify/index.js';
 import { watchPlugin } from './plugins/watch/index.js';
+import { planPlugin } from './plugins/plan/index.js';
 import { revertPlugin } from './plugins/revert/index.js';
 import { composeRuntimePlugin } from './plugins/runtime-compose/index.js';
 import { noneRuntimePlugin } from './plugins/runtime-none/index.js';
@@ -30,7 +31,7 @@ import { notifyWebhookPlugin } from './plugins/notify-webhook/index.js';
 import { notifyRedminePlugin } from './plugins/notify-redmine/index.js';
 
 export const builtins = {
-  platformPlugin, preparePlugin, defaultRules, globRule, serviceFilesRule, orchestratorSourceRule, migratePlugin, ticketPlugin, verifyPlugin, watchPlugin, revertPlugin,
+  platformPlugin, preparePlugin, defaultRules, globRule, serviceFilesRule, orchestratorSourceRule, migratePlugin, ticketPlugin, verifyPlugin, watchPlugin, planPlugin, revertPlugin,
   composeRuntimePlugin, noneRuntimePlugin, swarmRuntimePlugin, healthHttpPlugin, selfUpdatePlugin, playbooksPlugin,
   backupVolumePlugin, postgresBackupPlugin, sqliteBackupPlugin, initPlugin, backupRetentionPlugin, deadlinesPlugin,
   notifyWebhookPlugin, notifyRedminePlugin,
@@ -80,6 +81,7 @@ export function defaultPlugins(rawOptions: DefaultOptions = {}): Plugin[] {
     ticketPlugin(),
     verifyPlugin({ concurrency: options.concurrency }),
     watchPlugin(),
+    planPlugin(),
     revertPlugin({ remote: options.remote, branch: options.branch, diskSpace: options.diskSpace, retention: options.retention, preRevertBackup: options.preRevertBackup }),
     // Before compose: a service a release deletes is removed by the runtime whose stack still runs it.
     swarmRuntimePlugin({ composeCommand: options.composeCommand, isDefault: options.runtime === 'swarm', ...options.swarm }),

@@ -63,6 +63,9 @@ ${PHASES_OF['release-run'].map((p) => `  ${p.name.padEnd(9)} ${p.summary}`).join
                 fetched (BASE_SHA), without fetching or pulling (MERGE_SHA = HEAD)
   --atomic      on a failure after the pull, revert this release at once, under the same lock
                 (default: the config's \`atomic\`); --no-atomic turns a config's default off
+  --plan-out FILE  with --dry-run: write what the run would do to FILE, for review
+  --plan FILE   run exactly the reviewed plan FILE; refused (exit 2, nothing changed) when HEAD,
+                origin, a file that decides the release or the orchestrator moved since it
   --watch=DURATION  after verify, keep checking every released service's health for DURATION
                 (e.g. 2m); past the failures allowed, the release reverts itself
   --repo DIR    the platform repo (default: the git repo of the current folder)
@@ -148,6 +151,9 @@ interface ParsedArgs {
   atomic?: boolean;
   /** --watch=DURATION */
   watch?: string;
+  /** --plan FILE, --plan-out FILE */
+  plan?: string;
+  planOut?: string;
 }
 
 /** `release-run 0.1.0 (orchestrator commit abc123...)`, from what the build recorded. */
@@ -172,6 +178,8 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
         local: { type: 'boolean', default: false },
         atomic: { type: 'boolean' },
         watch: { type: 'string' },
+        plan: { type: 'string' },
+        'plan-out': { type: 'string' },
         'no-atomic': { type: 'boolean' },
         'code-only': { type: 'boolean', default: false },
         undo: { type: 'boolean', default: false },
@@ -187,7 +195,7 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
       },
     });
     const allowed: Record<string, readonly string[]> = {
-      'release-run': ['from', 'dry-run', 'local', 'atomic', 'no-atomic', 'watch', 'repo', 'help', 'version', 'json'],
+      'release-run': ['from', 'dry-run', 'local', 'atomic', 'no-atomic', 'watch', 'plan', 'plan-out', 'repo', 'help', 'version', 'json'],
       'release-revert': ['code-only', 'undo', 'without-pre-revert-backup', 'dry-run', 'repo', 'help', 'version', 'json'],
       release: ['service', 'example', 'repo', 'help', 'version', 'keep', 'dry-run', 'json', 'latest'],
     };
@@ -195,11 +203,13 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
       if (value !== undefined && value !== false && !allowed[verb]!.includes(key)) throw new Error(`option --${key} is not known to ${verb}`);
     }
     if (values.atomic && values['no-atomic']) throw new Error('--atomic and --no-atomic do not go together');
+    if (values['plan-out'] !== undefined && !values['dry-run']) throw new Error('--plan-out writes the plan of a dry run: add --dry-run');
+    if (values.plan !== undefined && (values['dry-run'] || values.from !== undefined || values.local)) throw new Error('--plan runs a reviewed plan from the start, as it is: drop --dry-run, --from and --local');
     if (values['code-only'] && values.undo) throw new Error('--code-only and --undo do not go together: --undo puts back what the last revert replaced, code and data');
     return {
       positionals, from: values.from, dryRun: values['dry-run'] ?? false, local: values.local ?? false, codeOnly: values['code-only'] ?? false, undo: values.undo ?? false, withoutPreRevertBackup: values['without-pre-revert-backup'] ?? false, repo: values.repo,
       service: values.service, example: values.example, keep: values.keep, latest: values.latest ?? false, help: values.help ?? false, version: values.version ?? false,
-      json: values.json ?? false, atomic: values.atomic ? true : values['no-atomic'] ? false : undefined, watch: values.watch,
+      json: values.json ?? false, atomic: values.atomic ? true : values['no-atomic'] ? false : undefined, watch: values.watch, plan: values.plan, planOut: values['plan-out'],
     };
   } catch (error) {
     const message = (error as Error).message.split('\n')[0]!.replace(/\. To specify a positional.*$/, '');
@@ -391,6 +401,8 @@ async function show(args: ParsedArgs, out: Output): Promise<number> {
     if (run.playbooks.length > 0) out.plain(`      playbooks matched: ${run.playbooks.join(', ')}`);
   }
   if (record.runs.length === 0) out.plain(`${ticket}: no run recorded in the audit log`);
+  const { appliedPlans } = await import('../plugins/plan/index.js');
+  for (const plan of appliedPlans(paths.logFile)) out.plain(`run as the reviewed plan of ${plan.created} (${plan.base.slice(0, 12)}..${plan.merge.slice(0, 12)})`);
   const { readWatchRecords } = await import('../plugins/watch/index.js');
   const watch = readWatchRecords(paths.workspaceDir, ticket);
   for (const window of watch) {
@@ -507,7 +519,8 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
     const hooks = applyPlugins(config);
     const loadHooksAt = async (commit: string) => applyPlugins((await loadConfig(repoDir, { commit })).config);
     const atomic = verb === 'release-run' ? { revertCommand: [process.execPath, REVERT_BIN], always: args.atomic ?? config.atomic ?? false } : undefined;
-    return await runVerb({ verb, ticket, repoDir, from: args.from, dryRun: args.dryRun, local: args.local, codeOnly: args.codeOnly, undo: args.undo, withoutPreRevertBackup: args.withoutPreRevertBackup, hooks, out, signal: controller.signal, loadHooksAt, atomic, watchMs: watchDuration(args.watch) });
+    return await runVerb({ verb, ticket, repoDir, from: args.from, dryRun: args.dryRun, local: args.local, codeOnly: args.codeOnly, undo: args.undo, withoutPreRevertBackup: args.withoutPreRevertBackup, hooks, out, signal: controller.signal, loadHooksAt, atomic, watchMs: watchDuration(args.watch),
+      planOut: args.planOut === undefined ? undefined : resolve(args.planOut), planFile: args.plan === undefined ? undefined : resolve(args.plan) });
   } catch (thrown) {
     const error = toReleaseError(thrown);
     out.reportError(error);

@@ -22,6 +22,10 @@ export interface ContextInit {
   withoutPreRevertBackup?: boolean;
   /** `release-run --watch=DURATION`, in ms. */
   watchMs?: number;
+  /** `release-run --dry-run --plan-out FILE`: where the dry run writes its plan. */
+  planOut?: string;
+  /** `release-run --plan FILE`: the reviewed plan this run must match (plugins/plan reads it). */
+  planFile?: string;
   hooks: Hooks;
   out: Output;
   signal: AbortSignal;

@@ -30,6 +30,7 @@ export const REASONS = {
   TICKET_SCRIPT_FAILED: { code: 'PHASE_FAILED', summary: "the ticket's own script exited non-zero", docs: 'docs/operations.md#ticket-script-failed-exit-1-in-ticket', playbook: null },
   BAD_INPUT: { code: 'BAD_INPUT', summary: 'bad input or config: a ticket id, an option, a manifest, release.config.ts', docs: 'docs/operations.md#exit-codes-at-a-glance', playbook: null },
   STATE_FILE: { code: 'BAD_INPUT', summary: "the ticket's state file is missing, damaged or not this release's", docs: 'docs/operations.md#the-state-file-and-the-audit-log-exit-2', playbook: 'release-state-file' },
+  PLAN_MOVED: { code: 'BAD_INPUT', summary: 'release-run --plan: HEAD, origin, a file that decides the release or the orchestrator moved since the plan, or it was applied already', docs: 'docs/operations.md#saved-plans---plan-out-and---plan', playbook: null },
   LATER_RELEASES: { code: 'BAD_INPUT', summary: 'later releases touched what this revert would restore', docs: 'docs/operations.md#revert-blocked-exit-8-and-older-releases-exit-2', playbook: 'release-revert-later-releases' },
   LOCK_HELD: { code: 'LOCKED', summary: 'another release, revert, prune or restore test holds the lock', docs: 'docs/operations.md#the-lock-exit-3', playbook: 'release-lock-held' },
   NOTHING_TO_RELEASE: { code: 'NOTHING_TO_RELEASE', summary: "HEAD already equals origin's main: someone pulled by hand", docs: 'docs/operations.md#nothing-to-release-exit-4', playbook: 'release-nothing-to-release' },

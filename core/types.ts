@@ -225,6 +225,10 @@ export interface RunContext {
   readonly withoutPreRevertBackup: boolean;
   /** `release-run --watch=DURATION` (ms): the watch window after verify, for every released service. */
   readonly watchMs?: number;
+  /** `release-run --dry-run --plan-out FILE`: where the dry run writes its plan. */
+  readonly planOut?: string;
+  /** `release-run --plan FILE`: the reviewed plan the run must match, or it refuses (plugins/plan reads it). */
+  readonly planFile?: string;
   /** The phase running now; `orchestrator` before the first and after the last. */
   phase: string;
   /** The hooks of the config in force; `useConfigAt` swaps them for another commit's. */

@@ -1,3 +1,4 @@
+import { readPlan, requirePlanAfterFetch, requirePlanBeforeFetch } from '../plan/index.js';
 import { ReleaseError, type Plugin, type ReleaseState, type RunContext, parseOptions } from '../../api/index.js';
 import { diffView } from '../../shared/git/diff-view.js';
 import { foreignBuilders } from '../platform/compose-file.js';
@@ -97,6 +98,8 @@ async function prepare(context: RunContext, options: PrepareOptions): Promise<vo
   const upstream = `refs/remotes/${options.remote}/${options.branch}`;
   await refuseUnlessClean(context, options);
   const head = await headSha(context);
+  const plan = context.planFile ? readPlan(context.planFile) : undefined;
+  if (plan) requirePlanBeforeFetch(context, plan, head);
   const pulledEarlier = await earlierAttempt(context, head, head);
   if (pulledEarlier?.kind === 'pulled' && context.log.events().some((e) => e.phase === 'verify' && e.event === 'done')) {
     throw alreadyReleased(context, head);
@@ -112,6 +115,7 @@ async function prepare(context: RunContext, options: PrepareOptions): Promise<vo
     context.failpoint('after-fetch');
   }
   const fetched = await resolveSha(context, upstream);
+  if (plan) await requirePlanAfterFetch(context, plan, fetched);
   const target = context.local ? head : fetched;
 
   if (pulledEarlier?.kind === 'pulled' && target === head) {
