@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { ReleaseError, writeFileAtomic, z, type Action, type Plugin, type RunContext } from '../../api/index.js';
 import { diffFiles, git, gitTry } from '../../shared/git/git.js';
+import { dockerCommands, runDocker } from '../../shared/docker/command.js';
 import { parseManifest, manifestPath, composePath } from '../platform/manifest.js';
 import { projectEnvPath } from '../platform/interpolate.js';
 
@@ -89,7 +90,8 @@ async function imagesOf(context: RunContext, commit: string, services: readonly 
     if (text.exitCode !== 0) continue;
     const image = parseManifest(text.stdout, manifestPath(service), service).image;
     if (!image) continue;
-    const inspected = await context.exec('docker', ['image', 'inspect', '--format', '{{.Id}}', image], { deadlineMs: 10_000, deadlineName: 'docker' }).catch(() => undefined);
+    // A host without an engine still gets its plan: the id is then unknown.
+    const inspected = await runDocker(context, dockerCommands.imageId(image), { deadlineMs: 10_000, deadlineName: 'docker' }).catch(() => undefined);
     images[service] = { image, id: inspected?.exitCode === 0 ? inspected.stdout.trim() : null };
   }
   return images;
