@@ -34,13 +34,18 @@ export interface AtomicWriteOptions {
    * reboot makes them meaningless anyway), where a flush per write would cost more than it saves.
    */
   durable?: boolean;
+  /**
+   * false leaves the folder as it is (a file the operator asked for in a folder of theirs, e.g. a
+   * plan in /tmp); by default the folder is made private (0700) as the workspace's are.
+   */
+  privateFolder?: boolean;
 }
 
 /** Write temp, fsync, rename, fsync the folder: a reader sees the old file or the new one, never half. */
 export function writeFileAtomic(path: string, content: string, options: AtomicWriteOptions = {}): void {
   const durable = options.durable ?? true;
   const dir = dirname(path);
-  ensurePrivateDir(dir);
+  if (options.privateFolder ?? true) ensurePrivateDir(dir);
   const tmp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
   const fd = openSync(tmp, 'w', PRIVATE_FILE_MODE);
   try {

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReleaseLock, liveLockHolder } from './lock.js';
@@ -73,6 +73,24 @@ describe('a takeover interrupted by a kill -9', () => {
       expect(() => new ReleaseLock(path).acquire('P8')).toThrow(/another release is taking over a stale lock of ticket P8/);
     } finally {
       sleeper.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a lock left empty by a crash', () => {
+  test('written before this boot: stale, taken over; written in this boot: refused (exit 3) for a human to check', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ro-lock-'));
+    try {
+      const path = join(dir, 'release.lock');
+      writeFileSync(path, '');
+      expect(() => new ReleaseLock(path).acquire('P9')).toThrow(/another release holds the lock: unreadable lock file/);
+      utimesSync(path, new Date('2001-01-01T00:00:00Z'), new Date('2001-01-01T00:00:00Z'));
+      const lock = new ReleaseLock(path);
+      expect(lock.acquire('P9')).toBeUndefined();
+      expect(readFileSync(path, 'utf8')).toContain(`pid=${process.pid}\n`);
+      lock.release();
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });

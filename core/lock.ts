@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ensurePrivateDir, PRIVATE_FILE_MODE } from './fs-private.js';
 import { ReleaseError } from './errors.js';
@@ -41,7 +41,16 @@ export class ReleaseLock {
       this.hold(me);
       return undefined;
     }
-    const holder = this.readHolder();
+    let holder = this.readHolder();
+    if (!holder && writtenBeforeBoot(this.path)) {
+      // Its contents never reached the disk before a crash (the groups record is not flushed): stale.
+      try { unlinkSync(this.path); } catch { /* another run cleared it */ }
+      if (this.createExclusive(this.path, me)) {
+        this.hold(me);
+        return undefined;
+      }
+      holder = this.readHolder();
+    }
     if (holder && isInheritedFromParent(holder)) {
       // Put our own pid in it, so the lock stays live even if the parent is killed meanwhile.
       const tmp = `${this.path}.${process.pid}.tmp`;
@@ -71,7 +80,8 @@ export class ReleaseLock {
       const current = this.readHolder();
       // Only ever rewrite our own lock (a handoff's child may have taken it on meanwhile).
       if (!this.held || !current || current.pid !== process.pid || current.host !== me.host) return;
-      // Not flushed: the groups mean something only in this boot, and the lock names its boot.
+      // Not flushed: the groups mean something only in this boot, the lock names its boot, and a
+      // lock left empty by a crash is older than the next boot, which makes it stale (acquire).
       writeFileAtomic(this.path, holderText({ ...me, groups: [...groups] }), { durable: false });
     });
   }
@@ -85,10 +95,8 @@ export class ReleaseLock {
     if (!this.createExclusive(guard, me)) {
       // A run killed in the middle of its own takeover leaves its guard behind: clear it and try once more.
       const guardHolder = readHolderFile(guard);
-      if (guardHolder && isStale(guardHolder)) {
-        try { unlinkSync(guard); } catch { /* someone else cleared it */ }
-      }
-      if (!guardHolder || !isStale(guardHolder) || !this.createExclusive(guard, me)) {
+      const cleared = guardHolder !== undefined && isStale(guardHolder) && clearStaleFile(guard, guardHolder);
+      if (!cleared || !this.createExclusive(guard, me)) {
         throw new ReleaseError('LOCKED', `another release is taking over a stale lock of ${ReleaseLock.describe(stale)}`, {
           hint: 'wait and run again',
         });
@@ -145,6 +153,28 @@ export class ReleaseLock {
   }
 }
 
+/**
+ * Removes a stale guard, but only the one that was read: it is moved aside under a name of our own
+ * first, so of two runs that saw it, the second moves nothing (or another run's live guard, which
+ * it puts back) and refuses.
+ */
+function clearStaleFile(path: string, stale: LockHolder): boolean {
+  const aside = `${path}.${process.pid}.stale`;
+  try {
+    renameSync(path, aside);
+  } catch {
+    return false; // already moved by another run
+  }
+  const moved = readHolderFile(aside);
+  if (moved && moved.pid === stale.pid && moved.started === stale.started && moved.host === stale.host) {
+    unlinkSync(aside);
+    return true;
+  }
+  try { linkSync(aside, path); } catch { /* a third run made a guard meanwhile */ }
+  unlinkSync(aside);
+  return false;
+}
+
 /** This boot of the host (Linux); empty where the kernel does not say, which then never counts as another boot. */
 const BOOT_ID = (() => {
   try {
@@ -175,6 +205,24 @@ function readHolderFile(path: string): LockHolder | undefined {
   if (!Number.isInteger(pid) || pid <= 0 || !fields.host || !fields.ticket || !fields.started) return undefined;
   const groups = (fields.groups ?? '').split(',').map(Number).filter((group) => Number.isInteger(group) && group > 1);
   return { pid, host: fields.host, ticket: fields.ticket, started: fields.started, groups, boot: fields.boot };
+}
+
+/** When this boot began (Linux `btime`, in ms); 0 where the kernel does not say. */
+const BOOT_TIME_MS = (() => {
+  try {
+    return Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1] ?? 0) * 1000;
+  } catch {
+    return 0;
+  }
+})();
+
+/** A lock file last written before this boot began. */
+function writtenBeforeBoot(path: string): boolean {
+  try {
+    return BOOT_TIME_MS > 0 && statSync(path).mtimeMs < BOOT_TIME_MS;
+  } catch {
+    return false;
+  }
 }
 
 /** Written before the host last booted: whatever it recorded is gone, whatever holds its numbers now is unrelated. */

@@ -5,7 +5,7 @@ import { INHERITED_LOCK_ENV, ReleaseLock } from './lock.js';
 import { exec } from './exec.js';
 import { recordHookMapEntries } from './tapped.js';
 import { requirePhasePlugins } from './phase-check.js';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeStaleTempFiles } from './fs-private.js';
 import type { Output } from './output.js';
@@ -157,9 +157,12 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
         out.warn(`the audit log could not record the failure: ${String(logError)}`);
       }
     }
+    // Only a failure of a phase after prepare comes after the pull: prepare pulls last, so its own
+    // refusals (and a leftover state file of an earlier, finished release) have nothing to revert.
     const revertsItself = options.atomic && (options.atomic.always || error.reason === 'WATCH_FAILED');
-    if (revertsItself && verb === 'release-run' && !options.dryRun && releasePulled(context) && error.code !== 'LOCKED' && error.code !== 'NOTHING_TO_RELEASE') {
-      return await revertAtOnce(context, options, started, current, error);
+    const afterThePull = current !== 'orchestrator' && current !== PHASES_OF[verb][0]!.name && releasePulled(context);
+    if (revertsItself && verb === 'release-run' && !options.dryRun && afterThePull && error.code !== 'LOCKED') {
+      return await revertAtOnce(context, options, lock, started, current, error);
     }
     const next = reportFailure(out, context, options, current, error);
     out.events.emit(current, 'error', errorFields(error));
@@ -188,7 +191,7 @@ export async function runVerb(options: RunVerbOptions): Promise<number> {
  * interrupted atomic release still ends reverted, or with the revert's own failure named.
  * Exit: the release's own code when reverted; ATOMIC_REVERT_FAILED (9) when the revert failed.
  */
-async function revertAtOnce(context: RunContext, options: RunVerbOptions, started: Date, phase: string, error: ReleaseError): Promise<number> {
+async function revertAtOnce(context: RunContext, options: RunVerbOptions, lock: ReleaseLock, started: Date, phase: string, error: ReleaseError): Promise<number> {
   const { out, ticket } = options;
   out.reportError(error);
   const why = options.atomic!.always ? '--atomic' : 'the watch window failed';
@@ -196,9 +199,17 @@ async function revertAtOnce(context: RunContext, options: RunVerbOptions, starte
   context.log.event('orchestrator', 'atomic-revert', { phase_failed: phase, reason: error.reason });
   const [file, ...args] = options.atomic!.revertCommand;
   const json = out.events.enabled ? ['--json'] : [];
+  const logBefore = logSize(context);
   const revert = await exec(file!, [...args, ticket, '--repo', options.repoDir, ...json], { env: { [INHERITED_LOCK_ENV]: String(process.pid) }, inheritOutput: true });
+  // The child released the lock it inherited: take it back for the failure hooks and the log.
+  try {
+    lock.release();
+    lock.acquire(ticket);
+  } catch (lockError) {
+    out.warn(`after the revert, the release lock could not be taken back: ${toReleaseError(lockError).message}`);
+  }
   const reverted = revert.exitCode === 0;
-  const failedStep = reverted ? undefined : lastRevertFailure(context);
+  const failedStep = reverted ? undefined : lastRevertFailure(context, logBefore);
   const commands = reverted ? [] : [commandLine('release-revert', [ticket])];
   if (reverted) {
     context.log.event('orchestrator', 'atomic-reverted', { phase_failed: phase, rc: error.exitCode });
@@ -226,11 +237,19 @@ async function revertAtOnce(context: RunContext, options: RunVerbOptions, starte
   return exitCode;
 }
 
-/** The phase the revert child failed in, from the audit log it shares with us. */
-function lastRevertFailure(context: RunContext): string | undefined {
+function logSize(context: RunContext): number {
+  try {
+    return statSync(context.log.path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The phase the revert child failed in, from what it added to the audit log we share (after `offset`). */
+function lastRevertFailure(context: RunContext, offset: number): string | undefined {
   let text = '';
   try {
-    text = readFileSync(context.log.path, 'utf8');
+    text = readFileSync(context.log.path).subarray(offset).toString('utf8');
   } catch {
     return undefined;
   }
@@ -246,7 +265,10 @@ async function handOff(context: RunContext, options: RunVerbOptions, from: strin
   context.log.event('orchestrator', 'handoff', { from, reason });
   options.out.info(`${reason}: re-running the remaining phases in a new process with the pulled config (--from=${from})`);
   const json = options.out.events.enabled ? ['--json'] : [];
-  const result = await exec(process.execPath, [process.argv[1]!, options.ticket, `--from=${from}`, '--repo', options.repoDir, ...json], {
+  // The operator's --atomic/--no-atomic and --watch hold for the rest of the release too.
+  const atomic = options.atomic ? [options.atomic.always ? '--atomic' : '--no-atomic'] : [];
+  const watch = options.watchMs ? [`--watch=${Math.ceil(options.watchMs / 1000)}s`] : [];
+  const result = await exec(process.execPath, [process.argv[1]!, options.ticket, `--from=${from}`, '--repo', options.repoDir, ...json, ...atomic, ...watch], {
     env: { [INHERITED_LOCK_ENV]: String(process.pid) },
     inheritOutput: true,
     signal: options.signal,

@@ -6,7 +6,7 @@ import { ACTION_SOCKET_ENV, appliedKey, type ActionServer, codeOfExit, previewOf
 import { afterInWorkTree, dependencyWaves } from '../platform/waves.js';
 import { classifyAll, type ClassifiedFile } from '../classify/classify-all.js';
 import { diffView } from '../../shared/git/diff-view.js';
-import { displayPath } from '../../shared/git/git.js';
+import { displayPath, headSha } from '../../shared/git/git.js';
 
 /**
  * The command migrate.sh runs for each action (`release-step`): a path of this installation, not
@@ -106,6 +106,10 @@ async function migrate(context: RunContext, concurrency: number): Promise<void> 
   if (context.dryRun) {
     context.out.phase(PLUGIN_NAME, `would write ${path} and run it with: all --no-backup`);
     for (const line of script.split('\n')) context.out.detail(line);
+    if (actions.length > 0 && state.mergeSha && state.mergeSha !== (await headSha(context))) {
+      // The printed commands name the work tree's files: pasted before the pull they would run on HEAD's.
+      context.out.phase(PLUGIN_NAME, `the commands under each action run after the pull (git merge --ff-only ${state.mergeSha.slice(0, 12)}), on the files of that commit`);
+    }
     for (const action of actions) {
       // A resumed migrate skips what the state records as applied: the preview says so too.
       const applied = state.applied?.includes(appliedKey(action));

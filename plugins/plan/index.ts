@@ -145,6 +145,14 @@ export async function requirePlanAfterFetch(context: RunContext, plan: SavedPlan
       lines: changes, hint: `review a new plan: release-run ${plan.ticket} --dry-run --plan-out FILE`, reason: 'PLAN_MOVED',
     });
   }
+  const planned = Object.entries(plan.images).filter(([, entry]) => entry.id !== null);
+  const now = await imagesOf(context, fetched, planned.map(([service]) => service));
+  const rebuilt = planned.filter(([service, entry]) => now[service]?.id && now[service]!.id !== entry.id);
+  if (rebuilt.length > 0) {
+    throw new ReleaseError('BAD_INPUT', `an image changed since the plan: ${rebuilt.map(([service, entry]) => `${entry.image} of ${service} is ${now[service]!.id!.slice(0, 19)} on this host, the plan reviewed ${entry.id!.slice(0, 19)}`).join('; ')}; nothing was changed`, {
+      hint: `the tag was rebuilt or pulled again since the review: review a new plan: release-run ${plan.ticket} --dry-run --plan-out FILE`, reason: 'PLAN_MOVED',
+    });
+  }
   context.out.phase('prepare', `the plan holds: origin is at its MERGE_SHA ${plan.merge_sha.slice(0, 12)}, and its ${Object.keys(plan.files).length} deciding files are as reviewed`);
   context.log.event('prepare', 'plan', { base: plan.base_sha, merge: plan.merge_sha, created: plan.created });
 }
@@ -167,7 +175,7 @@ async function writePlan(context: RunContext, path: string, actions: Action[]): 
     backups: await backupsOf(context, state.mergeSha, state.services),
     images: await imagesOf(context, state.mergeSha, state.services),
   };
-  writeFileAtomic(path, `${JSON.stringify(plan, null, 2)}\n`);
+  writeFileAtomic(path, `${JSON.stringify(plan, null, 2)}\n`, { privateFolder: false });
   context.out.plain(`[${context.verb}] plan written to ${path}: ${plan.base_sha.slice(0, 12)}..${plan.merge_sha.slice(0, 12)}, ${plan.actions.length} action(s) in ${plan.services.length} service(s); run it as reviewed with: release-run ${context.ticket} --plan ${path}`);
 }
 

@@ -40,7 +40,7 @@ export const manifestSchema = z.strictObject({
    */
   watch: z.strictObject({
     duration: duration.optional(),
-    interval: duration.default('5s'),
+    interval: duration.refine((text) => parseDuration(text) > 0, 'must be longer than 0').default('5s'),
     failures: z.number().int().min(0).default(2),
   }).optional(),
   backup: z.array(z.looseObject({ type: z.string().min(1) })).default([]),

@@ -73,8 +73,11 @@ describe('the compose runtime on a real Docker engine', () => {
     expect(printed).toContain(expected);
     expect(printed.indexOf(expected)).toBeGreaterThan(printed.findIndex((line) => line.includes(`would redeploy ${web}`)));
     expect((await httpGet(`${webUrl}/version`)).body).toBe('1');
+    const pullFirst = /the commands under each action run after the pull \((git merge --ff-only [0-9a-f]{12})\)/.exec(preview.stdout);
+    expect(pullFirst).not.toBeNull();
 
-    await execa('sh', ['-c', expected], { cwd: platform.prod });
+    // As the preview says: the pull, then the printed command.
+    await execa('sh', ['-c', `git fetch -q origin && ${pullFirst![1]} && ${expected}`], { cwd: platform.prod });
     expect((await httpGet(`${webUrl}/version`)).body).toBe('2');
   });
 

@@ -122,6 +122,8 @@ export function watchPlugin(): Plugin {
             return record;
           }));
         } finally {
+          // A check that threw ends every service's window, not only its own.
+          stop.abort();
           clearInterval(progress);
           context.signal.removeEventListener('abort', onSignal);
         }
