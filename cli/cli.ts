@@ -99,6 +99,7 @@ later releases touched what this one released, 3 locked, 6 a backup is missing o
 disk space for a restore, 7 health probe failed, 8 revert blocked (HEAD is not a descendant of
 MERGE_SHA, the work tree has edits, or the revert does not apply), 130 interrupted.`,
   release: `usage: release --service=NAME [--repo DIR]
+       release status [--service=NAME] [--repo DIR]
        release init [--example NAME] [--repo DIR]
        release prune [--keep=N] [--dry-run] [--repo DIR]
        release history [--service=NAME] [--repo DIR]
@@ -107,6 +108,10 @@ MERGE_SHA, the work tree has edits, or the revert does not apply), 130 interrupt
 
 --service=NAME  the drift check: prints each action that would bring service NAME to what its
                 manifest and compose file at HEAD ask for, then "N actions". Changes nothing.
+status          what runs on this host now: per service its runtime, containers and images,
+                health (one request each, all at once), drift, the release that last touched it
+                and its newest backup; a release in progress. Exit 0 all well, 7 one does not run
+                or answers badly, 5 drift only: for cron jobs and monitors. Changes nothing.
 init            sets up the platform repo for releases: a justfile whose recipes run the
                 installed verbs, .asd/ in .gitignore, recovery/playbooks/, a commented
                 release.config.ts, and with --example NAME a first service packages/NAME/.
@@ -442,6 +447,17 @@ async function show(args: ParsedArgs, out: Output): Promise<number> {
   return 0;
 }
 
+/** `release status [--service=NAME] [--json]` (cli/status.ts). */
+async function statusVerb(args: ParsedArgs, out: Output, signal: AbortSignal): Promise<number> {
+  if (args.positionals.length !== 1) throw new ReleaseError('BAD_INPUT', 'usage: release status [--service=NAME] [--json] [--repo DIR]', { hint: 'see release --help' });
+  const repoDir = resolveRepo(args.repo);
+  const { loadConfig, applyPlugins, createContext } = await loadEngine();
+  const hooks = applyPlugins((await loadConfig(repoDir)).config);
+  const context = createContext({ verb: 'release', ticket: 'status', repoDir, dryRun: true, hooks, out, signal });
+  const { status } = await import('./status.js');
+  return status(context, args.service);
+}
+
 async function driftCheck(args: ParsedArgs, out: Output, signal: AbortSignal): Promise<number> {
   if (!args.service) throw new ReleaseError('BAD_INPUT', 'missing --service=NAME', { hint: 'see release --help' });
   const repoDir = resolveRepo(args.repo);
@@ -491,12 +507,13 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
     if (verb === 'release' && args.positionals[0] === 'history') return await history(args, out);
     if (verb === 'release' && args.positionals[0] === 'show') return await show(args, out);
     if (verb === 'release' && args.positionals[0] === 'verify-backups') return await verifyBackups(args, out, controller.signal);
+    if (verb === 'release' && args.positionals[0] === 'status') return await statusVerb(args, out, controller.signal);
     if (verb === 'release' && args.latest) throw new ReleaseError('BAD_INPUT', 'option --latest is not known to release', { hint: 'it belongs to release verify-backups; see release --help' });
     if (verb === 'release' && (args.keep !== undefined || args.dryRun)) {
       throw new ReleaseError('BAD_INPUT', `option --${args.keep !== undefined ? 'keep' : 'dry-run'} is not known to release${args.positionals[0] ? ` ${args.positionals[0]}` : ''}`, { hint: 'it belongs to release prune; see release --help' });
     }
     if (verb === 'release' && args.positionals.length > 0) {
-      throw new ReleaseError('BAD_INPUT', `unknown command release ${args.positionals[0]}`, { hint: 'use release --service=NAME, release init, release prune, release history, release show TICKET or release verify-backups; see release --help' });
+      throw new ReleaseError('BAD_INPUT', `unknown command release ${args.positionals[0]}`, { hint: 'use release --service=NAME, release status, release init, release prune, release history, release show TICKET or release verify-backups; see release --help' });
     }
     if (args.local && args.from !== undefined && args.from !== 'prepare') {
       throw new ReleaseError('BAD_INPUT', '--local applies to prepare only; drop it when resuming with --from', { hint: 'see release-run --help' });

@@ -3,7 +3,7 @@ import type { ReleaseError } from './errors.js';
 import type { ExecResult } from './exec.js';
 import type {
   Action, BackupRequest, BackupResult, ChangedFile, Classification, DiffView, ExecInRequest, InitResult, PruneRequest, RestoreRequest,
-  RestoreTestRequest, RestoreTestResult, RunContext, SpaceNeed, VerifyBackupsRequest, WatchSample, WritesSince, WritesSinceRequest,
+  RestoreTestRequest, RestoreTestResult, RunContext, SpaceNeed, VerifyBackupsRequest, WatchSample, PlanSummary, RunningPart, WritesSince, WritesSinceRequest,
 } from './types.js';
 
 /** The domain types live in types.ts; importing them from here keeps working. */
@@ -91,6 +91,8 @@ export function createHooks() {
     deadline: new SyncBailHook<[string, RunContext], number | undefined>(['kind', 'context']),
     /** Health probes of one service; a tap throws when it is unhealthy. */
     probe: new AsyncSeriesHook<[string, RunContext]>(['service', 'context']),
+    /** `release status`: the runtime that runs the service pushes what runs of it now (containers, tasks). */
+    describe: new AsyncSeriesHook<[string, RunContext, RunningPart[]]>(['service', 'context', 'parts']),
     /**
      * One sample of the watch window after verify, for one service: each tap pushes what its check
      * found now (`pass`, `fail`, or `inconclusive` when it could not tell), and must return quickly.
@@ -98,6 +100,11 @@ export function createHooks() {
     watchCheck: new AsyncSeriesHook<[string, RunContext, WatchSample[]]>(['service', 'context', 'samples']),
     /** `release init`: set up a platform repo. */
     init: new AsyncSeriesHook<[InitResult, RunContext]>(['result', 'context']),
+    /**
+     * A dry run wrote a saved plan (`--plan-out FILE`): taps may publish its summary where the
+     * change is reviewed (the Redmine notifier posts it on the ticket). A failing tap only warns.
+     */
+    planWritten: new AsyncSeriesHook<[PlanSummary, RunContext]>(['plan', 'context']),
     done: new AsyncSeriesHook<[RunContext]>(['context']),
     failed: new AsyncSeriesHook<[RunContext, ReleaseError]>(['context', 'error']),
   });

@@ -9,7 +9,7 @@ export { tappedKeys } from './tapped.js';
 export { serveActions, appliedKey, ACTION_SOCKET_ENV, type ActionServer } from './action-server.js';
 export { commandLine, pasteable, shellQuote, INVOKED_VIA_ENV } from './commands.js';
 export { formatBytes, describeProgress, formatDuration, type TransferProgress, type TransferOptions } from './progress.js';
-export type { Hooks, ChangedFile, DiffView, Action, Classification, BackupRequest, BackupResult, RestoreRequest, WritesSinceRequest, WritesSince, InitResult, ExecInRequest, WatchSample, SpaceNeed, PruneRequest,
+export type { Hooks, ChangedFile, DiffView, Action, Classification, BackupRequest, BackupResult, RestoreRequest, WritesSinceRequest, WritesSince, InitResult, ExecInRequest, WatchSample, PlanSummary, RunningPart, SpaceNeed, PruneRequest,
   RestoreTestRequest, RestoreTestResult, RestoreTestOutcome, VerifiedBackup, VerifyBackupsRequest,
 } from './hooks.js';
 export type { RunContext } from './hooks.js';

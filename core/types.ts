@@ -167,6 +167,30 @@ export interface PruneRequest {
  * A command to run inside one part of a service, wherever its runtime runs it (`hooks.execIn`):
  * e.g. a database's dump tool in the part `db` of platform service `redmine`.
  */
+/** One container or task of a service as `release status` shows it. */
+export interface RunningPart {
+  /** The container's or swarm service's name. */
+  name: string;
+  image: string;
+  /** The engine's id of that image, when it knows it (`sha256:...`). */
+  imageId?: string;
+  /** `running`, `exited`, `2/2 running`, ... */
+  state: string;
+  /** Whether it runs as it should (a stopped container, a task short: false). */
+  ok: boolean;
+}
+
+/** A saved plan as a reviewer reads it (plugins/plan writes the whole plan to `file`). */
+export interface PlanSummary {
+  file: string;
+  baseSha: string;
+  mergeSha: string;
+  /** One line per action: `redeploy web: packages/web/manifest.yaml changed`. */
+  actions: string[];
+  /** The command that runs it as reviewed. */
+  command: string;
+}
+
 /** What one check of the watch window found for one service at one moment. */
 export interface WatchSample {
   /** The check, e.g. `http GET http://127.0.0.1:8080/health`, or a platform plugin's name. */

@@ -1,13 +1,14 @@
 // The test command's runner: the whole suite on the tested default Docker (Engine 26 + Compose v2),
-// then the docker-facing suites again on the legacy pair (Engine 20.10 + docker-compose 1.29, in
-// the network namespace test/infra/ensure-docker-legacy.sh made), and one totals line for both.
+// and beside it the docker-facing suites again on the legacy pair (Engine 20.10 + docker-compose
+// 1.29, in the network namespace test/infra/ensure-docker-legacy.sh made; its output is printed
+// once it ends), and one totals line for both.
 //
 //   node test/run-suites.mjs [--flavour=current|legacy] [JEST ARGS...]
 //
 // Each pass prints its own totals and failed tests under its flavour's name; the last line is
 // `N passed, M failed` over both, as CI reads it. Exit 0 only when both passes are green.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,12 +42,16 @@ function legacyEnvironment() {
   return Object.fromEntries(out.split('\n').filter((line) => line.includes('=')).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
 }
 
-function runPass(name, extraArgs) {
+/**
+ * `quiet`: the pass runs beside another one; its output goes to a file, printed once it ends, so
+ * the two passes' lines do not interleave.
+ */
+function runPass(name, extraArgs, { quiet = false, workers } = {}) {
   const flavour = FLAVOURS[name];
   const results = join(mkdtempSync(join(tmpdir(), 'ro-test-')), 'results.json');
   const env = { ...process.env, RO_TEST_FLAVOUR: name, RO_TEST_FLAVOUR_LABEL: flavour.label, RO_TEST_RESULTS_FILE: results };
   let command = process.execPath;
-  let args = ['--experimental-vm-modules', ...jest, ...extraArgs, ...flavour.suites];
+  let args = ['--experimental-vm-modules', ...jest, ...(workers ? [`--maxWorkers=${workers}`] : []), ...extraArgs, ...flavour.suites];
   if (name === 'legacy') {
     const legacy = legacyEnvironment();
     Object.assign(env, {
@@ -59,10 +64,18 @@ function runPass(name, extraArgs) {
     args = [`--net=/run/netns/${legacy.LEGACY_NETNS}`, command, ...args];
     command = 'nsenter';
   }
-  console.log(`\n=== ${name}: ${flavour.label}${flavour.suites.length ? ` (the ${flavour.suites.length} docker-facing suites)` : ' (every suite)'} ===\n`);
+  const title = `\n=== ${name}: ${flavour.label}${flavour.suites.length ? ` (the ${flavour.suites.length} docker-facing suites${quiet ? `, beside the other pass, ${workers ?? 'default'} worker(s)` : ''})` : ' (every suite)'} ===\n`;
+  const logFile = join(dirname(results), 'output.log');
+  if (!quiet) console.log(title);
   return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd: root, env, stdio: 'inherit' });
+    const output = quiet ? openSync(logFile, 'w') : undefined;
+    const child = spawn(command, args, { cwd: root, env, stdio: quiet ? ['ignore', output, output] : 'inherit' });
     child.on('exit', (code, signal) => {
+      if (quiet) {
+        closeSync(output);
+        console.log(title);
+        process.stdout.write(readFileSync(logFile, 'utf8'));
+      }
       let totals = { passed: 0, failed: 1, failures: [`${flavour.label}: jest ended ${signal ?? `with exit ${code}`} before reporting`] };
       try {
         totals = JSON.parse(readFileSync(results, 'utf8'));
@@ -84,8 +97,11 @@ for (const name of names) {
     process.exit(2);
   }
 }
-const passes = [];
-for (const name of names) passes.push(await runPass(name, jestArgs));
+// Both passes at once when both run: the legacy pass, one worker, beside the current one (its
+// suites mostly wait on its own engine), so the whole command stays under 20 minutes.
+const passes = names.length === 2
+  ? await Promise.all([runPass('current', jestArgs), runPass('legacy', jestArgs, { quiet: true, workers: 1 })])
+  : [await runPass(names[0], jestArgs)];
 
 console.log('');
 for (const pass of passes) {

@@ -4,9 +4,10 @@
  * `PUT /issues/N.json` with the API key in the X-Redmine-API-Key header, read from a file and
  * registered for redaction, so it never reaches argv, a log line or the state file.
  */
-import { formatDuration, parseOptions, z, type Plugin } from '../../api/index.js';
+import { hostname } from 'node:os';
+import { formatDuration, parseOptions, z, type PlanSummary, type Plugin, type RunContext } from '../../api/index.js';
 import { commandLine } from '../../core/index.js';
-import { absoluteFile, deliveryOptions, httpUrl, readSecretFile, requestWithRetry, tapOutcomes, type OutcomeEvent } from '../../shared/notify/notification.js';
+import { absoluteFile, deliveryOptions, guarded, httpUrl, readSecretFile, requestWithRetry, tapOutcomes, type OutcomeEvent } from '../../shared/notify/notification.js';
 
 export const PLUGIN_NAME = 'notify-redmine';
 /** Tickets that are Redmine issue numbers; any other ticket id is no issue of this tracker. */
@@ -70,28 +71,47 @@ export function noteText(event: OutcomeEvent): string {
   return lines.join('\n');
 }
 
+/** The note of a saved plan, posted when it is written, so it is reviewed where the change is discussed. */
+export function planNoteText(ticket: string, plan: PlanSummary, host: string): string {
+  return [
+    `Plan for #${ticket} written on ${host}: ${plan.baseSha.slice(0, 12)}..${plan.mergeSha.slice(0, 12)}, ${plan.actions.length} action(s).`,
+    '',
+    ...(plan.actions.length > 0 ? plan.actions.map((line) => `* ${line}`) : ['* no service is touched']),
+    '',
+    'To run it as reviewed (refused if anything moved since):',
+    '',
+    `<pre>${plan.command}</pre>`,
+  ].join('\n');
+}
+
 export function notifyRedminePlugin(rawOptions: RedmineOptions): Plugin {
   const options = parseOptions(PLUGIN_NAME, redmineOptionsSchema, rawOptions);
   const base = options.url.replace(/\/+$/, '');
+  /** One note on the ticket's issue, under the notifier's deadline and retries. */
+  async function putNote(context: RunContext, notes: string, deadline: number): Promise<Record<string, string | number>> {
+    const apiKey = readSecretFile(options.apiKeyFile, 'Redmine API key', (message) => context.out.warn(`${PLUGIN_NAME}: ${message}`));
+    const issue = `${base}/issues/${context.ticket}.json`;
+    const result = await requestWithRetry(issue, {
+      method: 'PUT',
+      headers: { 'Content-Type': 'application/json', 'X-Redmine-API-Key': apiKey, 'User-Agent': 'release-orchestrator' },
+      body: JSON.stringify({ issue: { notes, private_notes: options.privateNotes } }),
+    }, { deadline, attempts: options.attempts, backoffMs: options.backoffMs });
+    if (!result.ok) throw new Error(`PUT ${issue}: ${result.last}${explain(result.status, result.body)} after ${result.attempts} attempt${result.attempts === 1 ? '' : 's'}`);
+    return { issue: context.ticket, status: result.status ?? 0, attempts: result.attempts };
+  }
   return {
     name: PLUGIN_NAME,
     apply({ hooks }) {
+      hooks.planWritten.tapPromise(PLUGIN_NAME, async (plan, context) => {
+        if (!ISSUE_NUMBER.test(context.ticket)) return;
+        await guarded(context, PLUGIN_NAME, options.timeoutMs, (deadline) => putNote(context, planNoteText(context.ticket, plan, hostname()), deadline));
+      });
       tapOutcomes(hooks, {
         name: PLUGIN_NAME,
         timeoutMs: options.timeoutMs,
         target: (context) => `a note on ${base}/issues/${context.ticket}`,
         skip: (context) => (ISSUE_NUMBER.test(context.ticket) ? undefined : 'ticket-is-no-issue-number'),
-        async send(context, event, deadline) {
-          const apiKey = readSecretFile(options.apiKeyFile, 'Redmine API key', (message) => context.out.warn(`${PLUGIN_NAME}: ${message}`));
-          const issue = `${base}/issues/${context.ticket}.json`;
-          const result = await requestWithRetry(issue, {
-            method: 'PUT',
-            headers: { 'Content-Type': 'application/json', 'X-Redmine-API-Key': apiKey, 'User-Agent': 'release-orchestrator' },
-            body: JSON.stringify({ issue: { notes: noteText(event), private_notes: options.privateNotes } }),
-          }, { deadline, attempts: options.attempts, backoffMs: options.backoffMs });
-          if (!result.ok) throw new Error(`PUT ${issue}: ${result.last}${explain(result.status, result.body)} after ${result.attempts} attempt${result.attempts === 1 ? '' : 's'}`);
-          return { issue: context.ticket, status: result.status ?? 0, attempts: result.attempts };
-        },
+        send: (context, event, deadline) => putNote(context, noteText(event), deadline),
       });
     },
   };

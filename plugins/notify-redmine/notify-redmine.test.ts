@@ -106,6 +106,22 @@ describe('notify-redmine: the outcome as a note on the ticket, in a real Redmine
     expectKeyNowhere(platform, ticket, released.all, reverted.all);
   });
 
+  test('a saved plan is posted on the ticket when it is written, with its actions and the command that runs it', async () => {
+    platform = await platformNotifying(redmine.keyFile);
+    const ticket = await newIssue('release reviewed as a plan');
+    await platform.mergeFeature(ticket, bump('web', '2'));
+    const planFile = join(platform.root, 'reviewed.plan.json');
+
+    const dry = await platform.run('release-run', [ticket, '--dry-run', '--plan-out', planFile], { RELEASE_INVOKED_VIA: 'just' });
+
+    expect(dry.exitCode).toBe(0);
+    const notes = await notesOf(ticket);
+    expect(notes).toHaveLength(1);
+    expect(notes[0]!.notes).toMatch(new RegExp(`^Plan for #${ticket} written on \\S+: [0-9a-f]{12}\\.\\.[0-9a-f]{12}, 1 action\\(s\\)\\.\\n`));
+    expect(notes[0]!.notes).toContain('* redeploy web: packages/web/manifest.yaml changed');
+    expect(notes[0]!.notes).toContain(`<pre>just release-run ${ticket} --plan ${planFile}</pre>`);
+  });
+
   test('a release that fails: the failing phase, the error and the exact commands to roll back or resume', async () => {
     platform = await platformNotifying(redmine.keyFile);
     const ticket = await newIssue('release that fails');

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { ReleaseError, writeFileAtomic, z, type Action, type Plugin, type RunContext } from '../../api/index.js';
 import { diffFiles, git, gitTry } from '../../shared/git/git.js';
 import { dockerCommands, runDocker } from '../../shared/docker/command.js';
+import { commandLine } from '../../core/commands.js';
 import { parseManifest, manifestPath, composePath } from '../platform/manifest.js';
 import { projectEnvPath } from '../platform/interpolate.js';
 
@@ -176,7 +177,16 @@ async function writePlan(context: RunContext, path: string, actions: Action[]): 
     images: await imagesOf(context, state.mergeSha, state.services),
   };
   writeFileAtomic(path, `${JSON.stringify(plan, null, 2)}\n`, { privateFolder: false });
-  context.out.plain(`[${context.verb}] plan written to ${path}: ${plan.base_sha.slice(0, 12)}..${plan.merge_sha.slice(0, 12)}, ${plan.actions.length} action(s) in ${plan.services.length} service(s); run it as reviewed with: release-run ${context.ticket} --plan ${path}`);
+  const command = commandLine('release-run', [context.ticket, '--plan', path]);
+  context.out.plain(`[${context.verb}] plan written to ${path}: ${plan.base_sha.slice(0, 12)}..${plan.merge_sha.slice(0, 12)}, ${plan.actions.length} action(s) in ${plan.services.length} service(s); run it as reviewed with: ${command}`);
+  try {
+    await context.hooks.planWritten.promise({
+      file: path, baseSha: plan.base_sha, mergeSha: plan.merge_sha, command,
+      actions: plan.actions.map((action) => `${action.kind} ${action.service}: ${action.reason}`),
+    }, context);
+  } catch (error) {
+    context.out.warn(`the plan's summary was not published: ${(error as Error).message}`);
+  }
 }
 
 /** The plans a ticket's runs were held to, from its audit log (`phase=prepare event=plan`). */

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type ExecInRequest, type ExecResult, type Plugin, type RunContext } from '../../api/index.js';
+import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type ExecInRequest, type ExecResult, type Plugin, type RunContext, type RunningPart } from '../../api/index.js';
 import { IMAGE_VARIABLE, type ComposeFile } from '../platform/compose-file.js';
 import { dotenvVariables, interpolate, substitutionVariables } from '../platform/interpolate.js';
 import { registerAllComposeSecrets } from '../platform/compose-secrets.js';
@@ -8,7 +8,7 @@ import { filesFingerprint, previewCommit, serviceAtHead } from '../platform/serv
 import { composePath, manifestPath, namesRuntime, readManifest, type Manifest } from '../platform/manifest.js';
 import { ComposeCli, type ContainerInfo } from './compose.js';
 import { composeCommands, upReplacingCommands, type ComposeProject } from './commands.js';
-import { tapDockerRuntime } from '../deadlines/index.js';
+import { tapDockerRuntime, withDeadline } from '../deadlines/index.js';
 import { dockerCommandLine, dockerCommands, runDocker, type DockerCommand } from '../../shared/docker/command.js';
 import { EdgeProxy, edgeProxyOptionsSchema, proxyName } from '../../shared/edge-proxy/index.js';
 import { rollingDrift, rollingSettings, rollOut } from './rolling.js';
@@ -362,6 +362,19 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     ];
   }
 
+  /** `release status`: the project's containers, with their images' ids. */
+  async function describe(service: string, context: RunContext, parts: RunningPart[]): Promise<void> {
+    if (!isOurs(context, service)) return;
+    const ids = new Map<string, string | undefined>();
+    for (const container of await cli.containers(context, service)) {
+      if (!ids.has(container.image)) {
+        const inspected = await runDocker(context, dockerCommands.imageId(container.image));
+        ids.set(container.image, inspected.exitCode === 0 ? inspected.stdout.trim() : undefined);
+      }
+      parts.push({ name: container.name, image: container.image, imageId: ids.get(container.image), state: container.state, ok: container.state === 'running' });
+    }
+  }
+
   const handlers: Record<string, (context: RunContext, action: Action) => Promise<void>> = {
     build,
     redeploy: (context, action) => deploy(context, action, action.recreate ?? []),
@@ -382,6 +395,7 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     name: PLUGIN_NAME,
     apply({ hooks }) {
       tapDockerRuntime(hooks, { plugin: PLUGIN_NAME, runtime: RUNTIME, plan, execIn, claims: isOurs, handlers, previews });
+      hooks.describe.tapPromise(PLUGIN_NAME, (service, context, parts) => describe(service, withDeadline(context, 'docker'), parts));
       // Before the ticket script, which may print a secret file it reads.
       hooks.phase.for('ticket').tapPromise({ name: PLUGIN_NAME, stage: -10 }, async (context) => registerAllComposeSecrets(context.repoDir));
     },

@@ -5,8 +5,8 @@
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type ExecInRequest, type ExecResult, type Plugin, type RunContext } from '../../api/index.js';
-import { tapDockerRuntime } from '../deadlines/index.js';
+import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type ExecInRequest, type ExecResult, type Plugin, type RunContext, type RunningPart } from '../../api/index.js';
+import { tapDockerRuntime, withDeadline } from '../deadlines/index.js';
 import { IMAGE_VARIABLE, type ComposeFile } from '../platform/compose-file.js';
 import { composePath, manifestPath, namesRuntime, parseDuration, readManifest, type Manifest } from '../platform/manifest.js';
 import { ComposeCli } from '../runtime-compose/compose.js';
@@ -460,6 +460,16 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     return lines;
   }
 
+  /** `release status`: the stack's services with their running/desired tasks. */
+  async function describe(service: string, context: RunContext, parts: RunningPart[]): Promise<void> {
+    if (!(await claims(context, service))) return;
+    const tasks = await runningTasks(context, service);
+    for (const s of await stackServices(context, service)) {
+      const count = tasks.get(s.name);
+      parts.push({ name: s.name, image: s.image, state: count ? `${count.running}/${count.desired} running` : 'unknown', ok: count !== undefined && count.running >= count.desired && count.desired > 0 });
+    }
+  }
+
   const handlers: Record<string, (context: RunContext, action: Action) => Promise<void>> = {
     build,
     redeploy: deploy,
@@ -483,6 +493,7 @@ export function swarmRuntimePlugin(rawOptions: SwarmRuntimeOptions = {}): Plugin
     name: PLUGIN_NAME,
     apply({ hooks }) {
       tapDockerRuntime(hooks, { plugin: PLUGIN_NAME, runtime: RUNTIME, plan, execIn, claims, handlers, previews });
+      hooks.describe.tapPromise(PLUGIN_NAME, (service, context, parts) => describe(service, withDeadline(context, 'docker'), parts));
     },
   };
 }
