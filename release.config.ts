@@ -27,13 +27,14 @@ import { initPlugin } from './plugins/init/index.js';
 import { backupRetentionPlugin } from './plugins/backups/index.js';
 import type { DiskSpaceInput, RestoreTestsInput, RetentionInput } from './plugins/backups/options.js';
 import { deadlinesPlugin, type DeadlineOptions } from './plugins/deadlines/index.js';
+import { lifecycleHooksPlugin, type LifecycleHooksOptions } from './plugins/lifecycle-hooks/index.js';
 import { notifyWebhookPlugin } from './plugins/notify-webhook/index.js';
 import { notifyRedminePlugin } from './plugins/notify-redmine/index.js';
 
 export const builtins = {
   platformPlugin, preparePlugin, defaultRules, globRule, serviceFilesRule, orchestratorSourceRule, migratePlugin, ticketPlugin, verifyPlugin, watchPlugin, planPlugin, revertPlugin,
   composeRuntimePlugin, noneRuntimePlugin, swarmRuntimePlugin, healthHttpPlugin, selfUpdatePlugin, playbooksPlugin,
-  backupVolumePlugin, postgresBackupPlugin, sqliteBackupPlugin, initPlugin, backupRetentionPlugin, deadlinesPlugin,
+  backupVolumePlugin, postgresBackupPlugin, sqliteBackupPlugin, initPlugin, backupRetentionPlugin, deadlinesPlugin, lifecycleHooksPlugin,
   notifyWebhookPlugin, notifyRedminePlugin,
 };
 
@@ -62,6 +63,11 @@ const defaultOptionsSchema = z.strictObject({
   preRevertBackup: z.boolean().optional(),
   /** Deadlines of external commands per kind, e.g. `{ ticket: '8h', compose: '10m' }`; the deadlines plugin checks them. */
   deadlines: z.custom<DeadlineOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { ticket: \'8h\' }').optional(),
+  /**
+   * The repo's own lifecycle hooks, run on the host in the repo, e.g.
+   * `{ 'pre-deploy': ['./ops/announce.sh'] }`; each service's are in its manifest's `hooks:`.
+   */
+  hooks: z.custom<LifecycleHooksOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'expected an object such as { \'pre-deploy\': [\'./ops/announce.sh\'] }').optional(),
   /** The runtime of services whose manifest names none (default compose). */
   runtime: z.enum(['compose', 'swarm']).optional(),
   /** runtime-swarm's options, e.g. `{ registry: 'registry.internal:5000' }`; that plugin checks them. */
@@ -95,6 +101,7 @@ export function defaultPlugins(rawOptions: DefaultOptions = {}): Plugin[] {
     initPlugin(),
     backupRetentionPlugin(options.retention, { diskSpace: options.diskSpace }),
     deadlinesPlugin(options.deadlines),
+    lifecycleHooksPlugin(options.hooks),
   ];
 }
 

@@ -10,7 +10,7 @@
 export type {
   Plugin, Release, ReleaseConfig, RunContext, Hooks, Action, Classification, ChangedFile, DiffView, InitResult,
   BackupRequest, BackupResult, RestoreRequest, RestoreTestRequest, RestoreTestResult, WritesSince, WritesSinceRequest, SpaceNeed,
-  ExecInRequest, ExecResult, ExecOptions, WatchSample, PlanSummary, RunningPart, ReleaseState, ReleaseEvent, OutcomeFields, ErrorCode, TransferProgress,
+  ExecInRequest, ExecResult, ExecOptions, WatchSample, PlanSummary, RunningPart, LifecycleMoment, ReleaseState, ReleaseEvent, OutcomeFields, ErrorCode, TransferProgress,
 } from '../core/index.js';
 export { ReleaseError, EXIT_CODES, toReleaseError, z, parseOptions, invalidInput, registerSecret, redact, formatBytes, formatDuration, forCleanup } from '../core/index.js';
 export { writeFileAtomic, ensurePrivateDir, fsyncPath, PRIVATE_FILE_MODE, PRIVATE_DIR_MODE } from '../core/index.js';

@@ -408,6 +408,12 @@ async function show(args: ParsedArgs, out: Output): Promise<number> {
   if (record.runs.length === 0) out.plain(`${ticket}: no run recorded in the audit log`);
   const { appliedPlans } = await import('../plugins/plan/index.js');
   for (const plan of appliedPlans(paths.logFile)) out.plain(`run as the reviewed plan of ${plan.created} (${plan.base.slice(0, 12)}..${plan.merge.slice(0, 12)})`);
+  const { hookRuns } = await import('../plugins/lifecycle-hooks/index.js');
+  const { AuditLog } = await import('../core/audit-log.js');
+  const hooksRun = hookRuns(new AuditLog(paths.logFile, ticket).events());
+  for (const run of hooksRun) {
+    out.plain(`hook ${run.hook} of ${run.service ?? 'the repo'} (${run.where === 'host' ? 'on the host' : `in ${run.where}`}, ${run.phase}): ${run.rc === 0 ? 'ok' : `exit ${run.rc}`} in ${run.duration_s}s: ${run.command}`);
+  }
   const { readWatchRecords } = await import('../plugins/watch/index.js');
   const watch = readWatchRecords(paths.workspaceDir, ticket);
   for (const window of watch) {
@@ -440,7 +446,7 @@ async function show(args: ParsedArgs, out: Output): Promise<number> {
     : `revert possible: no (${record.revert.why})`);
   out.events.emit('history', 'show', {
     runs: record.runs.map((run) => ({ ...run })), backups: backups.map((backup) => ({ ...backup, files: backup.files.map((file) => ({ ...file })) })),
-    pre_revert_backups: preRevertBackups.map((backup) => ({ ...backup, files: backup.files.map((file) => ({ ...file })) })), undo_command: undoCommand, watch: watch.map((window) => ({ ...window, problems: window.problems.map((problem) => ({ ...problem })) })),
+    pre_revert_backups: preRevertBackups.map((backup) => ({ ...backup, files: backup.files.map((file) => ({ ...file })) })), undo_command: undoCommand, hooks: hooksRun.map((run) => ({ ...run })), watch: watch.map((window) => ({ ...window, problems: window.problems.map((problem) => ({ ...problem })) })),
     problems: record.problems, revert_possible: record.revert.possible, revert_why: record.revert.why,
     revert_command: record.revert.possible ? out.command('release-revert', [ticket]) : null,
   });

@@ -3,7 +3,7 @@ import type { ReleaseError } from './errors.js';
 import type { ExecResult } from './exec.js';
 import type {
   Action, BackupRequest, BackupResult, ChangedFile, Classification, DiffView, ExecInRequest, InitResult, PruneRequest, RestoreRequest,
-  RestoreTestRequest, RestoreTestResult, RunContext, SpaceNeed, VerifyBackupsRequest, WatchSample, PlanSummary, RunningPart, WritesSince, WritesSinceRequest,
+  RestoreTestRequest, RestoreTestResult, RunContext, LifecycleMoment, SpaceNeed, VerifyBackupsRequest, WatchSample, PlanSummary, RunningPart, WritesSince, WritesSinceRequest,
 } from './types.js';
 
 /** The domain types live in types.ts; importing them from here keeps working. */
@@ -98,6 +98,12 @@ export function createHooks() {
      * found now (`pass`, `fail`, or `inconclusive` when it could not tell), and must return quickly.
      */
     watchCheck: new AsyncSeriesHook<[string, RunContext, WatchSample[]]>(['service', 'context', 'samples']),
+    /**
+     * A lifecycle moment of a service or of the repo (before and after its deploy, backup and
+     * revert): the built-in plugins call it where the step happens, under the lock; the lifecycle
+     * plugin runs the hooks the manifest and the config name for it. A throwing tap fails the phase.
+     */
+    lifecycle: new AsyncSeriesHook<[LifecycleMoment, RunContext]>(['moment', 'context']),
     /** `release init`: set up a platform repo. */
     init: new AsyncSeriesHook<[InitResult, RunContext]>(['result', 'context']),
     /**

@@ -9,10 +9,11 @@ export { tappedKeys } from './tapped.js';
 export { serveActions, appliedKey, ACTION_SOCKET_ENV, type ActionServer } from './action-server.js';
 export { commandLine, pasteable, shellQuote, INVOKED_VIA_ENV } from './commands.js';
 export { formatBytes, describeProgress, formatDuration, type TransferProgress, type TransferOptions } from './progress.js';
-export type { Hooks, ChangedFile, DiffView, Action, Classification, BackupRequest, BackupResult, RestoreRequest, WritesSinceRequest, WritesSince, InitResult, ExecInRequest, WatchSample, PlanSummary, RunningPart, SpaceNeed, PruneRequest,
+export type { Hooks, ChangedFile, DiffView, Action, Classification, BackupRequest, BackupResult, RestoreRequest, WritesSinceRequest, WritesSince, InitResult, ExecInRequest, WatchSample, PlanSummary, RunningPart, SpaceNeed, PruneRequest, LifecycleMoment, LifecycleEvent,
   RestoreTestRequest, RestoreTestResult, RestoreTestOutcome, VerifiedBackup, VerifyBackupsRequest,
 } from './hooks.js';
 export type { RunContext } from './hooks.js';
+export { LIFECYCLE_EVENTS } from './types.js';
 export type { Plugin, Release, ReleaseConfig } from './plugin.js';
 export type { ReleaseState } from './state.js';
 /** Other tickets' records, for plugins that look across releases (retention). */

@@ -28,6 +28,7 @@ export const REASONS = {
   DEADLINE_PASSED: { code: 'PHASE_FAILED', summary: 'an external command ran past its deadline and was stopped', docs: 'docs/operations.md#deadlines-and-outside-faults', playbook: ['release-deadline-passed', 'release-revert-deadline-passed'] },
   ENGINE_DOWN: { code: 'PHASE_FAILED', summary: 'the Docker engine does not answer', docs: 'docs/operations.md#deadlines-and-outside-faults', playbook: 'release-docker-engine-down' },
   TICKET_SCRIPT_FAILED: { code: 'PHASE_FAILED', summary: "the ticket's own script exited non-zero", docs: 'docs/operations.md#ticket-script-failed-exit-1-in-ticket', playbook: null },
+  HOOK_FAILED: { code: 'PHASE_FAILED', summary: 'a lifecycle hook (`hooks:` of a manifest or of the config) exited non-zero', docs: 'docs/operations.md#lifecycle-hooks', playbook: null },
   BAD_INPUT: { code: 'BAD_INPUT', summary: 'bad input or config: a ticket id, an option, a manifest, release.config.ts', docs: 'docs/operations.md#exit-codes-at-a-glance', playbook: null },
   STATE_FILE: { code: 'BAD_INPUT', summary: "the ticket's state file is missing, damaged or not this release's", docs: 'docs/operations.md#the-state-file-and-the-audit-log-exit-2', playbook: 'release-state-file' },
   PLAN_MOVED: { code: 'BAD_INPUT', summary: 'release-run --plan: HEAD, origin, a file that decides the release or the orchestrator moved since the plan, or it was applied already', docs: 'docs/operations.md#saved-plans---plan-out-and---plan', playbook: null },

@@ -191,6 +191,16 @@ export interface PlanSummary {
   command: string;
 }
 
+/** The moments a lifecycle hook (`hooks:` of a manifest or of the config) can run at. */
+export const LIFECYCLE_EVENTS = ['pre-deploy', 'post-deploy', 'pre-backup', 'post-backup', 'pre-revert', 'post-revert'] as const;
+export type LifecycleEvent = (typeof LIFECYCLE_EVENTS)[number];
+
+/** One moment of `hooks.lifecycle`: a service's (its manifest's hooks), or the whole repo's (the config's) when `service` is absent. */
+export interface LifecycleMoment {
+  event: LifecycleEvent;
+  service?: string;
+}
+
 /** What one check of the watch window found for one service at one moment. */
 export interface WatchSample {
   /** The check, e.g. `http GET http://127.0.0.1:8080/health`, or a platform plugin's name. */

@@ -195,11 +195,13 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
   if (context.dryRun) {
     const dir = backupDir(context, service, backupTimestamp());
     const requests = backupRequests(service, entries, dir);
+    await context.hooks.lifecycle.promise({ event: 'pre-backup', service }, context);
     for (const request of requests) {
       const size = estimates.get(context)?.get(estimateKey(request)) ?? await context.hooks.sizeBackup.get(request.entry.type)?.promise(request, withDeadline(context, 'backup'));
       context.out.phase(PHASE, `would back up ${service}: ${request.entry.type}${size === undefined ? '' : ` (about ${formatBytes(size)} before compression)`} into ${dir}`);
       context.out.events.emit(PHASE, 'backup-estimate', { service, type: request.entry.type, bytes: size ?? null, dir });
     }
+    await context.hooks.lifecycle.promise({ event: 'post-backup', service }, context);
     return;
   }
   discardInterruptedBackups(context, service);
@@ -217,6 +219,8 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
  * logs `event=backup` (which makes the folder the ticket's for retention).
  */
 export async function takeBackup(context: RunContext, service: string, entries: BackupRequest['entry'][], phase: string): Promise<{ stamp: string; bytes: number }> {
+  // A failing pre-backup hook stops before any folder exists.
+  await context.hooks.lifecycle.promise({ event: 'pre-backup', service }, context);
   const { stamp, dir } = claimBackupDir(context, service);
   const requests = backupRequests(service, entries, dir);
   context.log.event(phase, 'backup-start', { service, at: stamp });
@@ -235,6 +239,8 @@ export async function takeBackup(context: RunContext, service: string, entries: 
       bytes += result.bytes;
       context.failpoint(`after-backup-${service}`);
     }
+    // Inside the try: a failing post-backup hook leaves no backup that looks taken (the step reruns whole).
+    await context.hooks.lifecycle.promise({ event: 'post-backup', service }, context);
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     // The service's folder too, when this was its only backup: a failed backup leaves nothing.

@@ -28,6 +28,8 @@ export const DEADLINE_DEFAULTS = {
   backup: 4 * HOUR,
   /** Each command a restore runs, and the check of every backup before it. */
   restore: 4 * HOUR,
+  /** A lifecycle hook of a manifest or of the config (`hooks:`): a check, a notice, a cache flush. */
+  hook: 30 * MINUTE,
   /** The ticket's own script `releases/TICKET-*.sh`: a data migration may legitimately take hours. */
   ticket: 4 * HOUR,
 } as const;

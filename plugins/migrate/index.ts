@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { ReleaseError, parseOptions, writeFileAtomic, z, type Action, type Plugin, type RunContext } from '../../api/index.js';
 import { ACTION_SOCKET_ENV, appliedKey, type ActionServer, codeOfExit, previewOf, serveActions, requireActionPlugins } from '../../core/index.js';
 import { afterInWorkTree, dependencyWaves } from '../platform/waves.js';
+import { manifestHooks } from '../platform/service-at-head.js';
 import { classifyAll, type ClassifiedFile } from '../classify/classify-all.js';
 import { diffView } from '../../shared/git/diff-view.js';
 import { displayPath, headSha } from '../../shared/git/git.js';
@@ -73,6 +74,39 @@ export function planActions(classified: ClassifiedFile[]): Action[] {
 /** `build web (app, worker)`: an action as the operator reads it. */
 export const describeAction = (action: Action) => `${action.kind} ${action.service}${action.targets ? ` (${action.targets.join(', ')})` : ''}${action.recreate ? `, recreating ${action.recreate.join(', ')}` : ''}`;
 
+/** The migrate.sh steps that run a service's own lifecycle hooks around its actions. */
+const HOOK_KINDS = ['pre-deploy', 'post-deploy'] as const;
+const isHookStep = (action: Action) => (HOOK_KINDS as readonly string[]).includes(action.kind);
+
+/**
+ * `actions` with, per service whose manifest (at the tree being released) has a `pre-deploy` or
+ * `post-deploy` hook, that hook as a step before its first action and after its last: migrate.sh
+ * shows and runs them in the service's own line of work, so a wave waits for them too.
+ */
+export async function withHookSteps(context: RunContext, actions: readonly Action[]): Promise<Action[]> {
+  const result: Action[] = [];
+  for (const service of [...new Set(actions.map((action) => action.service))]) {
+    const own = actions.filter((action) => action.service === service);
+    const removed = own.some((action) => action.kind === 'remove');
+    const hooks = removed ? undefined : await manifestHooks(context, service);
+    if (hooks?.['pre-deploy']) result.push({ service, kind: 'pre-deploy', reason: 'its pre-deploy hook (manifest hooks:)' });
+    result.push(...own);
+    if (hooks?.['post-deploy']) result.push({ service, kind: 'post-deploy', reason: 'its post-deploy hook (manifest hooks:)' });
+  }
+  return result;
+}
+
+/**
+ * A pre-deploy hook guards the actions after it: when a resumed migrate still has one of them to
+ * do, the hook runs again first (its earlier success is forgotten). A post-deploy hook that
+ * succeeded is done, like an action.
+ */
+export function forgetGuardsOfPendingActions(state: { applied?: string[] }, actions: readonly Action[]): void {
+  if (!state.applied) return;
+  const pending = new Set(actions.filter((action) => !isHookStep(action) && !state.applied!.includes(appliedKey(action))).map((action) => action.service));
+  state.applied = state.applied.filter((key) => !(key.endsWith(':pre-deploy') && pending.has(key.slice(0, -':pre-deploy'.length))));
+}
+
 /** `19900 service-file, 2 compose-file`: how many files of each kind. */
 function kindsOf(classified: readonly ClassifiedFile[]): string {
   const counts = new Map<string, number>();
@@ -90,7 +124,7 @@ async function migrate(context: RunContext, concurrency: number): Promise<void> 
   for (const { file, classification } of classified) {
     context.out.events.emit(PLUGIN_NAME, 'classified', { path: file.path, status: file.status, kind: classification.kind, rule: classification.rule, service: classification.service });
   }
-  const actions = planActions(classified);
+  const actions = await withHookSteps(context, planActions(classified));
   requireActionPlugins(context, actions);
   const waves = dependencyWaves([...new Set(actions.map((action) => action.service))], afterInWorkTree(context.repoDir));
   const script = renderMigrateScript({
@@ -110,6 +144,7 @@ async function migrate(context: RunContext, concurrency: number): Promise<void> 
       // The printed commands name the work tree's files: pasted before the pull they would run on HEAD's.
       context.out.phase(PLUGIN_NAME, `the commands under each action run after the pull (git merge --ff-only ${state.mergeSha.slice(0, 12)}), on the files of that commit`);
     }
+    if (actions.length > 0) await context.hooks.lifecycle.promise({ event: 'pre-deploy' }, context);
     for (const action of actions) {
       // A resumed migrate skips what the state records as applied: the preview says so too.
       const applied = state.applied?.includes(appliedKey(action));
@@ -118,9 +153,14 @@ async function migrate(context: RunContext, concurrency: number): Promise<void> 
         : `would ${describeAction(action)}: ${action.reason}`);
       if (applied) continue;
       context.out.events.emit(PLUGIN_NAME, 'action', { ...action });
+      if (isHookStep(action)) {
+        await context.hooks.lifecycle.promise({ event: action.kind as typeof HOOK_KINDS[number], service: action.service }, context);
+        continue;
+      }
       // What a real run would execute for it, to paste (the containers as they are now).
       for (const line of await previewOf(context, action)) context.out.detail(line);
     }
+    if (actions.length > 0) await context.hooks.lifecycle.promise({ event: 'post-deploy' }, context);
     if (actions.length === 0) context.out.phase(PLUGIN_NAME, 'no changed file asks for an action: no service would be touched');
     return;
   }
@@ -135,8 +175,11 @@ async function migrate(context: RunContext, concurrency: number): Promise<void> 
     context.out.events.emit(PLUGIN_NAME, 'action', { ...action });
   }
   waves.forEach((wave, index) => context.out.phase(PLUGIN_NAME, `wave ${index + 1} of ${waves.length}: ${wave.join(' ')}${wave.length > 1 ? ` (up to ${concurrency} at once)` : ''}`));
+  forgetGuardsOfPendingActions(state, actions);
   const resumed = actions.filter((action) => state.applied?.includes(appliedKey(action)));
   if (resumed.length > 0) context.out.phase(PLUGIN_NAME, `resuming: ${resumed.map(describeAction).join(', ')} done before (APPLIED in the state file), not repeated`);
+  // The repo's hooks (the config's) frame the whole of migrate.sh; each service's its own steps.
+  await context.hooks.lifecycle.promise({ event: 'pre-deploy' }, context);
   // Each step of migrate.sh is carried out here, in this process, with the release's own config.
   const server = await serveActions(context);
   let result;
@@ -155,6 +198,7 @@ async function migrate(context: RunContext, concurrency: number): Promise<void> 
       hint: `read ${path}; resume with --from=migrate once the cause is fixed`,
     });
   }
+  await context.hooks.lifecycle.promise({ event: 'post-deploy' }, context);
   // Every action is done: the state is the runbook's again, and a later --from=migrate applies all.
   if (state.applied) {
     delete state.applied;
@@ -190,6 +234,12 @@ export function migratePlugin(rawOptions: z.input<typeof optionsSchema> = {}): P
     name: PLUGIN_NAME,
     apply({ hooks }) {
       hooks.phase.for('migrate').tapPromise(PLUGIN_NAME, (context) => migrate(context, concurrency));
+      for (const kind of HOOK_KINDS) {
+        hooks.act.for(kind).tapPromise(PLUGIN_NAME, async (action, context) => {
+          await context.hooks.lifecycle.promise({ event: kind, service: action.service }, context);
+          return true;
+        });
+      }
     },
   };
 }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Platform } from '../../test/helpers/platform.js';
 import { renderMigrateScript } from './script.js';
-import type { ClassifiedFile } from './index.js';
+import { forgetGuardsOfPendingActions, type ClassifiedFile } from './index.js';
 
 const sha = (c: string) => c.repeat(40);
 
@@ -66,6 +66,17 @@ describe('migrate.sh', () => {
     const unknown = await execa('bash', [file, 'nope', '--debug'], { reject: false, env });
     expect(unknown.exitCode).toBe(2);
     expect(unknown.stderr).toBe('migrate.sh: give all or one of: api web');
+  });
+});
+
+describe('a resumed migrate and the pre-deploy hooks', () => {
+  const steps = (service: string) => ['pre-deploy', 'build', 'redeploy', 'post-deploy'].map((kind) => ({ service, kind, reason: 'x' }));
+
+  test('a pre-deploy hook that passed is run again when an action after it is still to do, and only then', () => {
+    const state = { applied: ['web:pre-deploy', 'web:build', 'db:pre-deploy', 'db:build', 'db:redeploy'] };
+    forgetGuardsOfPendingActions(state, [...steps('web'), ...steps('db')]);
+    // web's redeploy is still to do: its guard runs again; db's actions are all done: its post-deploy alone is left.
+    expect(state.applied).toEqual(['web:build', 'db:pre-deploy', 'db:build', 'db:redeploy']);
   });
 });
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ReleaseError, invalidInput } from '../../api/index.js';
+import { LIFECYCLE_EVENTS, type LifecycleEvent } from '../../core/index.js';
 import { projectEnvPath } from './interpolate.js';
 
 /** `60s`, `2m`, `500ms` -> milliseconds. */
@@ -21,6 +22,29 @@ export const SERVICE_NAME_RULE = '1-63 characters of a-z, 0-9, _ and -, starting
 
 /** Docker's image reference grammar: [registry[:port]/]path[:tag][@digest]. */
 const IMAGE_REFERENCE = /^(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+
+/** A program and its arguments, never a shell string (`[sh, -c, "..."]` says it wants a shell). */
+const argvSchema = z.array(z.string().min(1)).min(1, 'expected a command as a list: [program, arg, ...]');
+
+/**
+ * A lifecycle hook: an argv run on the host (in the service's folder; `./x` is that folder's file),
+ * or `{ run: argv, in: PART }` run inside the running container (task) of part PART of the service.
+ */
+export const lifecycleHookSchema = z.union([
+  argvSchema,
+  z.strictObject({
+    run: argvSchema,
+    /** The compose service (Swarm: the stack's service) to run it in; absent: on the host. */
+    in: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'expected a compose service name').optional(),
+  }),
+], { error: 'expected a command as a list ([program, arg, ...]) or { run: [program, arg, ...], in: PART }' });
+
+export type LifecycleHook = z.infer<typeof lifecycleHookSchema>;
+
+/** `hooks:` of a manifest: at most one hook per lifecycle moment. */
+export const lifecycleHooksSchema = z.strictObject(
+  Object.fromEntries(LIFECYCLE_EVENTS.map((event) => [event, lifecycleHookSchema.optional()])) as Record<LifecycleEvent, z.ZodOptional<typeof lifecycleHookSchema>>,
+);
 
 export const manifestSchema = z.strictObject({
   name: z.string().regex(SERVICE_NAME, `expected a service name: ${SERVICE_NAME_RULE}`),
@@ -43,6 +67,8 @@ export const manifestSchema = z.strictObject({
     interval: duration.refine((text) => parseDuration(text) > 0, 'must be longer than 0').default('5s'),
     failures: z.number().int().min(0).default(2),
   }).optional(),
+  /** Commands run before and after this service's deploy, backup and revert (docs/operations.md#lifecycle-hooks). */
+  hooks: lifecycleHooksSchema.optional(),
   backup: z.array(z.looseObject({ type: z.string().min(1) })).default([]),
   /** Services whose actions finish before this one's start (migrate's waves): e.g. `after: [db]`. */
   after: z.array(z.string().regex(SERVICE_NAME, `expected a service name: ${SERVICE_NAME_RULE}`)).default([]),

@@ -85,3 +85,15 @@ export async function previewCommit(context: RunContext): Promise<string | undef
   if (!context.dryRun || !target) return undefined;
   return target === (await headSha(context)) ? undefined : target;
 }
+
+/**
+ * A service's `hooks:` as the tree it is released at holds them: the work tree, or in a dry run
+ * the commit it previews. None when the service has no manifest there.
+ */
+export async function manifestHooks(context: RunContext, service: string): Promise<Manifest['hooks']> {
+  const commit = await previewCommit(context);
+  const path = manifestPath(service);
+  const full = join(context.repoDir, path);
+  const text = commit ? await showFile(context, commit, path) : existsSync(full) ? readFileSync(full, 'utf8') : undefined;
+  return text === undefined ? undefined : parseManifest(text, path, service).hooks;
+}

@@ -250,6 +250,16 @@ function revertOrder(context: RunContext, services: readonly string[]): string[]
   }
 }
 
+/**
+ * The pre-revert hooks, before the revert touches anything: the repo's, then each released
+ * service's, read from the tree as released. A rerun after an interruption runs them again.
+ */
+async function preRevertHooks(context: RunContext): Promise<void> {
+  await context.hooks.lifecycle.promise({ event: 'pre-revert' }, context);
+  for (const service of context.requireState().services) await context.hooks.lifecycle.promise({ event: 'pre-revert', service }, context);
+}
+
+/** Each service's actions to match the reverted tree, then its post-revert hook (of that tree); the repo's last. */
 async function redeploy(context: RunContext): Promise<void> {
   for (const service of revertOrder(context, context.requireState().services)) {
     const actions: Action[] = [];
@@ -261,7 +271,9 @@ async function redeploy(context: RunContext): Promise<void> {
       if (context.dryRun) continue;
       await carryOut(context, action);
     }
+    await context.hooks.lifecycle.promise({ event: 'post-revert', service }, context);
   }
+  await context.hooks.lifecycle.promise({ event: 'post-revert' }, context);
 }
 
 export function revertPlugin(rawOptions: z.input<typeof revertOptionsSchema> = {}): Plugin {
@@ -284,6 +296,7 @@ export function revertPlugin(rawOptions: z.input<typeof revertOptionsSchema> = {
         if (mergeSha) await context.useConfigAt(mergeSha);
       });
       hooks.phase.for('restore').tapPromise(PLUGIN_NAME, async (context) => {
+        if (positionOf(context) !== 'never-pulled') await preRevertHooks(context);
         if (context.codeOnly) {
           context.out.phase('restore', `--code-only: no data is restored; the backups of ${context.ticket} are kept`);
           return;

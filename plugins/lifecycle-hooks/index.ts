@@ -1,0 +1,129 @@
+/**
+ * Lifecycle hooks: the commands a manifest's `hooks:` (per service) and the config's (per repo,
+ * `defaultPlugins({ hooks })`) name for a moment of a release: before and after a service's
+ * deploy, backup and revert. The built-in plugins call `hooks.lifecycle` where the step happens,
+ * under the release lock; this plugin runs what is configured for it.
+ *
+ * Semantics (docs/operations.md#lifecycle-hooks): a hook is read from the work tree as it is when
+ * the hook runs (a pre-revert hook from the released tree, a post-revert one from the reverted
+ * tree); a non-zero exit of any hook fails its phase (a pre-hook before its step starts, a
+ * post-hook after its step was done: the step is not undone); a dry run lists them and runs none.
+ */
+import { isAbsolute, join, resolve } from 'node:path';
+import { ReleaseError, parseOptions, z, type Plugin, type RunContext } from '../../api/index.js';
+import { shellQuote, type LifecycleMoment } from '../../core/index.js';
+import { deadline, withDeadline } from '../deadlines/index.js';
+import { lifecycleHooksSchema, manifestPath, SERVICES_DIR, type LifecycleHook } from '../platform/manifest.js';
+import { manifestHooks } from '../platform/service-at-head.js';
+
+export const PLUGIN_NAME = 'lifecycle-hooks';
+
+/** The repo's own hooks run on the host, in the repo: there is no one container of "the repo". */
+const repoHooksSchema = lifecycleHooksSchema.superRefine((hooks, issues) => {
+  for (const [event, hook] of Object.entries(hooks)) {
+    if (hook && !Array.isArray(hook) && hook.in !== undefined) {
+      issues.addIssue({ code: 'custom', path: [event, 'in'], message: 'a repo hook runs on the host; put a hook that runs in a container in that service\'s manifest' });
+    }
+  }
+});
+
+export type LifecycleHooksOptions = z.input<typeof lifecycleHooksSchema>;
+
+/** One hook run as the audit log records it (`event=hook`), for `release show`. */
+export interface HookRun {
+  phase: string;
+  hook: string;
+  service: string | null;
+  where: string;
+  command: string;
+  rc: number;
+  duration_s: number;
+}
+
+const argvOf = (hook: LifecycleHook) => (Array.isArray(hook) ? hook : hook.run);
+const partOf = (hook: LifecycleHook) => (Array.isArray(hook) ? undefined : hook.in);
+
+/** How a resumed or repeated run is told to go on after a failed hook. */
+function rerunHint(context: RunContext): string {
+  if (context.verb === 'release-revert') return context.out.command('release-revert', [context.ticket]);
+  return context.out.command('release-run', [context.ticket, `--from=${context.phase}`]);
+}
+
+async function runHook(context: RunContext, moment: LifecycleMoment, hook: LifecycleHook): Promise<void> {
+  const { event, service } = moment;
+  const argv = argvOf(hook);
+  const part = partOf(hook);
+  const shown = argv.map(shellQuote).join(' ');
+  const whose = service ? `of ${service}` : 'of the repo';
+  const where = part ? `in ${service}'s ${part}` : 'on the host';
+  if (context.dryRun) {
+    context.out.phase(context.phase, `would run the ${event} hook ${whose} ${where}: ${shown}`);
+    context.out.events.emit(context.phase, 'hook-planned', { hook: event, service, where: part ?? 'host', command: shown });
+    return;
+  }
+  context.out.phase(context.phase, `${event} hook ${whose} ${where}: ${shown}`);
+  const state = context.state;
+  const env = {
+    RELEASE_TICKET: context.ticket,
+    RELEASE_SERVICE: service ?? '',
+    RELEASE_SERVICES: state?.services.join(' ') ?? '',
+    RELEASE_BASE_SHA: state?.baseSha ?? '',
+    RELEASE_MERGE_SHA: state?.mergeSha ?? '',
+    RELEASE_PHASE: context.phase,
+    RELEASE_HOOK: event,
+    RELEASE_VERB: context.verb,
+  };
+  const started = Date.now();
+  let rc: number;
+  let output: string;
+  if (part) {
+    const result = await context.hooks.execIn.promise({ service: service!, target: part, argv: [...argv], env }, withDeadline(context, 'hook'));
+    if (!result) {
+      throw new ReleaseError('BAD_INPUT', `the ${event} hook of ${service} runs in ${part}, but no runtime runs ${service}`, {
+        hint: `check ${manifestPath(service!)}: its runtime, or drop \`in: ${part}\` to run the hook on the host`, service,
+      });
+    }
+    for (const line of result.output.split('\n').filter(Boolean)) context.out.detail(line);
+    ({ exitCode: rc, output } = result);
+  } else {
+    const cwd = service ? join(context.repoDir, SERVICES_DIR, service) : context.repoDir;
+    // `./check.sh` is the service folder's file, wherever the orchestrator runs from.
+    const program = argv[0]!.includes('/') && !isAbsolute(argv[0]!) ? resolve(cwd, argv[0]!) : argv[0]!;
+    const result = await context.exec(program, argv.slice(1), { cwd, env, onLine: (line) => context.out.detail(line), ...deadline(context, 'hook') });
+    ({ exitCode: rc, output } = result);
+    if (rc === 127 && result.stderr) output = result.stderr;
+  }
+  const seconds = Math.round((Date.now() - started) / 100) / 10;
+  context.log.event(context.phase, 'hook', { hook: event, service, where: part ?? 'host', command: shown, rc, duration_s: seconds });
+  if (rc === 0) {
+    context.out.phase(context.phase, `${event} hook ${whose}: done in ${seconds}s`);
+    return;
+  }
+  const pre = event.startsWith('pre-');
+  throw new ReleaseError('PHASE_FAILED', `the ${event} hook ${whose} exited ${rc}: ${shown}`, {
+    lines: output.split('\n').filter(Boolean).slice(-5),
+    hint: `${pre ? `its step did not start` : `its step was done and is not undone`}; fix what the hook reports (or the hook), then ${rerunHint(context)}`,
+    plugin: PLUGIN_NAME, service, reason: 'HOOK_FAILED',
+  });
+}
+
+/** The hooks a ticket's audit log recorded (AuditLog.events()), in the order they ran. */
+export function hookRuns(events: readonly Record<string, string>[]): HookRun[] {
+  return events.filter((event) => event.event === 'hook').map((fields) => ({
+    phase: fields.phase ?? '?', hook: fields.hook ?? '?', service: fields.service ?? null, where: fields.where ?? 'host',
+    command: fields.command ?? '', rc: Number(fields.rc), duration_s: Number(fields.duration_s),
+  }));
+}
+
+export function lifecycleHooksPlugin(rawOptions: LifecycleHooksOptions = {}): Plugin {
+  const repoHooks = parseOptions(PLUGIN_NAME, repoHooksSchema, rawOptions);
+  return {
+    name: PLUGIN_NAME,
+    apply({ hooks }) {
+      hooks.lifecycle.tapPromise(PLUGIN_NAME, async (moment, context) => {
+        const hook = moment.service ? (await manifestHooks(context, moment.service))?.[moment.event] : repoHooks[moment.event];
+        if (hook) await runHook(context, moment, hook);
+      });
+    },
+  };
+}
