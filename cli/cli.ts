@@ -100,6 +100,7 @@ disk space for a restore, 7 health probe failed, 8 revert blocked (HEAD is not a
 MERGE_SHA, the work tree has edits, or the revert does not apply), 130 interrupted.`,
   release: `usage: release --service=NAME [--repo DIR]
        release status [--service=NAME] [--repo DIR]
+       release maintenance on|off SERVICE [--message TEXT] [--repo DIR]
        release init [--example NAME] [--repo DIR]
        release prune [--keep=N] [--dry-run] [--repo DIR]
        release history [--service=NAME] [--repo DIR]
@@ -112,6 +113,10 @@ status          what runs on this host now: per service its runtime, containers 
                 health (one request each, all at once), drift, the release that last touched it
                 and its newest backup; a release in progress. Exit 0 all well, 7 one does not run
                 or answers badly, 5 drift only: for cron jobs and monitors. Changes nothing.
+maintenance     on: the edge proxy of SERVICE (deploy: { strategy: rolling }) answers every
+                request but its health checks with 503, Retry-After and --message TEXT (an
+                HTML page or plain text, by the client's Accept); off: it serves again. Kept
+                across a recreated proxy, a kill -9 and releases until switched off.
 init            sets up the platform repo for releases: a justfile whose recipes run the
                 installed verbs, .asd/ in .gitignore, recovery/playbooks/, a commented
                 release.config.ts, and with --example NAME a first service packages/NAME/.
@@ -159,6 +164,8 @@ interface ParsedArgs {
   /** --plan FILE, --plan-out FILE */
   plan?: string;
   planOut?: string;
+  /** release maintenance on --message TEXT */
+  message?: string;
 }
 
 /** `release-run 0.1.0 (orchestrator commit abc123...)`, from what the build recorded. */
@@ -197,12 +204,13 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', short: 'V', default: false },
         json: { type: 'boolean', default: false },
+        message: { type: 'string' },
       },
     });
     const allowed: Record<string, readonly string[]> = {
       'release-run': ['from', 'dry-run', 'local', 'atomic', 'no-atomic', 'watch', 'plan', 'plan-out', 'repo', 'help', 'version', 'json'],
       'release-revert': ['code-only', 'undo', 'without-pre-revert-backup', 'dry-run', 'repo', 'help', 'version', 'json'],
-      release: ['service', 'example', 'repo', 'help', 'version', 'keep', 'dry-run', 'json', 'latest'],
+      release: ['service', 'example', 'repo', 'help', 'version', 'keep', 'dry-run', 'json', 'latest', 'message'],
     };
     for (const [key, value] of Object.entries(values)) {
       if (value !== undefined && value !== false && !allowed[verb]!.includes(key)) throw new Error(`option --${key} is not known to ${verb}`);
@@ -214,7 +222,7 @@ function parse(verb: Verb | 'release', argv: string[]): ParsedArgs {
     return {
       positionals, from: values.from, dryRun: values['dry-run'] ?? false, local: values.local ?? false, codeOnly: values['code-only'] ?? false, undo: values.undo ?? false, withoutPreRevertBackup: values['without-pre-revert-backup'] ?? false, repo: values.repo,
       service: values.service, example: values.example, keep: values.keep, latest: values.latest ?? false, help: values.help ?? false, version: values.version ?? false,
-      json: values.json ?? false, atomic: values.atomic ? true : values['no-atomic'] ? false : undefined, watch: values.watch, plan: values.plan, planOut: values['plan-out'],
+      json: values.json ?? false, atomic: values.atomic ? true : values['no-atomic'] ? false : undefined, watch: values.watch, plan: values.plan, planOut: values['plan-out'], message: values.message,
     };
   } catch (error) {
     const message = (error as Error).message.split('\n')[0]!.replace(/\. To specify a positional.*$/, '');
@@ -464,6 +472,21 @@ async function statusVerb(args: ParsedArgs, out: Output, signal: AbortSignal): P
   return status(context, args.service);
 }
 
+/** `release maintenance on|off SERVICE [--message TEXT]` (cli/maintenance.ts). */
+async function maintenanceVerb(args: ParsedArgs, out: Output, signal: AbortSignal): Promise<number> {
+  const [, mode, service] = args.positionals;
+  if (args.positionals.length !== 3 || (mode !== 'on' && mode !== 'off') || args.service !== undefined || (mode === 'off' && args.message !== undefined)) {
+    throw new ReleaseError('BAD_INPUT', 'usage: release maintenance on|off SERVICE [--message TEXT] [--repo DIR]', { hint: '--message goes with on; see release --help' });
+  }
+  const repoDir = resolveRepo(args.repo);
+  const { loadConfig, applyPlugins, createContext } = await loadEngine();
+  const hooks = applyPlugins((await loadConfig(repoDir)).config);
+  // A dry-run context writes no audit log of its own: maintenance is no ticket's.
+  const context = createContext({ verb: 'release', ticket: 'maintenance', repoDir, dryRun: true, hooks, out, signal });
+  const { maintenance } = await import('./maintenance.js');
+  return maintenance(context, mode, service!, args.message);
+}
+
 async function driftCheck(args: ParsedArgs, out: Output, signal: AbortSignal): Promise<number> {
   if (!args.service) throw new ReleaseError('BAD_INPUT', 'missing --service=NAME', { hint: 'see release --help' });
   const repoDir = resolveRepo(args.repo);
@@ -514,12 +537,14 @@ export async function main(verb: Verb | 'release', argv: string[]): Promise<numb
     if (verb === 'release' && args.positionals[0] === 'show') return await show(args, out);
     if (verb === 'release' && args.positionals[0] === 'verify-backups') return await verifyBackups(args, out, controller.signal);
     if (verb === 'release' && args.positionals[0] === 'status') return await statusVerb(args, out, controller.signal);
+    if (verb === 'release' && args.positionals[0] === 'maintenance') return await maintenanceVerb(args, out, controller.signal);
+    if (verb === 'release' && args.message !== undefined) throw new ReleaseError('BAD_INPUT', 'option --message is not known to release', { hint: 'it belongs to release maintenance on; see release --help' });
     if (verb === 'release' && args.latest) throw new ReleaseError('BAD_INPUT', 'option --latest is not known to release', { hint: 'it belongs to release verify-backups; see release --help' });
     if (verb === 'release' && (args.keep !== undefined || args.dryRun)) {
       throw new ReleaseError('BAD_INPUT', `option --${args.keep !== undefined ? 'keep' : 'dry-run'} is not known to release${args.positionals[0] ? ` ${args.positionals[0]}` : ''}`, { hint: 'it belongs to release prune; see release --help' });
     }
     if (verb === 'release' && args.positionals.length > 0) {
-      throw new ReleaseError('BAD_INPUT', `unknown command release ${args.positionals[0]}`, { hint: 'use release --service=NAME, release status, release init, release prune, release history, release show TICKET or release verify-backups; see release --help' });
+      throw new ReleaseError('BAD_INPUT', `unknown command release ${args.positionals[0]}`, { hint: 'use release --service=NAME, release status, release maintenance, release init, release prune, release history, release show TICKET or release verify-backups; see release --help' });
     }
     if (args.local && args.from !== undefined && args.from !== 'prepare') {
       throw new ReleaseError('BAD_INPUT', '--local applies to prepare only; drop it when resuming with --from', { hint: 'see release-run --help' });

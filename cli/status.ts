@@ -16,6 +16,7 @@ import { liveLockHolder, ReleaseLock } from '../core/lock.js';
 import { workspacePaths } from '../core/context.js';
 import { PHASES_OF, type Verb } from '../core/phases.js';
 import { listServices, readManifest } from '../plugins/platform/manifest.js';
+import { readMaintenance, type MaintenanceRecord } from '../shared/edge-proxy/maintenance.js';
 
 export interface ServiceStatus {
   service: string;
@@ -30,6 +31,8 @@ export interface ServiceStatus {
   drift_actions: string[];
   last_release: { ticket: string; verb: string; result: string; ended: string | null; merge_sha: string | null } | null;
   last_backup: { at: string; present: boolean; restore_test: string | null } | null;
+  /** Its maintenance record (`release maintenance on`, or a stop that left it down), or null. */
+  maintenance: MaintenanceRecord | null;
   ok: boolean;
 }
 
@@ -69,7 +72,7 @@ async function statusOf(context: RunContext, service: string): Promise<ServiceSt
   return {
     service, runtime, running, running_ok: runningOk, health: health.health, health_detail: health.detail,
     drift: actions.length, drift_actions: actions.map((action) => `${action.kind} ${service}: ${action.reason}`),
-    last_release: lastRelease(rows), last_backup: lastBackup(rows, service),
+    last_release: lastRelease(rows), last_backup: lastBackup(rows, service), maintenance: readMaintenance(context.workspaceDir, service) ?? null,
     ok: runningOk && health.health !== 'unhealthy' && health.health !== 'inconclusive' && actions.length === 0,
   };
 }
@@ -104,6 +107,11 @@ export async function status(context: RunContext, only: string | undefined): Pro
     out.plain(`${s.service} (${s.runtime}): ${words.join(', ')}`);
     for (const part of s.running) out.plain(`  ${part.name}  ${part.image}${part.imageId ? ` (${part.imageId.slice(0, 19)})` : ''}  ${part.state}`);
     if (s.health_detail && s.health !== 'healthy') out.plain(`  health: ${s.health_detail}`);
+    if (s.maintenance) {
+      const by = s.maintenance.by === 'operator' ? 'an operator' : `the stop of ${s.maintenance.ticket ?? 'a release'}`;
+      out.plain(`  maintenance: on since ${when(s.maintenance.since)} (set by ${by}), clients get 503: ${s.maintenance.message}`);
+      out.plain(`  lift it with: ${out.command('release', ['maintenance', 'off', s.service])}`);
+    }
     for (const action of s.drift_actions) out.plain(`  drift: ${action}`);
     if (s.drift > 0) out.plain(`  see it with: ${out.command('release', [`--service=${s.service}`])}`);
     out.plain(s.last_release
@@ -112,7 +120,7 @@ export async function status(context: RunContext, only: string | undefined): Pro
     out.plain(s.last_backup
       ? `  backup: ${s.last_backup.at}${s.last_backup.present ? '' : ' (gone)'}, restore test: ${s.last_backup.restore_test ?? 'never'}`
       : '  backup: none');
-    out.events.emit('status', 'service', { ...s, running: s.running.map((part) => ({ ...part })) });
+    out.events.emit('status', 'service', { ...s, running: s.running.map((part) => ({ ...part })), maintenance: s.maintenance ? { ...s.maintenance } : null });
   }
   const unhealthy = statuses.filter((s) => !s.running_ok || s.health === 'unhealthy' || s.health === 'inconclusive');
   const drifted = statuses.filter((s) => s.drift > 0);

@@ -67,6 +67,8 @@ export const manifestSchema = z.strictObject({
     interval: duration.refine((text) => parseDuration(text) > 0, 'must be longer than 0').default('5s'),
     failures: z.number().int().min(0).default(2),
   }).optional(),
+  /** Behind an edge proxy: what clients are told while the service is in maintenance (docs/operations.md#maintenance-mode). */
+  maintenance: z.strictObject({ message: z.string().min(1).max(500) }).optional(),
   /** Commands run before and after this service's deploy, backup and revert (docs/operations.md#lifecycle-hooks). */
   hooks: lifecycleHooksSchema.optional(),
   backup: z.array(z.looseObject({ type: z.string().min(1) })).default([]),

@@ -11,7 +11,8 @@ import { composeCommands, upReplacingCommands, type ComposeProject } from './com
 import { tapDockerRuntime, withDeadline } from '../deadlines/index.js';
 import { dockerCommandLine, dockerCommands, runDocker, type DockerCommand } from '../../shared/docker/command.js';
 import { EdgeProxy, edgeProxyOptionsSchema, proxyName } from '../../shared/edge-proxy/index.js';
-import { rollingDrift, rollingSettings, rollOut } from './rolling.js';
+import { rollingDrift, rollingSettings, rollOut, type RollingSettings } from './rolling.js';
+import { defaultMaintenanceMessage, enterMaintenance, leaveMaintenance, listMaintenance, readMaintenance } from '../../shared/edge-proxy/maintenance.js';
 
 export const PLUGIN_NAME = 'runtime-compose';
 export const RUNTIME = 'compose';
@@ -256,6 +257,8 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
       }) : { replaced: 0 };
       recordApplied(context, action.service, { FINGERPRINT: want.fingerprint, MOUNTS: want.mounts, IMAGE: want.image ?? '', STRATEGY: 'rolling' });
       context.log.event('apply', 'rolled', { service: action.service, image: want.image, replaced });
+      // A revert's restore stopped it (in maintenance meanwhile); now it serves again.
+      await endStopMaintenance(context, action.service, rolling);
       return;
     }
     // A service that left the rolling strategy publishes its own port: its proxy goes first. Only
@@ -281,8 +284,25 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     context.log.event('apply', 'removed', { service, containers: ids.length });
   }
 
-  /** Stops the running containers, and later starts exactly those: a one-shot job that had exited stays so. */
+  /** The proxy settings of a rolling service whose proxy runs as configured now: one that can be put in maintenance. */
+  async function maintainable(context: RunContext, service: string): Promise<{ settings: RollingSettings; message: string } | undefined> {
+    const want = await desired(context, service);
+    const settings = want && rollingSettings(service, want.manifest, want.composeText, want.compose);
+    if (!settings || (await proxy.status(context, settings.proxy)) !== 'running') return undefined;
+    return { settings, message: want.manifest.maintenance?.message ?? defaultMaintenanceMessage(service) };
+  }
+
+  /**
+   * Stops the running containers, and later starts exactly those: a one-shot job that had exited
+   * stays so. A service behind its edge proxy is in maintenance while stopped (clients get 503
+   * with its message, never a refused connection), until the proxy sees it up again.
+   */
   async function setRunning(context: RunContext, service: string, running: boolean): Promise<void> {
+    const behindProxy = await maintainable(context, service);
+    if (!running && behindProxy) {
+      const record = await enterMaintenance(context, proxy, { service, message: behindProxy.message, since: new Date().toISOString(), by: 'backup', ticket: context.ticket });
+      context.out.detail(`${service} is in maintenance while it is stopped (${proxyName(service)} answers 503${record.by === 'operator' ? ', as its operator set it' : ''})`);
+    }
     const stopped = stoppedByUs.get(context) ?? new Map<string, string[]>();
     stoppedByUs.set(context, stopped);
     const containers: ContainerInfo[] = await cli.containers(context, service);
@@ -292,6 +312,22 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     if (ids.length > 0) await cli.docker(context, running ? dockerCommands.start(ids) : dockerCommands.stop(ids));
     if (running) stopped.delete(service);
     else stopped.set(service, ids);
+    if (running && behindProxy) await endStopMaintenance(context, service, behindProxy.settings);
+  }
+
+  /** Lifts a stop's maintenance once the proxy sends requests to a container again; a service still down stays in it. */
+  async function endStopMaintenance(context: RunContext, service: string, settings: RollingSettings): Promise<void> {
+    if (readMaintenance(context.workspaceDir, service)?.by !== 'backup') return;
+    const started = Date.now();
+    while (!(await proxy.backends(context, settings.proxy)).some((backend) => backend.state === 'up')) {
+      if (Date.now() - started > settings.timeoutMs) {
+        context.out.warn(`${service} did not pass its edge proxy's health check within ${settings.timeoutMs / 1000}s of its start: it stays in maintenance; once it is up: ${context.out.command('release', ['maintenance', 'off', service])}`);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, proxy.options.checkIntervalMs));
+    }
+    await leaveMaintenance(context, proxy, service, 'backup');
+    context.out.detail(`${service} is out of maintenance: ${proxyName(service)} sends requests to it again`);
   }
 
   /**
@@ -396,6 +432,13 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     apply({ hooks }) {
       tapDockerRuntime(hooks, { plugin: PLUGIN_NAME, runtime: RUNTIME, plan, execIn, claims: isOurs, handlers, previews });
       hooks.describe.tapPromise(PLUGIN_NAME, (service, context, parts) => describe(service, withDeadline(context, 'docker'), parts));
+      // The failure block's last word: a service a stop left in maintenance is down, and says how to lift it.
+      hooks.failed.tapPromise(PLUGIN_NAME, async (context) => {
+        for (const record of listMaintenance(context.workspaceDir)) {
+          const why = record.by === 'operator' ? 'set by an operator' : `since ${record.ticket ?? 'a release'} stopped it, and it is not up again`;
+          context.out.warn(`${record.service} is in maintenance (${why}): its edge proxy answers 503; once it is up, lift it with: ${context.out.command('release', ['maintenance', 'off', record.service])}`);
+        }
+      });
       // Before the ticket script, which may print a secret file it reads.
       hooks.phase.for('ticket').tapPromise({ name: PLUGIN_NAME, stage: -10 }, async (context) => registerAllComposeSecrets(context.repoDir));
     },

@@ -1,5 +1,6 @@
 import { ReleaseError, type RunContext } from '../../api/index.js';
 import { EdgeProxy, proxyName, type EdgeProxySpec } from '../../shared/edge-proxy/index.js';
+import { reapplyMaintenance } from '../../shared/edge-proxy/maintenance.js';
 import type { ComposeFile } from '../platform/compose-file.js';
 import { rollingDeploy } from '../platform/deploy.js';
 import type { Manifest } from '../platform/manifest.js';
@@ -87,6 +88,8 @@ export async function rollOut({ context, service, settings, image, cli, proxy, p
   }
   if ((await proxy.ensure(context, settings.proxy)) === 'created') {
     context.out.detail(`edge proxy ${settings.proxy.name} listens on ${settings.proxy.listen.host}:${settings.proxy.listen.port}`);
+    // A service in maintenance stays so behind its new proxy.
+    await reapplyMaintenance(context, proxy, service);
   }
   const address = await proxy.addressOf(context, settings.proxy, next.id);
   context.out.detail(`${next.name} (${image ?? next.image}) started beside ${old.map((c) => c.name).join(', ') || 'no old container'}; waiting for the proxy's health check ${settings.proxy.checkPath}`);

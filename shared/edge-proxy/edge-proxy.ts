@@ -74,6 +74,15 @@ export interface BackendState {
 
 const BACKEND = 'backends';
 
+/** The runtime map that holds a maintenance message (`text`, and `html` escaped), base64. */
+const MAINTENANCE_MAP = '/dev/null';
+/** What a client in maintenance is told to wait before it asks again, in seconds. */
+export const MAINTENANCE_RETRY_AFTER_S = 30;
+const MAINTENANCE_PAGE = `<!doctype html><html><head><meta charset=utf-8><title>Down for maintenance</title></head><body><h1>Down for maintenance</h1><p>%[str(html),map(${MAINTENANCE_MAP}),b64dec]</p></body></html>`;
+
+const escapeHtml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const base64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
+
 /** The HAProxy configuration for `spec`: static; the backends come and go through DNS. */
 export function renderHaproxyConfig(spec: EdgeProxySpec, rawOptions: EdgeProxyOptions = {}): string {
   const options = edgeProxyOptionsSchema.parse(rawOptions);
@@ -115,6 +124,13 @@ export function renderHaproxyConfig(spec: EdgeProxySpec, rawOptions: EdgeProxyOp
     '',
     'frontend edge',
     `  bind :${INSIDE_PORT}`,
+    // Maintenance: the runtime API fills this map (empty at start: /dev/null) with the message,
+    // base64 so that any text passes the API's word splitting. The health checks still pass through.
+    `  acl maintenance str(text),map(${MAINTENANCE_MAP}) -m found`,
+    `  acl health_check path ${spec.checkPath}`,
+    '  acl wants_html req.hdr(accept) -m sub text/html',
+    `  http-request return status 503 content-type "text/html; charset=utf-8" hdr Retry-After ${MAINTENANCE_RETRY_AFTER_S} lf-string "${MAINTENANCE_PAGE}" if maintenance !health_check wants_html`,
+    `  http-request return status 503 content-type "text/plain; charset=utf-8" hdr Retry-After ${MAINTENANCE_RETRY_AFTER_S} lf-string "%[str(text),map(${MAINTENANCE_MAP}),b64dec]" if maintenance !health_check`,
     `  default_backend ${BACKEND}`,
     '',
     `backend ${BACKEND}`,
@@ -257,7 +273,7 @@ export class EdgeProxy {
   private async waitListening(context: RunContext, spec: EdgeProxySpec): Promise<void> {
     let last = '';
     for (let i = 0; i < 50; i++) {
-      const result = await this.admin(context, spec, 'show info', false);
+      const result = await this.admin(context, spec.name, 'show info', false);
       if (result.ok) return;
       last = result.text;
       await sleep(200);
@@ -269,11 +285,11 @@ export class EdgeProxy {
   }
 
   /** One command on HAProxy's runtime API, through bash's /dev/tcp inside the proxy container. */
-  private async admin(context: RunContext, spec: EdgeProxySpec, command: string, required = true): Promise<{ ok: boolean; text: string }> {
-    const result = await runDocker(context, edgeProxyCommands.admin(spec.name, command));
+  private async admin(context: RunContext, name: string, command: string, required = true): Promise<{ ok: boolean; text: string }> {
+    const result = await runDocker(context, edgeProxyCommands.admin(name, command));
     if (result.exitCode !== 0 && required) {
-      throw new ReleaseError('PHASE_FAILED', `edge proxy ${spec.name}: "${command}" failed: ${result.stderr.trim().split('\n').pop() ?? `exit ${result.exitCode}`}`, {
-        hint: `is it running? (docker ps --filter name=${spec.name})`,
+      throw new ReleaseError('PHASE_FAILED', `edge proxy ${name}: "${command.split(' ').slice(0, 3).join(' ')}" failed: ${result.stderr.trim().split('\n').pop() ?? `exit ${result.exitCode}`}`, {
+        hint: `is it running? (docker ps --filter name=${name})`,
       });
     }
     return { ok: result.exitCode === 0, text: result.exitCode === 0 ? result.stdout : result.stderr };
@@ -281,8 +297,8 @@ export class EdgeProxy {
 
   /** Every server slot that has an address, with its state and current sessions. */
   async backends(context: RunContext, spec: EdgeProxySpec): Promise<BackendState[]> {
-    const servers = parseServersState((await this.admin(context, spec, `show servers state ${BACKEND}`)).text);
-    const sessions = parseSessions((await this.admin(context, spec, 'show stat')).text);
+    const servers = parseServersState((await this.admin(context, spec.name, `show servers state ${BACKEND}`)).text);
+    const sessions = parseSessions((await this.admin(context, spec.name, 'show stat')).text);
     return servers.filter((server) => server.address !== '-' && server.address !== '0.0.0.0')
       .map((server) => ({ slot: server.slot, address: server.address, state: backendState(server), sessions: sessions.get(server.slot) ?? 0 }));
   }
@@ -310,7 +326,7 @@ export class EdgeProxy {
       if (backend?.state === 'draining') {
         // Nothing drains a container it waits for: a run killed between draining an old container
         // and releasing its slot left the drain on the slot this new one landed in.
-        await this.admin(context, spec, `set server ${BACKEND}/${backend.slot} state ready`);
+        await this.admin(context, spec.name, `set server ${BACKEND}/${backend.slot} state ready`);
         context.out.detail(`${address}: its proxy slot was still drained by an interrupted rollout; made ready`);
         context.log.event('apply', 'edge-proxy-slot-readied', { service: spec.owner, backend: address });
       }
@@ -336,7 +352,7 @@ export class EdgeProxy {
   async drain(context: RunContext, spec: EdgeProxySpec, address: string, timeoutMs: number): Promise<void> {
     const backend = (await this.backends(context, spec)).find((b) => b.address === address);
     if (!backend) return;
-    await this.admin(context, spec, `set server ${BACKEND}/${backend.slot} state drain`);
+    await this.admin(context, spec.name, `set server ${BACKEND}/${backend.slot} state drain`);
     const started = Date.now();
     while (Date.now() - started < timeoutMs) {
       const now = (await this.backends(context, spec)).find((b) => b.slot === backend.slot);
@@ -351,16 +367,39 @@ export class EdgeProxy {
    * makes the slot ready again, so a later container that lands in it is not left drained.
    */
   async release(context: RunContext, spec: EdgeProxySpec, address: string, timeoutMs = 10_000): Promise<void> {
-    const servers = parseServersState((await this.admin(context, spec, `show servers state ${BACKEND}`)).text);
+    const servers = parseServersState((await this.admin(context, spec.name, `show servers state ${BACKEND}`)).text);
     const slot = servers.find((s) => s.address === address)?.slot;
     if (!slot) return;
     const started = Date.now();
     while (Date.now() - started < timeoutMs) {
-      const now = parseServersState((await this.admin(context, spec, `show servers state ${BACKEND}`)).text).find((s) => s.slot === slot);
+      const now = parseServersState((await this.admin(context, spec.name, `show servers state ${BACKEND}`)).text).find((s) => s.slot === slot);
       if (!now || now.address !== address) break;
       await sleep(200);
     }
-    await this.admin(context, spec, `set server ${BACKEND}/${slot} state ready`);
+    await this.admin(context, spec.name, `set server ${BACKEND}/${slot} state ready`);
+  }
+
+  /**
+   * Puts the proxy in maintenance with `message` (every request but the health checks answered
+   * 503 with Retry-After and the message, as HTML or plain text by Accept), or out of it (undefined).
+   * The page goes in before the switch, so no client sees half of it.
+   */
+  async setMaintenance(context: RunContext, name: string, message: string | undefined): Promise<void> {
+    if (message === undefined) {
+      await this.admin(context, name, `del map ${MAINTENANCE_MAP} text`, false);
+      await this.admin(context, name, `clear map ${MAINTENANCE_MAP}`);
+      return;
+    }
+    const on = (await this.maintenanceMessage(context, name)) !== undefined;
+    await this.admin(context, name, `${on ? 'set' : 'add'} map ${MAINTENANCE_MAP} html ${base64(escapeHtml(message))}`);
+    await this.admin(context, name, `${on ? 'set' : 'add'} map ${MAINTENANCE_MAP} text ${base64(message)}`);
+  }
+
+  /** The maintenance message the proxy answers with now; undefined when it is not in maintenance. */
+  async maintenanceMessage(context: RunContext, name: string): Promise<string | undefined> {
+    const { text } = await this.admin(context, name, `show map ${MAINTENANCE_MAP}`);
+    const entry = text.split('\n').map((line) => line.trim().split(/\s+/)).find((words) => words[1] === 'text');
+    return entry?.[2] === undefined ? undefined : Buffer.from(entry[2], 'base64').toString('utf8');
   }
 
   /** Removes the proxy container (nothing else: the network and backends belong to their runtime). */
