@@ -58,17 +58,17 @@ function lastBackup(rows: RunRecord[], service: string): ServiceStatus['last_bac
   return null;
 }
 
-async function statusOf(context: RunContext, service: string): Promise<ServiceStatus> {
-  const runtime = readManifest(context.repoDir, service).runtime;
+async function statusOf(context: RunContext, service: string, inHead = true): Promise<ServiceStatus> {
+  const runtime = inHead ? readManifest(context.repoDir, service).runtime : 'not in HEAD';
   const running: RunningPart[] = [];
   const actions: Action[] = [];
   const [health] = await Promise.all([
-    healthOf(context, service),
+    inHead ? healthOf(context, service) : { health: 'no health check', detail: null },
     context.hooks.describe.promise(service, context, running),
     context.hooks.plan.promise(service, context, actions),
   ]);
   const rows = readHistory(context.workspaceDir, { service });
-  const runningOk = runtime === 'none' || (running.length > 0 && running.every((part) => part.ok));
+  const runningOk = !inHead || runtime === 'none' || (running.length > 0 && running.every((part) => part.ok));
   return {
     service, runtime, running, running_ok: runningOk, health: health.health, health_detail: health.detail,
     drift: actions.length, drift_actions: actions.map((action) => `${action.kind} ${service}: ${action.reason}`),
@@ -100,12 +100,17 @@ export async function status(context: RunContext, only: string | undefined): Pro
     out.plain(`release in progress: ${ReleaseLock.describe(holder)}${phase ? `, in phase ${phase}` : ''}`);
     out.events.emit('status', 'in-progress', { ticket: holder.ticket, pid: holder.pid, host: holder.host, since: holder.started, phase: phase ?? null });
   }
-  const statuses = await pMap(services, (service) => statusOf(context, service), { concurrency: 8 });
+  // Services an earlier release ran that HEAD no longer has: what still runs of them is drift.
+  const dropped = only ? [] : [...new Set(readHistory(context.workspaceDir).flatMap((run) => run.services))].filter((service) => !services.includes(service)).sort();
+  const statuses = [
+    ...await pMap(services, (service) => statusOf(context, service), { concurrency: 8 }),
+    ...(await pMap(dropped, (service) => statusOf(context, service, false), { concurrency: 8 })).filter((s) => s.running.length > 0 || s.drift > 0),
+  ];
   for (const s of statuses) {
-    const words = [s.runtime === 'none' ? 'not run on this host' : !s.running_ok ? (s.running.length === 0 ? 'not running: no container' : 'not running as it should') : 'running',
+    const words = [s.runtime === 'not in HEAD' ? `${s.running.length} container(s) or service(s) still run` : s.runtime === 'none' ? 'not run on this host' : !s.running_ok ? (s.running.length === 0 ? 'not running: no container' : 'not running as it should') : 'running',
       s.health, s.drift === 0 ? 'in sync' : `drift: ${s.drift} action(s)`];
     out.plain(`${s.service} (${s.runtime}): ${words.join(', ')}`);
-    for (const part of s.running) out.plain(`  ${part.name}  ${part.image}${part.imageId ? ` (${part.imageId.slice(0, 19)})` : ''}  ${part.state}`);
+    for (const part of s.running) out.plain(`  ${part.name}  ${part.image}${part.imageId ? ` (${part.imageId.slice(0, 19)})` : ''}  ${part.state}${part.note ? `  (${part.note})` : ''}`);
     if (s.health_detail && s.health !== 'healthy') out.plain(`  health: ${s.health_detail}`);
     if (s.maintenance) {
       const by = s.maintenance.by === 'operator' ? 'an operator' : `the stop of ${s.maintenance.ticket ?? 'a release'}`;

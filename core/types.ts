@@ -178,6 +178,8 @@ export interface RunningPart {
   state: string;
   /** Whether it runs as it should (a stopped container, a task short: false). */
   ok: boolean;
+  /** What else an operator should know of it: `not in compose.yaml`, `edge proxy`. */
+  note?: string;
 }
 
 /** A saved plan as a reviewer reads it (plugins/plan writes the whole plan to `file`). */

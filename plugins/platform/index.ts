@@ -1,5 +1,8 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Plugin } from '../../api/index.js';
-import { readManifest } from './manifest.js';
+import { readHistory } from '../../core/history.js';
+import { manifestPath, readManifest } from './manifest.js';
 
 export const PLUGIN_NAME = 'platform';
 
@@ -13,9 +16,10 @@ export function platformPlugin(): Plugin {
     apply({ hooks }) {
       hooks.plan.tapPromise({ name: PLUGIN_NAME, stage: -100 }, async (service, context) => {
         // Inside a release a service may be one the release removed (or a revert removes): its
-        // desired state is "absent", which the runtime plans for. Only the operator's own
-        // drift check of a name that never existed is an input error.
-        if (context.verb === 'release') readManifest(context.repoDir, service);
+        // desired state is "absent", which the runtime plans for. So is one HEAD dropped that an
+        // earlier release ran here. Only a name that never existed is an input error.
+        if (context.verb !== 'release' || existsSync(join(context.repoDir, manifestPath(service)))) return;
+        if (readHistory(context.workspaceDir, { service }).length === 0) readManifest(context.repoDir, service);
       });
     },
   };

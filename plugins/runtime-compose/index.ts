@@ -402,12 +402,25 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
   async function describe(service: string, context: RunContext, parts: RunningPart[]): Promise<void> {
     if (!isOurs(context, service)) return;
     const ids = new Map<string, string | undefined>();
+    const want = await desired(context, service).catch(() => undefined);
+    const known = new Set(want?.compose.services.map((s) => s.name) ?? []);
     for (const container of await cli.containers(context, service)) {
       if (!ids.has(container.image)) {
         const inspected = await runDocker(context, dockerCommands.imageId(container.image));
         ids.set(container.image, inspected.exitCode === 0 ? inspected.stdout.trim() : undefined);
       }
-      parts.push({ name: container.name, image: container.image, imageId: ids.get(container.image), state: container.state, ok: container.state === 'running' });
+      // A container of the project that compose.yaml does not name: an orphan, or one started by hand.
+      const unknown = want !== undefined && !known.has(container.composeService);
+      parts.push({
+        name: container.name, image: container.image, imageId: ids.get(container.image), state: container.state, ok: container.state === 'running',
+        ...(unknown ? { note: `unknown: compose service ${container.composeService} is not in ${composePath(service)}` } : {}),
+      });
+    }
+    const settings = want && rollingSettings(service, want.manifest, want.composeText, want.compose);
+    if (settings) {
+      const state = await proxy.status(context, settings.proxy);
+      // A proxy of an older configuration still serves: that is drift (the next release renews it), not an outage.
+      parts.push({ name: settings.proxy.name, image: proxy.options.image, state: state === 'stale' ? 'running (an older configuration)' : state, ok: state === 'running' || state === 'stale', note: `edge proxy on ${settings.proxy.listen.host}:${settings.proxy.listen.port}` });
     }
   }
 
