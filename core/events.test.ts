@@ -1,4 +1,5 @@
-import { EventStream, parseEventLine, ReleaseEventSchema } from './events.js';
+import { EventStream } from './events.js';
+import { parseEventLine, ReleaseEventSchema } from './event-schema.js';
 import { registerSecret } from './secrets.js';
 
 describe('event schema', () => {

@@ -23,10 +23,8 @@ export { AuditLog } from './audit-log.js';
 export { workspacePaths, forCleanup } from './context.js';
 export { RESTORE_TEST_FILE, readRestoreTest, type RestoreTestRecord } from './history.js';
 export type { ExecResult, ExecOptions } from './exec.js';
-export {
-  EventStream, ReleaseEventSchema, ReleaseEventBaseSchema, KNOWN_EVENT_FIELDS, EVENT_SCHEMA_VERSION, EVENT_VERBS, parseEventLine,
-  type ReleaseEvent, type OutcomeFields, type EventFields, type EventFieldValue, type EventListener, type EventVerb,
-} from './events.js';
+export { EventStream, EVENT_SCHEMA_VERSION, EVENT_VERBS, type ReleaseEvent, type OutcomeFields, type EventFields, type EventFieldValue, type EventListener, type EventVerb } from './events.js';
+export { ReleaseEventSchema, ReleaseEventBaseSchema, KNOWN_EVENT_FIELDS, parseEventLine } from './event-schema.js';
 export { registerSecret, redact } from './secrets.js';
 export { writeFileAtomic, ensurePrivateDir, fsyncPath, PRIVATE_FILE_MODE, PRIVATE_DIR_MODE } from './fs-private.js';
 

@@ -3,7 +3,7 @@ import { execa } from 'execa';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Platform, type CliResult } from './helpers/platform.js';
-import { ReleaseEventSchema, type ReleaseEvent } from '../core/events.js';
+import { ReleaseEventSchema, type ReleaseEvent } from '../core/event-schema.js';
 
 /** Every line of stdout must be one event the schema accepts; nothing else is on stdout. */
 function events(result: CliResult): ReleaseEvent[] {

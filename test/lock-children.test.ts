@@ -2,7 +2,7 @@ import { execa, type ResultPromise } from 'execa';
 import { existsSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Platform, ORCHESTRATOR_ROOT } from './helpers/platform.js';
-import { ReleaseEventSchema } from '../core/events.js';
+import { ReleaseEventSchema } from '../core/event-schema.js';
 
 /**
  * The issue's scenario: the orchestrator alone is killed (-9, not its group) while the ticket
