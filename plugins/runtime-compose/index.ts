@@ -88,6 +88,10 @@ function wantedImage(want: Desired, composeService: string): string | undefined 
 }
 
 /** docker shows an image by the name it was run as; `postgres` and `postgres:latest` are one. */
+/** How long execIn trusts the container it found; and what docker says when that container is gone or stopped. */
+const EXEC_TARGET_TTL_MS = 60_000;
+const GONE_CONTAINER = /No such container|is not running|is paused|is restarting/i;
+
 const sameImage = (running: string, wanted: string) => running === wanted || `${running}:latest` === wanted || running === `${wanted}:latest`;
 
 export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> = {}): Plugin {
@@ -96,6 +100,16 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
   const proxy = new EdgeProxy(options.edgeProxy);
   /** Containers a backup stopped, per run and service, so `start` restarts exactly those. */
   const stoppedByUs = new WeakMap<RunContext, Map<string, string[]>>();
+  /**
+   * The container execIn last ran in, per workspace, service and compose service: a backup or a
+   * restore runs a dozen commands in one container, and finding it (`docker ps`) each time cost
+   * as much as the command. Forgotten when this runtime acts on the service, after a while, and
+   * when docker says the container is gone or stopped.
+   */
+  const execTargets = new Map<string, { id: string; at: number }>();
+  const forgetExecTargets = (context: RunContext, service: string) => {
+    for (const key of execTargets.keys()) if (key.startsWith(`${context.workspaceDir}\0${service}\0`)) execTargets.delete(key);
+  };
 
   /** A compose service at HEAD, or one HEAD no longer has (it may still have containers to remove). */
   function isOurs(context: RunContext, service: string): boolean {
@@ -337,6 +351,22 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
    */
   async function execIn(request: ExecInRequest, context: RunContext): Promise<ExecResult | undefined> {
     if (!isOurs(context, request.service)) return undefined;
+    const key = `${context.workspaceDir}\0${request.service}\0${request.target}`;
+    const known = execTargets.get(key);
+    if (known && Date.now() - known.at < EXEC_TARGET_TTL_MS) {
+      const result = await execInContainer(context, request, known.id);
+      if (result.exitCode === 0 || !GONE_CONTAINER.test(result.stderr)) return result;
+      execTargets.delete(key);
+      // Fed from a stream, the command cannot run twice: its caller sees the failure.
+      if (request.stdinFrom) return result;
+    }
+    const id = await execTarget(context, request);
+    execTargets.set(key, { id, at: Date.now() });
+    return execInContainer(context, request, id);
+  }
+
+  /** The running container of compose service `request.target`, started first if it is stopped. */
+  async function execTarget(context: RunContext, request: ExecInRequest): Promise<string> {
     const containers = (await cli.containers(context, request.service)).filter((c) => c.composeService === request.target);
     let container = containers.find((c) => c.state === 'running');
     if (!container) {
@@ -350,8 +380,12 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
       await cli.docker(context, dockerCommands.start([stopped.id]));
       container = stopped;
     }
+    return container.id;
+  }
+
+  function execInContainer(context: RunContext, request: ExecInRequest, container: string): Promise<ExecResult> {
     const interactive = Boolean(request.stdinFrom) || request.input !== undefined;
-    const command = dockerCommands.execIn({ container: container.id, argv: request.argv, user: request.user, env: request.env, interactive });
+    const command = dockerCommands.execIn({ container, argv: request.argv, user: request.user, env: request.env, interactive });
     return runDocker(context, command, {
       input: request.input, stdinFrom: request.stdinFrom, stdoutTo: request.stdoutTo, stdinMayStopEarly: request.stdinMayStopEarly,
       // The caller's deadline (e.g. a backup's); without one, the run's own scope bounds it.
@@ -424,13 +458,17 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     }
   }
 
+  const acting = (handler: (context: RunContext, action: Action) => Promise<void>) => async (context: RunContext, action: Action) => {
+    forgetExecTargets(context, action.service);
+    await handler(context, action);
+  };
   const handlers: Record<string, (context: RunContext, action: Action) => Promise<void>> = {
     build,
-    redeploy: (context, action) => deploy(context, action, action.recreate ?? []),
-    recreate: (context, action) => deploy(context, action, action.targets ?? 'all'),
-    remove: (context, action) => remove(context, action.service),
-    stop: (context, action) => setRunning(context, action.service, false),
-    start: (context, action) => setRunning(context, action.service, true),
+    redeploy: acting((context, action) => deploy(context, action, action.recreate ?? [])),
+    recreate: acting((context, action) => deploy(context, action, action.targets ?? 'all')),
+    remove: acting((context, action) => remove(context, action.service)),
+    stop: acting((context, action) => setRunning(context, action.service, false)),
+    start: acting((context, action) => setRunning(context, action.service, true)),
   };
 
   const previews: Record<string, (context: RunContext, action: Action) => Promise<string[]>> = {

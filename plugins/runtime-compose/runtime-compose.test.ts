@@ -2,6 +2,8 @@ import { execa } from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Platform } from '../../test/helpers/platform.js';
+import { testContext } from '../../test/helpers/context.js';
+import { defaultPlugins } from '../../release.config.js';
 import { composeCommand, containersOf, dockerServiceFiles, freePort, httpGet, removeProjects, uniqueName } from '../../test/helpers/docker.js';
 
 /** A platform whose first release (ticket 100) deployed `web` (and `other`) on the test image :1. */
@@ -23,6 +25,23 @@ describe('the compose runtime on a real Docker engine', () => {
   afterEach(async () => {
     await removeProjects([ctx.web, ctx.other]);
     ctx.platform.remove();
+  });
+
+  test('execIn runs in the container it found before, and finds the new one once that container was replaced behind its back', async () => {
+    const { platform, web } = ctx;
+    const { context } = testContext(defaultPlugins(), { repoDir: platform.prod });
+    const hostname = async () => {
+      const result = await context.hooks.execIn.promise({ service: web, target: 'app', argv: ['hostname'] }, context);
+      expect(result?.exitCode).toBe(0);
+      return result!.stdout.trim();
+    };
+    const first = await hostname();
+    expect(await hostname()).toBe(first);
+    // Someone recreates the container by hand: the remembered one is gone.
+    await execa(composeCommand()[0], [...composeCommand().slice(1), '-p', web, '-f', join(platform.prod, 'packages', web, 'compose.yaml'), 'up', '-d', '--force-recreate'], { env: { IMAGE: 'local/testsvc:1' } });
+    const [replaced] = await containersOf(web);
+    expect(await hostname()).toBe(replaced!.id.slice(0, 12));
+    expect(first).not.toBe(replaced!.id.slice(0, 12));
   });
 
   test("the runbook's release: ticket 1234 bumps web's image tag; only web is redeployed", async () => {
