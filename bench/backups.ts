@@ -12,18 +12,15 @@ import { testContext } from '../test/helpers/context.js';
 import { restoreJobs } from '../plugins/backup-postgres/restore.js';
 import { ORCHESTRATOR_ROOT } from '../test/helpers/platform.js';
 
-export interface Row { what: string; ours: number; rawName: string; raw: number }
+import { measureRows, medianOf, timed, type Row } from './measure.js';
+
+export type { Row } from './measure.js';
+export { timed } from './measure.js';
 
 /** A run context on a scratch repo folder, its output swallowed. */
 export function benchContext() {
   const { context, repoDir } = testContext(defaultPlugins(), { ticket: 'bench' });
   return { repoDir, hooks: context.hooks, context };
-}
-
-export async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const start = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
 /** Our postgres backup and restore beside pg_dump -Fc and pg_restore alone, on a pgbench database. */
@@ -47,22 +44,25 @@ export async function postgresRows(scale: number): Promise<Row[]> {
     const rawDump = join(repoDir, 'raw.dump');
     // Each measurement starts from a checkpoint, so none pays for the dirty pages of the one before.
     const checkpoint = () => psql(server, 'postgres', 'CHECKPOINT;');
-    await checkpoint();
-    const ours = await timed(() => hooks.backup.for('postgres').promise(request(1), context));
-    await checkpoint();
-    const raw = await timed(() => execa(join(server.binDir, 'pg_dump'), ['-Fc', '-w', ...conn, '-d', db, '-f', rawDump], { env }));
-    await checkpoint();
-    const oursRestore = await timed(() => hooks.restore.for('postgres').promise(request(1), context));
-    await dropDatabase(server, restoreTarget);
-    await checkpoint();
-    const rawRestore = await timed(async () => {
-      await createDatabase(server, restoreTarget);
-      await execa(join(server.binDir, 'pg_restore'), ['-w', ...conn, '-d', restoreTarget, rawDump], { env });
+    return await measureRows([
+      { what: `postgres backup, pgbench scale ${scale} (${size}): dump, sha256, pg_restore --list`, rawName: '`pg_dump -Fc` alone' },
+      { what: `postgres restore of it (host, pg_restore -j ${restoreJobs({})}): into a new database, swap, end sessions`, rawName: '`createdb` + single-job `pg_restore` alone' },
+    ], async (round) => {
+      rmSync(request(round).dir, { recursive: true, force: true });
+      await checkpoint();
+      const ours = await timed(() => hooks.backup.for('postgres').promise(request(round), context));
+      await checkpoint();
+      const raw = await timed(() => execa(join(server.binDir, 'pg_dump'), ['-Fc', '-w', ...conn, '-d', db, '-f', rawDump], { env }));
+      await checkpoint();
+      const oursRestore = await timed(() => hooks.restore.for('postgres').promise(request(round), context));
+      await dropDatabase(server, restoreTarget);
+      await checkpoint();
+      const rawRestore = await timed(async () => {
+        await createDatabase(server, restoreTarget);
+        await execa(join(server.binDir, 'pg_restore'), ['-w', ...conn, '-d', restoreTarget, rawDump], { env });
+      });
+      return [{ ours, raw }, { ours: oursRestore, raw: rawRestore }];
     });
-    return [
-      { what: `postgres backup, pgbench scale ${scale} (${size}): dump, sha256, pg_restore --list`, ours, rawName: '`pg_dump -Fc` alone', raw },
-      { what: `postgres restore of it (host, pg_restore -j ${restoreJobs({})}): into a new database, swap, end sessions`, ours: oursRestore, rawName: '`createdb` + single-job `pg_restore` alone', raw: rawRestore },
-    ];
   } finally {
     await dropDatabase(server, db);
     await dropDatabase(server, restoreTarget);
@@ -96,27 +96,31 @@ export async function postgresContainerRows(scale: number): Promise<Row[]> {
     }
     await inside(['pgbench', '-i', '-q', '-s', String(scale), 'bench']);
     const size = (await inside(['psql', '-XAtq', '-d', 'bench', '-c', 'SELECT pg_size_pretty(pg_database_size(current_database()))'])).stdout;
-    const request: BackupRequest = {
-      service, index: 0, manifest: `packages/${service}/manifest.yaml`, dir: join(repoDir, 'backups', 'c1'),
+    const request = (round: number): BackupRequest => ({
+      service, index: 0, manifest: `packages/${service}/manifest.yaml`, dir: join(repoDir, 'backups', `c${round}`),
       entry: { type: 'postgres', service: 'db', database: 'bench' },
-    };
+    });
     const rawDump = join(repoDir, 'raw-container.dump');
     const checkpoint = () => inside(['psql', '-XAtq', '-d', 'bench', '-c', 'CHECKPOINT']);
-    await checkpoint();
-    const ours = await timed(() => hooks.backup.for('postgres').promise(request, context));
-    await checkpoint();
-    const raw = await timed(() => execa('sh', ['-c', `docker exec -u postgres ${id} pg_dump -Fc -d bench > "${rawDump}"`]));
-    await checkpoint();
-    const oursRestore = await timed(() => hooks.restore.for('postgres').promise(request, context));
-    await checkpoint();
-    const rawRestore = await timed(async () => {
-      await inside(['createdb', 'bench_raw_restore']);
-      await inside(['pg_restore', '-d', 'bench_raw_restore'], { inputFile: rawDump });
+    return await measureRows([
+      { what: `postgres backup in a container (docker exec, streamed out), pgbench scale ${scale} (${size}): dump, sha256, pg_restore --list`, rawName: '`docker exec pg_dump -Fc` alone' },
+      { what: `postgres restore in a container: dump copied in, pg_restore -j ${restoreJobs({})} into a new database, swap`, rawName: '`docker exec` `createdb` + single-job `pg_restore` (stdin) alone' },
+    ], async (round) => {
+      rmSync(request(round).dir, { recursive: true, force: true });
+      await checkpoint();
+      const ours = await timed(() => hooks.backup.for('postgres').promise(request(round), context));
+      await checkpoint();
+      const raw = await timed(() => execa('sh', ['-c', `docker exec -u postgres ${id} pg_dump -Fc -d bench > "${rawDump}"`]));
+      await checkpoint();
+      const oursRestore = await timed(() => hooks.restore.for('postgres').promise(request(round), context));
+      await inside(['dropdb', '--if-exists', 'bench_raw_restore']);
+      await checkpoint();
+      const rawRestore = await timed(async () => {
+        await inside(['createdb', 'bench_raw_restore']);
+        await inside(['pg_restore', '-d', 'bench_raw_restore'], { inputFile: rawDump });
+      });
+      return [{ ours, raw }, { ours: oursRestore, raw: rawRestore }];
     });
-    return [
-      { what: `postgres backup in a container (docker exec, streamed out), pgbench scale ${scale} (${size}): dump, sha256, pg_restore --list`, ours, rawName: '`docker exec pg_dump -Fc` alone', raw },
-      { what: `postgres restore in a container: dump copied in, pg_restore -j ${restoreJobs({})} into a new database, swap`, ours: oursRestore, rawName: '`docker exec` `createdb` + single-job `pg_restore` (stdin) alone', raw: rawRestore },
-    ];
   } finally {
     await execa('docker', ['rm', '-f', '--volumes', id], { reject: false });
     rmSync(repoDir, { recursive: true, force: true });
@@ -140,8 +144,6 @@ export async function mixedFiles(dir: string, bytes: number): Promise<void> {
   }
 }
 
-/** The median of `times`. */
-const medianOf = (times: number[]) => [...times].sort((x, y) => x - y)[Math.floor(times.length / 2)]!;
 
 /**
  * Reads every file of `dir` into the page cache the same way before each measured command: a tar
@@ -161,7 +163,7 @@ async function warm(dir: string): Promise<void> {
  *   while node hashes the file, swap, old contents deleted) beside `zstd -d -c ARCHIVE | tar -x`
  *   into an empty folder.
  */
-export async function volumeRows(gib: number, runs = Number(process.env.BENCH_VOLUME_RUNS ?? 3)): Promise<Row[]> {
+export async function volumeRows(gib: number, runs = Number(process.env.BENCH_VOLUME_RUNS ?? 5)): Promise<Row[]> {
   const { repoDir, hooks, context } = benchContext();
   const source = join(repoDir, 'data');
   const sh = (script: string, ...args: string[]) => execa('sh', ['-c', script, 'sh', ...args]);
@@ -171,30 +173,29 @@ export async function volumeRows(gib: number, runs = Number(process.env.BENCH_VO
     const archive = (run: number) => join(request(run).dir, '0-volume.tar.zst');
     const rawZst = join(repoDir, 'raw.tar.zst');
     const rawOut = join(repoDir, 'raw-out');
-    const backups = { ours: [] as number[], raw: [] as number[] };
-    const restores = { ours: [] as number[], raw: [] as number[] };
-    for (let run = 0; run < runs; run++) {
+    const [backup, restore] = await measureRows([
+      { what: `volume backup, ${gib} GiB of mixed files: tar + zstd -T0 -1 into the file, read back (sha256 and zstd -t at once), fsync`, rawName: '`tar -cf - . | zstd -T0 -1 > file` alone' },
+      { what: 'volume restore of it: tar -x with zstd -d into staging while the file is hashed, swap, old files deleted', rawName: '`zstd -d -c file | tar -x` into an empty folder' },
+    ], async (run) => {
       await warm(source);
-      backups.ours.push(await timed(() => hooks.backup.for('volume').promise(request(run), context)));
+      const ours = await timed(() => hooks.backup.for('volume').promise(request(run), context));
       await warm(source);
-      backups.raw.push(await timed(() => sh('tar -C "$1" -cf - . | zstd -q -T0 -1 > "$2"', source, rawZst)));
+      const raw = await timed(() => sh('tar -C "$1" -cf - . | zstd -q -T0 -1 > "$2"', source, rawZst));
       rmSync(rawZst, { force: true });
       if (run > 0) rmSync(request(run - 1).dir, { recursive: true, force: true });
       // Restores read the archive just written (in the page cache for both).
-      restores.ours.push(await timed(() => hooks.restore.for('volume').promise(request(run), context)));
+      const oursRestore = await timed(() => hooks.restore.for('volume').promise(request(run), context));
       await execa('mkdir', [rawOut]);
-      restores.raw.push(await timed(() => sh('zstd -q -d -c "$1" | tar -C "$2" -xf -', archive(run), rawOut)));
+      const rawRestore = await timed(() => sh('zstd -q -d -c "$1" | tar -C "$2" -xf -', archive(run), rawOut));
       rmSync(rawOut, { recursive: true, force: true });
-    }
+      return [{ ours, raw }, { ours: oursRestore, raw: rawRestore }];
+    }, { maxRounds: runs });
     await warm(source);
     const gzip = await timed(() => sh('tar -C "$1" -cf - . | gzip -1 > "$2"', source, join(repoDir, 'raw.tar.gz')));
-    const ours = medianOf(backups.ours);
-    const of = (times: number[]) => (times.length > 1 ? ` (${times.map((t) => (t / 1000).toFixed(2)).join(', ')} s)` : '');
-    if (process.env.BENCH_VERBOSE) console.error(`volume runs: ours${of(backups.ours)} raw${of(backups.raw)} restore${of(restores.ours)} raw${of(restores.raw)} gzip ${(gzip / 1000).toFixed(2)} s`);
     return [
-      { what: `volume backup, ${gib} GiB of mixed files: tar + zstd -T0 -1 into the file, read back (sha256 and zstd -t at once), fsync (median of ${runs})`, ours, rawName: '`tar -cf - . | zstd -T0 -1 > file` alone', raw: medianOf(backups.raw) },
-      { what: `the same volume backup beside the old default's raw tool (target: at most 0.5x)`, ours, rawName: '`tar -cf - . | gzip -1 > file` alone (one run)', raw: gzip },
-      { what: `volume restore of it: tar -x with zstd -d into staging while the file is hashed, swap, old files deleted (median of ${runs})`, ours: medianOf(restores.ours), rawName: '`zstd -d -c file | tar -x` into an empty folder', raw: medianOf(restores.raw) },
+      backup!,
+      { what: 'the same volume backup beside the old default\'s raw tool (target: at most 0.5x)', ours: backup!.ours, rawName: '`tar -cf - . | gzip -1 > file` alone (one run)', raw: gzip },
+      restore!,
     ];
   } finally {
     rmSync(repoDir, { recursive: true, force: true });
@@ -219,9 +220,10 @@ export async function parallelRows(mibEach: number): Promise<Row[]> {
     await execa('git', ['-c', 'user.name=b', '-c', 'user.email=b@b', 'commit', '-q', '-m', 'services'], { cwd: repoDir });
     const sha = (await execa('git', ['rev-parse', 'HEAD'], { cwd: repoDir })).stdout;
     const state = () => ({ ticket: 'bench', branch: 'main', baseSha: sha, mergeSha: sha, services, skippedMetadata: [], backups: {} });
-    const sequential = await timed(() => backUpAll(context, state(), sha, 1));
-    const parallel = await timed(() => backUpAll(context, state(), sha, 3));
-    return [{ what: `three ${mibEach} MiB volume backups, three at once (backupConcurrency 3)`, ours: parallel, rawName: 'the same, one after another', raw: sequential }];
+    return [await measureRows([{ what: `three ${mibEach} MiB volume backups, three at once (backupConcurrency 3)`, rawName: 'the same, one after another' }], async () => [{
+      ours: await timed(() => backUpAll(context, state(), sha, 3)),
+      raw: await timed(() => backUpAll(context, state(), sha, 1)),
+    }]).then(([row]) => row!)];
   } finally {
     rmSync(repoDir, { recursive: true, force: true });
   }

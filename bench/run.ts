@@ -1,10 +1,10 @@
 /**
  * `npm run bench`: the orchestrator's cost beside the raw tools it wraps, measured in one run on
- * this machine. Each row is the median of several runs; the table is printed as markdown.
+ * this machine, in rounds until steady (bench/measure.ts); the table is printed as markdown.
  */
 import { execa } from 'execa';
 import { join } from 'node:path';
-import { cpus, loadavg } from 'node:os';
+import { cpus } from 'node:os';
 import picomatch from 'picomatch';
 import { Platform, ORCHESTRATOR_ROOT } from '../test/helpers/platform.js';
 import { applyPlugins } from '../core/runner.js';
@@ -17,24 +17,12 @@ import { parallelRows, postgresContainerRows, postgresRows, volumeRows } from '.
 import { waveRows } from './waves.js';
 import { downtimeRows, printDowntime } from './downtime.js';
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 15);
-/** The machine, for the table's header: cores and load when the bench started (other work disturbs it). */
-const BENCH_MACHINE = `${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} at start`;
 const bin = (verb: string) => join(ORCHESTRATOR_ROOT, 'dist', 'cli', 'bin', `${verb}.js`);
 
-async function median(runs: number, once: () => Promise<unknown>): Promise<number> {
-  const times: number[] = [];
-  await once(); // warm the page cache
-  for (let i = 0; i < runs; i++) {
-    const start = process.hrtime.bigint();
-    await once();
-    times.push(Number(process.hrtime.bigint() - start) / 1e6);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
-}
+import { measureRow, medianRun, STEADY_SPREAD, timed as timedRun, type Row } from './measure.js';
 
-import type { Row } from './backups.js';
+/** Each round of a fast row (start-up, dry run, config load): the median of this many runs. */
+const PER_ROUND = Number(process.env.BENCH_RUNS ?? 5);
 
 /** A diff of `count` paths of the kinds a platform repo has, all classified by the default rules. */
 function syntheticDiff(count: number): ChangedFile[] {
@@ -95,20 +83,16 @@ async function classificationRows(root: string): Promise<Row[]> {
   const rows: Row[] = [];
   for (const count of [10_000, 100_000]) {
     const files = syntheticDiff(count);
-    rows.push({
-      what: `classify a diff of ${count.toLocaleString('en')} paths (default rules, through the classify hook)`,
-      ours: await median(5, async () => classifyAll(context, inMemoryDiff(files))),
-      rawName: 'picomatch alone, same globs',
-      raw: await median(5, async () => rawMatch(files)),
-    });
+    rows.push(await measureRow(`classify a diff of ${count.toLocaleString('en')} paths (default rules, through the classify hook)`, 'picomatch alone, same globs', async () => ({
+      ours: await medianRun(3, async () => classifyAll(context, inMemoryDiff(files))),
+      raw: await medianRun(3, async () => rawMatch(files)),
+    })));
   }
   const repo = await servicesRepo(root);
-  rows.push({
-    what: 'classify 100,000 paths over 200 services, roles read from their compose files with git',
-    ours: await median(5, async () => classifyAll(context, createDiffView(repo.dir, repo.base, repo.merge, repo.files))),
-    rawName: 'picomatch alone, same globs',
-    raw: await median(5, async () => rawMatch(repo.files)),
-  });
+  rows.push(await measureRow('classify 100,000 paths over 200 services, roles read from their compose files with git', 'picomatch alone, same globs', async () => ({
+    ours: await timedRun(async () => classifyAll(context, createDiffView(repo.dir, repo.base, repo.merge, repo.files))),
+    raw: await medianRun(3, async () => rawMatch(repo.files)),
+  })));
   return rows;
 }
 
@@ -123,28 +107,23 @@ async function configLoadRow(platform: Platform): Promise<Row> {
   writeFileSync(join(withConfig, 'release', 'plugins', 'note-rule.ts'), "import { z, type Plugin } from 'release-orchestrator/plugin';\n\nconst options = z.strictObject({ pattern: z.string() });\nexport function noteRule(): Plugin {\n  const { pattern } = options.parse({ pattern: 'notes/' });\n  return { name: 'notes', apply({ hooks }) { hooks.classify.tap('notes', (file) => (file.path.startsWith(pattern) ? { kind: 'note', rule: 'notes', actions: [] } : undefined)); } };\n}\n");
   const loader = join(ORCHESTRATOR_ROOT, 'dist', 'cli', 'config.js');
   const load = (dir: string) => execa('node', ['--input-type=module', '-e', `const { loadConfig } = await import(${JSON.stringify(loader)}); await loadConfig(${JSON.stringify(dir)});`]);
-  return {
-    what: 'load a platform release.config.ts that imports its own plugin file (fresh process)',
-    ours: await median(RUNS, () => load(withConfig)),
-    rawName: 'the same with no platform config',
-    raw: await median(RUNS, () => load(platform.prod)),
-  };
+  return measureRow('load a platform release.config.ts that imports its own plugin file (fresh process)', 'the same with no platform config',
+    async () => ({ ours: await medianRun(PER_ROUND, () => load(withConfig)), raw: await medianRun(PER_ROUND, () => load(platform.prod)) }));
 }
 
 /** Start-up and a dry run with nothing to release, beside node alone and git alone. */
 async function cliRows(platform: Platform): Promise<Row[]> {
   const run = (file: string, args: string[]) => execa(file, args, { cwd: platform.prod, reject: false });
-  return [{
-    what: 'CLI start-up (`release-run --help`)',
-    ours: await median(RUNS, () => run('node', [bin('release-run'), '--help'])),
-    rawName: '`node -e 0`',
-    raw: await median(RUNS, () => run('node', ['-e', '0'])),
-  }, {
-    what: '`release-run T --dry-run`, nothing to release',
-    ours: await median(RUNS, () => run('node', [bin('release-run'), 'T', '--dry-run'])),
-    rawName: '`git fetch origin` + `git rev-parse HEAD`',
-    raw: await median(RUNS, async () => { await run('git', ['fetch', 'origin']); await run('git', ['rev-parse', 'HEAD']); }),
-  }];
+  return [
+    await measureRow('CLI start-up (`release-run --help`)', '`node -e 0`', async () => ({
+      ours: await medianRun(PER_ROUND, () => run('node', [bin('release-run'), '--help'])),
+      raw: await medianRun(PER_ROUND, () => run('node', ['-e', '0'])),
+    })),
+    await measureRow('`release-run T --dry-run`, nothing to release', '`git fetch origin` + `git rev-parse HEAD`', async () => ({
+      ours: await medianRun(PER_ROUND, () => run('node', [bin('release-run'), 'T', '--dry-run'])),
+      raw: await medianRun(PER_ROUND, async () => { await run('git', ['fetch', 'origin']); await run('git', ['rev-parse', 'HEAD']); }),
+    })),
+  ];
 }
 
 async function main(): Promise<void> {
@@ -161,12 +140,37 @@ async function main(): Promise<void> {
   rows.push(...(await postgresContainerRows(Number(process.env.BENCH_PG_SCALE ?? 20))));
   rows.push(...(await volumeRows(Number(process.env.BENCH_VOLUME_GIB ?? 1))));
   rows.push(...(await parallelRows(Number(process.env.BENCH_PARALLEL_MIB ?? 200))));
-  const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
-  console.log(`\nrelease-orchestrator benchmarks, ${new Date().toISOString().slice(0, 10)}, ${BENCH_MACHINE}: start-up and dry run the median of ${RUNS} runs, classification of 5, postgres backups and restores one run each, volume rows the median of ${process.env.BENCH_VOLUME_RUNS ?? 3}\n`);
-  console.log('| what | ours | raw tool | raw | ours / raw |');
-  console.log('|---|---:|---|---:|---:|');
-  for (const row of rows) console.log(`| ${row.what} | ${fmt(row.ours)} | ${row.rawName} | ${fmt(row.raw)} | ${(row.ours / row.raw).toFixed(2)}x |`);
+  printTable(rows, await versions());
   printDowntime(await downtimeRows());
+}
+
+/** The engine, compose and node the rows ran on, for the table's header. */
+async function versions(): Promise<string> {
+  const engine = await execa('docker', ['version', '--format', '{{.Server.Version}}'], { reject: false });
+  const compose = await execa('docker', ['compose', 'version', '--short'], { reject: false });
+  const legacy = compose.exitCode === 0 ? undefined : await execa('docker-compose', ['version', '--short'], { reject: false });
+  return `Docker Engine ${engine.exitCode === 0 ? engine.stdout.trim() : 'not running'}, Compose ${compose.exitCode === 0 ? `v2 ${compose.stdout.trim()}` : legacy?.exitCode === 0 ? `v1 ${legacy.stdout.trim()}` : 'not found'}, node ${process.version}`;
+}
+
+const ms = (value: number) => (value >= 10_000 ? `${(value / 1000).toFixed(2)} s` : `${value.toFixed(1)} ms`);
+
+/** The markdown table: each row with its rounds, its ratio's spread and the load around it; rows that never got steady are named after it. */
+function printTable(rows: readonly Row[], header: string): void {
+  console.log(`\nrelease-orchestrator benchmarks, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${cpus().length} cores, ${header}`);
+  console.log(`each row: rounds of ours then the raw tool until the ratio's spread is within ${STEADY_SPREAD * 100}% (at least 3, at most 5 rounds; fast commands: the median of ${PER_ROUND} runs a round); the medians\n`);
+  console.log('| what | ours | raw tool | raw | ours / raw | rounds (spread) | load at start, end |');
+  console.log('|---|---:|---|---:|---:|---:|---:|');
+  for (const row of rows) {
+    const rounds = row.runs === undefined ? '1 (not repeated)' : `${row.runs} (${((row.spread ?? 0) * 100).toFixed(0)}%)`;
+    const load = row.load ? `${row.load[0].toFixed(1)}, ${row.load[1].toFixed(1)}` : '';
+    console.log(`| ${row.what} | ${ms(row.ours)} | ${row.rawName} | ${ms(row.raw)} | ${(row.ours / row.raw).toFixed(2)}x | ${rounds} | ${load} |`);
+  }
+  const unsteady = rows.filter((row) => row.runs !== undefined && (row.spread ?? 0) > STEADY_SPREAD);
+  const once = rows.filter((row) => row.runs === undefined);
+  console.log(unsteady.length === 0
+    ? '\nevery repeated row got steady'
+    : `\nnot steady within 5 rounds: ${unsteady.map((row) => `${row.what.split(':')[0]} (spread ${((row.spread ?? 0) * 100).toFixed(0)}%)`).join('; ')}`);
+  if (once.length > 0) console.log(`run once (too long to repeat): ${once.map((row) => row.what.split(' (')[0]).join('; ')}`);
 }
 
 // `node dist/bench/run.js cli|classify|config|postgres|volume|waves` runs only those rows.
@@ -175,17 +179,15 @@ const only: Record<string, (platform: Platform) => Promise<Row[]>> = {
   classify: (platform) => classificationRows(platform.root),
   config: async (platform) => [await configLoadRow(platform)],
   waves: async () => waveRows(),
+  volume: async () => [...(await volumeRows(Number(process.env.BENCH_VOLUME_GIB ?? 1))), ...(await parallelRows(Number(process.env.BENCH_PARALLEL_MIB ?? 200)))],
   postgres: async () => [...(await postgresRows(Number(process.env.BENCH_PG_SCALE ?? 20))), ...(await postgresContainerRows(Number(process.env.BENCH_PG_SCALE ?? 20)))],
 };
 if (process.argv[2] === 'downtime') {
   printDowntime(await downtimeRows());
-} else if (process.argv[2] === 'volume') {
-  console.log(`volume rows, ${new Date().toISOString()}, ${BENCH_MACHINE}`);
-  for (const row of await volumeRows(Number(process.env.BENCH_VOLUME_GIB ?? 1))) console.log(`| ${row.what} | ${(row.ours / 1000).toFixed(2)} s | ${row.rawName} | ${(row.raw / 1000).toFixed(2)} s | ${(row.ours / row.raw).toFixed(2)}x |`);
 } else if (process.argv[2] && only[process.argv[2]]) {
   const platform = await Platform.create();
   try {
-    for (const row of await only[process.argv[2]]!(platform)) console.log(`| ${row.what} | ${row.ours.toFixed(1)} ms | ${row.rawName} | ${row.raw.toFixed(1)} ms | ${(row.ours / row.raw).toFixed(2)}x |`);
+    printTable(await only[process.argv[2]]!(platform), await versions());
   } finally {
     platform.remove();
   }

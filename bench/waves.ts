@@ -6,7 +6,7 @@
  */
 import { execa } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pMap from 'p-map';
 import { Platform } from '../test/helpers/platform.js';
@@ -73,6 +73,9 @@ async function bumpRow(count: number, concurrency: number): Promise<Row> {
 export async function waveRows(counts = (process.env.BENCH_WAVES ?? '1 8 24').split(' ').map(Number)): Promise<Row[]> {
   const concurrency = Math.min(64, availableParallelism());
   const rows: Row[] = [];
-  for (const count of counts) rows.push(await bumpRow(count, concurrency));
+  for (const count of counts) {
+    const started = loadavg()[0]!;
+    rows.push({ ...(await bumpRow(count, concurrency)), load: [started, loadavg()[0]!] });
+  }
   return rows;
 }
