@@ -4,7 +4,7 @@
  * are recorded for `release show`.
  */
 import { execa } from 'execa';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ORCHESTRATOR_ROOT, Platform } from './helpers/platform.js';
 import { dockerServiceFiles, freePort, httpGet, removeProjects, uniqueName } from './helpers/docker.js';
@@ -51,6 +51,8 @@ describe('the watch window', () => {
     expect(output).toContain('the watch window failed: reverting release 9999 now');
     expect(output.trim().split('\n').pop()).toBe('[release-run] release 9999 failed in phase verify, reverted: the data, the code and the services are as they were before it');
     expect(readFileSync(join(mount, 'a.txt'), 'utf8')).toBe('original\n');
+    // The replaced contents were deleted in the background, before the run ended: nothing left beside the volume.
+    expect(readdirSync(join(mount, '..'))).toEqual(['_data']);
     expect((await httpGet(`http://127.0.0.1:${port}/version`)).body).toBe('1');
 
     const show = await platform.run('release', ['show', '9999']);

@@ -6,6 +6,7 @@ import { ReleaseError, type BackupRequest, type RunContext } from '../../core/in
 import { composeRuntimePlugin } from '../runtime-compose/index.js';
 import { uniqueName, containersOf } from '../../test/helpers/docker.js';
 import { backupVolumePlugin, entrySchema, type BackupVolumeOptions } from './index.js';
+import { settleDeletions } from './replace.js';
 import { applyPlugins } from '../../core/runner.js';
 import { createVolume, filesUnder, listing, mutate, pathWithoutZstd, populate, removeVolume, run } from '../../test/helpers/volume.js';
 import { testContext } from '../../test/helpers/context.js';
@@ -114,7 +115,8 @@ describe('backup-volume on real docker volumes and host folders', () => {
     const { printed } = await roundTrip({ volume: name }, mountpoint, {}, leftover);
     expect(printed()).toContain('removed 1 staging folder(s) an interrupted restore left in');
     expect(printed()).toContain(`${mountpoint} now holds exactly the backup`);
-    // No staging folder is left beside the volume's _data.
+    // No staging folder is left beside the volume's _data, once the old contents' deletion (in the background) is done.
+    await settleDeletions();
     expect(readdirSync(join(mountpoint, '..'))).toEqual(['_data']);
   });
 
@@ -122,6 +124,7 @@ describe('backup-volume on real docker volumes and host folders', () => {
     const data = join(scratch, 'srv', 'files');
     mkdirSync(data, { recursive: true });
     await roundTrip({ path: data }, data, { compressor: 'gzip' });
+    await settleDeletions();
     expect(readdirSync(join(scratch, 'srv'))).toEqual(['files']);
   });
 

@@ -3,8 +3,13 @@
  * entries move into a holding folder, the new ones move in, the holding folder is deleted. Only
  * top-level entries are renamed and the holding folder is removed without following symlinks, so
  * nothing outside the folder is ever touched. The folder itself (its inode, so a mount of it) stays.
+ *
+ * A holding folder beside the target is deleted in the background, off the restore's critical
+ * path (deleting a big tree costs as much as extracting it); the run does not end before that is
+ * done, and one a killed run left is removed by the next restore of that target.
  */
 import { chownSync, chmodSync, lstatSync, mkdtempSync, readdirSync, renameSync, rmSync, rmdirSync, utimesSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { isMountPoint } from './source.js';
 
@@ -27,6 +32,19 @@ export function stagingFor(target: string): Staging {
   return { parent: dirname(target), prefix: `.${basename(target)}.release-restore-`, inside: false };
 }
 
+/** Holding folders being deleted in the background, and their deletions. */
+const deleting = new Map<string, Promise<void>>();
+
+function deleteInBackground(folder: string): void {
+  const deletion = rm(folder, { recursive: true, force: true }).catch(() => undefined).finally(() => deleting.delete(folder));
+  deleting.set(folder, deletion);
+}
+
+/** Resolves once every old content swapped out so far is deleted. */
+export async function settleDeletions(): Promise<void> {
+  await Promise.all(deleting.values());
+}
+
 /** Removes staging folders an interrupted restore left behind (their data is in the archive). */
 export function removeLeftovers(staging: Staging): string[] {
   let names: string[];
@@ -35,7 +53,7 @@ export function removeLeftovers(staging: Staging): string[] {
   } catch {
     return [];
   }
-  const stale = names.filter((name) => name.startsWith(staging.prefix));
+  const stale = names.filter((name) => name.startsWith(staging.prefix) && !deleting.has(join(staging.parent, name)));
   for (const name of stale) rmSync(join(staging.parent, name), { recursive: true, force: true });
   return stale;
 }
@@ -86,5 +104,7 @@ export function replaceContents(target: string, staged: string, staging: Staging
   chmodSync(target, root.mode & 0o7777);
   utimesSync(target, root.atime, root.mtime);
   rmdirSync(staged);
-  rmSync(holding, { recursive: true, force: true });
+  // Inside the target (a mount point) the service would see it: gone before the restore ends.
+  if (staging.inside) rmSync(holding, { recursive: true, force: true });
+  else deleteInBackground(holding);
 }
