@@ -169,7 +169,7 @@ function printTable(rows: readonly Row[], header: string): void {
   const once = rows.filter((row) => row.runs === undefined);
   console.log(unsteady.length === 0
     ? '\nevery repeated row got steady'
-    : `\nnot steady within 5 rounds: ${unsteady.map((row) => `${row.what.split(':')[0]} (spread ${((row.spread ?? 0) * 100).toFixed(0)}%)`).join('; ')}`);
+    : `\nnot steady within ${unsteady[0]!.runs} rounds: ${unsteady.map((row) => `${row.what.split(':')[0]} (spread ${((row.spread ?? 0) * 100).toFixed(0)}%)`).join('; ')}`);
   if (once.length > 0) console.log(`run once (too long to repeat): ${once.map((row) => row.what.split(' (')[0]).join('; ')}`);
 }
 

@@ -111,6 +111,25 @@ describe('maintenance mode behind the edge proxy', () => {
     expect(status.stdout).not.toContain('maintenance:');
   });
 
+  test('a run killed while the backup has the service stopped: clients keep getting 503 with the message, status says so, and --from=prepare serves again and lifts it', async () => {
+    await platform.mergeFeature('500', files('2'));
+
+    const killed = await platform.run('release-run', ['500'], { RELEASE_FAILPOINT: `stopped-${service}` });
+
+    expect(killed.exitCode).not.toBe(0);
+    expect(await get(`${url}/version`)).toEqual({ status: 503, body: MESSAGE, retryAfter: '30' });
+    const status = await platform.run('release', ['status', `--service=${service}`]);
+    expect(status.stdout).toContain(`  maintenance: on since`);
+    expect(status.stdout).toContain(`(set by the stop of 500), clients get 503: ${MESSAGE}`);
+    expect(status.stdout).toContain(`  lift it with: release maintenance off ${service}`);
+
+    const resumed = await platform.run('release-run', ['500', '--from=prepare']);
+
+    expect(resumed.exitCode).toBe(0);
+    expect(await get(`${url}/version`)).toMatchObject({ status: 200, body: '2' });
+    expect((await platform.run('release', ['status', `--service=${service}`])).stdout).not.toContain('maintenance:');
+  });
+
   test('refused with exit 2 for an unknown service, or without on|off', async () => {
     const unknown = await platform.run('release', ['maintenance', 'on', 'nosuch']);
     expect(unknown.exitCode).toBe(2);

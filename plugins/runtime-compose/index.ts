@@ -326,16 +326,23 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     if (ids.length > 0) await cli.docker(context, running ? dockerCommands.start(ids) : dockerCommands.stop(ids));
     if (running) stopped.delete(service);
     else stopped.set(service, ids);
+    if (!running) context.failpoint(`stopped-${service}`);
     if (running && behindProxy) await endStopMaintenance(context, service, behindProxy.settings);
   }
 
   /** Lifts a stop's maintenance once the proxy sends requests to a container again; a service still down stays in it. */
   async function endStopMaintenance(context: RunContext, service: string, settings: RollingSettings): Promise<void> {
     if (readMaintenance(context.workspaceDir, service)?.by !== 'backup') return;
+    const lift = context.out.command('release', ['maintenance', 'off', service]);
+    if (!(await cli.containers(context, service)).some((c) => c.composeService === settings.target && c.state === 'running')) {
+      // e.g. an earlier run was killed while it had the service stopped: its redeploy starts one, and lifts it then.
+      context.out.warn(`no container of ${service}'s ${settings.target} runs: it stays in maintenance until one serves again (a redeploy); or lift it with: ${lift}`);
+      return;
+    }
     const started = Date.now();
     while (!(await proxy.backends(context, settings.proxy)).some((backend) => backend.state === 'up')) {
       if (Date.now() - started > settings.timeoutMs) {
-        context.out.warn(`${service} did not pass its edge proxy's health check within ${settings.timeoutMs / 1000}s of its start: it stays in maintenance; once it is up: ${context.out.command('release', ['maintenance', 'off', service])}`);
+        context.out.warn(`${service} did not pass its edge proxy's health check within ${settings.timeoutMs / 1000}s of its start: it stays in maintenance; once it is up: ${lift}`);
         return;
       }
       await new Promise((resolve) => setTimeout(resolve, proxy.options.checkIntervalMs));
