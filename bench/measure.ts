@@ -1,8 +1,8 @@
 /**
  * How the bench measures a row: ours and the raw tool side by side, in rounds (each round runs
  * ours, then the raw tool, so a load that comes and goes hits both), until the ratio of every row
- * of the group is steady (its spread, (max - min) / median of the rounds' ratios, within 10%
- * after at least 3 rounds) or 5 rounds were run. The row keeps the medians, the rounds, the
+ * of the group is steady (its spread, (max - min) / median of the last 3 rounds' ratios, within
+ * 10%) or 5 rounds were run. The row keeps the medians of those last 3 rounds, the rounds, the
  * spread and the load average at its start and end: a row that never got steady says so.
  */
 import { loadavg } from 'node:os';
@@ -14,7 +14,7 @@ export interface Row {
   raw: number;
   /** Rounds measured (each ours and raw once). */
   runs?: number;
-  /** (max - min) / median of the rounds' ours/raw ratios. */
+  /** (max - min) / median of the last 3 rounds' ours/raw ratios. */
   spread?: number;
   /** The 1-minute load average when the row started and when it ended. */
   load?: [number, number];
@@ -24,8 +24,14 @@ export const STEADY_SPREAD = 0.10;
 const MIN_ROUNDS = 3;
 const MAX_ROUNDS = 5;
 
-export const medianOf = (values: readonly number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)]!;
+export function medianOf(values: readonly number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
 const spreadOf = (values: readonly number[]) => (Math.max(...values) - Math.min(...values)) / medianOf(values);
+/** The last `MIN_ROUNDS` rounds: a row is steady once they agree, whatever an earlier round saw. */
+const lastRounds = (values: readonly number[]) => values.slice(-MIN_ROUNDS);
 
 export async function timed(fn: () => Promise<unknown>): Promise<number> {
   const start = process.hrtime.bigint();
@@ -50,11 +56,11 @@ export async function measureRows(rows: readonly { what: string; rawName: string
       samples[i]!.raw.push(result.raw);
       samples[i]!.ratios.push(result.ours / result.raw);
     });
-    if (rounds >= minRounds && samples.every((sample) => spreadOf(sample.ratios) <= STEADY_SPREAD)) break;
+    if (rounds >= minRounds && samples.every((sample) => spreadOf(lastRounds(sample.ratios)) <= STEADY_SPREAD)) break;
   }
   const ended = loadavg()[0]!;
   return rows.map((row, i) => ({
-    ...row, ours: medianOf(samples[i]!.ours), raw: medianOf(samples[i]!.raw), runs: rounds, spread: spreadOf(samples[i]!.ratios), load: [started, ended],
+    ...row, ours: medianOf(lastRounds(samples[i]!.ours)), raw: medianOf(lastRounds(samples[i]!.raw)), runs: rounds, spread: spreadOf(lastRounds(samples[i]!.ratios)), load: [started, ended],
   }));
 }
 

@@ -481,8 +481,8 @@ async function maintenanceVerb(args: ParsedArgs, out: Output, signal: AbortSigna
   const repoDir = resolveRepo(args.repo);
   const { loadConfig, applyPlugins, createContext } = await loadEngine();
   const hooks = applyPlugins((await loadConfig(repoDir)).config);
-  // A dry-run context writes no audit log of its own: maintenance is no ticket's.
-  const context = createContext({ verb: 'release', ticket: 'maintenance', repoDir, dryRun: true, hooks, out, signal });
+  // No audit log of its own: maintenance is no ticket's (the record on the host is what stays).
+  const context = createContext({ verb: 'release', ticket: 'maintenance', repoDir, dryRun: false, auditLog: false, hooks, out, signal });
   const { maintenance } = await import('./maintenance.js');
   return maintenance(context, mode, service!, args.message);
 }

@@ -140,6 +140,29 @@ describe('lifecycle hooks', () => {
     ]);
   });
 
+  test('a failing pre-backup hook fails prepare with HOOK_FAILED (exit 1, not a backup failure): no backup folder, nothing pulled', async () => {
+    const flag = join(scratch, 'refuse-backups');
+    const guarded = (tag: string) => dockerServiceFiles(service, port, { tag, backup: manifestExtra() })[`packages/${service}/manifest.yaml`]!
+      .replace(/  pre-backup: .*\n/, `  pre-backup: ${flow(['sh', '-c', `test ! -f ${flag} || { echo "redis BGSAVE refused" >&2; exit 2; }`])}\n`);
+    // The running code's hook is the one that runs before a backup: release it first.
+    await platform.mergeFeature('590', { [`packages/${service}/manifest.yaml`]: guarded('1') });
+    expect((await platform.run('release-run', ['590'])).exitCode).toBe(0);
+    await platform.mergeFeature('600', { [`packages/${service}/manifest.yaml`]: guarded('2') });
+    const head = await platform.head();
+    rmSync(join(platform.prod, '.asd/workspace/backups', service), { recursive: true, force: true });
+    writeFileSync(flag, '');
+
+    const failed = await platform.run('release-run', ['600', '--json']);
+
+    const outcome = failed.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { event: string; fields: Record<string, unknown> }).find((event) => event.event === 'outcome')!;
+    expect(outcome.fields).toMatchObject({ reason: 'HOOK_FAILED', phase_failed: 'prepare', exit_code: 1 });
+    expect(failed.stderr).toContain(`the pre-backup hook of ${service} exited 2`);
+    expect(failed.stderr).toContain('redis BGSAVE refused');
+    expect(existsSync(join(platform.prod, '.asd/workspace/backups', service))).toBe(false);
+    expect(await platform.head()).toBe(head);
+    expect((await httpGet(`http://127.0.0.1:${port}/version`)).body).toBe('1');
+  });
+
   test('a failing post-deploy hook fails migrate after the deploy, which stays; --from=migrate runs only that hook again', async () => {
     const ready = join(scratch, 'ready');
     const files = dockerServiceFiles(service, port, { tag: '2', backup: manifestExtra() });

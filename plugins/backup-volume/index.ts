@@ -8,7 +8,7 @@ import {
   ReleaseError, defineBackupStrategy, formatBytes, parseOptions, recordedArchive, verifyArchive, withServiceStopped, writeFileAtomic, z,
   type BackupRequest, type BackupResult, type Plugin, type RestoreTestResult, type RunContext, type SpaceNeed, type StrategyRequest, type WritesSince,
 } from '../../api/index.js';
-import { makeStagingDir, removeLeftovers, replaceContents, ReplaceError, stagingFor } from './replace.js';
+import { makeStagingDir, removeLeftovers, replaceContents, ReplaceError, settleDeletions, stagingFor } from './replace.js';
 import { describeEntry, inspectVolume, mountsInside, sourceFolder, targetFolder, type VolumeEntry } from './source.js';
 import { EXTENSIONS, compareArgs, extractArgs, requireCompressor, runTarOnArchive, writeTarArchive, type Compressor } from './tar-stream.js';
 
@@ -180,6 +180,8 @@ async function restore(request: Request, context: RunContext, options: z.infer<t
   refuseHoldingBackups(request, target.path);
   refuseNestedMounts(target.path, what, 'replacing its contents would wipe them; nothing was restored');
   const staging = stagingFor(target.path);
+  // The contents an earlier restore replaced may still be going: their room is needed now.
+  await settleDeletions();
   const stale = removeLeftovers(staging);
   if (stale.length > 0) context.out.detail(`removed ${stale.length} staging folder(s) an interrupted restore left in ${staging.parent}`);
 

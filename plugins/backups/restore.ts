@@ -119,6 +119,7 @@ async function backUpBeforeRestore(context: RunContext, state: ReleaseState, req
       taken = await takeBackup(context, service, entries, 'restore');
     } catch (thrown) {
       const error = toReleaseError(thrown);
+      if (error.reason === 'HOOK_FAILED') throw error;
       throw new ReleaseError(error.code === 'PHASE_FAILED' ? 'BACKUP_FAILED' : error.code, `the pre-revert backup of ${service} failed, so its data as it is now would be lost: ${error.message}; nothing was restored`, {
         lines: error.lines, plugin: error.plugin, hook: error.hook, service, cause: error,
         hint: `fix the cause (${error.hint ?? 'see above'}) and run ${context.out.command('release-revert', [context.ticket])} again; or revert without keeping the data as it is now: ${context.out.command('release-revert', [context.ticket, '--without-pre-revert-backup'])}`,
@@ -129,6 +130,7 @@ async function backUpBeforeRestore(context: RunContext, state: ReleaseState, req
     context.saveState();
     context.log.event('restore', 'backup', { service, at: stamp, bytes, pre_revert: 'yes' });
     context.out.phase('restore', `${service}: its data as it is now is in the pre-revert backup ${backupDir(context, service, stamp)}`);
+    await context.hooks.lifecycle.promise({ event: 'post-backup', service }, context);
   }
 }
 

@@ -209,6 +209,8 @@ export async function backUpService(context: RunContext, state: ReleaseState, sh
   state.backups[service] = stamp;
   context.saveState();
   context.log.event(PHASE, 'backup', { service, at: stamp, bytes });
+  // After the backup is recorded: a failing post-backup hook fails the phase, and the backup stays.
+  await context.hooks.lifecycle.promise({ event: 'post-backup', service }, context);
 }
 
 /**
@@ -239,8 +241,6 @@ export async function takeBackup(context: RunContext, service: string, entries: 
       bytes += result.bytes;
       context.failpoint(`after-backup-${service}`);
     }
-    // Inside the try: a failing post-backup hook leaves no backup that looks taken (the step reruns whole).
-    await context.hooks.lifecycle.promise({ event: 'post-backup', service }, context);
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     // The service's folder too, when this was its only backup: a failed backup leaves nothing.
@@ -266,7 +266,7 @@ export async function backUpAll(context: RunContext, state: ReleaseState, sha: s
   }, { concurrency });
   if (failures.length === 0) return;
   const [first, ...others] = failures;
-  if (first!.code === 'PHASE_FAILED') {
+  if (first!.code === 'PHASE_FAILED' && first!.reason !== 'HOOK_FAILED') {
     throw new ReleaseError('BACKUP_FAILED', first!.message, { hint: first!.hint, lines: first!.lines, plugin: first!.plugin, hook: first!.hook, cause: first });
   }
   first!.lines.push(...others.map((other) => `also failed: ${other.message}`));

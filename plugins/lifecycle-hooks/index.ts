@@ -15,6 +15,7 @@ import { shellQuote, type LifecycleMoment } from '../../core/index.js';
 import { deadline, withDeadline } from '../deadlines/index.js';
 import { lifecycleHooksSchema, manifestPath, SERVICES_DIR, type LifecycleHook } from '../platform/manifest.js';
 import { manifestHooks } from '../platform/service-at-head.js';
+import { headSha } from '../../shared/git/git.js';
 
 export const PLUGIN_NAME = 'lifecycle-hooks';
 
@@ -43,10 +44,25 @@ export interface HookRun {
 const argvOf = (hook: LifecycleHook) => (Array.isArray(hook) ? hook : hook.run);
 const partOf = (hook: LifecycleHook) => (Array.isArray(hook) ? undefined : hook.in);
 
-/** How a resumed or repeated run is told to go on after a failed hook. */
+/** How a resumed or repeated run is told to go on after a failed hook: the same verb, with the same choices. */
 function rerunHint(context: RunContext): string {
-  if (context.verb === 'release-revert') return context.out.command('release-revert', [context.ticket]);
+  if (context.verb === 'release-revert') {
+    return context.out.command('release-revert', [context.ticket, ...(context.codeOnly ? ['--code-only'] : []), ...(context.withoutPreRevertBackup ? ['--without-pre-revert-backup'] : [])]);
+  }
   return context.out.command('release-run', [context.ticket, `--from=${context.phase}`]);
+}
+
+/**
+ * The commit a service's hook for `event` is read from (undefined: the work tree, or a dry run's
+ * preview): backups run on the code that runs now; a pre-revert on the released tree even once
+ * git is reverted (a rerun), a post-revert on the reverted tree (in a dry run: BASE_SHA's).
+ */
+async function hookCommit(context: RunContext, event: LifecycleMoment['event']): Promise<string | undefined> {
+  const state = context.state;
+  if (event === 'pre-backup' || event === 'post-backup') return (await headSha(context));
+  if (event === 'pre-revert') return state?.mergeSha || undefined;
+  if (event === 'post-revert' && context.dryRun) return state?.baseSha || undefined;
+  return undefined;
 }
 
 async function runHook(context: RunContext, moment: LifecycleMoment, hook: LifecycleHook): Promise<void> {
@@ -121,7 +137,9 @@ export function lifecycleHooksPlugin(rawOptions: LifecycleHooksOptions = {}): Pl
     name: PLUGIN_NAME,
     apply({ hooks }) {
       hooks.lifecycle.tapPromise(PLUGIN_NAME, async (moment, context) => {
-        const hook = moment.service ? (await manifestHooks(context, moment.service))?.[moment.event] : repoHooks[moment.event];
+        // Undoing a revert puts the release back: no revert hook is run for it.
+        if (context.undo && (moment.event === 'pre-revert' || moment.event === 'post-revert')) return;
+        const hook = moment.service ? (await manifestHooks(context, moment.service, await hookCommit(context, moment.event)))?.[moment.event] : repoHooks[moment.event];
         if (hook) await runHook(context, moment, hook);
       });
     },

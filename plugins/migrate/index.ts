@@ -145,9 +145,12 @@ async function migrate(context: RunContext, concurrency: number): Promise<void> 
       context.out.phase(PLUGIN_NAME, `the commands under each action run after the pull (git merge --ff-only ${state.mergeSha.slice(0, 12)}), on the files of that commit`);
     }
     if (actions.length > 0) await context.hooks.lifecycle.promise({ event: 'pre-deploy' }, context);
+    // What a resumed migrate would skip, its guards of pending actions forgotten as a real run forgets them.
+    const wouldSkip = { applied: state.applied && [...state.applied] };
+    forgetGuardsOfPendingActions(wouldSkip, actions);
     for (const action of actions) {
       // A resumed migrate skips what the state records as applied: the preview says so too.
-      const applied = state.applied?.includes(appliedKey(action));
+      const applied = wouldSkip.applied?.includes(appliedKey(action));
       context.out.phase(PLUGIN_NAME, applied
         ? `would skip ${describeAction(action)}: done before (APPLIED in the state file)`
         : `would ${describeAction(action)}: ${action.reason}`);

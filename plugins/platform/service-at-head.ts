@@ -87,13 +87,13 @@ export async function previewCommit(context: RunContext): Promise<string | undef
 }
 
 /**
- * A service's `hooks:` as the tree it is released at holds them: the work tree, or in a dry run
- * the commit it previews. None when the service has no manifest there.
+ * A service's `hooks:` as a tree holds them: `commit` (read by git), or else the work tree, or in
+ * a dry run the commit it previews (the tree being released). None when it has no manifest there.
  */
-export async function manifestHooks(context: RunContext, service: string): Promise<Manifest['hooks']> {
-  const commit = await previewCommit(context);
+export async function manifestHooks(context: RunContext, service: string, commit?: string): Promise<Manifest['hooks']> {
+  const at = commit ?? (await previewCommit(context));
   const path = manifestPath(service);
   const full = join(context.repoDir, path);
-  const text = commit ? await showFile(context, commit, path) : existsSync(full) ? readFileSync(full, 'utf8') : undefined;
+  const text = at ? await showFile(context, at, path) : existsSync(full) ? readFileSync(full, 'utf8') : undefined;
   return text === undefined ? undefined : parseManifest(text, path, service).hooks;
 }

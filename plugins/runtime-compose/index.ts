@@ -12,7 +12,7 @@ import { tapDockerRuntime, withDeadline } from '../deadlines/index.js';
 import { dockerCommandLine, dockerCommands, runDocker, type DockerCommand } from '../../shared/docker/command.js';
 import { EdgeProxy, edgeProxyOptionsSchema, proxyName } from '../../shared/edge-proxy/index.js';
 import { rollingDrift, rollingSettings, rollOut, type RollingSettings } from './rolling.js';
-import { defaultMaintenanceMessage, enterMaintenance, leaveMaintenance, listMaintenance, readMaintenance } from '../../shared/edge-proxy/maintenance.js';
+import { defaultMaintenanceMessage, dropMaintenance, enterMaintenance, leaveMaintenance, listMaintenance, readMaintenance } from '../../shared/edge-proxy/maintenance.js';
 
 export const PLUGIN_NAME = 'runtime-compose';
 export const RUNTIME = 'compose';
@@ -90,7 +90,7 @@ function wantedImage(want: Desired, composeService: string): string | undefined 
 /** docker shows an image by the name it was run as; `postgres` and `postgres:latest` are one. */
 /** How long execIn trusts the container it found; and what docker says when that container is gone or stopped. */
 const EXEC_TARGET_TTL_MS = 60_000;
-const GONE_CONTAINER = /No such container|is not running|is paused|is restarting/i;
+const GONE_CONTAINER = /^Error response from daemon: (No such container|Container \S+ is (not running|paused|restarting))/im;
 
 const sameImage = (running: string, wanted: string) => running === wanted || `${running}:latest` === wanted || running === `${wanted}:latest`;
 
@@ -278,7 +278,10 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     // A service that left the rolling strategy publishes its own port: its proxy goes first. Only
     // then (or with no record), so an ordinary redeploy's first docker call is compose's own.
     const previous = lastApplied(context, action.service);
-    if (previous === undefined || previous.STRATEGY === 'rolling') await proxy.remove(context, proxyName(action.service));
+    if (previous === undefined || previous.STRATEGY === 'rolling') {
+      await proxy.remove(context, proxyName(action.service));
+      dropMaintenance(context, action.service);
+    }
     await upReplacing(context, action.service, want, forced);
     // What the build contexts were is the build's to record: `up -d` does not rebuild an image it has.
     recordApplied(context, action.service, { FINGERPRINT: want.fingerprint, MOUNTS: want.mounts, IMAGE: want.image ?? '', STRATEGY: 'recreate' });
@@ -291,6 +294,7 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
     const ids = (await cli.containers(context, service)).map((c) => c.id);
     if (ids.length > 0) await cli.docker(context, dockerCommands.remove(ids));
     await proxy.remove(context, proxyName(service));
+    dropMaintenance(context, service);
     // Every network compose made for the project (the default one and any the file names), by compose's label.
     const networks = (await cli.docker(context, dockerCommands.projectNetworks(service))).split('\n').filter(Boolean);
     if (networks.length > 0) await runDocker(context, dockerCommands.removeNetworks(networks));
@@ -340,7 +344,13 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
       return;
     }
     const started = Date.now();
-    while (!(await proxy.backends(context, settings.proxy)).some((backend) => backend.state === 'up')) {
+    const interval = proxy.options.checkIntervalMs;
+    // A short stop may never have been seen by the checks: the proxy's own rise, then up in a row, is a check passed since the start.
+    await new Promise((resolve) => setTimeout(resolve, interval * proxy.options.rise));
+    let upInARow = 0;
+    while (upInARow < proxy.options.rise) {
+      upInARow = (await proxy.backends(context, settings.proxy)).some((backend) => backend.state === 'up') ? upInARow + 1 : 0;
+      if (upInARow >= proxy.options.rise) break;
       if (Date.now() - started > settings.timeoutMs) {
         context.out.warn(`${service} did not pass its edge proxy's health check within ${settings.timeoutMs / 1000}s of its start: it stays in maintenance; once it is up: ${lift}`);
         return;
@@ -364,8 +374,8 @@ export function composeRuntimePlugin(rawOptions: z.input<typeof optionsSchema> =
       const result = await execInContainer(context, request, known.id);
       if (result.exitCode === 0 || !GONE_CONTAINER.test(result.stderr)) return result;
       execTargets.delete(key);
-      // Fed from a stream, the command cannot run twice: its caller sees the failure.
-      if (request.stdinFrom) return result;
+      // Fed from or into a stream, the command cannot run twice: its caller sees the failure.
+      if (request.stdinFrom || request.stdoutTo) return result;
     }
     const id = await execTarget(context, request);
     execTargets.set(key, { id, at: Date.now() });

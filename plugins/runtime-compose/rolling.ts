@@ -86,11 +86,10 @@ export async function rollOut({ context, service, settings, image, cli, proxy, p
     await cli.docker(context, dockerCommands.remove(old.map((c) => c.id)));
     old = [];
   }
-  if ((await proxy.ensure(context, settings.proxy)) === 'created') {
-    context.out.detail(`edge proxy ${settings.proxy.name} listens on ${settings.proxy.listen.host}:${settings.proxy.listen.port}`);
-    // A service in maintenance stays so behind its new proxy.
-    await reapplyMaintenance(context, proxy, service);
-  }
+  const ensured = await proxy.ensure(context, settings.proxy);
+  if (ensured === 'created') context.out.detail(`edge proxy ${settings.proxy.name} listens on ${settings.proxy.listen.host}:${settings.proxy.listen.port}`);
+  // A service in maintenance stays so behind its new (or restarted) proxy.
+  if (ensured !== 'kept') await reapplyMaintenance(context, proxy, service);
   const address = await proxy.addressOf(context, settings.proxy, next.id);
   context.out.detail(`${next.name} (${image ?? next.image}) started beside ${old.map((c) => c.name).join(', ') || 'no old container'}; waiting for the proxy's health check ${settings.proxy.checkPath}`);
   const exited = async () => {

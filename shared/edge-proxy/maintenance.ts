@@ -11,7 +11,7 @@
  */
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic, type RunContext } from '../../api/index.js';
+import { ReleaseError, writeFileAtomic, type RunContext } from '../../api/index.js';
 import { proxyName, type EdgeProxy } from './edge-proxy.js';
 
 export interface MaintenanceRecord {
@@ -46,12 +46,28 @@ export function listMaintenance(workspaceDir: string): MaintenanceRecord[] {
     .flatMap((name) => readMaintenance(workspaceDir, name.slice(0, -'.json'.length)) ?? []);
 }
 
-/** Switches maintenance on: the record first, then the proxy. An operator's record is never replaced by a backup's. */
+/**
+ * Switches maintenance on: the record first, then the proxy (a switch that fails takes a new
+ * record back). An operator's record is never replaced by a backup's.
+ */
 export async function enterMaintenance(context: RunContext, proxy: EdgeProxy, record: MaintenanceRecord): Promise<MaintenanceRecord> {
   const kept = readMaintenance(context.workspaceDir, record.service);
   const effective = kept?.by === 'operator' && record.by === 'backup' ? kept : record;
-  if (effective === record) writeFileAtomic(recordFile(context.workspaceDir, record.service), `${JSON.stringify(record)}\n`);
-  await proxy.setMaintenance(context, proxyName(record.service), effective.message);
+  const file = recordFile(context.workspaceDir, record.service);
+  if (effective === record) writeFileAtomic(file, `${JSON.stringify(record)}\n`);
+  try {
+    await proxy.setMaintenance(context, proxyName(record.service), effective.message);
+  } catch (error) {
+    if (kept) writeFileAtomic(file, `${JSON.stringify(kept)}\n`);
+    else rmSync(file, { force: true });
+    const why = error instanceof Error ? error.message : String(error);
+    throw new ReleaseError('PHASE_FAILED', `${record.service} could not be put in maintenance: ${why}`, {
+      hint: /Unknown map|map identifier/i.test(why)
+        ? `its edge proxy ${proxyName(record.service)} runs the configuration of an older release-orchestrator; the next rolling release of ${record.service} renews it`
+        : `is ${proxyName(record.service)} running? (docker ps --filter name=${proxyName(record.service)})`,
+      service: record.service,
+    });
+  }
   context.log.event(context.phase, 'maintenance-on', { service: record.service, by: effective.by });
   return effective;
 }
@@ -63,13 +79,23 @@ export async function enterMaintenance(context: RunContext, proxy: EdgeProxy, re
 export async function leaveMaintenance(context: RunContext, proxy: EdgeProxy, service: string, onlyBy?: MaintenanceRecord['by']): Promise<boolean> {
   const record = readMaintenance(context.workspaceDir, service);
   if (onlyBy && record?.by !== onlyBy) return false;
-  await proxy.setMaintenance(context, proxyName(service), undefined);
-  rmSync(recordFile(context.workspaceDir, service), { force: true });
+  try {
+    await proxy.setMaintenance(context, proxyName(service), undefined);
+  } catch (error) {
+    // A proxy that cannot be asked holds no maintenance it could still apply: the record goes regardless.
+    context.out.warn(`${proxyName(service)} did not answer (${error instanceof Error ? error.message.split('\n')[0] : String(error)}); its maintenance record is removed`);
+  }
+  dropMaintenance(context, service);
   context.log.event(context.phase, 'maintenance-off', { service, by: record?.by ?? 'none' });
   return true;
 }
 
-/** A proxy just (re)created forgets its map: the record puts the maintenance back. */
+/** The service's proxy is gone (the service left rolling, or was removed): so is its maintenance. */
+export function dropMaintenance(context: RunContext, service: string): void {
+  rmSync(recordFile(context.workspaceDir, service), { force: true });
+}
+
+/** A proxy just (re)created or restarted forgets its map: the record puts the maintenance back. */
 export async function reapplyMaintenance(context: RunContext, proxy: EdgeProxy, service: string): Promise<void> {
   const record = readMaintenance(context.workspaceDir, service);
   if (record) await proxy.setMaintenance(context, proxyName(service), record.message);
