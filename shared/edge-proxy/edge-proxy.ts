@@ -324,10 +324,10 @@ export class EdgeProxy {
     for (;;) {
       const backend = (await this.backends(context, spec)).find((b) => b.address === address);
       if (backend?.state === 'draining') {
-        // Nothing drains a container it waits for: a run killed between draining an old container
-        // and releasing its slot left the drain on the slot this new one landed in.
+        // Nothing drains a container it waits for: the slot this new one landed in is one an
+        // earlier rollout drained and left (its container removed), so it is made ready here.
         await this.admin(context, spec.name, `set server ${BACKEND}/${backend.slot} state ready`);
-        context.out.detail(`${address}: its proxy slot was still drained by an interrupted rollout; made ready`);
+        context.out.detail(`${address}: its proxy slot was left drained by an earlier rollout; made ready`);
         context.log.event('apply', 'edge-proxy-slot-readied', { service: spec.owner, backend: address });
       }
       const waitedMs = Date.now() - started;
@@ -360,23 +360,6 @@ export class EdgeProxy {
       await sleep(100);
     }
     context.log.event('apply', 'edge-proxy-drained', { service: spec.owner, backend: address });
-  }
-
-  /**
-   * After a drained backend's container is gone: waits until DNS no longer gives its address, then
-   * makes the slot ready again, so a later container that lands in it is not left drained.
-   */
-  async release(context: RunContext, spec: EdgeProxySpec, address: string, timeoutMs = 10_000): Promise<void> {
-    const servers = parseServersState((await this.admin(context, spec.name, `show servers state ${BACKEND}`)).text);
-    const slot = servers.find((s) => s.address === address)?.slot;
-    if (!slot) return;
-    const started = Date.now();
-    while (Date.now() - started < timeoutMs) {
-      const now = parseServersState((await this.admin(context, spec.name, `show servers state ${BACKEND}`)).text).find((s) => s.slot === slot);
-      if (!now || now.address !== address) break;
-      await sleep(200);
-    }
-    await this.admin(context, spec.name, `set server ${BACKEND}/${slot} state ready`);
   }
 
   /**
