@@ -59,7 +59,8 @@ function rerunHint(context: RunContext): string {
  */
 async function hookCommit(context: RunContext, event: LifecycleMoment['event']): Promise<string | undefined> {
   const state = context.state;
-  if (event === 'pre-backup' || event === 'post-backup') return (await headSha(context));
+  // A real run's work tree is HEAD (the clone is clean); a dry run's preview would be the fetched commit.
+  if (event === 'pre-backup' || event === 'post-backup') return context.dryRun ? await headSha(context) : undefined;
   if (event === 'pre-revert') return state?.mergeSha || undefined;
   if (event === 'post-revert' && context.dryRun) return state?.baseSha || undefined;
   return undefined;
