@@ -4,10 +4,11 @@
  * deploy, backup and revert. The built-in plugins call `hooks.lifecycle` where the step happens,
  * under the release lock; this plugin runs what is configured for it.
  *
- * Semantics (docs/operations.md#lifecycle-hooks): a hook is read from the work tree as it is when
- * the hook runs (a pre-revert hook from the released tree, a post-revert one from the reverted
- * tree); a non-zero exit of any hook fails its phase (a pre-hook before its step starts, a
- * post-hook after its step was done: the step is not undone); a dry run lists them and runs none.
+ * Semantics (docs/operations.md#lifecycle-hooks): a service's hook is read from the tree of its
+ * moment (hookCommit: backups from the running code, deploys and pre-revert from the released
+ * tree, post-revert from the reverted one); a non-zero exit of any hook fails its phase (a
+ * pre-hook before its step starts, a post-hook after its step was done: the step is not undone);
+ * a dry run lists them and runs none.
  */
 import { isAbsolute, join, resolve } from 'node:path';
 import { ReleaseError, parseOptions, z, type Plugin, type RunContext } from '../../api/index.js';
