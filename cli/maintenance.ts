@@ -7,7 +7,7 @@ import { ReleaseError, type RunContext } from '../api/index.js';
 import { readManifest, manifestPath } from '../plugins/platform/manifest.js';
 import { EdgeProxy, proxyName } from '../shared/edge-proxy/index.js';
 import { MAINTENANCE_RETRY_AFTER_S } from '../shared/edge-proxy/edge-proxy.js';
-import { defaultMaintenanceMessage, enterMaintenance, leaveMaintenance, readMaintenance } from '../shared/edge-proxy/maintenance.js';
+import { defaultMaintenanceMessage, dropMaintenance, enterMaintenance, leaveMaintenance, readMaintenance } from '../shared/edge-proxy/maintenance.js';
 
 const MAX_MESSAGE = 500;
 
@@ -21,6 +21,13 @@ export async function maintenance(context: RunContext, mode: 'on' | 'off', servi
   const proxy = new EdgeProxy();
   const name = proxyName(service);
   if (!(await proxy.exists(context, name))) {
+    if (mode === 'off' && readMaintenance(context.workspaceDir, service)) {
+      // No proxy answers for it any more: only the record is left to remove.
+      dropMaintenance(context, service);
+      out.plain(`${service}: out of maintenance (its edge proxy ${name} is gone; its record is removed)`);
+      out.events.emit('maintenance', 'off', { service, was: 'record only' });
+      return 0;
+    }
     throw new ReleaseError('BAD_INPUT', `${service} has no edge proxy (no container ${name}): maintenance mode answers through it`, {
       hint: `give ${manifestPath(service)} deploy: { strategy: rolling, port: ... } and release it; or stop the service yourself`,
     });
