@@ -88,9 +88,9 @@ function wantedImage(want: Desired, composeService: string): string | undefined 
 }
 
 /** docker shows an image by the name it was run as; `postgres` and `postgres:latest` are one. */
-/** How long execIn trusts the container it found; and what docker says when that container is gone or stopped. */
+/** How long execIn trusts the container it found; and what docker says when that container is gone or stopped (a 20.10 client says `Error: No such container`). */
 const EXEC_TARGET_TTL_MS = 60_000;
-const GONE_CONTAINER = /^Error response from daemon: (No such container|Container \S+ is (not running|paused|restarting))/im;
+const GONE_CONTAINER = /^Error(?: response from daemon)?: (?:No such container|Container \S+ is (?:not running|paused|restarting))/im;
 
 const sameImage = (running: string, wanted: string) => running === wanted || `${running}:latest` === wanted || running === `${wanted}:latest`;
 
