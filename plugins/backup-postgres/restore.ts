@@ -187,8 +187,14 @@ async function restoreWith(pg: PgTools, scratch: Scratch, request: RestoreReques
   const targetExists = present.has(db);
   let allowedConnections = true;
   try {
+    // A superuser may end the target's autovacuum workers too: after heavy writes (or a restore
+    // just before) their analyze of a big table runs for seconds, and the copy they work on is
+    // about to be replaced. Anyone else waits for them to finish.
+    let endsAutovacuum = false;
     if (targetExists) {
-      allowedConnections = (await maintenance(`SELECT datallowconn FROM pg_database WHERE datname = ${quoteLiteral(db)};`)) !== 'f';
+      const [allow, superuser] = (await maintenance(`SELECT datallowconn, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) FROM pg_database WHERE datname = ${quoteLiteral(db)};`)).split('|');
+      allowedConnections = allow !== 'f';
+      endsAutovacuum = superuser === 't';
       await maintenance(`ALTER DATABASE ${quoteIdent(db)} WITH ALLOW_CONNECTIONS false;`);
     }
     // Autovacuum may still open a session on the target between the last check and the rename
@@ -196,9 +202,9 @@ async function restoreWith(pg: PgTools, scratch: Scratch, request: RestoreReques
     for (let attempt = 1; ; attempt++) {
       if (targetExists) {
         const ended = Number(await maintenance(
-          // An autovacuum worker is a superuser process that only a superuser may end; it finishes
-          // by itself, and waitForNoSessions waits for it.
-          `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ${quoteLiteral(db)} AND pid <> pg_backend_pid() AND backend_type <> 'autovacuum worker';`,
+          // An autovacuum worker is a superuser process that only a superuser may end; for anyone
+          // else it finishes by itself, and waitForNoSessions waits for it.
+          `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ${quoteLiteral(db)} AND pid <> pg_backend_pid()${endsAutovacuum ? '' : " AND backend_type <> 'autovacuum worker'"};`,
         ));
         if (ended > 0) {
           say(`ended ${ended} other session(s) of database ${db} (pg_terminate_backend) to swap in the restored copy`);
