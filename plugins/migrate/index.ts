@@ -194,7 +194,8 @@ async function migrate(context: RunContext, concurrency: number): Promise<void> 
   } finally {
     await server.close();
   }
-  if (result.exitCode !== 0 && server.failure) throw haltedBy(server, actions, state.applied ?? []);
+  // An action that failed fails migrate, whatever exit status the script reported for it.
+  if (server.failure) throw haltedBy(server, actions, state.applied ?? []);
   if (result.exitCode !== 0) {
     throw new ReleaseError(codeOfExit(result.exitCode), `migrate.sh exited ${result.exitCode}`, {
       lines: result.output.split('\n').slice(-5),
